@@ -1,0 +1,49 @@
+"""Board administration verbs: init and gc."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kanban_core.commands.context import CommandContext
+from kanban_core.commands.result import CommandResult, text
+
+
+def register(sub: Any) -> None:
+    """Add this module's verbs to the tree."""
+    p = sub.add_parser("init", help="create the board (safe to repeat)",
+                       description="Create the board's database, or upgrade it; safe to repeat.")
+    p.set_defaults(handler=init)
+
+    p = sub.add_parser("gc", help="delete old events, deliveries and worker logs",
+                       description="Delete events and deliveries of done/archived tasks, and "
+                       "worker logs, older than the retention.")
+    p.add_argument("--event-retention-days", type=int, default=30, metavar="N")
+    p.add_argument("--log-retention-days", type=int, default=30, metavar="N")
+    p.set_defaults(handler=gc)
+
+
+def init(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``init``: opening the board creates or upgrades it."""
+    del args
+    board = ctx.board()
+    stats = board.stats()
+    total = sum(stats.by_status.values())
+    return text(
+        f"Board ready: {board.db.describe()}",
+        f"{total} task(s) on it. Next: kanban create \"first task\" --assignee <name>",
+        "Workers are dispatched by `kanban dispatch` or the gateway (`kanban gateway`).",
+    )
+
+
+def gc(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``gc``."""
+    report = ctx.board().gc(
+        ctx.actor,
+        event_retention_days=args.event_retention_days,
+        log_retention_days=args.log_retention_days,
+    )
+    return text(
+        f"GC complete: {report.events} event row(s), {report.deliveries} delivery row(s), "
+        f"{report.log_files} log file(s) removed"
+    )

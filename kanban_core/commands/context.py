@@ -1,0 +1,45 @@
+"""CommandContext: who is calling, how to reach the board, and whether a terminal is attached."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from kanban_core.domain import Actor, TaskId, parse_task_id
+from kanban_core.errors import UsageError
+from kanban_core.kanban import Kanban
+
+
+@dataclass
+class CommandContext:
+    """Everything a handler may use besides its arguments.
+
+    ``open_board`` is called at most once per command, only by handlers that need the board (so
+    ``--help`` and usage errors never touch the database); it receives the ``--db`` URL given
+    on the command line, if any.
+    """
+
+    actor: Actor
+    open_board: Callable[[str | None], Kanban]
+    environ: Mapping[str, str] = field(default_factory=dict)
+    #: False in chat: streaming verbs return a bounded snapshot instead of following.
+    interactive: bool = True
+    sleep: Callable[[float], None] = time.sleep
+    db_url: str | None = None
+    _board: Kanban | None = None
+
+    def board(self) -> Kanban:
+        """The board, opened on first use."""
+        if self._board is None:
+            self._board = self.open_board(self.db_url)
+        return self._board
+
+    def default_task(self) -> TaskId:
+        """A worker's own task (``KANBAN_TASK``), for verbs whose id may be omitted."""
+        if self.actor.run is not None:
+            return self.actor.run.task_id
+        raw = self.environ.get("KANBAN_TASK")
+        if raw:
+            return parse_task_id(raw)
+        raise UsageError("a task id is required (or run inside a worker with KANBAN_TASK set)")

@@ -1,0 +1,91 @@
+"""Shared text formatting for command output: status icons, ages, task rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from kanban_core.commands.result import Table
+from kanban_core.domain import Event, Run, Task, TaskStatus, format_task_id
+
+STATUS_ICONS = {
+    TaskStatus.TRIAGE: "?",
+    TaskStatus.TODO: "◻",
+    TaskStatus.READY: "▶",
+    TaskStatus.RUNNING: "●",
+    TaskStatus.BLOCKED: "⊘",
+    TaskStatus.DONE: "✓",
+    TaskStatus.ARCHIVED: "—",
+}
+
+
+def status_label(task: Task) -> str:
+    """``blocked`` is qualified with its kind when the breaker tripped."""
+    if task.status is TaskStatus.BLOCKED and task.block_kind and task.block_kind.value != "human":
+        return f"blocked ({task.block_kind.value})"
+    return task.status.value
+
+
+def task_table(tasks: list[Task]) -> Table:
+    """The ``list`` table."""
+    rows = tuple(
+        (
+            STATUS_ICONS[task.status],
+            task.ref,
+            status_label(task),
+            task.assignee or "(unassigned)",
+            f"[{task.tenant}] {task.title}" if task.tenant else task.title,
+        )
+        for task in tasks
+    )
+    return Table(("", "ID", "STATUS", "ASSIGNEE", "TITLE"), rows)
+
+
+def timestamp(ms: int | None) -> str:
+    """A local, minute-precision time; ``-`` for none."""
+    if ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M")  # noqa: DTZ006
+
+
+def elapsed(seconds: float) -> str:
+    """``42s``, ``3m``, ``1.5h`` (never negative: clocks step)."""
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{int(seconds)}s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def run_elapsed(run: Run, now_ms: int) -> str:
+    """How long an attempt took (or has taken so far)."""
+    return elapsed(((run.ended_ms or now_ms) - run.started_ms) / 1000)
+
+
+def first_line(value: str | None, limit: int) -> str:
+    """The first line of a text, cut to ``limit`` characters with an ellipsis."""
+    if not value:
+        return ""
+    line = value.strip().splitlines()[0] if value.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def event_line(event: Event, *, with_task: bool = False) -> str:
+    """One event as a line: time, [task], kind, [run], payload."""
+    parts = [timestamp(event.created_ms)]
+    if with_task:
+        parts.append(format_task_id(event.task_id))
+    parts.append(event.kind)
+    if event.run_id is not None:
+        parts.append(f"[run {event.run_id}]")
+    if event.payload:
+        parts.append(compact(event.payload))
+    return "  ".join(parts)
+
+
+def compact(value: Any, limit: int = 200) -> str:
+    """Compact JSON, cut to a length."""
+    encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return encoded if len(encoded) <= limit else encoded[: limit - 1] + "…"

@@ -1,0 +1,224 @@
+"""Read-only verbs: list, show, stats, runs, assignees."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kanban_core.commands.context import CommandContext
+from kanban_core.commands.formatting import (
+    event_line,
+    first_line,
+    run_elapsed,
+    status_label,
+    task_table,
+    timestamp,
+)
+from kanban_core.commands.result import Block, CommandResult, Heading, Table, Text, text
+from kanban_core.domain import TaskDetail, TaskStatus, format_run_id, format_task_id, parse_task_id
+from kanban_core.reads import SORTS, TaskFilter
+
+SHOW_EVENTS = 20
+
+
+def register(sub: Any) -> None:
+    """Add this module's verbs to the tree."""
+    for name in ("list", "ls"):
+        p = sub.add_parser(name, help="list tasks" if name == "list" else "alias of list",
+                           description="List tasks (archived ones are hidden).")
+        p.add_argument("--mine", action="store_true", help="only tasks assigned to you")
+        p.add_argument("--assignee")
+        p.add_argument("--status", choices=[s.value for s in TaskStatus])
+        p.add_argument("--tenant")
+        p.add_argument("--archived", action="store_true", help="include archived tasks")
+        p.add_argument("--sort", choices=sorted(SORTS), default="priority")
+        p.add_argument("--limit", type=int, metavar="N")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(handler=list_tasks)
+
+    p = sub.add_parser("show", help="show one task", description="Show one task in full.")
+    p.add_argument("task_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=show)
+
+    p = sub.add_parser("stats", help="counts per status and assignee",
+                       description="Counts per status and assignee.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=stats)
+
+    p = sub.add_parser("runs", help="a task's attempts", description="A task's attempts.")
+    p.add_argument("task_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=runs)
+
+    p = sub.add_parser("assignees", help="assignees on the board, with counts",
+                       description="Every assignee named on the board, with task counts.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=assignees)
+
+
+def list_tasks(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``list``."""
+    if args.limit is not None and args.limit <= 0:
+        return CommandResult(exit_code=2, errors=("--limit must be positive",))
+    assignee = ctx.actor.name if args.mine else args.assignee
+    flt = TaskFilter(
+        assignee=assignee,
+        status=TaskStatus(args.status) if args.status else None,
+        tenant=args.tenant,
+        include_archived=args.archived,
+        sort=args.sort,
+        limit=args.limit,
+    )
+    tasks = ctx.board().list(flt)
+    if args.json:
+        return CommandResult(data=[t.to_json() for t in tasks], as_json=True)
+    if not tasks:
+        return text("(no matching tasks)")
+    return CommandResult(blocks=(task_table(tasks),))
+
+
+def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``show``."""
+    detail = ctx.board().detail(parse_task_id(args.task_id))
+    if args.json:
+        return CommandResult(
+            data={
+                "task": detail.task.to_json(),
+                "parents": [format_task_id(p) for p in detail.parents],
+                "children": [format_task_id(c) for c in detail.children],
+                "comments": [c.to_json() for c in detail.comments],
+                "events": [e.to_json() for e in detail.events],
+                "runs": [r.to_json() for r in detail.runs],
+            },
+            as_json=True,
+        )
+    return CommandResult(blocks=tuple(_show_blocks(detail)))
+
+
+def _show_blocks(detail: TaskDetail) -> list[Block]:
+    task = detail.task
+    facts = [
+        ("status", status_label(task)),
+        ("assignee", task.assignee or "(unassigned)"),
+        ("priority", str(task.priority)),
+        ("tenant", task.tenant or "-"),
+        ("workspace", task.workspace_kind.value + (f" @ {task.workspace_path}" if task.workspace_path else "")),
+        ("created", f"{timestamp(task.created_ms)} by {task.created_by}"),
+        ("started", timestamp(task.started_ms)),
+        ("completed", timestamp(task.completed_ms)),
+    ]
+    if task.skills:
+        facts.append(("skills", ", ".join(task.skills)))
+    if task.max_runtime_s:
+        facts.append(("max runtime", f"{task.max_runtime_s}s"))
+    if task.idempotency_key:
+        facts.append(("idempotency key", task.idempotency_key))
+    if task.consecutive_failures:
+        facts.append(("failures", f"{task.consecutive_failures} ({task.last_failure_error or '-'})"))
+    if detail.parents:
+        facts.append(("parents", " ".join(format_task_id(p) for p in detail.parents)))
+    if detail.children:
+        facts.append(("children", " ".join(format_task_id(c) for c in detail.children)))
+    blocks: list[Block] = [
+        Heading(f"{task.ref}  {task.title}"),
+        Table(("field", "value"), tuple(facts), show_header=False),
+    ]
+    if task.body:
+        blocks += [Heading("Body"), Text(task.body)]
+    if task.result:
+        blocks += [Heading("Result"), Text(task.result)]
+    if detail.comments:
+        blocks.append(Heading(f"Comments ({len(detail.comments)})"))
+        blocks += [Text(f"{c.author} ({timestamp(c.created_ms)}): {c.body}") for c in detail.comments]
+    if detail.runs:
+        now = max((r.ended_ms or r.started_ms) for r in detail.runs)
+        blocks.append(Heading(f"Runs ({len(detail.runs)})"))
+        for run in detail.runs:
+            line = (
+                f"{format_run_id(run.id)}  #{run.attempt}  {run.outcome or run.status}  "
+                f"@{run.profile or '-'}  {run_elapsed(run, now)}  {timestamp(run.started_ms)}"
+            )
+            if run.summary:
+                line += f"\n    → {first_line(run.summary, 160)}"
+            if run.error:
+                line += f"\n    ! {first_line(run.error, 160)}"
+            blocks.append(Text(line))
+    shown = detail.events[-SHOW_EVENTS:]
+    blocks.append(Heading(f"Events (last {len(shown)} of {len(detail.events)})"))
+    blocks += [Text(event_line(e)) for e in shown]
+    return blocks
+
+
+def stats(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``stats``."""
+    board_stats = ctx.board().stats()
+    if args.json:
+        return CommandResult(
+            data={
+                "by_status": board_stats.by_status,
+                "by_assignee": board_stats.by_assignee,
+                "oldest_ready_age_seconds": board_stats.oldest_ready_age_seconds,
+                "now": board_stats.now_ms // 1000,
+            },
+            as_json=True,
+        )
+    status_rows = tuple((s, str(n)) for s, n in board_stats.by_status.items())
+    blocks: list[Block] = [Table(("STATUS", "COUNT"), status_rows)]
+    if board_stats.by_assignee:
+        rows = tuple(
+            (name, " ".join(f"{s}={n}" for s, n in sorted(counts.items())))
+            for name, counts in board_stats.by_assignee.items()
+        )
+        blocks.append(Table(("ASSIGNEE", "TASKS"), rows))
+    age = board_stats.oldest_ready_age_seconds
+    blocks.append(Text(f"oldest ready: {'-' if age is None else f'{age:.0f}s'}"))
+    return CommandResult(blocks=tuple(blocks))
+
+
+def runs(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``runs``."""
+    task_id = parse_task_id(args.task_id)
+    board = ctx.board()
+    attempts = board.runs(task_id)
+    if args.json:
+        return CommandResult(data=[r.to_json() for r in attempts], as_json=True)
+    if not attempts:
+        return text(f"(no runs yet for {format_task_id(task_id)})")
+    now = board.stats().now_ms
+    rows = []
+    for run in attempts:
+        note = first_line(run.summary, 100) if run.summary else ""
+        if run.error:
+            note = (note + "  " if note else "") + "✖ " + first_line(run.error, 100)
+        rows.append(
+            (
+                format_run_id(run.id),
+                str(run.attempt),
+                (run.outcome.value if run.outcome else run.status),
+                run.profile or "-",
+                run_elapsed(run, now),
+                timestamp(run.started_ms),
+                note,
+            )
+        )
+    return CommandResult(
+        blocks=(Table(("RUN", "#", "OUTCOME", "PROFILE", "ELAPSED", "STARTED", "NOTE"), tuple(rows)),)
+    )
+
+
+def assignees(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``assignees``: every name used on the board (configured profiles join in issue #3)."""
+    by_assignee = ctx.board().stats().by_assignee
+    if args.json:
+        return CommandResult(
+            data=[{"name": name, "counts": counts} for name, counts in by_assignee.items()],
+            as_json=True,
+        )
+    if not by_assignee:
+        return text("(no assignees on the board yet)")
+    rows = tuple(
+        (name, " ".join(f"{s}={n}" for s, n in sorted(c.items())) or "(idle)")
+        for name, c in by_assignee.items()
+    )
+    return CommandResult(blocks=(Table(("ASSIGNEE", "TASKS"), rows),))

@@ -1,0 +1,138 @@
+"""Streaming verbs: tail (one task's events) and watch (the whole board's).
+
+In a terminal they follow live events until interrupted; with ``--once``, or whenever the
+context is not interactive (chat), they return a bounded snapshot and never block.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kanban_core.commands.context import CommandContext
+from kanban_core.commands.formatting import event_line
+from kanban_core.commands.result import CommandResult, Text
+from kanban_core.domain import Event, EventKind, TaskId, format_task_id, parse_task_id
+from kanban_core.errors import UsageError
+from kanban_core.kanban import Kanban
+
+SNAPSHOT_EVENTS = 20
+# PostgreSQL hands out event ids at insert time, not commit time, so a row with a smaller id can
+# become visible after a larger one was read. Re-reading a window below the cursor (and
+# skipping ids already shown) catches those late commits.
+_OVERLAP_IDS = 256
+_BATCH = 200
+
+
+def register(sub: Any) -> None:
+    """Add this module's verbs to the tree."""
+    p = sub.add_parser("tail", help="follow one task's events",
+                       description="Follow one task's events (--once: the last ones, then stop).")
+    p.add_argument("task_id")
+    p.add_argument("--once", action="store_true", help="print recent events and return")
+    p.add_argument("--limit", type=int, default=SNAPSHOT_EVENTS, help="events in the snapshot")
+    p.add_argument("--interval", type=float, default=1.0, help="poll interval in seconds")
+    p.set_defaults(handler=tail)
+
+    p = sub.add_parser("watch", help="follow the board's events",
+                       description="Follow the board's events as they happen.")
+    p.add_argument("--assignee")
+    p.add_argument("--tenant")
+    p.add_argument("--kinds", help="comma-separated event kinds, e.g. completed,blocked")
+    p.add_argument("--once", action="store_true", help="print recent events and return")
+    p.add_argument("--limit", type=int, default=SNAPSHOT_EVENTS, help="events in the snapshot")
+    p.add_argument("--interval", type=float, default=0.5, help="poll interval in seconds")
+    p.set_defaults(handler=watch)
+
+
+def tail(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``tail``."""
+    _check_numbers(args)
+    task_id = parse_task_id(args.task_id)
+    board = ctx.board()
+    recent = board.recent_events(task_id=task_id, limit=args.limit)
+    lines = [event_line(e) for e in recent] or [f"(no events yet for {format_task_id(task_id)})"]
+    if args.once or not ctx.interactive:
+        return CommandResult(blocks=tuple(Text(line) for line in lines))
+    cursor = recent[-1].id if recent else 0
+    return CommandResult(
+        blocks=tuple(Text(line) for line in lines),
+        follow=lambda: _follow(ctx, board, cursor, args.interval, task_id, lambda _e: True),
+    )
+
+
+def watch(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``watch``."""
+    _check_numbers(args)
+    kinds = _parse_kinds(args.kinds)
+    board = ctx.board()
+    tags_cache: dict[TaskId, tuple[str | None, str | None]] = {}
+
+    def wanted(event: Event) -> bool:
+        if kinds and event.kind not in kinds:
+            return False
+        if args.assignee is None and args.tenant is None:
+            return True
+        if event.task_id not in tags_cache:
+            tags_cache.update(board.task_tags([event.task_id]))
+        tenant, assignee = tags_cache.get(event.task_id, (None, None))
+        return (args.tenant is None or tenant == args.tenant) and (
+            args.assignee is None or assignee == args.assignee
+        )
+
+    if args.once or not ctx.interactive:
+        # A snapshot scans a bounded window of recent events for matches.
+        recent = [e for e in board.recent_events(limit=args.limit * 50) if wanted(e)]
+        shown = recent[-args.limit :]
+        lines = [event_line(e, with_task=True) for e in shown] or ["(no matching events)"]
+        return CommandResult(blocks=tuple(Text(line) for line in lines))
+    start = board.max_event_id()
+    return CommandResult(
+        blocks=(Text(f"watching from event {start} (Ctrl-C to stop)"),),
+        follow=lambda: _follow(ctx, board, start, args.interval, None, wanted),
+    )
+
+
+def _follow(
+    ctx: CommandContext,
+    board: Kanban,
+    cursor: int,
+    interval: float,
+    task_id: TaskId | None,
+    wanted: Callable[[Event], bool],
+) -> Iterator[CommandResult]:
+    floor = cursor  # at or below: already shown, or skipped on purpose (watch starts live)
+    recent_ids: deque[int] = deque(maxlen=4 * _OVERLAP_IDS)
+    while True:
+        fresh = []
+        after = max(floor, cursor - _OVERLAP_IDS)
+        for event in board.events_after(after, task_id=task_id, limit=_BATCH + _OVERLAP_IDS):
+            if event.id in recent_ids:
+                continue
+            recent_ids.append(event.id)
+            cursor = max(cursor, event.id)
+            if wanted(event):
+                fresh.append(Text(event_line(event, with_task=task_id is None)))
+        if fresh:
+            yield CommandResult(blocks=tuple(fresh))
+        else:
+            ctx.sleep(interval)
+
+
+def _parse_kinds(raw: str | None) -> frozenset[str]:
+    if not raw:
+        return frozenset()
+    kinds = frozenset(k.strip() for k in raw.split(",") if k.strip())
+    unknown = sorted(kinds - {k.value for k in EventKind})
+    if unknown:
+        raise UsageError(f"unknown event kind(s): {', '.join(unknown)}")
+    return kinds
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if not 0 < args.limit <= 1000:
+        raise UsageError("--limit must be between 1 and 1000")
+    if not 0.05 <= args.interval <= 3600:
+        raise UsageError("--interval must be between 0.05 and 3600 seconds")

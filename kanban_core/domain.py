@@ -1,0 +1,366 @@
+"""Domain values: statuses, outcomes, event kinds, ids and the frozen records the kernel returns."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, NewType
+
+from kanban_core.errors import ValidationError
+
+TaskId = NewType("TaskId", int)
+RunId = NewType("RunId", int)
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a task is in its life."""
+
+    TRIAGE = "triage"  # a rough idea; never promoted automatically
+    TODO = "todo"  # waiting on parents
+    READY = "ready"  # claimable
+    RUNNING = "running"  # claimed; holds a lease and an open run
+    BLOCKED = "blocked"  # waiting on a human (see BlockKind)
+    DONE = "done"  # completed; satisfies children
+    ARCHIVED = "archived"  # hidden; satisfies children
+
+
+class BlockKind(enum.StrEnum):
+    """Why a blocked task is blocked; only an explicit unblock lifts either kind."""
+
+    HUMAN = "human"  # someone (a worker or a person) asked for a human
+    GAVE_UP = "gave_up"  # the failure limit was reached
+
+
+class RunOutcome(enum.StrEnum):
+    """How an attempt ended."""
+
+    COMPLETED = "completed"
+    BLOCKED = "blocked"
+    CRASHED = "crashed"
+    TIMED_OUT = "timed_out"
+    SPAWN_FAILED = "spawn_failed"
+    GAVE_UP = "gave_up"
+    RECLAIMED = "reclaimed"
+
+
+class EventKind(enum.StrEnum):
+    """The append-only audit vocabulary (the reference's §2.5)."""
+
+    CREATED = "created"
+    PROMOTED = "promoted"
+    CLAIMED = "claimed"
+    COMPLETED = "completed"
+    BLOCKED = "blocked"
+    UNBLOCKED = "unblocked"
+    ARCHIVED = "archived"
+    LINKED = "linked"
+    UNLINKED = "unlinked"
+    COMMENTED = "commented"
+    ASSIGNED = "assigned"
+    EDITED = "edited"
+    REPRIORITIZED = "reprioritized"
+    HEARTBEAT = "heartbeat"
+    SPAWNED = "spawned"
+    RECLAIMED = "reclaimed"
+    CRASHED = "crashed"
+    TIMED_OUT = "timed_out"
+    SPAWN_FAILED = "spawn_failed"
+    GAVE_UP = "gave_up"
+
+
+#: Events a subscribed chat is told about.
+TERMINAL_EVENT_KINDS = frozenset(
+    {
+        EventKind.COMPLETED,
+        EventKind.BLOCKED,
+        EventKind.GAVE_UP,
+        EventKind.CRASHED,
+        EventKind.TIMED_OUT,
+    }
+)
+
+#: Statuses that satisfy a child's dependency on them.
+SATISFYING_STATUSES = frozenset({TaskStatus.DONE, TaskStatus.ARCHIVED})
+
+
+class WorkspaceKind(enum.StrEnum):
+    """Where a worker runs."""
+
+    SCRATCH = "scratch"  # a fresh managed directory
+    DIR = "dir"  # an existing absolute directory, never deleted
+    WORKTREE = "worktree"  # a git worktree on its own branch
+
+
+def format_task_id(task_id: int) -> str:
+    """Render a task id the way people type it: ``t42``."""
+    return f"t{task_id}"
+
+
+def parse_task_id(text: str) -> TaskId:
+    """Accept ``t42``, ``T42``, ``#42`` or ``42``; anything else is a ValidationError."""
+    raw = text.strip()
+    digits = raw[1:] if raw[:1] in ("t", "T", "#") else raw
+    if digits.startswith("_"):
+        digits = digits[1:]
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
+        raise ValidationError(f"not a task id: {text!r} (expected something like t42)")
+    value = int(digits)
+    if value <= 0:
+        raise ValidationError(f"not a task id: {text!r} (expected something like t42)")
+    return TaskId(value)
+
+
+def format_run_id(run_id: int) -> str:
+    """Render a run id: ``r7``."""
+    return f"r{run_id}"
+
+
+def parse_run_id(text: str) -> RunId:
+    """Accept ``r7`` or ``7``."""
+    raw = text.strip()
+    digits = raw[1:] if raw[:1] in ("r", "R") else raw
+    if not digits.isascii() or not digits.isdigit() or not 0 < len(digits) <= 18:
+        raise ValidationError(f"not a run id: {text!r} (expected something like r7)")
+    return RunId(int(digits))
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting, taken from the caller's context and never from an argument."""
+
+    name: str
+    #: Set when the caller is a worker proving its run; it may then change only that task.
+    run: RunProof | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunProof:
+    """A worker's claim to its attempt: the run id and the secret token handed out at claim."""
+
+    task_id: TaskId
+    run_id: RunId
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A card on the board."""
+
+    id: TaskId
+    title: str
+    body: str | None
+    assignee: str | None
+    status: TaskStatus
+    block_kind: BlockKind | None
+    priority: int
+    tenant: str | None
+    workspace_kind: WorkspaceKind
+    workspace_path: str | None
+    created_by: str
+    created_ms: int
+    updated_ms: int
+    started_ms: int | None
+    completed_ms: int | None
+    result: str | None
+    skills: tuple[str, ...]
+    max_runtime_s: int | None
+    idempotency_key: str | None
+    attempts: int
+    current_run_id: RunId | None
+    lease_expires_ms: int | None
+    consecutive_failures: int
+    last_failure_error: str | None
+
+    @property
+    def ref(self) -> str:
+        """The id as people type it."""
+        return format_task_id(self.id)
+
+    def to_json(self) -> dict[str, Any]:
+        """The task dict of the reference's ``--json`` shapes (times in Unix seconds)."""
+        return {
+            "id": self.ref,
+            "title": self.title,
+            "body": self.body,
+            "assignee": self.assignee,
+            "status": self.status.value,
+            "block_kind": self.block_kind.value if self.block_kind else None,
+            "priority": self.priority,
+            "tenant": self.tenant,
+            "workspace_kind": self.workspace_kind.value,
+            "workspace_path": self.workspace_path,
+            "created_by": self.created_by,
+            "created_at": _seconds(self.created_ms),
+            "updated_at": _seconds(self.updated_ms),
+            "started_at": _seconds(self.started_ms),
+            "completed_at": _seconds(self.completed_ms),
+            "result": self.result,
+            "skills": list(self.skills),
+            "max_runtime_seconds": self.max_runtime_s,
+            "idempotency_key": self.idempotency_key,
+            "attempts": self.attempts,
+            "current_run_id": self.current_run_id,
+            "consecutive_failures": self.consecutive_failures,
+            "last_failure_error": self.last_failure_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One attempt at a task, with its structured handoff."""
+
+    id: RunId
+    task_id: TaskId
+    attempt: int
+    profile: str | None
+    claimer: str
+    status: str
+    outcome: RunOutcome | None
+    started_ms: int
+    ended_ms: int | None
+    lease_expires_ms: int | None
+    worker_pid: int | None
+    summary: str | None
+    metadata: dict[str, Any] | None
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The run dict of ``show --json`` and ``runs --json``."""
+        return {
+            "id": self.id,
+            "task_id": format_task_id(self.task_id),
+            "attempt": self.attempt,
+            "profile": self.profile,
+            "claimer": self.claimer,
+            "status": self.status,
+            "outcome": self.outcome.value if self.outcome else None,
+            "summary": self.summary,
+            "metadata": self.metadata,
+            "error": self.error,
+            "worker_pid": self.worker_pid,
+            "started_at": _seconds(self.started_ms),
+            "ended_at": _seconds(self.ended_ms),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """A note on a task; the author comes from the writer's identity."""
+
+    id: int
+    task_id: TaskId
+    author: str
+    body: str
+    created_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The comment dict of ``show --json``."""
+        return {"id": self.id, "author": self.author, "body": self.body,
+                "created_at": _seconds(self.created_ms)}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One row of the append-only audit log."""
+
+    id: int
+    task_id: TaskId
+    run_id: RunId | None
+    kind: str
+    payload: dict[str, Any] | None
+    created_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The event dict of ``show --json``."""
+        return {
+            "id": self.id,
+            "task_id": format_task_id(self.task_id),
+            "kind": self.kind,
+            "payload": self.payload,
+            "created_at": _seconds(self.created_ms),
+            "run_id": self.run_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A chat (and thread) that wants a task's terminal events."""
+
+    task_id: TaskId
+    platform: str
+    chat_id: str
+    thread_id: str
+    user_id: str | None
+    created_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The row of ``notify-list --json``."""
+        return {
+            "task_id": format_task_id(self.task_id),
+            "platform": self.platform,
+            "chat_id": self.chat_id,
+            "thread_id": self.thread_id or None,
+            "user_id": self.user_id,
+            "created_at": _seconds(self.created_ms),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a successful claim hands the worker: its run and the secret token that proves it."""
+
+    task: Task
+    run_id: RunId
+    attempt: int
+    token: str
+    lease_expires_ms: int
+
+    @property
+    def proof(self) -> RunProof:
+        """The credentials a worker presents on every write."""
+        return RunProof(self.task.id, self.run_id, self.token)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDetail:
+    """Everything ``show`` displays about one task."""
+
+    task: Task
+    parents: tuple[TaskId, ...]
+    children: tuple[TaskId, ...]
+    comments: tuple[Comment, ...]
+    events: tuple[Event, ...]
+    runs: tuple[Run, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BoardStats:
+    """Counts for ``stats``."""
+
+    by_status: dict[str, int]
+    by_assignee: dict[str, dict[str, int]]
+    oldest_ready_age_seconds: float | None
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    """A created task, or the existing one its idempotency key points at."""
+
+    task: Task
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    """What ``gc`` removed."""
+
+    events: int
+    deliveries: int
+    log_files: int
+    workspaces: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _seconds(ms: int | None) -> int | None:
+    return None if ms is None else ms // 1000

@@ -1,0 +1,58 @@
+"""KernelSettings: where the board lives and how it is stored, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from kanban_core.errors import ValidationError
+
+Synchronous = Literal["NORMAL", "FULL"]
+DEFAULT_CLAIM_TTL_S = 900
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSettings:
+    """Everything the kernel needs to know about its environment; built at the edge."""
+
+    home: Path
+    db_url: str
+    synchronous: Synchronous = "NORMAL"
+    claim_ttl_s: int = DEFAULT_CLAIM_TTL_S
+
+    @classmethod
+    def from_environ(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        db_url: str | None = None,
+        home: str | None = None,
+    ) -> KernelSettings:
+        """``KANBAN_HOME`` (default ``~/.kanban``), ``KANBAN_DB_URL``, ``KANBAN_SQLITE_SYNCHRONOUS``."""
+        raw_home = home or environ.get("KANBAN_HOME") or ""
+        base = Path(raw_home).expanduser() if raw_home else Path(
+            environ.get("HOME") or os.path.expanduser("~")  # noqa: PTH111 - HOME may be unset
+        ) / ".kanban"
+        url = db_url or environ.get("KANBAN_DB_URL") or ""
+        if not url:
+            url = f"sqlite:///{base.absolute() / 'kanban.db'}"
+        elif "://" not in url and not url.startswith("sqlite:"):
+            # A bare path is a SQLite file.
+            url = f"sqlite:///{Path(url).expanduser().absolute()}"
+        sync = (environ.get("KANBAN_SQLITE_SYNCHRONOUS") or "NORMAL").upper()
+        if sync not in ("NORMAL", "FULL"):
+            raise ValidationError(f"KANBAN_SQLITE_SYNCHRONOUS must be NORMAL or FULL, not {sync!r}")
+        return cls(home=base.absolute(), db_url=url, synchronous=sync)  # type: ignore[arg-type]
+
+    @property
+    def logs_dir(self) -> Path:
+        """Where worker logs are written."""
+        return self.home / "logs"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        """The managed root of scratch workspaces."""
+        return self.home / "workspaces"

@@ -1,0 +1,268 @@
+"""Connections to SQLite or PostgreSQL and the transaction wrapper every kernel call runs in."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from kanban_core.errors import StorageError, ValidationError
+from kanban_core.storage.sql import DialectName, Query
+
+if TYPE_CHECKING:
+    import psycopg
+
+Dialect = DialectName
+Row = tuple[Any, ...]
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+_NO_PARAMS: Mapping[str, object] = {}
+_MAX_IDLE_CONNECTIONS = 4
+
+
+class Transaction:
+    """One database transaction: execute prepared Queries, fetch plain tuples."""
+
+    __slots__ = ("_cursor", "dialect")
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self._cursor = cursor
+        self.dialect: Dialect = dialect
+
+    def execute(self, query: Query, params: Mapping[str, object] = _NO_PARAMS) -> int:
+        """Run a statement; returns the number of rows it changed."""
+        cursor = self._cursor
+        cursor.execute(query.render(self.dialect), params)
+        count: int = cursor.rowcount
+        return count
+
+    def fetchone(self, query: Query, params: Mapping[str, object] = _NO_PARAMS) -> Row | None:
+        """Run a statement and return its first row, or None."""
+        cursor = self._cursor
+        cursor.execute(query.render(self.dialect), params)
+        row: Row | None = cursor.fetchone()
+        return row
+
+    def fetchall(self, query: Query, params: Mapping[str, object] = _NO_PARAMS) -> list[Row]:
+        """Run a statement and return all rows."""
+        cursor = self._cursor
+        cursor.execute(query.render(self.dialect), params)
+        rows: list[Row] = cursor.fetchall()
+        return rows
+
+    def scalar(self, query: Query, params: Mapping[str, object] = _NO_PARAMS) -> Any:
+        """The first column of the first row, or None."""
+        row = self.fetchone(query, params)
+        return None if row is None else row[0]
+
+    def executemany(self, query: Query, rows: Sequence[Mapping[str, object]]) -> None:
+        """Run one statement for each parameter set."""
+        if rows:
+            self._cursor.executemany(query.render(self.dialect), rows)
+
+
+class Database:
+    """A board's database: a small pool of DBAPI connections and transactions over them.
+
+    SQLite is opened in WAL mode (set once, at creation), every writing transaction starts with
+    ``BEGIN IMMEDIATE`` so lock waits honour ``busy_timeout`` instead of failing, and connections
+    are always closed. An in-memory SQLite database is one shared connection behind a lock.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout_ms: int = 30_000,
+    ) -> None:
+        self.url = url
+        self.dialect: Dialect
+        self._sqlite_path: str | None = None
+        self._pg_conninfo: str | None = None
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._shared: sqlite3.Connection | None = None
+        self._shared_lock = threading.RLock()
+        self._closed = False
+        if url.startswith("sqlite:"):
+            self.dialect = "sqlite"
+            self._sqlite_path = _sqlite_path(url)
+        elif url.startswith(("postgresql:", "postgresql+psycopg:", "postgres:")):
+            self.dialect = "postgresql"
+            self._pg_conninfo = "postgresql:" + url.split(":", 1)[1]
+        else:
+            raise ValidationError(
+                f"unsupported database URL {redact_url(url)!r} "
+                "(expected sqlite:///path or postgresql://user@host/db)"
+            )
+
+    @property
+    def is_memory(self) -> bool:
+        """True for a private in-memory SQLite database."""
+        return self._sqlite_path == ":memory:"
+
+    @property
+    def sqlite_path(self) -> str | None:
+        """The SQLite file, or None for PostgreSQL."""
+        return self._sqlite_path
+
+    def sqlalchemy_url(self) -> str:
+        """The URL in SQLAlchemy's spelling (used for migrations)."""
+        if self.dialect == "sqlite":
+            return "sqlite://" if self.is_memory else f"sqlite:///{self._sqlite_path}"
+        return "postgresql+psycopg:" + self.url.split(":", 1)[1]
+
+    def describe(self) -> str:
+        """The URL with any password removed, for messages."""
+        return redact_url(self.url)
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Transaction]:
+        """Run a block in one transaction; commit on success, roll back on any exception."""
+        if self._shared_lock is not None and self.is_memory:
+            with self._shared_lock:
+                yield from self._run(self._memory_connection(), write=write, pooled=False)
+            return
+        connection = self._acquire()
+        yield from self._run(connection, write=write, pooled=True)
+
+    def close(self) -> None:
+        """Close every idle connection; the Database can no longer be used."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            _quiet_close(connection)
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        """True when ``exc`` is this driver's unique-constraint violation."""
+        if self.dialect == "sqlite":
+            return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+        return type(exc).__name__ == "UniqueViolation"
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _run(self, connection: Any, *, write: bool, pooled: bool) -> Iterator[Transaction]:
+        cursor = connection.cursor()
+        ok = False
+        try:
+            if self.dialect == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield Transaction(cursor, self.dialect)
+            connection.commit()
+            ok = True
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"database error: {exc}") from exc
+        finally:
+            try:
+                cursor.close()
+                if not ok:
+                    connection.rollback()
+            except Exception:  # noqa: BLE001 - a failed rollback must not hide the original error
+                _quiet_close(connection)
+                pooled = False
+            if pooled:
+                self._release(connection)
+
+    def _acquire(self) -> Any:
+        with self._lock:
+            if self._closed:
+                raise StorageError("the database has been closed")
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def _release(self, connection: Any) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < _MAX_IDLE_CONNECTIONS:
+                self._idle.append(connection)
+                return
+        _quiet_close(connection)
+
+    def _memory_connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StorageError("the database has been closed")
+        if self._shared is None:
+            self._shared = self._connect_sqlite()
+        return self._shared
+
+    def _connect(self) -> Any:
+        if self.dialect == "sqlite":
+            return self._connect_sqlite()
+        return self._connect_postgresql()
+
+    def _connect_sqlite(self) -> sqlite3.Connection:
+        path = self._sqlite_path
+        assert path is not None
+        try:
+            connection = sqlite3.connect(
+                path,
+                timeout=self._busy_timeout_ms / 1000,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE ourselves
+                check_same_thread=False,  # pooled connections move between threads, one at a time
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open {path}: {exc}") from exc
+        try:
+            journal = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            # WAL is persistent: set it only when it is not already on. Re-issuing it on every
+            # connect under live writers is what corrupted the reference's databases.
+            if path != ":memory:" and str(journal).lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={self._synchronous}")
+            connection.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            connection.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise StorageError(f"cannot use {path}: {exc}") from exc
+        return connection
+
+    def _connect_postgresql(self) -> psycopg.Connection[Any]:
+        try:
+            import psycopg  # noqa: PLC0415 - only PostgreSQL users pay for the import
+        except ImportError:
+            raise StorageError(
+                "PostgreSQL needs psycopg: pip install 'kanban-gateway[postgres]'"
+            ) from None
+        assert self._pg_conninfo is not None
+        try:
+            return psycopg.connect(self._pg_conninfo, autocommit=False, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot connect to {self.describe()}: {exc}") from exc
+
+
+def _sqlite_path(url: str) -> str:
+    rest = url[len("sqlite:") :]
+    if rest in ("", "//", "///:memory:", "//:memory:"):
+        return ":memory:"
+    if not rest.startswith("///"):
+        raise ValidationError(f"malformed SQLite URL {url!r} (expected sqlite:///path/to/file.db)")
+    path = rest[3:]
+    if not path:
+        return ":memory:"
+    return str(Path(path).expanduser())
+
+
+def redact_url(url: str) -> str:
+    """Remove a password from ``scheme://user:password@host`` URLs."""
+    head, sep, tail = url.partition("://")
+    if not sep or "@" not in tail:
+        return url
+    credentials, _, host = tail.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{head}://{user}:***@{host}" if ":" in credentials else url
+
+
+def _quiet_close(connection: Any) -> None:
+    try:
+        connection.close()
+    except Exception:  # noqa: BLE001, S110 - closing is best effort
+        pass
