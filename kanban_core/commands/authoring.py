@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, Text, text
-from kanban_core.domain import format_task_id, parse_task_id
-from kanban_core.validation import parse_duration, parse_workspace
+from kanban_core.domain import format_task_id
 
 
 def register(sub: Any) -> None:
@@ -17,16 +17,16 @@ def register(sub: Any) -> None:
     p.add_argument("title", help="one-line title (quote it)")
     p.add_argument("--body", help="the opening post: spec, context, acceptance criteria")
     p.add_argument("--assignee", help="who works on it: a worker profile or a person")
-    p.add_argument("--parent", action="append", default=[], metavar="ID",
+    p.add_argument("--parent", action="append", default=[], metavar="ID", type=argtypes.task_id,
                    help="a task this one waits for (repeatable)")
-    p.add_argument("--workspace", metavar="KIND",
+    p.add_argument("--workspace", metavar="KIND", type=argtypes.workspace,
                    help="scratch (default), worktree, or dir:<absolute path>")
     p.add_argument("--tenant", help="a namespace inside the board")
     p.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
     p.add_argument("--triage", action="store_true", help="park as a rough idea, never auto-run")
     p.add_argument("--idempotency-key", metavar="KEY",
                    help="a retry with the same key returns the existing task")
-    p.add_argument("--max-runtime", metavar="DURATION", help="per-attempt cap: 300, 90s, 30m, 2h, 1d")
+    p.add_argument("--max-runtime", metavar="DURATION", type=argtypes.duration, help="per-attempt cap: 300, 90s, 30m, 2h, 1d")
     p.add_argument("--skill", action="append", default=[], dest="skills", metavar="NAME",
                    help="a skill the worker must load (repeatable)")
     p.add_argument("--json", action="store_true", help="print the task as JSON")
@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("edit", help="change a task's title, body, priority or tenant",
                        description="Change a task's title, body, priority or tenant.")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--title")
     p.add_argument("--body", help="new body ('' clears it)")
     p.add_argument("--priority", type=int)
@@ -44,33 +44,30 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("assign", help="assign a task (none to unassign)",
                        description="Assign a task; none, - or null unassigns.")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("assignee")
     p.set_defaults(handler=assign)
 
     p = sub.add_parser("comment", help="add a comment to a task",
                        description="Add a comment; the author is you (or the worker's run).")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("text", nargs="+", help="the comment (words are joined with spaces)")
     p.set_defaults(handler=comment)
 
     p = sub.add_parser("link", help="make CHILD wait for PARENT",
                        description="Make CHILD wait for PARENT.")
-    p.add_argument("parent_id")
-    p.add_argument("child_id")
+    p.add_argument("parent_id", type=argtypes.task_id)
+    p.add_argument("child_id", type=argtypes.task_id)
     p.set_defaults(handler=link)
 
     p = sub.add_parser("unlink", help="remove a dependency", description="Remove a dependency.")
-    p.add_argument("parent_id")
-    p.add_argument("child_id")
+    p.add_argument("parent_id", type=argtypes.task_id)
+    p.add_argument("child_id", type=argtypes.task_id)
     p.set_defaults(handler=unlink)
 
 
 def create(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``create``: the new task, or the existing one its idempotency key names."""
-    parents = [parse_task_id(p) for p in args.parent]
-    workspace = parse_workspace(args.workspace)
-    max_runtime = parse_duration(args.max_runtime)
     tenant = args.tenant
     if tenant is None and ctx.actor.run is not None:
         tenant = ctx.environ.get("KANBAN_TENANT") or None
@@ -79,13 +76,13 @@ def create(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         title=args.title,
         body=args.body,
         assignee=args.assignee,
-        parents=parents,
-        workspace=workspace,
+        parents=args.parent,
+        workspace=args.workspace,
         tenant=tenant,
         priority=args.priority,
         triage=args.triage,
         idempotency_key=args.idempotency_key,
-        max_runtime_s=max_runtime,
+        max_runtime_s=args.max_runtime,
         skills=args.skills,
     )
     task = outcome.task
@@ -104,7 +101,7 @@ def edit(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``edit``."""
     task = ctx.board().edit(
         ctx.actor,
-        parse_task_id(args.task_id),
+        args.task_id,
         title=args.title,
         body=args.body,
         priority=args.priority,
@@ -117,20 +114,20 @@ def edit(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def assign(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``assign``."""
-    task = ctx.board().assign(ctx.actor, parse_task_id(args.task_id), args.assignee)
+    task = ctx.board().assign(ctx.actor, args.task_id, args.assignee)
     return text(f"Assigned {task.ref} to {task.assignee or '(unassigned)'}")
 
 
 def comment(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``comment``."""
-    task_id = parse_task_id(args.task_id)
+    task_id = args.task_id
     ctx.board().comment(ctx.actor, task_id, " ".join(args.text))
     return text(f"Comment added to {format_task_id(task_id)}")
 
 
 def link(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``link``."""
-    parent, child = parse_task_id(args.parent_id), parse_task_id(args.child_id)
+    parent, child = args.parent_id, args.child_id
     created = ctx.board().link(ctx.actor, parent, child)
     suffix = "" if created else "  (already linked)"
     return text(f"Linked {format_task_id(parent)} -> {format_task_id(child)}{suffix}")
@@ -138,7 +135,7 @@ def link(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def unlink(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``unlink``."""
-    parent, child = parse_task_id(args.parent_id), parse_task_id(args.child_id)
+    parent, child = args.parent_id, args.child_id
     if not ctx.board().unlink(ctx.actor, parent, child):
         return CommandResult(
             exit_code=1,

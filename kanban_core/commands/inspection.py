@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.formatting import (
     event_line,
@@ -15,7 +16,7 @@ from kanban_core.commands.formatting import (
     timestamp,
 )
 from kanban_core.commands.result import Block, CommandResult, Heading, Table, Text, text
-from kanban_core.domain import TaskDetail, TaskStatus, format_run_id, format_task_id, parse_task_id
+from kanban_core.domain import TaskDetail, TaskStatus, format_run_id, format_task_id
 from kanban_core.reads import SORTS, TaskFilter
 
 SHOW_EVENTS = 20
@@ -37,7 +38,7 @@ def register(sub: Any) -> None:
         p.set_defaults(handler=list_tasks)
 
     p = sub.add_parser("show", help="show one task", description="Show one task in full.")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=show)
 
@@ -47,7 +48,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=stats)
 
     p = sub.add_parser("runs", help="a task's attempts", description="A task's attempts.")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=runs)
 
@@ -80,7 +81,7 @@ def list_tasks(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``show``."""
-    detail = ctx.board().detail(parse_task_id(args.task_id))
+    detail = ctx.board().detail(args.task_id)
     if args.json:
         return CommandResult(
             data={
@@ -178,7 +179,7 @@ def stats(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def runs(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``runs``."""
-    task_id = parse_task_id(args.task_id)
+    task_id = args.task_id
     board = ctx.board()
     attempts = board.runs(task_id)
     if args.json:

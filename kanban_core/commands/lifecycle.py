@@ -7,11 +7,11 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, Text, text
 from kanban_core.domain import TaskId, format_run_id, format_task_id, parse_task_id
 from kanban_core.errors import KanbanError, UsageError
-from kanban_core.validation import parse_metadata
 
 
 def register(sub: Any) -> None:
@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
         description="Claim a ready task; the run id and secret token let a script act as its "
         "worker (export them as KANBAN_RUN_ID and KANBAN_RUN_TOKEN).",
     )
-    p.add_argument("task_id", nargs="?", help="the task (omit with --next)")
+    p.add_argument("task_id", nargs="?", type=argtypes.task_id, help="the task (omit with --next)")
     p.add_argument("--next", action="store_true", help="claim the highest-priority ready task")
     p.add_argument("--assignee", help="with --next: only this assignee's tasks")
     p.add_argument("--ttl", type=int, metavar="SECONDS", help="lease length (default 900)")
@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
     p.add_argument("task_ids", nargs="*", metavar="ID", help="ids (a worker may omit its own)")
     p.add_argument("--result", help="a short result line")
     p.add_argument("--summary", help="the handoff for whoever comes next")
-    p.add_argument("--metadata", metavar="JSON", help="a JSON object, e.g. '{\"files\": 3}'")
+    p.add_argument("--metadata", metavar="JSON", type=argtypes.metadata, help="a JSON object, e.g. '{\"files\": 3}'")
     p.set_defaults(handler=complete)
 
     p = sub.add_parser("block", help="block a task until a human unblocks it",
@@ -51,13 +51,13 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("heartbeat", help="renew a worker's lease",
                        description="Renew a worker's lease (needs the run's credentials).")
-    p.add_argument("task_id", nargs="?", help="the task (defaults to KANBAN_TASK)")
+    p.add_argument("task_id", nargs="?", type=argtypes.task_id, help="the task (defaults to KANBAN_TASK)")
     p.add_argument("--note", help="a progress note, recorded as an event")
     p.set_defaults(handler=heartbeat)
 
     p = sub.add_parser("reclaim", help="requeue a running task (operator)",
                        description="Requeue a running task: its run is closed as reclaimed.")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--reason")
     p.set_defaults(handler=reclaim)
 
@@ -72,7 +72,7 @@ def claim(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         raise UsageError("give a task id or --next (not both)")
     if args.assignee and not args.next:
         raise UsageError("--assignee goes with --next")
-    task_id = None if args.next else parse_task_id(args.task_id)
+    task_id = None if args.next else args.task_id
     granted = ctx.board().claim(ctx.actor, task_id, ttl_s=args.ttl, assignee=args.assignee)
     if granted is None:
         if task_id is None:
@@ -105,12 +105,11 @@ def complete(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     ids = _ids(ctx, args.task_ids)
     if len(ids) > 1 and (args.summary is not None or args.metadata is not None):
         raise UsageError("--summary and --metadata are per task; complete one id at a time")
-    metadata = parse_metadata(args.metadata)
     board = ctx.board()
     return _bulk(
         ids,
         lambda t: board.complete(
-            ctx.actor, t, result=args.result, summary=args.summary, metadata=metadata
+            ctx.actor, t, result=args.result, summary=args.summary, metadata=args.metadata
         ).ref,
         "Completed",
     )
@@ -140,14 +139,14 @@ def unblock(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def heartbeat(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``heartbeat``."""
-    task_id = parse_task_id(args.task_id) if args.task_id else ctx.default_task()
+    task_id = args.task_id or ctx.default_task()
     ctx.board().heartbeat(ctx.actor, task_id, args.note)
     return text(f"Heartbeat recorded for {format_task_id(task_id)}")
 
 
 def reclaim(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``reclaim``."""
-    task = ctx.board().reclaim(ctx.actor, parse_task_id(args.task_id), args.reason)
+    task = ctx.board().reclaim(ctx.actor, args.task_id, args.reason)
     return text(f"Reclaimed {task.ref}  (now {task.status.value})")
 
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, Table, text
-from kanban_core.domain import format_task_id, parse_task_id
+from kanban_core.domain import format_task_id
 
 
 def register(sub: Any) -> None:
     """Add this module's verbs to the tree."""
     p = sub.add_parser("notify-subscribe", help="tell a chat about a task's terminal events",
                        description="Subscribe a chat (and thread) to a task's terminal events.")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--platform", required=True, help="telegram, discord, slack, console …")
     p.add_argument("--chat-id", required=True)
     p.add_argument("--thread-id")
@@ -22,13 +23,13 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=subscribe)
 
     p = sub.add_parser("notify-list", help="list subscriptions", description="List subscriptions.")
-    p.add_argument("task_id", nargs="?")
+    p.add_argument("task_id", nargs="?", type=argtypes.task_id)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=list_subscriptions)
 
     p = sub.add_parser("notify-unsubscribe", help="remove a subscription",
                        description="Remove a subscription.")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--platform", required=True)
     p.add_argument("--chat-id", required=True)
     p.add_argument("--thread-id")
@@ -41,7 +42,7 @@ def _target(platform: str, chat_id: str, thread_id: str | None) -> str:
 
 def subscribe(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``notify-subscribe``."""
-    task_id = parse_task_id(args.task_id)
+    task_id = args.task_id
     added = ctx.board().subscribe(
         ctx.actor,
         task_id,
@@ -57,7 +58,7 @@ def subscribe(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def list_subscriptions(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``notify-list``."""
-    task_id = parse_task_id(args.task_id) if args.task_id else None
+    task_id = args.task_id
     subs = ctx.board().subscriptions(task_id)
     if args.json:
         return CommandResult(data=[s.to_json() for s in subs], as_json=True)
@@ -72,7 +73,7 @@ def list_subscriptions(ctx: CommandContext, args: argparse.Namespace) -> Command
 
 def unsubscribe(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``notify-unsubscribe``."""
-    task_id = parse_task_id(args.task_id)
+    task_id = args.task_id
     removed = ctx.board().unsubscribe(
         ctx.actor, task_id, platform=args.platform, chat_id=args.chat_id, thread_id=args.thread_id
     )

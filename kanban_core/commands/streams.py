@@ -11,10 +11,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.formatting import event_line
 from kanban_core.commands.result import CommandResult, Text
-from kanban_core.domain import Event, EventKind, TaskId, format_task_id, parse_task_id
+from kanban_core.domain import Event, EventKind, TaskId, format_task_id
 from kanban_core.errors import UsageError
 from kanban_core.kanban import Kanban
 
@@ -30,7 +31,7 @@ def register(sub: Any) -> None:
     """Add this module's verbs to the tree."""
     p = sub.add_parser("tail", help="follow one task's events",
                        description="Follow one task's events (--once: the last ones, then stop).")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--once", action="store_true", help="print recent events and return")
     p.add_argument("--limit", type=int, default=SNAPSHOT_EVENTS, help="events in the snapshot")
     p.add_argument("--interval", type=float, default=1.0, help="poll interval in seconds")
@@ -50,7 +51,7 @@ def register(sub: Any) -> None:
 def tail(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``tail``."""
     _check_numbers(args)
-    task_id = parse_task_id(args.task_id)
+    task_id = args.task_id
     board = ctx.board()
     recent = board.recent_events(task_id=task_id, limit=args.limit)
     lines = [event_line(e) for e in recent] or [f"(no events yet for {format_task_id(task_id)})"]

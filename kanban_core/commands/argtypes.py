@@ -1,0 +1,43 @@
+"""argparse ``type=`` converters: a malformed value is a usage error (exit 2), not a refusal."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kanban_core.domain import TaskId, parse_task_id
+from kanban_core.errors import ValidationError
+from kanban_core.validation import WorkspaceSpec, parse_duration, parse_metadata, parse_workspace
+
+T = TypeVar("T")
+
+
+def _usage(convert: Callable[[str], T], name: str) -> Callable[[str], T]:
+    def converter(value: str) -> T:
+        try:
+            return convert(value)
+        except ValidationError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    converter.__name__ = name  # argparse names the type in its messages
+    return converter
+
+
+def _duration(value: str) -> int:
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise ValidationError("a duration must not be empty")
+    return seconds
+
+
+def _metadata(value: str) -> dict[str, Any]:
+    parsed = parse_metadata(value)
+    assert parsed is not None
+    return parsed
+
+
+task_id: Callable[[str], TaskId] = _usage(parse_task_id, "task id")
+duration: Callable[[str], int] = _usage(_duration, "duration")
+metadata: Callable[[str], dict[str, Any]] = _usage(_metadata, "metadata")
+workspace: Callable[[str], WorkspaceSpec] = _usage(parse_workspace, "workspace")
