@@ -8,7 +8,7 @@ if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
 fi
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 PGCI_DIR="$(mktemp -d /tmp/pgci.XXXXXX)"
-echo "$PGCI_DIR" > /tmp/pgci.dir
+echo "$PGCI_DIR" > "${PGCI_STATE:-/tmp/pgci.dir}"
 RUN=()
 if [ "$(id -u)" = 0 ]; then chown postgres: "$PGCI_DIR"; RUN=(runuser -u postgres --); fi
 "${RUN[@]}" "$PGBIN/initdb" -D "$PGCI_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null

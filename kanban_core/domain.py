@@ -255,8 +255,12 @@ class Comment:
 
     def to_json(self) -> dict[str, Any]:
         """The comment dict of ``show --json``."""
-        return {"id": self.id, "author": self.author, "body": self.body,
-                "created_at": _seconds(self.created_ms)}
+        return {
+            "id": self.id,
+            "author": self.author,
+            "body": self.body,
+            "created_at": _seconds(self.created_ms),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,14 @@
 """The kernel's exception tree; every error a user can cause is a KanbanError.
 
-    KanbanError                 refused or invalid; exit code 1, message shown to the user
-     ├── UsageError             the command line itself is wrong; exit code 2
-     │    └── HelpRequested     -h/--help: not an error, carries the help text
-     ├── ValidationError        a value is malformed (title, duration, metadata, path …)
-     ├── TaskNotFound           no task with that id
-     ├── InvalidTransition      the task's state does not allow the operation
-     ├── StaleRun               a worker write names a run that is not the task's current one
-     ├── PermissionDenied       the caller's identity may not do this
-     └── StorageError           the database is unreachable, locked for too long or too new
+KanbanError                 refused or invalid; exit code 1, message shown to the user
+ ├── UsageError             the command line itself is wrong; exit code 2
+ │    └── HelpRequested     -h/--help: not an error, carries the help text
+ ├── ValidationError        a value is malformed (title, duration, metadata, path …)
+ ├── TaskNotFound           no task with that id
+ ├── InvalidTransition      the task's state does not allow the operation
+ ├── StaleRun               a worker write names a run that is not the task's current one
+ ├── PermissionDenied       the caller's identity may not do this
+ └── StorageError           the database is unreachable, locked for too long or too new
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class UsageError(KanbanError):
         self.usage = usage
 
 
-class HelpRequested(UsageError):  # noqa: N818 - a signal, not a failure
+class HelpRequested(UsageError):
     """Help was asked for; carries the help text."""
 
     exit_code = 0
@@ -44,7 +44,7 @@ class ValidationError(KanbanError):
     """A value is malformed."""
 
 
-class TaskNotFound(KanbanError):  # noqa: N818 - reads better at call sites
+class TaskNotFound(KanbanError):
     """No task with that id."""
 
     def __init__(self, task_ref: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -129,7 +130,9 @@ class Kanban:
     ) -> Task:
         """Change title, body, priority or tenant (an empty body or tenant clears it)."""
         _require_operator(actor, "edit")
-        clean_body = None if body is None else clean_optional(body, field="body", max_bytes=MAX_BODY_BYTES)
+        clean_body = (
+            None if body is None else clean_optional(body, field="body", max_bytes=MAX_BODY_BYTES)
+        )
         with self.db.transaction(write=True) as tx:
             return tasks.edit(
                 tx,
@@ -335,7 +338,7 @@ class Kanban:
         with self.db.transaction(write=False) as tx:
             return reads.get(tx, task_id)
 
-    def list(self, flt: reads.TaskFilter | None = None) -> list[Task]:
+    def list(self, flt: reads.TaskFilter | None = None) -> builtins.list[Task]:
         """Tasks matching a filter."""
         with self.db.transaction(write=False) as tx:
             return reads.list_tasks(tx, flt or reads.TaskFilter())
@@ -345,7 +348,7 @@ class Kanban:
         with self.db.transaction(write=False) as tx:
             return reads.detail(tx, task_id)
 
-    def runs(self, task_id: TaskId) -> list[Run]:
+    def runs(self, task_id: TaskId) -> builtins.list[Run]:
         """A task's attempts."""
         with self.db.transaction(write=False) as tx:
             return reads.runs_of(tx, task_id)
@@ -360,14 +363,18 @@ class Kanban:
         with self.db.transaction(write=False) as tx:
             return reads.max_event_id(tx)
 
-    def events_after(self, after: int, *, task_id: TaskId | None = None, limit: int = 200) -> list[Event]:
+    def events_after(
+        self, after: int, *, task_id: TaskId | None = None, limit: int = 200
+    ) -> builtins.list[Event]:
         """Events newer than a cursor."""
         with self.db.transaction(write=False) as tx:
             if task_id is not None:
                 links.status_of(tx, task_id)
             return reads.events_after(tx, after, task_id=task_id, limit=limit)
 
-    def recent_events(self, *, task_id: TaskId | None = None, limit: int = 20) -> list[Event]:
+    def recent_events(
+        self, *, task_id: TaskId | None = None, limit: int = 20
+    ) -> builtins.list[Event]:
         """The newest events."""
         with self.db.transaction(write=False) as tx:
             if task_id is not None:
@@ -409,5 +416,7 @@ def _subscription_values(platform: str, chat_id: str, thread_id: str | None) -> 
     return {
         "platform": name.lower(),
         "chat_id": clean_text(chat_id, field="chat id", max_bytes=200),
-        "thread_id": None if thread_id is None else clean_text(thread_id, field="thread id", max_bytes=200),
+        "thread_id": None
+        if thread_id is None
+        else clean_text(thread_id, field="thread id", max_bytes=200),
     }

@@ -19,8 +19,8 @@ _WOULD_CYCLE = Query(
 )
 _INSERT_LINK = Query(
     "insert_link",
-    "INSERT INTO task_links (parent_id, child_id, created_ms) VALUES (:parent_id, :child_id, {now}) "
-    "ON CONFLICT DO NOTHING",
+    "INSERT INTO task_links (parent_id, child_id, created_ms) "
+    "VALUES (:parent_id, :child_id, {now}) ON CONFLICT DO NOTHING",
 )
 _DELETE_LINK = Query(
     "delete_link", "DELETE FROM task_links WHERE parent_id = :parent_id AND child_id = :child_id"
@@ -39,7 +39,8 @@ _LOCK_WAITING_CHILDREN = Query(
 _PROMOTE_CHILDREN = Query(
     "promote_children",
     "UPDATE tasks SET status = 'ready', updated_ms = {now} "
-    "WHERE status = 'todo' AND id IN (SELECT child_id FROM task_links WHERE parent_id = :parent_id) "
+    "WHERE status = 'todo' "
+    "AND id IN (SELECT child_id FROM task_links WHERE parent_id = :parent_id) "
     "AND NOT EXISTS (SELECT 1 FROM task_links l JOIN tasks p ON p.id = l.parent_id "
     f"WHERE l.child_id = tasks.id AND {_NOT_SATISFIED}) RETURNING id",
 )
@@ -88,13 +89,20 @@ def link(tx: Transaction, parent_id: TaskId, child_id: TaskId) -> bool:
     if not tx.execute(_INSERT_LINK, {"parent_id": parent_id, "child_id": child_id}):
         return False
     demoted = False
-    if parent_status not in (TaskStatus.DONE, TaskStatus.ARCHIVED) and child_status is TaskStatus.READY:
+    if (
+        parent_status not in (TaskStatus.DONE, TaskStatus.ARCHIVED)
+        and child_status is TaskStatus.READY
+    ):
         demoted = bool(tx.execute(_DEMOTE, {"id": child_id}))
     events.append(
         tx,
         child_id,
         EventKind.LINKED,
-        {"parent": format_task_id(parent_id), "child": format_task_id(child_id), "demoted": demoted},
+        {
+            "parent": format_task_id(parent_id),
+            "child": format_task_id(child_id),
+            "demoted": demoted,
+        },
     )
     return True
 

@@ -41,10 +41,10 @@ def collect_logs(logs_dir: Path, *, retention_days: int) -> int:
     cutoff = time.time() - retention_days * 86400
     removed = 0
     for path in logs_dir.iterdir():
-        if LOG_NAME.match(path.name) and path.is_file() and not path.is_symlink():
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
+        ours = LOG_NAME.match(path.name) and path.is_file() and not path.is_symlink()
+        if ours and path.stat().st_mtime < cutoff:
+            path.unlink()
+            removed += 1
     return removed
 
 

@@ -52,8 +52,12 @@ def unsubscribe(
     tx: Transaction, task_id: TaskId, *, platform: str, chat_id: str, thread_id: str | None
 ) -> bool:
     """Remove a subscription; False when there was none."""
-    params = {"task_id": task_id, "platform": platform, "chat_id": chat_id,
-              "thread_id": thread_id or ""}
+    params = {
+        "task_id": task_id,
+        "platform": platform,
+        "chat_id": chat_id,
+        "thread_id": thread_id or "",
+    }
     return bool(tx.execute(_UNSUBSCRIBE, params))
 
 

@@ -43,9 +43,7 @@ _EVENTS = Query(
 )
 _RUNS = Query("task_runs", f"SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id = :id ORDER BY id")
 _LEASE = Query("task_lease", "SELECT lease_expires_ms FROM tasks WHERE id = :id")
-_COUNT_BY_STATUS = Query(
-    "count_by_status", "SELECT status, count(*) FROM tasks GROUP BY status"
-)
+_COUNT_BY_STATUS = Query("count_by_status", "SELECT status, count(*) FROM tasks GROUP BY status")
 _COUNT_BY_ASSIGNEE = Query(
     "count_by_assignee",
     "SELECT assignee, status, count(*) FROM tasks WHERE assignee IS NOT NULL "
@@ -193,7 +191,9 @@ def events_after(
     return [event_from_row(row) for row in rows]
 
 
-def recent_events(tx: Transaction, *, task_id: TaskId | None = None, limit: int = 20) -> list[Event]:
+def recent_events(
+    tx: Transaction, *, task_id: TaskId | None = None, limit: int = 20
+) -> list[Event]:
     """The newest events, oldest first."""
     if task_id is None:
         rows = tx.fetchall(_EVENTS_TAIL, {"limit": limit})
@@ -228,4 +228,6 @@ def _list_query(
         where.append("status <> 'archived'")
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     limit = " LIMIT :limit" if limited else ""
-    return Query("list_tasks", f"SELECT {TASK_COLUMNS} FROM tasks{clause} ORDER BY {SORTS[sort]}{limit}")
+    return Query(
+        "list_tasks", f"SELECT {TASK_COLUMNS} FROM tasks{clause} ORDER BY {SORTS[sort]}{limit}"
+    )

@@ -153,7 +153,7 @@ def claim(
     task_id: TaskId | None = None,
     assignee: str | None = None,
 ) -> Claim | None:
-    """Claim one ready task (a given one, or the next by priority); None when nothing was claimable."""
+    """Claim a ready task (a given one, or the next by priority); None if nothing was claimable."""
     params: dict[str, Any] = {"claimer": claimer, "ttl_ms": ttl_ms}
     if task_id is not None:
         params["id"] = task_id
@@ -212,7 +212,9 @@ def complete(
                 f"cannot complete {format_task_id(task_id)}: it is {status.value} "
                 "(complete accepts ready, running or blocked tasks)"
             )
-        row = tx.fetchone(_COMPLETE_AS_READ, _as_read_params(task_id, status, run_id) | {"result": result})
+        row = tx.fetchone(
+            _COMPLETE_AS_READ, _as_read_params(task_id, status, run_id) | {"result": result}
+        )
         if row is None:
             raise InvalidTransition(f"{format_task_id(task_id)} changed meanwhile; try again")
     assert row is not None
@@ -257,9 +259,7 @@ def block(
     else:
         status, run_id = _state(tx, task_id)
         if status not in BLOCKABLE:
-            raise InvalidTransition(
-                f"cannot block {format_task_id(task_id)}: it is {status.value}"
-            )
+            raise InvalidTransition(f"cannot block {format_task_id(task_id)}: it is {status.value}")
         params = _as_read_params(task_id, status, run_id) | {"block_kind": kind.value}
         row = tx.fetchone(_BLOCK_AS_READ, params)
         if row is None:

@@ -31,11 +31,17 @@ class KernelSettings:
         db_url: str | None = None,
         home: str | None = None,
     ) -> KernelSettings:
-        """``KANBAN_HOME`` (default ``~/.kanban``), ``KANBAN_DB_URL``, ``KANBAN_SQLITE_SYNCHRONOUS``."""
+        """Read ``KANBAN_HOME`` (default ``~/.kanban``), ``KANBAN_DB_URL`` and
+        ``KANBAN_SQLITE_SYNCHRONOUS``; explicit arguments win."""
         raw_home = home or environ.get("KANBAN_HOME") or ""
-        base = Path(raw_home).expanduser() if raw_home else Path(
-            environ.get("HOME") or os.path.expanduser("~")  # noqa: PTH111 - HOME may be unset
-        ) / ".kanban"
+        base = (
+            Path(raw_home).expanduser()
+            if raw_home
+            else Path(
+                environ.get("HOME") or os.path.expanduser("~")  # noqa: PTH111 - HOME may be unset
+            )
+            / ".kanban"
+        )
         url = db_url or environ.get("KANBAN_DB_URL") or ""
         if not url:
             url = f"sqlite:///{base.absolute() / 'kanban.db'}"

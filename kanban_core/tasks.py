@@ -35,7 +35,8 @@ _INSERT = Query(
 )
 _INSERT_LINK = Query(
     "insert_parent_link",
-    "INSERT INTO task_links (parent_id, child_id, created_ms) VALUES (:parent_id, :child_id, {now})",
+    "INSERT INTO task_links (parent_id, child_id, created_ms) "
+    "VALUES (:parent_id, :child_id, {now})",
 )
 _INSERT_COMMENT = Query(
     "insert_comment",
@@ -105,10 +106,9 @@ def create(tx: Transaction, new: NewTask) -> CreateResult:
         waiting = waiting or status not in (TaskStatus.DONE, TaskStatus.ARCHIVED)
     if missing:
         raise TaskNotFound(", ".join(missing)) from None
+    status = TaskStatus.TODO if waiting else TaskStatus.READY
     if new.triage:
         status = TaskStatus.TRIAGE
-    else:
-        status = TaskStatus.TODO if waiting else TaskStatus.READY
     workspace = new.workspace or WorkspaceSpec(WorkspaceKind.SCRATCH)
     row = tx.fetchone(
         _INSERT,
@@ -150,7 +150,9 @@ def create(tx: Transaction, new: NewTask) -> CreateResult:
 def comment(tx: Transaction, task_id: TaskId, author: str, body: str) -> int:
     """Add a comment; returns its id."""
     links.status_of(tx, task_id)
-    comment_id: int = tx.scalar(_INSERT_COMMENT, {"task_id": task_id, "author": author, "body": body})
+    comment_id: int = tx.scalar(
+        _INSERT_COMMENT, {"task_id": task_id, "author": author, "body": body}
+    )
     events.append(tx, task_id, EventKind.COMMENTED, {"author": author, "len": len(body)})
     return comment_id
 
@@ -163,7 +165,9 @@ def assign(tx: Transaction, task_id: TaskId, assignee: str | None) -> Task:
         raise InvalidTransition(
             f"cannot assign {task.ref}: it is running (reclaim it first, then assign)"
         )
-    events.append(tx, task_id, EventKind.ASSIGNED, {"assignee": assignee, "previous": task.assignee})
+    events.append(
+        tx, task_id, EventKind.ASSIGNED, {"assignee": assignee, "previous": task.assignee}
+    )
     return get(tx, task_id)
 
 
@@ -197,12 +201,20 @@ def edit(
         return task
     tx.execute(
         _EDIT,
-        {"id": task_id, "title": new_title, "body": new_body, "priority": new_priority,
-         "tenant": new_tenant},
+        {
+            "id": task_id,
+            "title": new_title,
+            "body": new_body,
+            "priority": new_priority,
+            "tenant": new_tenant,
+        },
     )
     if new_priority != task.priority:
         events.append(
-            tx, task_id, EventKind.REPRIORITIZED, {"priority": new_priority, "previous": task.priority}
+            tx,
+            task_id,
+            EventKind.REPRIORITIZED,
+            {"priority": new_priority, "previous": task.priority},
         )
     if changed:
         events.append(tx, task_id, EventKind.EDITED, {"fields": changed})
@@ -222,4 +234,3 @@ def archive(tx: Transaction, task_id: TaskId) -> Task:
     notify.end_subscriptions(tx, task_id)
     links.promote_children(tx, task_id)
     return get(tx, task_id)
-

@@ -129,7 +129,9 @@ def parse_metadata(value: str | None) -> dict[str, Any] | None:
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"metadata is not valid JSON: {exc.msg} at column {exc.colno}") from None
+        raise ValidationError(
+            f"metadata is not valid JSON: {exc.msg} at column {exc.colno}"
+        ) from None
     if not isinstance(parsed, dict):
         raise ValidationError("metadata must be a JSON object, like '{\"files\": 3}'")
     return parsed

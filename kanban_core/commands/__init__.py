@@ -58,7 +58,9 @@ def build_parser(*, prog: str = "kanban", with_db_option: bool = True) -> Comman
     return parser
 
 
-def run_command(argv: Sequence[str], ctx: CommandContext, *, parser: CommandParser | None = None) -> CommandResult:
+def run_command(
+    argv: Sequence[str], ctx: CommandContext, *, parser: CommandParser | None = None
+) -> CommandResult:
     """Parse and run one command; every failure comes back as a result with an exit code."""
     tree = parser or build_parser()
     try:
@@ -72,7 +74,9 @@ def run_command(argv: Sequence[str], ctx: CommandContext, *, parser: CommandPars
         return CommandResult(blocks=(Text(exc.text.rstrip()),))
     except UsageError as exc:
         message = f"usage error: {exc}"
-        return CommandResult(exit_code=2, errors=((exc.usage + "\n" if exc.usage else "") + message,))
+        return CommandResult(
+            exit_code=2, errors=((exc.usage + "\n" if exc.usage else "") + message,)
+        )
     except KanbanError as exc:
         return CommandResult(exit_code=exc.exit_code, errors=(str(exc),))
     return result
@@ -83,7 +87,8 @@ def split_command_line(line: str) -> list[str]:
     normalised = line.translate(_TYPOGRAPHY)
     # An em or en dash at the start of a word is a flag prefix the keyboard "corrected".
     normalised = " ".join(
-        "--" + word[1:] if word[:1] in ("\u2014", "\u2013") else word for word in normalised.split(" ")
+        "--" + word[1:] if word[:1] in ("\u2014", "\u2013") else word
+        for word in normalised.split(" ")
     )
     try:
         return shlex.split(normalised)

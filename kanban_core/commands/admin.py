@@ -11,13 +11,19 @@ from kanban_core.commands.result import CommandResult, text
 
 def register(sub: Any) -> None:
     """Add this module's verbs to the tree."""
-    p = sub.add_parser("init", help="create the board (safe to repeat)",
-                       description="Create the board's database, or upgrade it; safe to repeat.")
+    p = sub.add_parser(
+        "init",
+        help="create the board (safe to repeat)",
+        description="Create the board's database, or upgrade it; safe to repeat.",
+    )
     p.set_defaults(handler=init)
 
-    p = sub.add_parser("gc", help="delete old events, deliveries and worker logs",
-                       description="Delete events and deliveries of done/archived tasks, and "
-                       "worker logs, older than the retention.")
+    p = sub.add_parser(
+        "gc",
+        help="delete old events, deliveries and worker logs",
+        description="Delete events and deliveries of done/archived tasks, and "
+        "worker logs, older than the retention.",
+    )
     p.add_argument("--event-retention-days", type=int, default=30, metavar="N")
     p.add_argument("--log-retention-days", type=int, default=30, metavar="N")
     p.set_defaults(handler=gc)
@@ -31,7 +37,7 @@ def init(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     total = sum(stats.by_status.values())
     return text(
         f"Board ready: {board.db.describe()}",
-        f"{total} task(s) on it. Next: kanban create \"first task\" --assignee <name>",
+        f'{total} task(s) on it. Next: kanban create "first task" --assignee <name>',
         "Workers are dispatched by `kanban dispatch` or the gateway (`kanban gateway`).",
     )
 

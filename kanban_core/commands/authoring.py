@@ -17,23 +17,50 @@ def register(sub: Any) -> None:
     p.add_argument("title", help="one-line title (quote it)")
     p.add_argument("--body", help="the opening post: spec, context, acceptance criteria")
     p.add_argument("--assignee", help="who works on it: a worker profile or a person")
-    p.add_argument("--parent", action="append", default=[], metavar="ID", type=argtypes.task_id,
-                   help="a task this one waits for (repeatable)")
-    p.add_argument("--workspace", metavar="KIND", type=argtypes.workspace,
-                   help="scratch (default), worktree, or dir:<absolute path>")
+    p.add_argument(
+        "--parent",
+        action="append",
+        default=[],
+        metavar="ID",
+        type=argtypes.task_id,
+        help="a task this one waits for (repeatable)",
+    )
+    p.add_argument(
+        "--workspace",
+        metavar="KIND",
+        type=argtypes.workspace,
+        help="scratch (default), worktree, or dir:<absolute path>",
+    )
     p.add_argument("--tenant", help="a namespace inside the board")
     p.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
     p.add_argument("--triage", action="store_true", help="park as a rough idea, never auto-run")
-    p.add_argument("--idempotency-key", metavar="KEY",
-                   help="a retry with the same key returns the existing task")
-    p.add_argument("--max-runtime", metavar="DURATION", type=argtypes.duration, help="per-attempt cap: 300, 90s, 30m, 2h, 1d")
-    p.add_argument("--skill", action="append", default=[], dest="skills", metavar="NAME",
-                   help="a skill the worker must load (repeatable)")
+    p.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="a retry with the same key returns the existing task",
+    )
+    p.add_argument(
+        "--max-runtime",
+        metavar="DURATION",
+        type=argtypes.duration,
+        help="per-attempt cap: 300, 90s, 30m, 2h, 1d",
+    )
+    p.add_argument(
+        "--skill",
+        action="append",
+        default=[],
+        dest="skills",
+        metavar="NAME",
+        help="a skill the worker must load (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print the task as JSON")
     p.set_defaults(handler=create)
 
-    p = sub.add_parser("edit", help="change a task's title, body, priority or tenant",
-                       description="Change a task's title, body, priority or tenant.")
+    p = sub.add_parser(
+        "edit",
+        help="change a task's title, body, priority or tenant",
+        description="Change a task's title, body, priority or tenant.",
+    )
     p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--title")
     p.add_argument("--body", help="new body ('' clears it)")
@@ -42,20 +69,27 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=edit)
 
-    p = sub.add_parser("assign", help="assign a task (none to unassign)",
-                       description="Assign a task; none, - or null unassigns.")
+    p = sub.add_parser(
+        "assign",
+        help="assign a task (none to unassign)",
+        description="Assign a task; none, - or null unassigns.",
+    )
     p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("assignee")
     p.set_defaults(handler=assign)
 
-    p = sub.add_parser("comment", help="add a comment to a task",
-                       description="Add a comment; the author is you (or the worker's run).")
+    p = sub.add_parser(
+        "comment",
+        help="add a comment to a task",
+        description="Add a comment; the author is you (or the worker's run).",
+    )
     p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("text", nargs="+", help="the comment (words are joined with spaces)")
     p.set_defaults(handler=comment)
 
-    p = sub.add_parser("link", help="make CHILD wait for PARENT",
-                       description="Make CHILD wait for PARENT.")
+    p = sub.add_parser(
+        "link", help="make CHILD wait for PARENT", description="Make CHILD wait for PARENT."
+    )
     p.add_argument("parent_id", type=argtypes.task_id)
     p.add_argument("child_id", type=argtypes.task_id)
     p.set_defaults(handler=link)
@@ -88,8 +122,9 @@ def create(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     task = outcome.task
     created = (task.id,) if outcome.created else ()
     if args.json:
-        return CommandResult(data=task.to_json() | {"created": outcome.created}, as_json=True,
-                             created=created)
+        return CommandResult(
+            data=task.to_json() | {"created": outcome.created}, as_json=True, created=created
+        )
     verb = "Created" if outcome.created else "Exists "
     line = f"{verb} {task.ref}  ({task.status.value}, assignee={task.assignee or '-'})"
     if not outcome.created:

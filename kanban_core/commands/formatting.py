@@ -46,7 +46,7 @@ def timestamp(ms: int | None) -> str:
     """A local, minute-precision time; ``-`` for none."""
     if ms is None:
         return "-"
-    return dt.datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M")  # noqa: DTZ006
+    return dt.datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def elapsed(seconds: float) -> str:

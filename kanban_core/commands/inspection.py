@@ -25,8 +25,11 @@ SHOW_EVENTS = 20
 def register(sub: Any) -> None:
     """Add this module's verbs to the tree."""
     for name in ("list", "ls"):
-        p = sub.add_parser(name, help="list tasks" if name == "list" else "alias of list",
-                           description="List tasks (archived ones are hidden).")
+        p = sub.add_parser(
+            name,
+            help="list tasks" if name == "list" else "alias of list",
+            description="List tasks (archived ones are hidden).",
+        )
         p.add_argument("--mine", action="store_true", help="only tasks assigned to you")
         p.add_argument("--assignee")
         p.add_argument("--status", choices=[s.value for s in TaskStatus])
@@ -42,8 +45,11 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=show)
 
-    p = sub.add_parser("stats", help="counts per status and assignee",
-                       description="Counts per status and assignee.")
+    p = sub.add_parser(
+        "stats",
+        help="counts per status and assignee",
+        description="Counts per status and assignee.",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=stats)
 
@@ -52,8 +58,11 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=runs)
 
-    p = sub.add_parser("assignees", help="assignees on the board, with counts",
-                       description="Every assignee named on the board, with task counts.")
+    p = sub.add_parser(
+        "assignees",
+        help="assignees on the board, with counts",
+        description="Every assignee named on the board, with task counts.",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=assignees)
 
@@ -97,14 +106,18 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     return CommandResult(blocks=tuple(_show_blocks(detail)))
 
 
-def _show_blocks(detail: TaskDetail) -> list[Block]:
+def _facts(detail: TaskDetail) -> Table:
     task = detail.task
     facts = [
         ("status", status_label(task)),
         ("assignee", task.assignee or "(unassigned)"),
         ("priority", str(task.priority)),
         ("tenant", task.tenant or "-"),
-        ("workspace", task.workspace_kind.value + (f" @ {task.workspace_path}" if task.workspace_path else "")),
+        (
+            "workspace",
+            task.workspace_kind.value
+            + (f" @ {task.workspace_path}" if task.workspace_path else ""),
+        ),
         ("created", f"{timestamp(task.created_ms)} by {task.created_by}"),
         ("started", timestamp(task.started_ms)),
         ("completed", timestamp(task.completed_ms)),
@@ -116,39 +129,51 @@ def _show_blocks(detail: TaskDetail) -> list[Block]:
     if task.idempotency_key:
         facts.append(("idempotency key", task.idempotency_key))
     if task.consecutive_failures:
-        facts.append(("failures", f"{task.consecutive_failures} ({task.last_failure_error or '-'})"))
+        facts.append(
+            ("failures", f"{task.consecutive_failures} ({task.last_failure_error or '-'})")
+        )
     if detail.parents:
         facts.append(("parents", " ".join(format_task_id(p) for p in detail.parents)))
     if detail.children:
         facts.append(("children", " ".join(format_task_id(c) for c in detail.children)))
-    blocks: list[Block] = [
-        Heading(f"{task.ref}  {task.title}"),
-        Table(("field", "value"), tuple(facts), show_header=False),
-    ]
+    return Table(("field", "value"), tuple(facts), show_header=False)
+
+
+def _show_blocks(detail: TaskDetail) -> list[Block]:
+    task = detail.task
+    blocks: list[Block] = [Heading(f"{task.ref}  {task.title}"), _facts(detail)]
     if task.body:
         blocks += [Heading("Body"), Text(task.body)]
     if task.result:
         blocks += [Heading("Result"), Text(task.result)]
     if detail.comments:
         blocks.append(Heading(f"Comments ({len(detail.comments)})"))
-        blocks += [Text(f"{c.author} ({timestamp(c.created_ms)}): {c.body}") for c in detail.comments]
+        blocks += [
+            Text(f"{c.author} ({timestamp(c.created_ms)}): {c.body}") for c in detail.comments
+        ]
     if detail.runs:
-        now = max((r.ended_ms or r.started_ms) for r in detail.runs)
         blocks.append(Heading(f"Runs ({len(detail.runs)})"))
-        for run in detail.runs:
-            line = (
-                f"{format_run_id(run.id)}  #{run.attempt}  {run.outcome or run.status}  "
-                f"@{run.profile or '-'}  {run_elapsed(run, now)}  {timestamp(run.started_ms)}"
-            )
-            if run.summary:
-                line += f"\n    → {first_line(run.summary, 160)}"
-            if run.error:
-                line += f"\n    ! {first_line(run.error, 160)}"
-            blocks.append(Text(line))
+        blocks += _run_lines(detail)
     shown = detail.events[-SHOW_EVENTS:]
     blocks.append(Heading(f"Events (last {len(shown)} of {len(detail.events)})"))
     blocks += [Text(event_line(e)) for e in shown]
     return blocks
+
+
+def _run_lines(detail: TaskDetail) -> list[Block]:
+    now = max((r.ended_ms or r.started_ms) for r in detail.runs)
+    lines: list[Block] = []
+    for run in detail.runs:
+        line = (
+            f"{format_run_id(run.id)}  #{run.attempt}  {run.outcome or run.status}  "
+            f"@{run.profile or '-'}  {run_elapsed(run, now)}  {timestamp(run.started_ms)}"
+        )
+        if run.summary:
+            line += f"\n    → {first_line(run.summary, 160)}"
+        if run.error:
+            line += f"\n    ! {first_line(run.error, 160)}"
+        lines.append(Text(line))
+    return lines
 
 
 def stats(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
@@ -204,7 +229,9 @@ def runs(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
             )
         )
     return CommandResult(
-        blocks=(Table(("RUN", "#", "OUTCOME", "PROFILE", "ELAPSED", "STARTED", "NOTE"), tuple(rows)),)
+        blocks=(
+            Table(("RUN", "#", "OUTCOME", "PROFILE", "ELAPSED", "STARTED", "NOTE"), tuple(rows)),
+        )
     )
 
 

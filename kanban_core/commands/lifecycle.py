@@ -29,16 +29,27 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=claim)
 
-    p = sub.add_parser("complete", help="mark tasks done",
-                       description="Mark tasks done. --summary/--metadata are per task.")
+    p = sub.add_parser(
+        "complete",
+        help="mark tasks done",
+        description="Mark tasks done. --summary/--metadata are per task.",
+    )
     p.add_argument("task_ids", nargs="*", metavar="ID", help="ids (a worker may omit its own)")
     p.add_argument("--result", help="a short result line")
     p.add_argument("--summary", help="the handoff for whoever comes next")
-    p.add_argument("--metadata", metavar="JSON", type=argtypes.metadata, help="a JSON object, e.g. '{\"files\": 3}'")
+    p.add_argument(
+        "--metadata",
+        metavar="JSON",
+        type=argtypes.metadata,
+        help="a JSON object, e.g. '{\"files\": 3}'",
+    )
     p.set_defaults(handler=complete)
 
-    p = sub.add_parser("block", help="block a task until a human unblocks it",
-                       description="Block a task until a human unblocks it.")
+    p = sub.add_parser(
+        "block",
+        help="block a task until a human unblocks it",
+        description="Block a task until a human unblocks it.",
+    )
     p.add_argument("task_id", nargs="?", help="the task (a worker may omit its own)")
     p.add_argument("reason", nargs="*", help="why (recorded as a BLOCKED: comment)")
     p.add_argument("--ids", nargs="+", default=[], metavar="ID", help="more ids to block")
@@ -49,14 +60,22 @@ def register(sub: Any) -> None:
     p.add_argument("--reason", help="recorded as an UNBLOCK: comment")
     p.set_defaults(handler=unblock)
 
-    p = sub.add_parser("heartbeat", help="renew a worker's lease",
-                       description="Renew a worker's lease (needs the run's credentials).")
-    p.add_argument("task_id", nargs="?", type=argtypes.task_id, help="the task (defaults to KANBAN_TASK)")
+    p = sub.add_parser(
+        "heartbeat",
+        help="renew a worker's lease",
+        description="Renew a worker's lease (needs the run's credentials).",
+    )
+    p.add_argument(
+        "task_id", nargs="?", type=argtypes.task_id, help="the task (defaults to KANBAN_TASK)"
+    )
     p.add_argument("--note", help="a progress note, recorded as an event")
     p.set_defaults(handler=heartbeat)
 
-    p = sub.add_parser("reclaim", help="requeue a running task (operator)",
-                       description="Requeue a running task: its run is closed as reclaimed.")
+    p = sub.add_parser(
+        "reclaim",
+        help="requeue a running task (operator)",
+        description="Requeue a running task: its run is closed as reclaimed.",
+    )
     p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--reason")
     p.set_defaults(handler=reclaim)
@@ -108,9 +127,11 @@ def complete(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     board = ctx.board()
     return _bulk(
         ids,
-        lambda t: board.complete(
-            ctx.actor, t, result=args.result, summary=args.summary, metadata=args.metadata
-        ).ref,
+        lambda t: (
+            board.complete(
+                ctx.actor, t, result=args.result, summary=args.summary, metadata=args.metadata
+            ).ref
+        ),
         "Completed",
     )
 

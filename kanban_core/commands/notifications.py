@@ -13,8 +13,11 @@ from kanban_core.domain import format_task_id
 
 def register(sub: Any) -> None:
     """Add this module's verbs to the tree."""
-    p = sub.add_parser("notify-subscribe", help="tell a chat about a task's terminal events",
-                       description="Subscribe a chat (and thread) to a task's terminal events.")
+    p = sub.add_parser(
+        "notify-subscribe",
+        help="tell a chat about a task's terminal events",
+        description="Subscribe a chat (and thread) to a task's terminal events.",
+    )
     p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--platform", required=True, help="telegram, discord, slack, console …")
     p.add_argument("--chat-id", required=True)
@@ -27,8 +30,9 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=list_subscriptions)
 
-    p = sub.add_parser("notify-unsubscribe", help="remove a subscription",
-                       description="Remove a subscription.")
+    p = sub.add_parser(
+        "notify-unsubscribe", help="remove a subscription", description="Remove a subscription."
+    )
     p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--platform", required=True)
     p.add_argument("--chat-id", required=True)
@@ -79,5 +83,7 @@ def unsubscribe(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     )
     if not removed:
         return CommandResult(exit_code=1, errors=("(no such subscription)",))
-    return text(f"Unsubscribed {_target(args.platform.lower(), args.chat_id, args.thread_id)} "
-                f"from {format_task_id(task_id)}")
+    return text(
+        f"Unsubscribed {_target(args.platform.lower(), args.chat_id, args.thread_id)} "
+        f"from {format_task_id(task_id)}"
+    )

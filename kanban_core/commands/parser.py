@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 from kanban_core.errors import HelpRequested, UsageError
 
@@ -41,6 +44,6 @@ class CommandParser(argparse.ArgumentParser):
         del file
         raise HelpRequested(self.format_usage())
 
-    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         del file
         raise HelpRequested(message)

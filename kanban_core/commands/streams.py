@@ -29,16 +29,22 @@ _BATCH = 200
 
 def register(sub: Any) -> None:
     """Add this module's verbs to the tree."""
-    p = sub.add_parser("tail", help="follow one task's events",
-                       description="Follow one task's events (--once: the last ones, then stop).")
+    p = sub.add_parser(
+        "tail",
+        help="follow one task's events",
+        description="Follow one task's events (--once: the last ones, then stop).",
+    )
     p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--once", action="store_true", help="print recent events and return")
     p.add_argument("--limit", type=int, default=SNAPSHOT_EVENTS, help="events in the snapshot")
     p.add_argument("--interval", type=float, default=1.0, help="poll interval in seconds")
     p.set_defaults(handler=tail)
 
-    p = sub.add_parser("watch", help="follow the board's events",
-                       description="Follow the board's events as they happen.")
+    p = sub.add_parser(
+        "watch",
+        help="follow the board's events",
+        description="Follow the board's events as they happen.",
+    )
     p.add_argument("--assignee")
     p.add_argument("--tenant")
     p.add_argument("--kinds", help="comma-separated event kinds, e.g. completed,blocked")

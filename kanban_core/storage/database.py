@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -124,7 +125,7 @@ class Database:
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Transaction]:
         """Run a block in one transaction; commit on success, roll back on any exception."""
-        if self._shared_lock is not None and self.is_memory:
+        if self.is_memory:
             with self._shared_lock:
                 yield from self._run(self._memory_connection(), write=write, pooled=False)
             return
@@ -227,7 +228,7 @@ class Database:
 
     def _connect_postgresql(self) -> psycopg.Connection[Any]:
         try:
-            import psycopg  # noqa: PLC0415 - only PostgreSQL users pay for the import
+            import psycopg
         except ImportError:
             raise StorageError(
                 "PostgreSQL needs psycopg: pip install 'kanban-gateway[postgres]'"
@@ -262,7 +263,5 @@ def redact_url(url: str) -> str:
 
 
 def _quiet_close(connection: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):  # closing is best effort
         connection.close()
-    except Exception:  # noqa: BLE001, S110 - closing is best effort
-        pass

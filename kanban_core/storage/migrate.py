@@ -16,8 +16,9 @@ _SQLITE_HAS_VERSION_TABLE = Query(
     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'",
 )
 _PG_HAS_VERSION_TABLE = Query(
-    "pg_has_version_table", "SELECT count(*) FROM pg_tables WHERE tablename = 'alembic_version'"
-    " AND schemaname = current_schema()"
+    "pg_has_version_table",
+    "SELECT count(*) FROM pg_tables WHERE tablename = 'alembic_version'"
+    " AND schemaname = current_schema()",
 )
 _VERSION = Query("schema_version", "SELECT version_num FROM alembic_version")
 
@@ -61,10 +62,10 @@ def ensure_schema(db: Database) -> bool:
 
 
 def _upgrade(db: Database) -> None:
-    import sqlalchemy as sa  # noqa: PLC0415 - heavy; only needed when migrating
-    from alembic import command  # noqa: PLC0415
-    from alembic.config import Config  # noqa: PLC0415
-    from sqlalchemy.pool import NullPool, StaticPool  # noqa: PLC0415
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy.pool import NullPool, StaticPool
 
     engine: Any
     if db.dialect == "sqlite":
