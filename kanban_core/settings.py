@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from kanban_core.config import config_path, load_board_config
 from kanban_core.errors import ValidationError
 
 Synchronous = Literal["NORMAL", "FULL"]
@@ -31,9 +32,13 @@ class KernelSettings:
         db_url: str | None = None,
         home: str | None = None,
     ) -> KernelSettings:
-        """Read ``KANBAN_HOME`` (default ``~/.kanban``), ``KANBAN_DB_URL`` and
-        ``KANBAN_SQLITE_SYNCHRONOUS``; explicit arguments win."""
+        """Read ``KANBAN_HOME`` (default ``~/.kanban``), ``KANBAN_DB_URL``,
+        ``KANBAN_SQLITE_SYNCHRONOUS`` and the ``board`` section of config.yaml.
+
+        Precedence: explicit arguments, then the environment, then the file, then defaults.
+        """
         raw_home = home or environ.get("KANBAN_HOME") or ""
+        # The config file is read only after the home is known (it lives there by default).
         base = (
             Path(raw_home).expanduser()
             if raw_home
@@ -42,16 +47,24 @@ class KernelSettings:
             )
             / ".kanban"
         )
-        url = db_url or environ.get("KANBAN_DB_URL") or ""
+        file_config = load_board_config(config_path(environ, base.absolute()), environ)
+        url = db_url or environ.get("KANBAN_DB_URL") or file_config.db_url or ""
         if not url:
             url = f"sqlite:///{base.absolute() / 'kanban.db'}"
         elif "://" not in url and not url.startswith("sqlite:"):
             # A bare path is a SQLite file.
             url = f"sqlite:///{Path(url).expanduser().absolute()}"
-        sync = (environ.get("KANBAN_SQLITE_SYNCHRONOUS") or "NORMAL").upper()
+        sync = (
+            environ.get("KANBAN_SQLITE_SYNCHRONOUS") or file_config.sqlite_synchronous or "NORMAL"
+        ).upper()
         if sync not in ("NORMAL", "FULL"):
             raise ValidationError(f"KANBAN_SQLITE_SYNCHRONOUS must be NORMAL or FULL, not {sync!r}")
-        return cls(home=base.absolute(), db_url=url, synchronous=sync)  # type: ignore[arg-type]
+        return cls(
+            home=base.absolute(),
+            db_url=url,
+            synchronous=sync,  # type: ignore[arg-type]
+            claim_ttl_s=file_config.claim_ttl_seconds or DEFAULT_CLAIM_TTL_S,
+        )
 
     @property
     def logs_dir(self) -> Path:

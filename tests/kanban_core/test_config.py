@@ -1,0 +1,64 @@
+import pytest
+
+from kanban_core import KernelSettings, ValidationError
+from kanban_core.config import load_board_config
+
+EXAMPLE = __import__("pathlib").Path(__file__).resolve().parents[2] / "config.example.yaml"
+
+
+def test_example_config_loads():
+    config = load_board_config(EXAMPLE, {})
+    assert config.sqlite_synchronous == "NORMAL"
+    assert config.claim_ttl_seconds == 900
+
+
+def test_missing_file_is_empty_config(tmp_path):
+    assert load_board_config(tmp_path / "none.yaml", {}).db_url is None
+
+
+def test_explicit_missing_file_is_an_error(tmp_path):
+    with pytest.raises(ValidationError, match="does not exist"):
+        load_board_config(tmp_path / "none.yaml", {"KANBAN_CONFIG": str(tmp_path / "none.yaml")})
+
+
+def test_every_problem_is_listed_with_its_key(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "board:\n  colour: blue\n  sqlite_synchronous: OFF\n  claim_ttl_seconds: -3\n"
+        "  db_url: postgresql://u:secret@h/db\n"
+    )
+    with pytest.raises(ValidationError) as info:
+        load_board_config(path, {})
+    message = str(info.value)
+    for key in (
+        "board.colour",
+        "board.sqlite_synchronous",
+        "board.claim_ttl_seconds",
+        "board.db_url",
+    ):
+        assert key in message
+    assert "secret" not in message
+
+
+def test_db_url_from_named_environment_variable(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("board:\n  db_url_env: MY_DB\n")
+    assert load_board_config(path, {"MY_DB": "sqlite:///x.db"}).db_url == "sqlite:///x.db"
+    with pytest.raises(ValidationError, match="MY_DB is not set"):
+        load_board_config(path, {})
+
+
+def test_settings_precedence_flag_env_file(tmp_path):
+    (tmp_path / "config.yaml").write_text(
+        f"board:\n  db_url: sqlite:///{tmp_path}/file.db\n  claim_ttl_seconds: 60\n"
+    )
+    env = {"KANBAN_HOME": str(tmp_path)}
+    assert KernelSettings.from_environ(env).db_url.endswith("file.db")
+    assert KernelSettings.from_environ(env).claim_ttl_s == 60
+    env_url = f"sqlite:///{tmp_path}/env.db"
+    assert KernelSettings.from_environ(env | {"KANBAN_DB_URL": env_url}).db_url == env_url
+    flag_url = f"sqlite:///{tmp_path}/flag.db"
+    assert (
+        KernelSettings.from_environ(env | {"KANBAN_DB_URL": env_url}, db_url=flag_url).db_url
+        == flag_url
+    )
