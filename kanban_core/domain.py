@@ -100,8 +100,6 @@ def parse_task_id(text: str) -> TaskId:
     """Accept ``t42``, ``T42``, ``#42`` or ``42``; anything else is a ValidationError."""
     raw = text.strip()
     digits = raw[1:] if raw[:1] in ("t", "T", "#") else raw
-    if digits.startswith("_"):
-        digits = digits[1:]
     if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
         raise ValidationError(f"not a task id: {text!r} (expected something like t42)")
     value = int(digits)

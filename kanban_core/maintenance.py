@@ -23,7 +23,7 @@ _DELETE_EVENTS = Query(
 )
 _NOW = Query("gc_now", "SELECT {now}")
 #: Only files the worker supervisor writes (``t42.log``, ``t42.log.1``) are ever deleted.
-LOG_NAME = re.compile(r"^t\d+\.log(\.\d+)?$")
+LOG_NAME = re.compile(r"t[0-9]+\.log(?:\.[0-9]+)?")
 
 
 def collect(tx: Transaction, *, event_retention_days: int) -> tuple[int, int]:
@@ -41,7 +41,7 @@ def collect_logs(logs_dir: Path, *, retention_days: int) -> int:
     cutoff = time.time() - retention_days * 86400
     removed = 0
     for path in logs_dir.iterdir():
-        ours = LOG_NAME.match(path.name) and path.is_file() and not path.is_symlink()
+        ours = LOG_NAME.fullmatch(path.name) and path.is_file() and not path.is_symlink()
         if ours and path.stat().st_mtime < cutoff:
             path.unlink()
             removed += 1

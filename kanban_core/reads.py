@@ -82,7 +82,8 @@ SORTS = {
     "created-desc": "created_ms DESC, id DESC",
     "updated": "updated_ms DESC, id DESC",
     "status": "status, priority DESC, created_ms, id",
-    "assignee": "assignee, priority DESC, created_ms, id",
+    # NULLs last on both databases (they disagree by default).
+    "assignee": "assignee IS NULL, assignee, priority DESC, created_ms, id",
     "title": "title, id",
 }
 

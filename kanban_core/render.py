@@ -11,7 +11,7 @@ def display_width(text: str) -> int:
     """Columns a string occupies in a terminal (wide East Asian characters and emoji count 2)."""
     width = 0
     for char in text:
-        if unicodedata.combining(char):
+        if unicodedata.combining(char) or unicodedata.category(char) in ("Cf", "Mn", "Me"):
             continue
         width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
     return width

@@ -37,7 +37,7 @@ class KernelSettings:
 
         Precedence: explicit arguments, then the environment, then the file, then defaults.
         """
-        raw_home = home or environ.get("KANBAN_HOME") or ""
+        raw_home = _expand_home(home or environ.get("KANBAN_HOME") or "", environ)
         # The config file is read only after the home is known (it lives there by default).
         base = (
             Path(raw_home).expanduser()
@@ -75,3 +75,11 @@ class KernelSettings:
     def workspaces_dir(self) -> Path:
         """The managed root of scratch workspaces."""
         return self.home / "workspaces"
+
+
+def _expand_home(path: str, environ: Mapping[str, str]) -> str:
+    """Expand a leading ``~`` with the HOME of the environment we were given, not the process's."""
+    if path == "~" or path.startswith("~/"):
+        user_home = environ.get("HOME") or os.path.expanduser("~")  # noqa: PTH111
+        return user_home + path[1:]
+    return path

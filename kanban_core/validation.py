@@ -30,7 +30,7 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def clean_text(value: str, *, field: str, max_bytes: int, allow_empty: bool = False) -> str:
     """Strip, refuse control characters and enforce a size limit; returns the cleaned text."""
-    text = value.replace("\r\n", "\n").strip()
+    text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text and not allow_empty:
         raise ValidationError(f"{field} must not be empty")
     bad = _CONTROL.search(text)

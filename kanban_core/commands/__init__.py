@@ -6,6 +6,7 @@ prints and the gateway renders.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Sequence
 
@@ -34,9 +35,9 @@ __all__ = [
 _MODULES = (admin, authoring, lifecycle, inspection, streams, notifications)
 
 # What chat keyboards substitute for what the user meant to type.
-_TYPOGRAPHY = str.maketrans(
-    {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'", "\u00a0": " "}
-)
+_TYPOGRAPHY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00a0": " "})
+# A curly single quote at the edge of a word is a quote; inside a word it is an apostrophe.
+_CURLY_SINGLE = re.compile(r"(?<!\w)[\u2018\u2019]|[\u2018\u2019](?!\w)")
 
 
 def build_parser(*, prog: str = "kanban", with_db_option: bool = True) -> CommandParser:
@@ -55,6 +56,7 @@ def build_parser(*, prog: str = "kanban", with_db_option: bool = True) -> Comman
     sub = parser.add_subparsers(dest="verb", metavar="<verb>", parser_class=CommandParser)
     for module in _MODULES:
         module.register(sub)
+    parser.verb_parsers = dict(sub.choices)
     return parser
 
 
@@ -64,7 +66,13 @@ def run_command(
     """Parse and run one command; every failure comes back as a result with an exit code."""
     tree = parser or build_parser()
     try:
-        args = tree.parse_args(list(argv))
+        args, extras = tree.parse_known_args(list(argv))
+        if extras:
+            verb_parser = tree.verb_parsers.get(getattr(args, "verb", None) or "", tree)
+            raise UsageError(
+                f"unrecognized arguments: {' '.join(extras)}",
+                usage=verb_parser.format_usage().strip(),
+            )
         if getattr(args, "verb", None) is None:
             raise HelpRequested(tree.format_help())
         if getattr(args, "db", None):
@@ -73,10 +81,9 @@ def run_command(
     except HelpRequested as exc:
         return CommandResult(blocks=(Text(exc.text.rstrip()),))
     except UsageError as exc:
+        usage = exc.usage or _usage_of(tree, argv)
         message = f"usage error: {exc}"
-        return CommandResult(
-            exit_code=2, errors=((exc.usage + "\n" if exc.usage else "") + message,)
-        )
+        return CommandResult(exit_code=2, errors=((usage + "\n" if usage else "") + message,))
     except KanbanError as exc:
         return CommandResult(exit_code=exc.exit_code, errors=(str(exc),))
     return result
@@ -84,13 +91,20 @@ def run_command(
 
 def split_command_line(line: str) -> list[str]:
     """Split a chat line like a shell would, after undoing smart quotes and em dashes."""
-    normalised = line.translate(_TYPOGRAPHY)
-    # An em or en dash at the start of a word is a flag prefix the keyboard "corrected".
-    normalised = " ".join(
-        "--" + word[1:] if word[:1] in ("\u2014", "\u2013") else word
-        for word in normalised.split(" ")
-    )
     try:
-        return shlex.split(normalised)
+        words = shlex.split(_CURLY_SINGLE.sub("'", line.translate(_TYPOGRAPHY)))
     except ValueError as exc:
         raise UsageError(f"cannot parse the command line: {exc} (check your quotes)") from None
+    # A word that starts with an em or en dash and a letter is a flag the keyboard "corrected";
+    # dashes inside quoted prose are left alone.
+    return [
+        "--" + word[1:] if word[:1] in ("\u2014", "\u2013") and word[1:2].isalpha() else word
+        for word in words
+    ]
+
+
+def _usage_of(tree: CommandParser, argv: Sequence[str]) -> str:
+    """The usage line of the verb in argv (for errors a handler raises after parsing)."""
+    verb = next((word for word in argv if word in tree.verb_parsers), None)
+    parser = tree.verb_parsers.get(verb or "", tree)
+    return parser.format_usage().strip()

@@ -17,6 +17,7 @@ from kanban_core.commands.formatting import (
 )
 from kanban_core.commands.result import Block, CommandResult, Heading, Table, Text, text
 from kanban_core.domain import TaskDetail, TaskStatus, format_run_id, format_task_id
+from kanban_core.errors import UsageError
 from kanban_core.reads import SORTS, TaskFilter
 
 SHOW_EVENTS = 20
@@ -70,7 +71,7 @@ def register(sub: Any) -> None:
 def list_tasks(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``list``."""
     if args.limit is not None and args.limit <= 0:
-        return CommandResult(exit_code=2, errors=("--limit must be positive",))
+        raise UsageError("--limit must be positive")
     assignee = ctx.actor.name if args.mine else args.assignee
     flt = TaskFilter(
         assignee=assignee,

@@ -138,8 +138,15 @@ def complete(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def block(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``block``."""
-    reason = " ".join(args.reason).strip() or None
-    first = [args.task_id] if args.task_id else []
+    # The id stays a plain string: a worker's `block "needs the API key"` names no task at all.
+    words = list(args.reason)
+    first: list[str] = []
+    if args.task_id is not None:
+        if ctx.actor.run is None or _looks_like_id(args.task_id):
+            first = [args.task_id]
+        else:
+            words.insert(0, args.task_id)
+    reason = " ".join(words).strip() or None
     ids = _ids(ctx, first + list(args.ids))
     board = ctx.board()
     suffix = f": {reason}" if reason else ""
@@ -154,7 +161,7 @@ def unblock(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         task = board.unblock(ctx.actor, task_id, args.reason)
         return f"{task.ref}  (now {task.status.value})"
 
-    ids: list[str | TaskId] = list(dict.fromkeys(args.task_ids))
+    ids = _unique(args.task_ids)
     return _bulk(ids, one, "Unblocked")
 
 
@@ -174,14 +181,25 @@ def reclaim(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 def archive(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``archive``."""
     board = ctx.board()
-    ids: list[str | TaskId] = list(dict.fromkeys(args.task_ids))
+    ids = _unique(args.task_ids)
     return _bulk(ids, lambda t: board.archive(ctx.actor, t).ref, "Archived")
 
 
 def _ids(ctx: CommandContext, raw: list[str]) -> list[str | TaskId]:
     if not raw:
         return [ctx.default_task()]
-    return list(dict.fromkeys(raw))
+    return _unique(raw)
+
+
+def _unique(raw: list[str]) -> list[str | TaskId]:
+    """Parse what parses (``t1``, ``1`` and ``#1`` are one task); keep the rest to report."""
+    seen: dict[str | TaskId, None] = {}
+    for value in raw:
+        try:
+            seen.setdefault(parse_task_id(value), None)
+        except KanbanError:
+            seen.setdefault(value, None)
+    return list(seen)
 
 
 def _bulk(ids: list[str | TaskId], act: Callable[[TaskId], str], verb: str) -> CommandResult:
@@ -194,3 +212,11 @@ def _bulk(ids: list[str | TaskId], act: Callable[[TaskId], str], verb: str) -> C
         except KanbanError as exc:
             errors.append(str(exc))
     return CommandResult(exit_code=1 if errors else 0, blocks=tuple(done), errors=tuple(errors))
+
+
+def _looks_like_id(value: str) -> bool:
+    try:
+        parse_task_id(value)
+    except KanbanError:
+        return False
+    return True

@@ -23,6 +23,8 @@ class CommandParser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("add_help", True)
         super().__init__(*args, **kwargs)
+        #: The verb parsers, by name (filled in by build_parser).
+        self.verb_parsers: dict[str, argparse.ArgumentParser] = {}
 
     def error(self, message: str) -> NoReturn:
         """Raise a UsageError instead of printing usage and exiting 2."""

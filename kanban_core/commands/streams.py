@@ -82,6 +82,8 @@ def watch(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
             return False
         if args.assignee is None and args.tenant is None:
             return True
+        if event.kind in (EventKind.ASSIGNED, EventKind.EDITED):
+            tags_cache.pop(event.task_id, None)  # the task's assignee or tenant may have changed
         if event.task_id not in tags_cache:
             tags_cache.update(board.task_tags([event.task_id]))
         tenant, assignee = tags_cache.get(event.task_id, (None, None))

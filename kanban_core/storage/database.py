@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ Row = tuple[Any, ...]
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _NO_PARAMS: Mapping[str, object] = {}
 _MAX_IDLE_CONNECTIONS = 4
+_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 
 
 class Transaction:
@@ -162,6 +164,14 @@ class Database:
             ok = True
         except sqlite3.OperationalError as exc:
             raise StorageError(f"database error: {exc}") from exc
+        except Exception as exc:
+            # psycopg is imported lazily, so its connection failures are recognised by name.
+            if type(exc).__module__.startswith("psycopg") and type(exc).__name__ in (
+                "OperationalError",
+                "InterfaceError",
+            ):
+                raise StorageError(f"database error: {exc}") from exc
+            raise
         finally:
             try:
                 cursor.close()
@@ -203,6 +213,8 @@ class Database:
     def _connect_sqlite(self) -> sqlite3.Connection:
         path = self._sqlite_path
         assert path is not None
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
             connection = sqlite3.connect(
                 path,
@@ -253,7 +265,8 @@ def _sqlite_path(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """Remove a password from ``scheme://user:password@host`` URLs."""
+    """Remove passwords from a URL: ``user:password@`` and a ``password=`` query parameter."""
+    url = _PASSWORD_PARAM.sub(r"\1***", url)
     head, sep, tail = url.partition("://")
     if not sep or "@" not in tail:
         return url

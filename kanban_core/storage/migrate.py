@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ _PG_HAS_VERSION_TABLE = Query(
     " AND schemaname = current_schema()",
 )
 _VERSION = Query("schema_version", "SELECT version_num FROM alembic_version")
+_MIGRATION_LOCK = threading.Lock()
 
 
 def schema_version(db: Database) -> str | None:
@@ -35,8 +37,6 @@ def schema_version(db: Database) -> str | None:
 
 def ensure_schema(db: Database) -> bool:
     """Create or upgrade the schema; returns True when anything was migrated."""
-    if db.sqlite_path and not db.is_memory:
-        Path(db.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
     version = schema_version(db)
     if version == HEAD:
         return False
@@ -52,8 +52,7 @@ def ensure_schema(db: Database) -> bool:
         with Path(path + ".init.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                if schema_version(db) != HEAD:
-                    _upgrade(db)
+                _upgrade(db)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
     else:
@@ -62,6 +61,13 @@ def ensure_schema(db: Database) -> bool:
 
 
 def _upgrade(db: Database) -> None:
+    # Alembic's context is process-global: two threads migrating at once corrupt each other.
+    with _MIGRATION_LOCK:
+        if schema_version(db) != HEAD:
+            _run_alembic(db)
+
+
+def _run_alembic(db: Database) -> None:
     import sqlalchemy as sa
     from alembic import command
     from alembic.config import Config
