@@ -1,20 +1,36 @@
-"""The ``board`` section of config.yaml, read into a frozen value with every problem listed.
+"""config.yaml, the kernel's part: ``board``, ``dispatcher`` and ``assignees``, as frozen values.
 
-The file is optional (``$KANBAN_HOME/config.yaml``, or the path in ``KANBAN_CONFIG``). Secrets
-never live in it: a database password goes in the environment variable that ``db_url_env``
-names. Environment variables and command-line flags override the file.
+The file is optional (``$KANBAN_HOME/config.yaml``, or the path in ``KANBAN_CONFIG``). Every
+problem is reported at once, by its key path. Secrets never live in the file: a database
+password goes in the environment variable ``board.db_url_env`` names, an agent's API key is passed
+through from the environment with ``pass_env``. Other top-level sections belong to the gateway
+and are read by it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kanban_core.errors import ValidationError
+from kanban_core.profiles import DEMO_PROFILE, PRESET_COMMANDS, AssigneeProfile, Preset
+from kanban_core.validation import WorkspaceSpec, clean_name, parse_duration, parse_workspace
 
 _BOARD_KEYS = {"db_url", "db_url_env", "sqlite_synchronous", "claim_ttl_seconds"}
+_PROFILE_KEYS = {
+    "preset",
+    "command",
+    "workspace",
+    "repo",
+    "max_in_progress",
+    "env",
+    "pass_env",
+    "skills",
+    "max_runtime",
+    "allow_dirty_base",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +42,32 @@ class BoardConfig:
     claim_ttl_seconds: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DispatcherConfig:
+    """Caps, failure policy and worker timing; re-read by the dispatcher on every pass."""
+
+    max_in_progress: int = 4
+    failure_limit: int = 3
+    backoff_base_seconds: int = 30
+    backoff_cap_seconds: int = 1800
+    lease_ttl_seconds: int = 60
+    terminate_grace_seconds: int = 10
+    log_rotate_bytes: int = 2 * 1024 * 1024
+    log_backups: int = 3
+    dispatch_interval_seconds: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class KanbanConfig:
+    """The kernel's configuration."""
+
+    board: BoardConfig = field(default_factory=BoardConfig)
+    dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
+    assignees: Mapping[str, AssigneeProfile] = field(
+        default_factory=lambda: {DEMO_PROFILE.name: DEMO_PROFILE}
+    )
+
+
 def config_path(environ: Mapping[str, str], home: Path) -> Path:
     """Where config.yaml is looked for."""
     explicit = environ.get("KANBAN_CONFIG")
@@ -33,12 +75,17 @@ def config_path(environ: Mapping[str, str], home: Path) -> Path:
 
 
 def load_board_config(path: Path, environ: Mapping[str, str]) -> BoardConfig:
-    """Read the ``board`` section; no file is an empty config, a bad one lists every error."""
+    """Only the ``board`` section (what every CLI call needs)."""
+    return load_config(path, environ).board
+
+
+def load_config(path: Path, environ: Mapping[str, str]) -> KanbanConfig:
+    """Read the file; no file is the default config, a bad one lists every error."""
     if not path.is_file():
         if "KANBAN_CONFIG" in environ:
             raise ValidationError(f"config file {path} does not exist")
-        return BoardConfig()
-    import yaml
+        return KanbanConfig()
+    import yaml  # only paid for when a config file exists
 
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -46,25 +93,157 @@ def load_board_config(path: Path, environ: Mapping[str, str]) -> BoardConfig:
         raise ValidationError(f"cannot read {path}: {exc}") from None
     if not isinstance(document, dict):
         raise ValidationError(f"{path}: the top level must be a mapping")
-    section = document.get("board") or {}
     problems: list[str] = []
+    board = _board(_section(document, "board", problems), environ, problems)
+    dispatcher = _dispatcher(_section(document, "dispatcher", problems), problems)
+    assignees = _assignees(_section(document, "assignees", problems), problems)
+    if problems:
+        raise ValidationError(f"{path}: " + "; ".join(problems))
+    return KanbanConfig(board=board, dispatcher=dispatcher, assignees=assignees)
+
+
+def _section(document: dict[str, Any], name: str, problems: list[str]) -> dict[str, Any]:
+    section = document.get(name) or {}
     if not isinstance(section, dict):
-        raise ValidationError(f"{path}: board: must be a mapping")
+        problems.append(f"{name}: must be a mapping")
+        return {}
+    return section
+
+
+def _board(section: dict[str, Any], environ: Mapping[str, str], problems: list[str]) -> BoardConfig:
     problems += [f"board.{key}: unknown key" for key in sorted(set(section) - _BOARD_KEYS)]
     db_url = _db_url(section, environ, problems)
     sync = section.get("sqlite_synchronous")
     if sync is not None and str(sync).upper() not in ("NORMAL", "FULL"):
         problems.append("board.sqlite_synchronous: must be NORMAL or FULL")
-    ttl = section.get("claim_ttl_seconds")
-    if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0):
-        problems.append("board.claim_ttl_seconds: must be a positive whole number")
-    if problems:
-        raise ValidationError(f"{path}: " + "; ".join(problems))
+        sync = None
+    ttl = _positive(section, "claim_ttl_seconds", "board", problems)
     return BoardConfig(
         db_url=db_url,
         sqlite_synchronous=str(sync).upper() if sync is not None else None,
         claim_ttl_seconds=ttl,
     )
+
+
+def _dispatcher(section: dict[str, Any], problems: list[str]) -> DispatcherConfig:
+    defaults = DispatcherConfig()
+    known = set(DispatcherConfig.__dataclass_fields__)
+    problems += [f"dispatcher.{key}: unknown key" for key in sorted(set(section) - known)]
+    values = {}
+    for key in known & set(section):
+        value = _positive(section, key, "dispatcher", problems)
+        if value is not None:
+            values[key] = value
+    config = DispatcherConfig(**{k: values.get(k, getattr(defaults, k)) for k in known})
+    if config.backoff_cap_seconds < config.backoff_base_seconds:
+        problems.append("dispatcher.backoff_cap_seconds: must not be below backoff_base_seconds")
+    return config
+
+
+def _assignees(section: dict[str, Any], problems: list[str]) -> dict[str, AssigneeProfile]:
+    profiles = {DEMO_PROFILE.name: DEMO_PROFILE}
+    for raw_name, raw in section.items():
+        where = f"assignees.{raw_name}"
+        try:
+            name = clean_name(str(raw_name), field="assignee")
+        except ValidationError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if name is None:
+            problems.append(f"{where}: not a valid assignee name")
+            continue
+        if not isinstance(raw, dict):
+            problems.append(f"{where}: must be a mapping")
+            continue
+        profile = _profile(name, raw, where, problems)
+        if profile is not None:
+            profiles[name] = profile
+    return profiles
+
+
+def _profile(
+    name: str, raw: dict[str, Any], where: str, problems: list[str]
+) -> AssigneeProfile | None:
+    before = len(problems)
+    problems += [f"{where}.{key}: unknown key" for key in sorted(set(raw) - _PROFILE_KEYS)]
+    try:
+        preset = Preset(raw.get("preset", "command"))
+    except ValueError:
+        problems.append(f"{where}.preset: one of {', '.join(p.value for p in Preset)}")
+        preset = Preset.COMMAND
+    argv = _command(raw.get("command"), preset, where, problems)
+    workspace = _workspace(raw.get("workspace"), where, problems)
+    repo = raw.get("repo")
+    if repo is not None and (not isinstance(repo, str) or not PurePosixPath(repo).is_absolute()):
+        problems.append(f"{where}.repo: must be an absolute path")
+    env = raw.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(v, str | int) for v in env.values()):
+        problems.append(f"{where}.env: must map names to strings")
+        env = {}
+    pass_env = raw.get("pass_env") or []
+    if not isinstance(pass_env, list) or not all(isinstance(v, str) for v in pass_env):
+        problems.append(f"{where}.pass_env: must be a list of environment variable names")
+        pass_env = []
+    skills = raw.get("skills") or []
+    if not isinstance(skills, list):
+        problems.append(f"{where}.skills: must be a list")
+        skills = []
+    max_runtime = None
+    if raw.get("max_runtime") is not None:
+        try:
+            max_runtime = parse_duration(str(raw["max_runtime"]))
+        except ValidationError as exc:
+            problems.append(f"{where}.max_runtime: {exc}")
+    dirty = raw.get("allow_dirty_base", False)
+    if not isinstance(dirty, bool):
+        problems.append(f"{where}.allow_dirty_base: must be true or false")
+    if len(problems) > before:
+        return None
+    return AssigneeProfile(
+        name=name,
+        command=argv,
+        preset=preset,
+        workspace=workspace,
+        repo=repo,
+        max_in_progress=_positive(raw, "max_in_progress", where, problems),
+        env={str(k): str(v) for k, v in env.items()},
+        pass_env=tuple(pass_env),
+        skills=tuple(str(s) for s in skills),
+        max_runtime_s=max_runtime,
+        allow_dirty_base=bool(dirty),
+    )
+
+
+def _command(command: Any, preset: Preset, where: str, problems: list[str]) -> tuple[str, ...]:
+    if command is None:
+        if preset is Preset.COMMAND:
+            problems.append(f"{where}.command: required unless a preset is given")
+            return ()
+        return PRESET_COMMANDS[preset]
+    if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
+        problems.append(f"{where}.command: must be a non-empty list of strings (argv, no shell)")
+        return ()
+    return tuple(command)
+
+
+def _workspace(value: Any, where: str, problems: list[str]) -> WorkspaceSpec | None:
+    if value is None:
+        return None
+    try:
+        return parse_workspace(str(value))
+    except ValidationError as exc:
+        problems.append(f"{where}.workspace: {exc}")
+        return None
+
+
+def _positive(section: dict[str, Any], key: str, where: str, problems: list[str]) -> int | None:
+    value = section.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        problems.append(f"{where}.{key}: must be a positive whole number")
+        return None
+    return value
 
 
 def _db_url(section: dict[str, Any], environ: Mapping[str, str], problems: list[str]) -> str | None:

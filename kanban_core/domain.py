@@ -117,7 +117,7 @@ def parse_run_id(text: str) -> RunId:
     """Accept ``r7`` or ``7``."""
     raw = text.strip()
     digits = raw[1:] if raw[:1] in ("r", "R") else raw
-    if not digits.isascii() or not digits.isdigit() or not 0 < len(digits) <= 18:
+    if not digits.isascii() or not digits.isdigit() or not 0 < len(digits) <= 18 or not int(digits):
         raise ValidationError(f"not a run id: {text!r} (expected something like r7)")
     return RunId(int(digits))
 
@@ -168,6 +168,9 @@ class Task:
     lease_expires_ms: int | None
     consecutive_failures: int
     last_failure_error: str | None
+    repo: str | None = None
+    branch_name: str | None = None
+    not_before_ms: int | None = None
 
     @property
     def ref(self) -> str:
@@ -200,6 +203,8 @@ class Task:
             "current_run_id": self.current_run_id,
             "consecutive_failures": self.consecutive_failures,
             "last_failure_error": self.last_failure_error,
+            "repo": self.repo,
+            "branch_name": self.branch_name,
         }
 
 

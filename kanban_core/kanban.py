@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from kanban_core import links, maintenance, notify, reads, runs, tasks
+from kanban_core import links, maintenance, notify, reads, recovery, runs, tasks
 from kanban_core.domain import (
     Actor,
     BoardStats,
@@ -16,6 +16,8 @@ from kanban_core.domain import (
     Event,
     GcReport,
     Run,
+    RunId,
+    RunOutcome,
     Subscription,
     Task,
     TaskDetail,
@@ -24,6 +26,7 @@ from kanban_core.domain import (
     format_task_id,
 )
 from kanban_core.errors import PermissionDenied, ValidationError
+from kanban_core.recovery import FailurePolicy, FailureVerdict, OverdueRun
 from kanban_core.settings import KernelSettings
 from kanban_core.storage import Database, Transaction
 from kanban_core.storage.migrate import ensure_schema
@@ -36,6 +39,7 @@ from kanban_core.validation import (
     clean_idempotency_key,
     clean_name,
     clean_optional,
+    clean_repo,
     clean_skills,
     clean_text,
     clean_title,
@@ -90,6 +94,7 @@ class Kanban:
         idempotency_key: str | None = None,
         max_runtime_s: int | None = None,
         skills: Iterable[str] = (),
+        repo: str | None = None,
     ) -> CreateResult:
         """Create a task; with an idempotency key, a retry returns the live task that holds it."""
         new = tasks.NewTask(
@@ -105,6 +110,7 @@ class Kanban:
             idempotency_key=clean_idempotency_key(idempotency_key),
             max_runtime_s=_check_positive(max_runtime_s, "max runtime"),
             skills=clean_skills(list(skills)),
+            repo=clean_repo(repo, workspace),
         )
         for attempt in range(3):
             try:
@@ -265,6 +271,52 @@ class Kanban:
         text = clean_optional(reason, field="reason", max_bytes=MAX_COMMENT_BYTES)
         with self.db.transaction(write=True) as tx:
             return runs.reclaim(tx, task_id, reason=text, actor=actor.name)
+
+    def set_workspace(
+        self, actor: Actor, task_id: TaskId, *, path: str, branch: str | None = None
+    ) -> None:
+        """A worker records its workspace (fenced on its run)."""
+        if actor.run is None:
+            raise PermissionDenied("only the run's worker records its workspace")
+        with self.db.transaction(write=True) as tx:
+            runs.set_workspace(tx, task_id, proof=actor.run, path=path, branch=branch)
+
+    def record_failure(
+        self,
+        actor: Actor,
+        task_id: TaskId,
+        run_id: RunId,
+        outcome: RunOutcome,
+        error: str,
+        policy: FailurePolicy,
+        *,
+        evidence: str | None = None,
+    ) -> FailureVerdict:
+        """End a run that produced no verdict; requeue with backoff or give up at the limit."""
+        with self.db.transaction(write=True) as tx:
+            if actor.run is not None:
+                runs.check_scope(actor.run, task_id)
+                if actor.run.run_id != run_id:
+                    raise PermissionDenied("a worker may only report on its own run")
+                runs.worker_name(tx, actor.run)  # proves the token
+            return recovery.record_failure(
+                tx, task_id, run_id, outcome, error, policy, evidence=evidence
+            )
+
+    def set_worker(self, task_id: TaskId, run_id: RunId, *, pid: int, host: str) -> None:
+        """Record the supervising process of a run."""
+        with self.db.transaction(write=True) as tx:
+            recovery.set_worker(tx, task_id, run_id, pid=pid, host=host)
+
+    def expired_leases(self, limit: int = 100) -> builtins.list[tuple[TaskId, RunId, str | None]]:
+        """Running tasks whose lease has run out."""
+        with self.db.transaction(write=False) as tx:
+            return recovery.expired_leases(tx, limit=limit)
+
+    def overdue_runs(self, *, grace_ms: int, limit: int = 100) -> builtins.list[OverdueRun]:
+        """Running tasks past their max runtime plus grace."""
+        with self.db.transaction(write=False) as tx:
+            return recovery.overdue_runs(tx, grace_ms=grace_ms, limit=limit)
 
     # -- notifications ----------------------------------------------------------------------
 

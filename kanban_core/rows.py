@@ -23,7 +23,7 @@ TASK_COLUMNS = (
     "id, title, body, assignee, status, block_kind, priority, tenant, workspace_kind, "
     "workspace_path, created_by, created_ms, updated_ms, started_ms, completed_ms, result, "
     "skills, max_runtime_s, idempotency_key, attempts, current_run_id, lease_expires_ms, "
-    "consecutive_failures, last_failure_error"
+    "consecutive_failures, last_failure_error, repo, branch_name, not_before_ms"
 )
 RUN_COLUMNS = (
     "id, task_id, attempt, profile, claimer, status, outcome, started_ms, ended_ms, "
@@ -68,6 +68,9 @@ def task_from_row(row: tuple[Any, ...]) -> Task:
         row[21],
         row[22],
         row[23],
+        row[24],
+        row[25],
+        row[26],
     )
 
 

@@ -33,7 +33,9 @@ from kanban_core.storage import Query, Transaction
 _CLAIM_SET = (
     "status = 'running', attempts = attempts + 1, lease_owner = :claimer, "
     "lease_expires_ms = {now} + :ttl_ms, heartbeat_ms = {now}, "
-    "started_ms = COALESCE(started_ms, {now}), updated_ms = {now}"
+    "started_ms = COALESCE(started_ms, {now}), updated_ms = {now}, "
+    "deadline_ms = CASE WHEN max_runtime_s IS NULL THEN NULL "
+    "ELSE {now} + max_runtime_s * 1000 END"
 )
 _READY_PICK = (
     "SELECT id FROM tasks WHERE status = 'ready' "
@@ -89,7 +91,7 @@ _FENCE = (
 _AS_READ = "id = :id AND status = :status AND COALESCE(current_run_id, 0) = :run_or_zero"
 _OFF_RUNNING = (
     "current_run_id = NULL, lease_owner = NULL, lease_expires_ms = NULL, heartbeat_ms = NULL, "
-    "updated_ms = {now}"
+    "deadline_ms = NULL, updated_ms = {now}"
 )
 _DONE_SET = (
     "status = 'done', completed_ms = {now}, result = COALESCE(:result, result), "
@@ -419,3 +421,22 @@ def worker_name(tx: Transaction, proof: RunProof) -> str:
             "the credentials do not match any run; nothing was changed"
         )
     return f"{row[0] or 'worker'}@{format_run_id(proof.run_id)}"
+
+
+_SET_WORKSPACE = Query(
+    "set_workspace",
+    f"UPDATE tasks SET workspace_path = :path, branch_name = :branch WHERE {_FENCE}",
+)
+_SET_RUN_WORKSPACE = Query(
+    "set_run_workspace", "UPDATE task_runs SET workspace_path = :path WHERE id = :run_id"
+)
+
+
+def set_workspace(
+    tx: Transaction, task_id: TaskId, *, proof: RunProof, path: str, branch: str | None
+) -> None:
+    """Record where the worker runs, so retries reuse it and people can find it."""
+    params = _fence_params(task_id, proof) | {"path": path, "branch": branch}
+    if not tx.execute(_SET_WORKSPACE, params):
+        _refuse_stale(tx, task_id, proof, "set the workspace of")
+    tx.execute(_SET_RUN_WORKSPACE, {"run_id": proof.run_id, "path": path})

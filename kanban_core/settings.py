@@ -53,7 +53,7 @@ class KernelSettings:
             url = f"sqlite:///{base.absolute() / 'kanban.db'}"
         elif "://" not in url and not url.startswith("sqlite:"):
             # A bare path is a SQLite file.
-            url = f"sqlite:///{Path(url).expanduser().absolute()}"
+            url = f"sqlite:///{Path(_expand_home(url, environ)).absolute()}"
         sync = (
             environ.get("KANBAN_SQLITE_SYNCHRONOUS") or file_config.sqlite_synchronous or "NORMAL"
         ).upper()

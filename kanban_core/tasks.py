@@ -28,9 +28,11 @@ _BY_KEY = Query(
 _INSERT = Query(
     "insert_task",
     "INSERT INTO tasks (title, body, assignee, status, priority, tenant, workspace_kind, "
-    "workspace_path, created_by, created_ms, updated_ms, skills, max_runtime_s, idempotency_key) "
+    "workspace_path, created_by, created_ms, updated_ms, skills, max_runtime_s, idempotency_key, "
+    "repo) "
     "VALUES (:title, :body, :assignee, :status, :priority, :tenant, :workspace_kind, "
-    ":workspace_path, :created_by, {now}, {now}, :skills, :max_runtime_s, :idempotency_key) "
+    ":workspace_path, :created_by, {now}, {now}, :skills, :max_runtime_s, :idempotency_key, "
+    ":repo) "
     f"RETURNING {TASK_COLUMNS}",
 )
 _INSERT_LINK = Query(
@@ -57,7 +59,8 @@ _EDIT = Query(
 _ARCHIVE = Query(
     "archive_task",
     "UPDATE tasks SET status = 'archived', block_kind = NULL, current_run_id = NULL, "
-    "lease_owner = NULL, lease_expires_ms = NULL, heartbeat_ms = NULL, updated_ms = {now} "
+    "lease_owner = NULL, lease_expires_ms = NULL, heartbeat_ms = NULL, deadline_ms = NULL, "
+    "updated_ms = {now} "
     "WHERE id = :id AND status <> 'archived'",
 )
 
@@ -78,6 +81,7 @@ class NewTask:
     idempotency_key: str | None = None
     max_runtime_s: int | None = None
     skills: tuple[str, ...] = ()
+    repo: str | None = None
 
 
 def get(tx: Transaction, task_id: TaskId) -> Task:
@@ -125,6 +129,7 @@ def create(tx: Transaction, new: NewTask) -> CreateResult:
             "skills": dump_json(list(new.skills)) if new.skills else None,
             "max_runtime_s": new.max_runtime_s,
             "idempotency_key": new.idempotency_key,
+            "repo": new.repo,
         },
     )
     assert row is not None

@@ -112,7 +112,8 @@ def parse_duration(value: str | None) -> int | None:
         amount = float(text)
     except ValueError:
         raise error from None
-    if not math.isfinite(amount) or amount <= 0 or not text.replace(".", "", 1).isdigit():
+    digits = text.replace(".", "", 1)
+    if not math.isfinite(amount) or amount <= 0 or not (digits.isascii() and digits.isdigit()):
         raise error
     seconds = int(amount * unit)
     if seconds < 1 or seconds > 365 * 86400:
@@ -192,3 +193,16 @@ def _refuse_surrogates(text: str, field: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise ValidationError(f"{field} contains invalid unicode (a lone surrogate)") from None
+
+
+def clean_repo(value: str | None, workspace: WorkspaceSpec | None) -> str | None:
+    """``--repo``: an absolute path, only for worktree workspaces."""
+    if value is None or not value.strip():
+        return None
+    if workspace is None or workspace.kind is not WorkspaceKind.WORKTREE:
+        raise ValidationError("--repo goes with --workspace worktree")
+    raw = clean_text(value, field="repo", max_bytes=4096)
+    path = PurePosixPath(raw)
+    if not path.is_absolute() or ".." in path.parts:
+        raise ValidationError(f"--repo must be an absolute path without '..', got {raw!r}")
+    return str(path)

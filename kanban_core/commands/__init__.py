@@ -15,7 +15,9 @@ from kanban_core.commands import (
     authoring,
     inspection,
     lifecycle,
+    local,
     notifications,
+    operations,
     streams,
 )
 from kanban_core.commands.context import CommandContext
@@ -32,7 +34,7 @@ __all__ = [
     "split_command_line",
 ]
 
-_MODULES = (admin, authoring, lifecycle, inspection, streams, notifications)
+_MODULES = (admin, authoring, lifecycle, inspection, streams, notifications, operations)
 
 # What chat keyboards substitute for what the user meant to type.
 _TYPOGRAPHY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00a0": " "})
@@ -40,8 +42,11 @@ _TYPOGRAPHY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00a
 _CURLY_SINGLE = re.compile(r"(?<!\w)[\u2018\u2019]|[\u2018\u2019](?!\w)")
 
 
-def build_parser(*, prog: str = "kanban", with_db_option: bool = True) -> CommandParser:
-    """Build the tree. Chat front ends pass ``with_db_option=False``: a chat never picks a DB."""
+def build_parser(
+    *, prog: str = "kanban", with_db_option: bool = True, local_verbs: bool = True
+) -> CommandParser:
+    """Build the tree. Chat front ends pass ``with_db_option=False``: a chat never picks a DB,
+    and ``local_verbs=False``: verbs like ``mcp`` talk to this machine's stdin, not a chat."""
     parser = CommandParser(
         prog=prog,
         description="A kanban board of agent work. Every verb also works from chat as /kanban.",
@@ -56,6 +61,8 @@ def build_parser(*, prog: str = "kanban", with_db_option: bool = True) -> Comman
     sub = parser.add_subparsers(dest="verb", metavar="<verb>", parser_class=CommandParser)
     for module in _MODULES:
         module.register(sub)
+    if local_verbs:
+        local.register(sub)
     parser.verb_parsers = dict(sub.choices)
     return parser
 

@@ -31,6 +31,11 @@ def register(sub: Any) -> None:
         type=argtypes.workspace,
         help="scratch (default), worktree, or dir:<absolute path>",
     )
+    p.add_argument(
+        "--repo",
+        metavar="PATH",
+        help="with --workspace worktree: the git repository (default: the assignee's)",
+    )
     p.add_argument("--tenant", help="a namespace inside the board")
     p.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
     p.add_argument("--triage", action="store_true", help="park as a rough idea, never auto-run")
@@ -118,6 +123,7 @@ def create(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         idempotency_key=args.idempotency_key,
         max_runtime_s=args.max_runtime,
         skills=args.skills,
+        repo=args.repo,
     )
     task = outcome.task
     created = (task.id,) if outcome.created else ()

@@ -6,9 +6,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from kanban_core.config import KanbanConfig, config_path, load_config
+from kanban_core.dispatcher import Dispatcher
 from kanban_core.domain import Actor, TaskId, parse_task_id
 from kanban_core.errors import UsageError
 from kanban_core.kanban import Kanban
+from kanban_core.spawn import SubprocessSpawner
 
 
 @dataclass
@@ -27,6 +30,8 @@ class CommandContext:
     interactive: bool = True
     sleep: Callable[[float], None] = time.sleep
     db_url: str | None = None
+    #: The gateway passes its long-lived dispatcher; the CLI makes one per command.
+    dispatcher: Dispatcher | None = None
     _board: Kanban | None = None
 
     def board(self) -> Kanban:
@@ -34,6 +39,19 @@ class CommandContext:
         if self._board is None:
             self._board = self.open_board(self.db_url)
         return self._board
+
+    def config(self) -> KanbanConfig:
+        """config.yaml as it is now (re-read on every call, so edits apply without a restart)."""
+        settings = self.board().settings
+        return load_config(config_path(self.environ, settings.home), self.environ)
+
+    def get_dispatcher(self) -> Dispatcher:
+        """The dispatcher to run a pass with."""
+        if self.dispatcher is None:
+            self.dispatcher = Dispatcher(
+                self.board(), config=self.config, spawner=SubprocessSpawner(self.environ)
+            )
+        return self.dispatcher
 
     def default_task(self) -> TaskId:
         """A worker's own task (``KANBAN_TASK``), for verbs whose id may be omitted."""

@@ -59,6 +59,10 @@ tasks = Table(
     Column("last_failure_error", Text),
     Column("not_before_ms", BigInteger),
     Column("max_retries", Integer),
+    Column("repo", Text),
+    Column("branch_name", String(200)),
+    # claimed_at + max runtime, so the dispatcher finds overdue runs by index, not by scan.
+    Column("deadline_ms", BigInteger),
     Index(
         "ix_tasks_ready",
         text("priority DESC"),
@@ -68,8 +72,23 @@ tasks = Table(
         postgresql_where=text("status = 'ready'"),
     ),
     Index(
+        "ix_tasks_ready_assignee",
+        "assignee",
+        text("priority DESC"),
+        "created_ms",
+        "id",
+        sqlite_where=text("status = 'ready'"),
+        postgresql_where=text("status = 'ready'"),
+    ),
+    Index(
         "ix_tasks_lease",
         "lease_expires_ms",
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
+    ),
+    Index(
+        "ix_tasks_deadline",
+        "deadline_ms",
         sqlite_where=text("status = 'running'"),
         postgresql_where=text("status = 'running'"),
     ),
@@ -131,6 +150,7 @@ task_runs = Table(
     Column("metadata", Text),
     Column("error", Text),
     Column("exit_code", Integer),
+    Column("workspace_path", Text),
     UniqueConstraint("task_id", "attempt", name="uq_task_runs_attempt"),
     Index("ix_task_runs_task", "task_id", "id"),
     Index("ix_task_runs_profile", "profile", "outcome", "ended_ms"),
@@ -190,4 +210,18 @@ notify_deliveries = Table(
         postgresql_where=text("status = 'pending'"),
     ),
     sqlite_autoincrement=True,
+)
+
+dispatcher_health = Table(
+    "dispatcher_health",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("last_pass_ms", BigInteger, nullable=False),
+    Column("last_pass_duration_ms", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("last_error_ms", BigInteger),
+    Column("passes", BigInteger, nullable=False, server_default="0"),
+    Column("counts", Text),
 )

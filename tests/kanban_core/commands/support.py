@@ -36,6 +36,10 @@ VERBS = (
     "notify-subscribe",
     "notify-list",
     "notify-unsubscribe",
+    "dispatch",
+    "status",
+    "context",
+    "log",
 )
 
 

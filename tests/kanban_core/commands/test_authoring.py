@@ -31,6 +31,8 @@ TASK_JSON_KEYS = {
     "current_run_id",
     "consecutive_failures",
     "last_failure_error",
+    "repo",
+    "branch_name",
 }
 
 

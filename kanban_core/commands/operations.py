@@ -1,0 +1,164 @@
+"""Verbs that run and observe the work: dispatch, status, context, log."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kanban_core import health, worker_context
+from kanban_core.commands import argtypes
+from kanban_core.commands.context import CommandContext
+from kanban_core.commands.formatting import elapsed
+from kanban_core.commands.result import Block, CommandResult, Heading, Table, Text, text
+from kanban_core.domain import format_task_id
+from kanban_core.errors import UsageError
+from kanban_core.spawn import log_path
+from kanban_core.storage import Query
+from kanban_core.worker import tail
+
+#: From chat, a log is cut to what fits a couple of messages.
+CHAT_LOG_BYTES = 3000
+DEFAULT_LOG_BYTES = 64 * 1024
+
+_DELIVERIES = Query(
+    "delivery_counts", "SELECT status, count(*) FROM notify_deliveries GROUP BY status"
+)
+
+
+def register(sub: Any) -> None:
+    """Add this module's verbs to the tree."""
+    p = sub.add_parser(
+        "dispatch",
+        help="run one dispatcher pass now",
+        description="Reclaim expired leases, time out overdue runs, then claim "
+        "ready tasks up to the caps and start a supervised worker for each.",
+    )
+    p.add_argument("--dry-run", action="store_true", help="show what would be spawned")
+    p.add_argument("--max", type=int, metavar="N", help="spawn at most N workers this pass")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=dispatch)
+
+    p = sub.add_parser(
+        "status",
+        help="dispatcher health and what is waiting",
+        description="Dispatcher health (last pass, last error), queue counts and "
+        "undeliverable notifications.",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=status)
+
+    p = sub.add_parser(
+        "context",
+        help="what a worker sees of its task",
+        description="The worker context: body, prior attempts, parent handoffs, "
+        "recent work by the assignee, comments — all capped.",
+    )
+    p.add_argument("task_id", type=argtypes.task_id, nargs="?")
+    p.set_defaults(handler=context)
+
+    p = sub.add_parser("log", help="a task's worker log", description="Print a task's worker log.")
+    p.add_argument("task_id", type=argtypes.task_id)
+    p.add_argument("--tail", type=int, metavar="BYTES", help="only the last BYTES bytes")
+    p.set_defaults(handler=log)
+
+
+def dispatch(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``dispatch``."""
+    if args.max is not None and args.max < 0:
+        raise UsageError("--max must not be negative")
+    report = ctx.get_dispatcher().run_pass(dry_run=args.dry_run, max_spawn=args.max)
+    if args.json:
+        return CommandResult(data=report.to_json(), as_json=True)
+    ref = format_task_id
+    lines = []
+    if report.reclaimed:
+        lines.append("Reclaimed (lease expired): " + " ".join(ref(t) for t in report.reclaimed))
+    if report.timed_out:
+        lines.append("Timed out: " + " ".join(ref(t) for t in report.timed_out))
+    if report.gave_up:
+        lines.append("Gave up (blocked): " + " ".join(ref(t) for t in report.gave_up))
+    if report.promoted:
+        lines.append(f"Promoted: {len(report.promoted)}")
+    lines += [
+        f"Spawned: {ref(s.task_id)} → {s.assignee} (run r{s.run_id}, pid {s.pid})"
+        for s in report.spawned
+    ]
+    lines += [f"Would spawn: {ref(t)} → {a}" for t, a in report.would_spawn]
+    lines += [f"Spawn failed: {ref(t)}: {e}" for t, e in report.spawn_failed]
+    if report.skipped_unassigned:
+        lines.append("Skipped (unassigned): " + " ".join(ref(t) for t in report.skipped_unassigned))
+    for name, ids in report.skipped_unknown.items():
+        lines.append(f"Skipped (no profile for {name!r}): " + " ".join(ref(t) for t in ids))
+    if not lines:
+        lines.append("Nothing to do.")
+    return text(*lines)
+
+
+def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``status``."""
+    board = ctx.board()
+    dispatchers = health.read(board)
+    stats = board.stats()
+    with board.db.transaction(write=False) as tx:
+        deliveries = {row[0]: int(row[1]) for row in tx.fetchall(_DELIVERIES)}
+    if args.json:
+        return CommandResult(
+            data={
+                "dispatchers": [d.to_json() for d in dispatchers],
+                "by_status": stats.by_status,
+                "oldest_ready_age_seconds": stats.oldest_ready_age_seconds,
+                "deliveries": deliveries,
+            },
+            as_json=True,
+        )
+    blocks: list[Block] = [Heading("Dispatchers")]
+    if dispatchers:
+        rows = tuple(
+            (
+                d.name,
+                f"{elapsed(d.age_s)} ago",
+                f"{d.last_pass_duration_ms} ms",
+                str(d.passes),
+                d.last_error or "-",
+            )
+            for d in dispatchers
+        )
+        blocks.append(Table(("NAME", "LAST PASS", "TOOK", "PASSES", "LAST ERROR"), rows))
+    else:
+        blocks.append(Text("(no dispatcher has run yet: `kanban dispatch` or `kanban gateway`)"))
+    counts = "  ".join(f"{k}={v}" for k, v in stats.by_status.items())
+    blocks += [Heading("Board"), Text(counts)]
+    dead = deliveries.get("dead", 0)
+    pending = deliveries.get("pending", 0) + deliveries.get("sending", 0)
+    blocks += [
+        Heading("Notifications"),
+        Text(
+            f"pending={pending}  dead={dead}"
+            + ("  ← undeliverable notifications: see the gateway log" if dead else "")
+        ),
+    ]
+    return CommandResult(blocks=tuple(blocks))
+
+
+def context(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``context``."""
+    task_id = args.task_id or ctx.default_task()
+    return text(worker_context.build(ctx.board(), task_id).rstrip())
+
+
+def log(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``log``: the whole log in a terminal (or its tail), a bounded tail from chat."""
+    if args.tail is not None and args.tail <= 0:
+        raise UsageError("--tail must be a positive number of bytes")
+    board = ctx.board()
+    board.get(args.task_id)
+    path = log_path(board.settings.home, args.task_id)
+    if not path.is_file():
+        return CommandResult(
+            exit_code=1,
+            errors=(f"(no log for {format_task_id(args.task_id)} — it may not have run yet)",),
+        )
+    limit = args.tail or (DEFAULT_LOG_BYTES if ctx.interactive else CHAT_LOG_BYTES)
+    if not ctx.interactive:
+        limit = min(limit, CHAT_LOG_BYTES)
+    return text(tail(path, limit).rstrip("\n") or "(empty log)")

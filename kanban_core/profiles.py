@@ -1,0 +1,85 @@
+"""Assignee profiles: what command runs a task for an assignee, where, and how many at once."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from kanban_core.domain import Task
+from kanban_core.validation import WorkspaceSpec
+
+
+class Preset(enum.StrEnum):
+    """Ready-made commands for the common coding agents."""
+
+    CLAUDE_CODE = "claude-code"
+    CODEX = "codex"
+    GEMINI = "gemini"
+    COMMAND = "command"  # the profile gives its own argv
+    DEMO = "demo"  # the built-in worker that needs no network or model
+
+
+#: Placeholders a command template may use; each is substituted as one whole argv element.
+PLACEHOLDERS = ("{prompt}", "{task_id}", "{run_id}", "{workspace}", "{mcp_config}")
+
+PRESET_COMMANDS: dict[Preset, tuple[str, ...]] = {
+    Preset.CLAUDE_CODE: ("claude", "-p", "{prompt}", "--mcp-config", "{mcp_config}"),
+    Preset.CODEX: (
+        "codex",
+        "exec",
+        "-c",
+        'mcp_servers.kanban.command="kanban"',
+        "-c",
+        'mcp_servers.kanban.args=["mcp"]',
+        "{prompt}",
+    ),
+    Preset.GEMINI: ("gemini", "-p", "{prompt}"),
+    Preset.DEMO: (sys.executable, "-m", "kanban_core.demo_worker"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AssigneeProfile:
+    """One configured assignee."""
+
+    name: str
+    command: tuple[str, ...]
+    preset: Preset = Preset.COMMAND
+    workspace: WorkspaceSpec | None = None
+    repo: str | None = None
+    max_in_progress: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    pass_env: tuple[str, ...] = ()
+    skills: tuple[str, ...] = ()
+    max_runtime_s: int | None = None
+    allow_dirty_base: bool = False
+
+
+DEMO_PROFILE = AssigneeProfile(
+    name="demo", command=PRESET_COMMANDS[Preset.DEMO], preset=Preset.DEMO
+)
+
+
+def worker_prompt(task: Task) -> str:
+    """The instruction handed to a coding agent; the task itself is read through the board."""
+    return (
+        f"You are working on kanban task {task.ref}: {task.title}\n"
+        f"Read the full task with `kanban context {task.ref}` (or the kanban_show MCP tool). "
+        "Work only inside the current directory. Renew your lease with `kanban heartbeat` "
+        "during long steps. When the work is done, run "
+        '`kanban complete --summary "<what you did, for the next person>"`; if you need a '
+        'human decision or credentials, run `kanban block "<what you need>"` and stop.'
+    )
+
+
+def render_command(template: tuple[str, ...], values: Mapping[str, str]) -> list[str]:
+    """Substitute placeholders; each placeholder is one argv element, never shell text."""
+    argv = []
+    for part in template:
+        for placeholder in PLACEHOLDERS:
+            if placeholder in part:
+                part = part.replace(placeholder, values.get(placeholder.strip("{}"), ""))
+        argv.append(part)
+    return argv

@@ -1,0 +1,140 @@
+"""Starting worker supervisors: the launch spec, and a spawner that runs each in its own session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from kanban_core.errors import KanbanError
+from kanban_core.profiles import AssigneeProfile
+
+
+class SpawnError(KanbanError):
+    """A worker supervisor could not be started."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """Everything a supervisor needs, handed over on its stdin (never in argv, which ps shows)."""
+
+    task_id: int
+    run_id: int
+    db_url: str
+    home: str
+    assignee: str
+    command: tuple[str, ...]
+    workspace: str | None  # the profile's default workspace spec, e.g. "worktree"
+    repo: str | None
+    env: Mapping[str, str]
+    pass_env: tuple[str, ...]
+    allow_dirty_base: bool
+    lease_ttl_s: int
+    max_runtime_s: int | None
+    terminate_grace_s: int
+    log_rotate_bytes: int
+    log_backups: int
+    failure_limit: int
+    backoff_base_s: int
+    backoff_cap_s: int
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The spec as JSON."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSpec:
+        """Parse a spec; raises KanbanError on anything malformed."""
+        try:
+            raw = json.loads(text)
+            raw["command"] = tuple(raw["command"])
+            raw["pass_env"] = tuple(raw["pass_env"])
+            return cls(**raw)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise KanbanError(f"malformed worker spec: {exc}") from None
+
+    def profile(self) -> AssigneeProfile:
+        """The assignee profile the spec was made from."""
+        from kanban_core.validation import parse_workspace
+
+        return AssigneeProfile(
+            name=self.assignee,
+            command=self.command,
+            workspace=parse_workspace(self.workspace) if self.workspace else None,
+            repo=self.repo,
+            env=dict(self.env),
+            pass_env=self.pass_env,
+            allow_dirty_base=self.allow_dirty_base,
+        )
+
+
+class Spawner(Protocol):
+    """Starts one supervised worker; returns its process id, or raises SpawnError."""
+
+    def spawn(self, spec: WorkerSpec, token: str) -> int:
+        """Start the supervisor for ``spec``; the run token travels in its environment."""
+        ...
+
+    def reap(self) -> list[int]:
+        """Collect supervisors that have exited; returns their pids."""
+        ...
+
+
+def log_path(home: Path, task_id: int) -> Path:
+    """The task's worker log."""
+    return home / "logs" / f"t{task_id}.log"
+
+
+class SubprocessSpawner:
+    """Runs ``python -m kanban_core worker`` in a new session, so it outlives its spawner."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = dict(os.environ if environ is None else environ)
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def spawn(self, spec: WorkerSpec, token: str) -> int:
+        """Start a supervisor and hand it the spec on stdin."""
+        log = log_path(Path(spec.home), spec.task_id)
+        env = self._environ | {"KANBAN_RUN_TOKEN": token, "PYTHONUNBUFFERED": "1"}
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("ab") as sink:
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "kanban_core", "worker"],
+                    stdin=subprocess.PIPE,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=spec.home,
+                    start_new_session=True,  # its own process group: a gateway restart spares it
+                    close_fds=True,
+                )
+        except OSError as exc:
+            raise SpawnError(f"cannot start the worker supervisor: {exc}") from exc
+        assert child.stdin is not None
+        try:
+            child.stdin.write(spec.to_json().encode())
+            child.stdin.close()
+        except OSError as exc:
+            child.kill()
+            child.wait()
+            raise SpawnError(f"the worker supervisor exited at once: {exc}") from exc
+        self._children[child.pid] = child
+        return child.pid
+
+    def reap(self) -> list[int]:
+        """Collect exited supervisors (so they do not linger as zombies)."""
+        done = [pid for pid, child in self._children.items() if child.poll() is not None]
+        for pid in done:
+            del self._children[pid]
+        return done
+
+    def running(self) -> int:
+        """How many supervisors this spawner started are still alive."""
+        return sum(1 for child in self._children.values() if child.poll() is None)

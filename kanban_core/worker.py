@@ -1,0 +1,284 @@
+"""The worker supervisor (``kanban worker``): runs one agent attempt and always records a verdict.
+
+It prepares the workspace, starts the agent in its own process group with the run's credentials
+in its environment, renews the lease while the agent lives, appends the agent's output to the
+task's log, enforces the max runtime, and — when the agent exits without completing or blocking —
+records the outcome itself with the log's tail as evidence. Exit 0 without a verdict is a
+protocol failure, not a success.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import suppress
+from pathlib import Path
+from types import FrameType
+
+from kanban_core import workspaces
+from kanban_core.domain import Actor, RunId, RunOutcome, RunProof, TaskId, TaskStatus
+from kanban_core.errors import KanbanError, StaleRun, StorageError
+from kanban_core.kanban import Kanban
+from kanban_core.profiles import render_command, worker_prompt
+from kanban_core.recovery import FailurePolicy
+from kanban_core.settings import KernelSettings
+from kanban_core.spawn import WorkerSpec, log_path
+
+#: Environment an agent inherits from the supervisor; everything else is withheld (the gateway's
+#: chat tokens live in that environment), except the names a profile passes through.
+_INHERITED = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TERM",
+    "SHELL",
+    "TMPDIR",
+    "TZ",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+)
+_EVIDENCE_BYTES = 4000
+
+
+class Supervisor:
+    """One attempt at one task."""
+
+    def __init__(self, spec: WorkerSpec, token: str, environ: Mapping[str, str]) -> None:
+        self.spec = spec
+        self.environ = environ
+        self.proof = RunProof(TaskId(spec.task_id), RunId(spec.run_id), token)
+        self.actor = Actor(name="supervisor", run=self.proof)
+        self.home = Path(spec.home)
+        self.log = log_path(self.home, spec.task_id)
+        self.policy = FailurePolicy(spec.failure_limit, spec.backoff_base_s, spec.backoff_cap_s)
+        self.agent: subprocess.Popen[bytes] | None = None
+        self._stopping = False
+
+    def run(self) -> int:
+        """Supervise the attempt; returns the process exit code."""
+        rotate(self.log, self.spec.log_rotate_bytes, self.spec.log_backups)
+        settings = KernelSettings(home=self.home, db_url=self.spec.db_url)
+        with Kanban.open(settings) as board:
+            task = board.get(self.proof.task_id)
+            if task.status is not TaskStatus.RUNNING or task.current_run_id != self.proof.run_id:
+                self.note(f"run r{self.spec.run_id} is no longer current; nothing to do")
+                return 0
+            try:
+                workspace = workspaces.prepare(task, self.spec.profile(), self.home)
+                board.set_workspace(
+                    self.actor, task.id, path=str(workspace.path), branch=workspace.branch
+                )
+            except KanbanError as exc:
+                return self._fail(board, RunOutcome.SPAWN_FAILED, f"workspace: {exc}")
+            self.note(f"workspace {workspace.kind.value} at {workspace.path}")
+            mcp_config = self._write_mcp_config()
+            try:
+                argv = render_command(
+                    self.spec.command,
+                    {
+                        "prompt": worker_prompt(task),
+                        "task_id": task.ref,
+                        "run_id": str(self.spec.run_id),
+                        "workspace": str(workspace.path),
+                        "mcp_config": str(mcp_config),
+                    },
+                )
+                return self._supervise(board, argv, workspace.path, task.tenant)
+            finally:
+                with suppress(OSError):
+                    mcp_config.unlink()
+
+    def _supervise(self, board: Kanban, argv: list[str], cwd: Path, tenant: str | None) -> int:
+        env = self._agent_env(cwd, tenant)
+        self.note(f"starting {argv[0]}")
+        try:
+            with self.log.open("ab") as sink:
+                self.agent = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            return self._fail(board, RunOutcome.SPAWN_FAILED, f"cannot start {argv[0]!r}: {exc}")
+        signal.signal(signal.SIGTERM, self._on_term)
+        started = time.monotonic()
+        interval = max(1.0, self.spec.lease_ttl_s / 3)
+        max_runtime = self.spec.max_runtime_s
+        code: int | None = None
+        while code is None:
+            try:
+                code = self.agent.wait(timeout=interval)
+                continue
+            except subprocess.TimeoutExpired:
+                pass
+            if self._stopping:
+                self._terminate()
+                return self._fail(board, RunOutcome.CRASHED, "the supervisor was terminated")
+            if max_runtime and time.monotonic() - started > max_runtime:
+                self._terminate()
+                return self._fail(
+                    board, RunOutcome.TIMED_OUT, f"exceeded its max runtime of {max_runtime}s"
+                )
+            try:
+                board.heartbeat(self.actor, self.proof.task_id)
+            except StaleRun:
+                # The run is over: the agent recorded a verdict, or a dispatcher reclaimed or
+                # timed it out. Either way this attempt may not touch the task any more.
+                self.note("the run ended elsewhere; stopping the agent")
+                self._terminate()
+                return 0
+            except StorageError as exc:
+                self.note(f"heartbeat failed, will retry: {exc}")
+        return self._after_exit(board, code)
+
+    def _after_exit(self, board: Kanban, code: int) -> int:
+        task = board.get(self.proof.task_id)
+        if task.status is not TaskStatus.RUNNING or task.current_run_id != self.proof.run_id:
+            self.note(f"agent exited with code {code} after recording its verdict")
+            return 0
+        if code == 0:
+            reason = "the agent exited 0 without completing or blocking (protocol failure)"
+        elif code < 0:
+            reason = f"the agent was killed by signal {-code}"
+        else:
+            reason = f"the agent exited with code {code} without completing or blocking"
+        return self._fail(board, RunOutcome.CRASHED, reason)
+
+    def _fail(self, board: Kanban, outcome: RunOutcome, reason: str) -> int:
+        self.note(f"{outcome.value}: {reason}")
+        try:
+            verdict = board.record_failure(
+                self.actor,
+                self.proof.task_id,
+                self.proof.run_id,
+                outcome,
+                reason,
+                self.policy,
+                evidence=tail(self.log, _EVIDENCE_BYTES),
+            )
+        except StaleRun:
+            return 0  # someone else recorded this run's end first
+        if verdict.gave_up:
+            self.note("gave up: blocked for a human")
+        else:
+            delay = verdict.backoff_ms // 1000
+            self.note(f"failure {verdict.failures}/{verdict.limit}; retry in {delay}s")
+        return 1
+
+    def _terminate(self) -> None:
+        agent = self.agent
+        if agent is None or agent.poll() is not None:
+            return
+        with suppress(ProcessLookupError):
+            os.killpg(agent.pid, signal.SIGTERM)
+        try:
+            agent.wait(timeout=self.spec.terminate_grace_s)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait()
+
+    def _on_term(self, signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        self._stopping = True
+
+    def _agent_env(self, cwd: Path, tenant: str | None) -> dict[str, str]:
+        env = {k: self.environ[k] for k in _INHERITED if k in self.environ}
+        env |= {k: self.environ[k] for k in self.spec.pass_env if k in self.environ}
+        env |= dict(self.spec.env)
+        env |= {
+            "KANBAN_TASK": f"t{self.spec.task_id}",
+            "KANBAN_RUN_ID": str(self.spec.run_id),
+            "KANBAN_RUN_TOKEN": self.proof.token,
+            "KANBAN_WORKSPACE": str(cwd),
+            "KANBAN_DB_URL": self.spec.db_url,
+            "KANBAN_HOME": self.spec.home,
+            "KANBAN_TENANT": tenant or "",
+        }
+        # The agent must find the same `kanban` as the supervisor, whatever its PATH says.
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
+        return env
+
+    def _write_mcp_config(self) -> Path:
+        run_dir = self.home / "runs"
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = run_dir / f"r{self.spec.run_id}-mcp.json"
+        server = {
+            "command": sys.executable,
+            "args": ["-m", "kanban_core", "mcp"],
+            "env": {
+                "KANBAN_TASK": f"t{self.spec.task_id}",
+                "KANBAN_RUN_ID": str(self.spec.run_id),
+                "KANBAN_RUN_TOKEN": self.proof.token,
+                "KANBAN_DB_URL": self.spec.db_url,
+                "KANBAN_HOME": self.spec.home,
+            },
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the run token
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"mcpServers": {"kanban": server}}, handle)
+        return path
+
+    def note(self, message: str) -> None:
+        """Append a supervisor line to the task's log."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with self.log.open("a", encoding="utf-8") as handle:
+            handle.write(f"[kanban {stamp}] r{self.spec.run_id}: {message}\n")
+
+
+def rotate(path: Path, max_bytes: int, backups: int) -> None:
+    """Shift ``t5.log`` to ``t5.log.1`` (and older ones along) once it is over ``max_bytes``."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return
+    except FileNotFoundError:
+        return
+    for index in range(backups, 0, -1):
+        older = path.with_name(f"{path.name}.{index}")
+        newer = path if index == 1 else path.with_name(f"{path.name}.{index - 1}")
+        if index == backups:
+            with suppress(FileNotFoundError):
+                older.unlink()
+        with suppress(FileNotFoundError):
+            newer.rename(older)
+
+
+def tail(path: Path, size: int) -> str:
+    """The last ``size`` bytes of a file as text, starting at a line boundary when possible."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            end = handle.tell()
+            handle.seek(max(0, end - size))
+            data = handle.read()
+    except FileNotFoundError:
+        return ""
+    if end > size and b"\n" in data:
+        data = data[data.index(b"\n") + 1 :]
+    return data.decode("utf-8", errors="replace")
+
+
+def main(stdin_text: str, environ: Mapping[str, str]) -> int:
+    """Entry point of ``kanban worker``: the spec on stdin, the token in the environment."""
+    token = environ.get("KANBAN_RUN_TOKEN", "")
+    spec = WorkerSpec.from_json(stdin_text)
+    if not token:
+        raise KanbanError("kanban worker needs KANBAN_RUN_TOKEN")
+    supervisor = Supervisor(spec, token, environ)
+    supervisor.note(f"supervisor {os.getpid()} on {socket.gethostname()}")
+    return supervisor.run()
