@@ -19,13 +19,14 @@ from typing import Any
 
 from kanban_core import health
 from kanban_core.config import KanbanConfig
-from kanban_core.domain import Actor, RunOutcome, TaskId, format_task_id
+from kanban_core.domain import Actor, RunId, RunOutcome, TaskId, format_task_id
 from kanban_core.errors import KanbanError, StaleRun
 from kanban_core.kanban import Kanban
 from kanban_core.profiles import AssigneeProfile
 from kanban_core.recovery import FailurePolicy
-from kanban_core.spawn import Spawner, SpawnError, WorkerSpec
+from kanban_core.spawn import Spawner, SpawnError, WorkerSpec, log_path
 from kanban_core.storage import Query
+from kanban_core.worker import tail
 
 _RUNNING_BY_ASSIGNEE = Query(
     "running_by_assignee",
@@ -136,6 +137,7 @@ class Dispatcher:
         self.actor = Actor(name=f"dispatcher@{self.host}")
         self._sweep_every = sweep_every
         self._passes = 0
+        self._started: dict[int, tuple[TaskId, RunId]] = {}
 
     def run_pass(self, *, dry_run: bool = False, max_spawn: int | None = None) -> DispatchReport:
         """One pass; its outcome (or error) is recorded as this dispatcher's health."""
@@ -144,8 +146,8 @@ class Dispatcher:
         error: str | None = None
         try:
             config = self._config()
-            self.spawner.reap()
             if not dry_run:
+                self._reap(config, report)
                 self._recover(config, report)
                 # Promotion is event-driven; the sweep is a rare safety net.
                 if self._passes % self._sweep_every == 0:
@@ -165,6 +167,30 @@ class Dispatcher:
         return report
 
     # -- recovery ---------------------------------------------------------------------------
+
+    def _reap(self, config: KanbanConfig, report: DispatchReport) -> None:
+        # A supervisor records its own verdicts; one that died without doing so (killed, or a
+        # bug) is noticed here at once instead of when its lease runs out.
+        for pid, code in self.spawner.reap():
+            started = self._started.pop(pid, None)
+            if started is None or code == 0:
+                continue
+            task_id, run_id = started
+            task = self.board.get(task_id)
+            if task.current_run_id != run_id:
+                continue
+            error = f"the worker supervisor (pid {pid}) exited with code {code} without a verdict"
+            evidence = tail(log_path(self.board.settings.home, task_id), 4000)
+            self._record(
+                task_id,
+                run_id,
+                RunOutcome.CRASHED,
+                error,
+                _policy(config),
+                report.reclaimed,
+                report,
+                evidence,
+            )
 
     def _recover(self, config: KanbanConfig, report: DispatchReport) -> None:
         policy = _policy(config)
@@ -199,9 +225,12 @@ class Dispatcher:
         policy: FailurePolicy,
         bucket: list[TaskId],
         report: DispatchReport,
+        evidence: str | None = None,
     ) -> None:
         try:
-            verdict = self.board.record_failure(self.actor, task_id, run_id, outcome, error, policy)
+            verdict = self.board.record_failure(
+                self.actor, task_id, run_id, outcome, error, policy, evidence=evidence
+            )
         except StaleRun:
             return  # the worker (or another dispatcher) recorded the end first
         bucket.append(task_id)
@@ -293,6 +322,7 @@ class Dispatcher:
                 if verdict.gave_up:
                     report.gave_up.append(task_id)
             return
+        self._started[pid] = (task_id, claim.run_id)
         self.board.set_worker(task_id, claim.run_id, pid=pid, host=self.host)
         report.spawned.append(Spawned(task_id, profile.name, claim.run_id, pid))
 

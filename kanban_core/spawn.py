@@ -14,6 +14,9 @@ from typing import Any, Protocol
 from kanban_core.errors import KanbanError
 from kanban_core.profiles import AssigneeProfile
 
+#: Where the spawner puts the run token for the supervisor.
+SUPERVISOR_TOKEN_ENV = "KANBAN_SUPERVISOR_TOKEN"  # noqa: S105 - a variable name, not a secret
+
 
 class SpawnError(KanbanError):
     """A worker supervisor could not be started."""
@@ -81,8 +84,8 @@ class Spawner(Protocol):
         """Start the supervisor for ``spec``; the run token travels in its environment."""
         ...
 
-    def reap(self) -> list[int]:
-        """Collect supervisors that have exited; returns their pids."""
+    def reap(self) -> list[tuple[int, int]]:
+        """Collect supervisors that have exited: (pid, exit code) pairs."""
         ...
 
 
@@ -101,7 +104,10 @@ class SubprocessSpawner:
     def spawn(self, spec: WorkerSpec, token: str) -> int:
         """Start a supervisor and hand it the spec on stdin."""
         log = log_path(Path(spec.home), spec.task_id)
-        env = self._environ | {"KANBAN_RUN_TOKEN": token, "PYTHONUNBUFFERED": "1"}
+        # Not KANBAN_RUN_TOKEN: the supervisor is not the worker; it hands that to the agent.
+        env = self._environ | {SUPERVISOR_TOKEN_ENV: token, "PYTHONUNBUFFERED": "1"}
+        for name in ("KANBAN_TASK", "KANBAN_RUN_ID", "KANBAN_RUN_TOKEN"):
+            env.pop(name, None)
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("ab") as sink:
@@ -128,10 +134,14 @@ class SubprocessSpawner:
         self._children[child.pid] = child
         return child.pid
 
-    def reap(self) -> list[int]:
+    def reap(self) -> list[tuple[int, int]]:
         """Collect exited supervisors (so they do not linger as zombies)."""
-        done = [pid for pid, child in self._children.items() if child.poll() is not None]
-        for pid in done:
+        done = [
+            (pid, code)
+            for pid, child in self._children.items()
+            if (code := child.poll()) is not None
+        ]
+        for pid, _ in done:
             del self._children[pid]
         return done
 

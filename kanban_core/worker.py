@@ -28,7 +28,7 @@ from kanban_core.kanban import Kanban
 from kanban_core.profiles import render_command, worker_prompt
 from kanban_core.recovery import FailurePolicy
 from kanban_core.settings import KernelSettings
-from kanban_core.spawn import WorkerSpec, log_path
+from kanban_core.spawn import SUPERVISOR_TOKEN_ENV, WorkerSpec, log_path
 
 #: Environment an agent inherits from the supervisor; everything else is withheld (the gateway's
 #: chat tokens live in that environment), except the names a profile passes through.
@@ -275,10 +275,10 @@ def tail(path: Path, size: int) -> str:
 
 def main(stdin_text: str, environ: Mapping[str, str]) -> int:
     """Entry point of ``kanban worker``: the spec on stdin, the token in the environment."""
-    token = environ.get("KANBAN_RUN_TOKEN", "")
+    token = environ.get(SUPERVISOR_TOKEN_ENV, "")
     spec = WorkerSpec.from_json(stdin_text)
     if not token:
-        raise KanbanError("kanban worker needs KANBAN_RUN_TOKEN")
+        raise KanbanError(f"kanban worker needs {SUPERVISOR_TOKEN_ENV}")
     supervisor = Supervisor(spec, token, environ)
     supervisor.note(f"supervisor {os.getpid()} on {socket.gethostname()}")
     return supervisor.run()

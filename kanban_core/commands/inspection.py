@@ -8,6 +8,7 @@ from typing import Any
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.formatting import (
+    compact,
     event_line,
     first_line,
     run_elapsed,
@@ -171,6 +172,8 @@ def _run_lines(detail: TaskDetail) -> list[Block]:
         )
         if run.summary:
             line += f"\n    → {first_line(run.summary, 160)}"
+        if run.metadata:
+            line += f"\n    ≡ {compact(run.metadata, 160)}"
         if run.error:
             line += f"\n    ! {first_line(run.error, 160)}"
         lines.append(Text(line))
