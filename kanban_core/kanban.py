@@ -7,7 +7,17 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from kanban_core import links, maintenance, notify, reads, recovery, runs, tasks
+from kanban_core import (
+    audit,
+    deliveries,
+    links,
+    maintenance,
+    notify,
+    reads,
+    recovery,
+    runs,
+    tasks,
+)
 from kanban_core.domain import (
     Actor,
     BoardStats,
@@ -358,6 +368,44 @@ class Kanban:
             if task_id is not None:
                 links.status_of(tx, task_id)
             return notify.subscriptions(tx, task_id)
+
+    def claim_deliveries(
+        self, *, platform: str, claimer: str, lease_ms: int, limit: int = 20
+    ) -> builtins.list[deliveries.Delivery]:
+        """Claim due notifications for one platform (the notifier's side of the outbox)."""
+        with self.db.transaction(write=True) as tx:
+            return deliveries.claim(
+                tx, platform=platform, claimer=claimer, lease_ms=lease_ms, limit=limit
+            )
+
+    def delivery_sent(self, delivery_id: int, *, claimer: str) -> bool:
+        """Mark a notification sent."""
+        with self.db.transaction(write=True) as tx:
+            return deliveries.mark_sent(tx, delivery_id, claimer=claimer)
+
+    def delivery_failed(
+        self, delivery_id: int, *, claimer: str, error: str, delay_ms: int, dead: bool
+    ) -> None:
+        """Put a notification back for a retry, or mark it dead."""
+        with self.db.transaction(write=True) as tx:
+            deliveries.mark_failed(
+                tx, delivery_id, claimer=claimer, error=error, delay_ms=delay_ms, dead=dead
+            )
+
+    def dead_letters(self, *, limit: int = 20) -> builtins.list[dict[str, Any]]:
+        """Undeliverable notifications, newest first."""
+        with self.db.transaction(write=False) as tx:
+            return deliveries.dead_letters(tx, limit=limit)
+
+    def record_audit(self, entry: audit.AuditEntry) -> None:
+        """Append a chat command to the audit log."""
+        with self.db.transaction(write=True) as tx:
+            audit.record(tx, entry)
+
+    def audit_log(self, *, limit: int = 50) -> builtins.list[audit.AuditEntry]:
+        """The newest audit entries."""
+        with self.db.transaction(write=False) as tx:
+            return audit.recent(tx, limit=limit)
 
     # -- maintenance ------------------------------------------------------------------------
 

@@ -62,6 +62,7 @@ class Supervisor:
         self.log = log_path(self.home, spec.task_id)
         self.policy = FailurePolicy(spec.failure_limit, spec.backoff_base_s, spec.backoff_cap_s)
         self.agent: subprocess.Popen[bytes] | None = None
+        self.tenant: str | None = None
         self._stopping = False
 
     def run(self) -> int:
@@ -81,6 +82,7 @@ class Supervisor:
             except KanbanError as exc:
                 return self._fail(board, RunOutcome.SPAWN_FAILED, f"workspace: {exc}")
             self.note(f"workspace {workspace.kind.value} at {workspace.path}")
+            self.tenant = task.tenant
             mcp_config = self._write_mcp_config()
             try:
                 argv = render_command(
@@ -227,6 +229,7 @@ class Supervisor:
                 "KANBAN_RUN_TOKEN": self.proof.token,
                 "KANBAN_DB_URL": self.spec.db_url,
                 "KANBAN_HOME": self.spec.home,
+                "KANBAN_TENANT": self.tenant or "",
             },
         }
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the run token

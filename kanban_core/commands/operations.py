@@ -8,7 +8,7 @@ from typing import Any
 from kanban_core import health, worker_context
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
-from kanban_core.commands.formatting import elapsed
+from kanban_core.commands.formatting import elapsed, timestamp
 from kanban_core.commands.result import Block, CommandResult, Heading, Table, Text, text
 from kanban_core.domain import format_task_id
 from kanban_core.errors import UsageError
@@ -55,6 +55,16 @@ def register(sub: Any) -> None:
     )
     p.add_argument("task_id", type=argtypes.task_id, nargs="?")
     p.set_defaults(handler=context)
+
+    p = sub.add_parser(
+        "audit",
+        help="chat commands, allowed and refused",
+        description="The audit log: every chat command with who sent it, where, "
+        "and whether it was allowed.",
+    )
+    p.add_argument("--limit", type=int, default=50, metavar="N")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=audit_log)
 
     p = sub.add_parser("log", help="a task's worker log", description="Print a task's worker log.")
     p.add_argument("task_id", type=argtypes.task_id)
@@ -108,6 +118,7 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
                 "by_status": stats.by_status,
                 "oldest_ready_age_seconds": stats.oldest_ready_age_seconds,
                 "deliveries": deliveries,
+                "dead_letters": board.dead_letters(limit=20),
             },
             as_json=True,
         )
@@ -132,11 +143,16 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     pending = deliveries.get("pending", 0) + deliveries.get("sending", 0)
     blocks += [
         Heading("Notifications"),
-        Text(
-            f"pending={pending}  dead={dead}"
-            + ("  ← undeliverable notifications: see the gateway log" if dead else "")
-        ),
+        Text(f"pending={pending}  dead={dead}"),
     ]
+    for letter in board.dead_letters(limit=10) if dead else []:
+        target = f"{letter['platform']}:{letter['chat_id']}"
+        blocks.append(
+            Text(
+                f"dead: {letter['kind']} of {letter['task_id']} to {target} after "
+                f"{letter['attempts']} attempts: {letter['last_error'] or '-'}"
+            )
+        )
     return CommandResult(blocks=tuple(blocks))
 
 
@@ -162,3 +178,25 @@ def log(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     if not ctx.interactive:
         limit = min(limit, CHAT_LOG_BYTES)
     return text(tail(path, limit).rstrip("\n") or "(empty log)")
+
+
+def audit_log(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``audit``."""
+    if not 0 < args.limit <= 1000:
+        raise UsageError("--limit must be between 1 and 1000")
+    entries = ctx.board().audit_log(limit=args.limit)
+    if args.json:
+        return CommandResult(data=[e.to_json() for e in entries], as_json=True)
+    if not entries:
+        return text("(no chat commands yet)")
+    rows = tuple(
+        (
+            timestamp(e.created_ms),
+            f"{e.platform}:{e.chat_id}" + (f":{e.thread_id}" if e.thread_id else ""),
+            f"{e.user_name or '-'} ({e.user_id})",
+            e.outcome,
+            e.text if len(e.text) <= 80 else e.text[:79] + "…",
+        )
+        for e in reversed(entries)
+    )
+    return CommandResult(blocks=(Table(("WHEN", "CHAT", "USER", "OUTCOME", "COMMAND"), rows),))

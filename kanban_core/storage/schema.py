@@ -225,3 +225,21 @@ dispatcher_health = Table(
     Column("passes", BigInteger, nullable=False, server_default="0"),
     Column("counts", Text),
 )
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("chat_id", String(200), nullable=False),
+    Column("thread_id", String(200), nullable=False, server_default=""),
+    Column("user_id", String(200), nullable=False),
+    Column("user_name", String(200)),
+    Column("role", String(16)),
+    Column("text", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),  # allowed | refused | error
+    Column("detail", Text),
+    Index("ix_audit_log_created", "created_ms"),
+    sqlite_autoincrement=True,
+)

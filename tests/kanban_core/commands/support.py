@@ -40,6 +40,9 @@ VERBS = (
     "status",
     "context",
     "log",
+    "audit",
+    "mcp",
+    "worker",
 )
 
 
