@@ -1,0 +1,44 @@
+"""The adapter contract: what the gateway needs from a chat platform, and nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.messages import ChatRef, Document, IncomingMessage
+
+#: The gateway's handler for incoming commands; returns the reply (or None for no reply).
+MessageSink = Callable[[IncomingMessage], Awaitable[Document | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a platform can show."""
+
+    max_message_chars: int
+    max_parts: int = 5
+
+
+class ChatAdapter(Protocol):
+    """One platform. Started and stopped by the gateway inside its own event loop."""
+
+    name: str
+    capabilities: Capabilities
+
+    async def start(self, sink: MessageSink) -> None:
+        """Connect and begin delivering commands to ``sink``; return once running."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop receiving and disconnect; safe to call twice."""
+        ...
+
+    async def send(self, chat: ChatRef, document: Document) -> None:
+        """Render and send; raise AdapterRateLimited / AdapterError on failure."""
+        ...
+
+
+#: What an entry point in the ``kanban_gateway.adapters`` group must provide: a factory taking
+#: the adapter's section of config.yaml and the environment (for secrets), returning the adapter.
+AdapterFactory = Callable[[Mapping[str, object], Mapping[str, str]], ChatAdapter]
