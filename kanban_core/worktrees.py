@@ -10,8 +10,8 @@ import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import git
 
@@ -22,27 +22,17 @@ from kanban_core.workspaces import Removal, WorkspaceError
 MARKER = "kanban-workspace.json"
 PREFIX = "kanban"
 SLUG_MAX = 40
-_BRANCH_RE = re.compile(r"[a-z0-9][a-z0-9._/-]{0,99}")
+# D-05: at most 100 ASCII characters; every '/'-segment non-empty, not starting with '.' or '-'.
+_BRANCH_RE = re.compile(r"(?=.{1,100}$)[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*")
 _MAX_SUFFIX = 100
 # A hook's environment would point git at some other repository than the one we name.
-_FOREIGN_ENV = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_COMMON_DIR",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_NAMESPACE",
-)
+_FOREIGN_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_NAMESPACE")
 # Never prompt; and never let a read (`status`) rewrite the user's index as an optional lock.
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
 
 
-@dataclass(frozen=True, slots=True)
-class _Owned:
-    """What a task's worktree and its marker say about it."""
-
+class _Owned(NamedTuple):  # what a task's worktree and its marker say about it
     common: Path
-    git_dir: Path
     branch: str
     branch_created: bool
     base: str | None
@@ -67,12 +57,7 @@ def repo_dir_name(common: Path) -> str:
 
 def check_branch_name(repo: git.Repo, name: str) -> None:
     """Refuse a name git or our stricter rules (D-05) reject; option-like names never reach git."""
-    segments = name.split("/")
-    if (
-        not _BRANCH_RE.fullmatch(name)
-        or len(name.encode()) > 100
-        or any(not s or s[0] in ".-" for s in segments)
-    ):
+    if not _BRANCH_RE.fullmatch(name):
         raise WorkspaceError(f"invalid branch name {name!r}")
     try:
         repo.git.check_ref_format("--branch", name)
@@ -106,9 +91,6 @@ def remove_worktree(path: Path, *, root: Path, task_id: TaskId) -> Removal:
         return Removal(task_id, path, removed=False, reason=f"git refused: {_git_error(exc)}")
 
 
-# --- creation -----------------------------------------------------------------------------
-
-
 def _ensure(
     src: git.Repo, repo: Path, task: Task, task_ref: str, root: Path, allow_dirty_base: bool
 ) -> tuple[Path, str, bool]:
@@ -133,15 +115,9 @@ def _ensure(
         )
     base, oid = _default_base(src, repo)
     stem = f"{PREFIX}/{task.id}-{slugify(task.title)}"
-    marker: dict[str, object] = {
-        "task": task_ref,
-        "kind": "worktree",
-        "repo": str(top),
-        "common_dir": str(common),
-        "base": base,
-        "base_oid": oid,
-        "branch_created": True,  # we only ever make new branches; never adopt someone's
-    }
+    # branch_created: we only ever make new branches, never adopt someone's.
+    marker: dict[str, object] = {"task": task_ref, "kind": "worktree", "repo": str(top)}
+    marker |= {"common_dir": str(common), "base": base, "base_oid": oid, "branch_created": True}
     branch = _create(src, path=path, common=common, stem=stem, oid=oid, marker=marker)
     return path, branch, True
 
@@ -175,7 +151,9 @@ def _check_root(root: Path, top: Path, common: Path) -> Path:
     real = root.resolve()
     if real == Path(real.anchor):
         raise WorkspaceError(f"managed worktree root {root} is a filesystem root")
-    for other, what in ((top, "checkout"), (common, "git directory")):
+    # The named checkout may be a linked worktree: the main checkout counts as well.
+    main = common.parent if common.name == ".git" else common
+    for other, what in ((top, "checkout"), (main, "checkout"), (common, "git directory")):
         # Either way round, cleaning one could reach into the other.
         if real.is_relative_to(other) or other.is_relative_to(real):
             raise WorkspaceError(
@@ -231,9 +209,7 @@ def _create(
         git_dir = _verify_new(path, common, branch, oid)
         _write_marker(git_dir, {**marker, "branch": branch, "created": int(time.time())})
     except BaseException as exc:
-        # A killed or failed `worktree add` may still have left a registered tree at the path,
-        # which did not exist before this call.
-        left = _rollback(src, path, added or (path / ".git").is_file(), branch, oid, made)
+        left = _rollback(src, path, added, branch, oid, made)
         if not isinstance(exc, Exception):
             raise
         message = _git_error(exc) if isinstance(exc, git.GitCommandError) else str(exc)
@@ -344,11 +320,9 @@ def _rollback(
         try:
             directory.rmdir()  # only if empty; never recursive
         except OSError:
-            left.append(f"directory {directory}")
+            left.append(f"directory {directory} (not empty)")
+            break  # its parents hold it, so they cannot go either
     return left
-
-
-# --- removal ------------------------------------------------------------------------------
 
 
 def _remove(path: Path, root: Path, task_id: TaskId) -> Removal:
@@ -387,11 +361,9 @@ def _owned(path: Path, task_ref: str) -> _Owned:
             top = wt.working_tree_dir
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError, OSError):
         raise WorkspaceError("has a .git file that points into no repository") from None
-    if (
-        top is None
-        or Path(top).resolve() != path.resolve()
-        or git_dir.parent != common / "worktrees"
-    ):
+    if top is None or Path(top).resolve() != path.resolve():
+        raise WorkspaceError("is not the top of a linked worktree")
+    if git_dir.parent != common / "worktrees":
         raise WorkspaceError("is not a linked worktree of a repository")
     try:
         marker = json.loads((git_dir / MARKER).read_text(encoding="utf-8"))
@@ -404,13 +376,8 @@ def _owned(path: Path, task_ref: str) -> _Owned:
     branch, base = marker.get("branch"), marker.get("base")
     if not isinstance(branch, str) or not branch:
         raise WorkspaceError("carries a marker without a branch")
-    return _Owned(
-        common=common,
-        git_dir=git_dir,
-        branch=branch,
-        branch_created=marker.get("branch_created") is True,
-        base=base if isinstance(base, str) else None,
-    )
+    created = marker.get("branch_created") is True
+    return _Owned(common, branch, created, base if isinstance(base, str) else None)
 
 
 def _check_removable(wt: git.Repo, owned: _Owned) -> str:
@@ -448,9 +415,6 @@ def _drop_branch(main: git.Repo, owned: _Owned, oid: str) -> str:
     except git.GitCommandError as exc:
         return f"; branch {owned.branch} kept ({_git_error(exc)})"
     return f"; branch {owned.branch} deleted (its commits are pushed or merged)"
-
-
-# --- helpers ------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -497,7 +461,8 @@ def _plural(n: int, noun: str) -> str:
 
 
 def _git_error(exc: git.GitCommandError) -> str:
-    """Git's stderr as one line, without GitPython's wrapping or git's hints."""
+    """Git's stderr as one line, without GitPython's wrapping, progress or hints."""
     text = str(exc.stderr).strip().removeprefix("stderr: '").removesuffix("'")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("hint:")]
-    return "; ".join(lines) or f"git exited with status {exc.status}"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]  # not progress chatter
+    return "; ".join(errors or lines) or f"git exited with status {exc.status}"

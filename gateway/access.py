@@ -1,0 +1,84 @@
+"""Who may do what from chat: users mapped by stable platform id to roles; deny by default."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gateway.messages import ChatUser
+
+
+class Role(enum.IntEnum):
+    """Roles in increasing power; each includes the ones below."""
+
+    VIEWER = 1  # read verbs
+    OPERATOR = 2  # create, comment, block, unblock, assign, complete …
+    ADMIN = 3  # archive, gc, dispatch, reclaim, audit, others' subscriptions
+
+
+#: The least role each chat verb needs. Verbs not listed are not offered in chat at all.
+VERB_ROLES: dict[str, Role] = {
+    **dict.fromkeys(
+        (
+            "list",
+            "ls",
+            "show",
+            "stats",
+            "runs",
+            "tail",
+            "watch",
+            "assignees",
+            "context",
+            "log",
+            "status",
+            "notify-list",
+            "help",
+        ),
+        Role.VIEWER,
+    ),
+    **dict.fromkeys(
+        (
+            "create",
+            "edit",
+            "assign",
+            "comment",
+            "link",
+            "unlink",
+            "complete",
+            "block",
+            "unblock",
+            "notify-subscribe",
+            "notify-unsubscribe",
+        ),
+        Role.OPERATOR,
+    ),
+    **dict.fromkeys(("archive", "gc", "dispatch", "reclaim", "audit"), Role.ADMIN),
+}
+#: Verbs that make no sense from chat: a claim owned by a chat message, a worker's heartbeat,
+#: or processes on the gateway's own machine.
+CHAT_REFUSED = frozenset({"claim", "heartbeat", "init", "mcp", "worker", "gateway"})
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPolicy:
+    """The role of each known user (``platform:user_id``); everyone else is refused."""
+
+    users: Mapping[str, Role] = field(default_factory=dict)
+    console_role: Role = Role.ADMIN
+
+    def role_of(self, user: ChatUser) -> Role | None:
+        """The user's role, or None (refused)."""
+        if user.platform == "console":
+            # The console is whoever can type into the gateway's own terminal: the operator.
+            return self.console_role
+        return self.users.get(user.key)
+
+
+def required_role(verb: str | None) -> Role | None:
+    """The role a verb needs from chat, or None when it is not available from chat."""
+    if verb is None:
+        return Role.VIEWER  # bare /kanban: help
+    if verb in CHAT_REFUSED:
+        return None
+    return VERB_ROLES.get(verb, Role.VIEWER)  # unknown verbs get the parser's usage error
