@@ -6,9 +6,10 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from kanban_core.commands import CommandContext, CommandResult, run_command
+from kanban_core.commands import CommandContext, CommandResult, build_parser, run_command
 from kanban_core.domain import Actor, RunProof, parse_run_id, parse_task_id
 from kanban_core.errors import KanbanError
 from kanban_core.kanban import Kanban
@@ -42,7 +43,7 @@ def print_result(result: CommandResult) -> None:
     sys.stdout.flush()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, extra: Sequence[Callable[[Any], None]] = ()) -> int:
     """Run one command; returns the exit code (0 ok, 1 refused, 2 usage)."""
     environ = os.environ
     args = list(sys.argv[1:] if argv is None else argv)
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ctx = CommandContext(actor=actor, open_board=open_board, environ=environ, interactive=True)
     try:
-        result = run_command(args, ctx)
+        result = run_command(args, ctx, parser=build_parser(extra=extra))
         print_result(result)
         if result.follow is not None and result.ok:
             try:

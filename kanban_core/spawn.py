@@ -145,6 +145,10 @@ class SubprocessSpawner:
             del self._children[pid]
         return done
 
+    def any_exited(self) -> bool:
+        """True when a supervisor this spawner started has exited and is waiting to be reaped."""
+        return any(child.poll() is not None for child in self._children.values())
+
     def running(self) -> int:
         """How many supervisors this spawner started are still alive."""
         return sum(1 for child in self._children.values() if child.poll() is None)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from kanban_core.commands import (
     admin,
@@ -43,10 +44,15 @@ _CURLY_SINGLE = re.compile(r"(?<!\w)[\u2018\u2019]|[\u2018\u2019](?!\w)")
 
 
 def build_parser(
-    *, prog: str = "kanban", with_db_option: bool = True, local_verbs: bool = True
+    *,
+    prog: str = "kanban",
+    with_db_option: bool = True,
+    local_verbs: bool = True,
+    extra: Sequence[Callable[[Any], None]] = (),
 ) -> CommandParser:
     """Build the tree. Chat front ends pass ``with_db_option=False``: a chat never picks a DB,
-    and ``local_verbs=False``: verbs like ``mcp`` talk to this machine's stdin, not a chat."""
+    and ``local_verbs=False``: verbs like ``mcp`` talk to this machine's stdin, not a chat.
+    ``extra`` registers verbs from layers above the kernel (the gateway adds ``gateway``)."""
     parser = CommandParser(
         prog=prog,
         description="A kanban board of agent work. Every verb also works from chat as /kanban.",
@@ -61,6 +67,8 @@ def build_parser(
     sub = parser.add_subparsers(dest="verb", metavar="<verb>", parser_class=CommandParser)
     for module in _MODULES:
         module.register(sub)
+    for register in extra:
+        register(sub)
     if local_verbs:
         local.register(sub)
     parser.verb_parsers = dict(sub.choices)

@@ -1,0 +1,130 @@
+"""The gateway process: adapters, router, notifier and dispatch loop in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from gateway.adapter import ChatAdapter
+from gateway.config import GatewayConfig, load_gateway_config
+from gateway.errors import ConfigError, GatewayError
+from gateway.executor import KernelExecutor
+from gateway.messages import Document, IncomingMessage
+from gateway.notifier import Notifier
+from gateway.router import Router
+from gateway.scheduler import DispatchLoop
+from kanban_core import Kanban, KernelSettings
+from kanban_core.config import config_path, load_config
+from kanban_core.dispatcher import Dispatcher
+from kanban_core.spawn import SubprocessSpawner
+
+log = logging.getLogger(__name__)
+ADAPTER_GROUP = "kanban_gateway.adapters"
+_STOP_TIMEOUT_S = 10.0
+
+
+def load_adapters(config: GatewayConfig, environ: Mapping[str, str]) -> dict[str, ChatAdapter]:
+    """Build each enabled platform's adapter through its entry point."""
+    available = {ep.name: ep for ep in entry_points(group=ADAPTER_GROUP)}
+    problems = [
+        f"platforms.{name}: no adapter installed (known: {', '.join(sorted(available)) or 'none'})"
+        for name in config.enabled_platforms
+        if name not in available
+    ]
+    if problems:
+        raise ConfigError(problems)
+    adapters = {}
+    for name in config.enabled_platforms:
+        factory = available[name].load()
+        adapters[name] = factory(config.platforms.get(name, {}), environ)
+    return adapters
+
+
+class Gateway:
+    """One long-running process; ``run`` returns the exit code."""
+
+    def __init__(self, settings: KernelSettings, environ: Mapping[str, str]) -> None:
+        self.settings = settings
+        self.environ = environ
+        self.stop = asyncio.Event()
+        self.config_file: Path = config_path(environ, settings.home)
+
+    async def run(self) -> int:
+        """Start everything, serve until SIGTERM/SIGINT, drain, stop."""
+        gateway_config = load_gateway_config(self.config_file)
+        load_config(self.config_file, self.environ)  # fail at start on an invalid kernel config
+        adapters = load_adapters(gateway_config, self.environ)
+        board = Kanban.open(self.settings)
+        executor = KernelExecutor(threads=1 if board.db.dialect == "sqlite" else 4)
+        spawner = SubprocessSpawner(self.environ)
+        dispatcher = Dispatcher(
+            board, config=lambda: load_config(self.config_file, self.environ), spawner=spawner
+        )
+        interval = load_config(self.config_file, self.environ).dispatcher.dispatch_interval_seconds
+        claimer = f"{socket.gethostname()}:{os.getpid()}"
+        notifier = Notifier(board, adapters, executor, gateway_config.notifier, claimer=claimer)
+        loop = DispatchLoop(
+            dispatcher,
+            executor,
+            interval_s=interval,
+            worker_exited=spawner.any_exited,
+            on_pass=lambda _report: notifier.nudge(),
+        )
+        router = Router(board, gateway_config.access, executor, nudge=loop.nudge)
+
+        async def sink(message: IncomingMessage) -> Document | None:
+            reply = await router.handle(message)
+            notifier.nudge()  # the command may have produced a terminal event
+            return reply
+
+        running = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            running.add_signal_handler(signum, self.stop.set)
+        started: list[ChatAdapter] = []
+        try:
+            for name, adapter in adapters.items():
+                await adapter.start(sink)
+                started.append(adapter)
+                log.info("adapter %s started", name, extra={"action": "adapter_start"})
+            tasks = [
+                asyncio.create_task(loop.run(self.stop), name="dispatch"),
+                asyncio.create_task(notifier.run(self.stop), name="notifier"),
+            ]
+            log.info(
+                "gateway ready on %s with %s",
+                board.db.describe(),
+                ", ".join(adapters),
+                extra={"action": "ready"},
+            )
+            await self.stop.wait()
+            log.info("stopping: draining the dispatcher pass in flight", extra={"action": "stop"})
+            await asyncio.wait_for(loop.drain(), _STOP_TIMEOUT_S)
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), _STOP_TIMEOUT_S)
+        finally:
+            results = await asyncio.gather(
+                *(asyncio.wait_for(a.stop(), _STOP_TIMEOUT_S) for a in started),
+                return_exceptions=True,
+            )
+            for adapter, outcome in zip(started, results, strict=True):
+                if isinstance(outcome, BaseException):
+                    log.error("adapter %s did not stop cleanly: %r", adapter.name, outcome)
+            executor.shutdown()
+            board.close()
+        log.info("shutdown complete; workers keep running", extra={"action": "stopped"})
+        return 0
+
+
+def run_gateway(settings: KernelSettings, environ: Mapping[str, str]) -> int:
+    """Run the gateway in a fresh event loop (the CLI's entry)."""
+    try:
+        return asyncio.run(Gateway(settings, environ).run())
+    except GatewayError:
+        raise
+    except OSError as exc:
+        raise GatewayError(f"cannot start: {exc}") from exc

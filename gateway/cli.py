@@ -1,0 +1,53 @@
+"""The ``kanban`` console script: the kernel's command tree plus the gateway's own verb."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from kanban_core import cli as kernel_cli
+from kanban_core.commands import CommandContext, CommandResult
+
+
+def register(sub: Any) -> None:
+    """Add ``gateway`` to the tree (a local verb: never offered in chat)."""
+    p = sub.add_parser(
+        "gateway",
+        help="run the chat gateway: adapters, dispatcher schedule, notifications",
+        description="Run the long-lived gateway: every platform enabled in config.yaml (the "
+        "console when none is), the dispatcher on a schedule and on every nudge, and "
+        "notifications to subscribed chats. SIGTERM or Ctrl-C stops it cleanly; running "
+        "workers carry on.",
+    )
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(handler=gateway)
+
+
+def gateway(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``gateway``: serve until stopped."""
+    from gateway.app import run_gateway  # the asyncio stack loads only for this verb
+    from gateway.errors import GatewayError
+
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = ctx.board().settings
+    try:
+        code = run_gateway(settings, ctx.environ)
+    except GatewayError as exc:
+        return CommandResult(exit_code=1, errors=(str(exc),))
+    return CommandResult(exit_code=code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kanban`` script."""
+    return kernel_cli.main(argv, extra=(register,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The notifier: claims due deliveries from the outbox, sends them, marks each one.
+
+Latency comes from a short poll (and a nudge after every chat command); correctness from the
+rows: a failed send is retried with backoff, a send that keeps failing becomes a dead letter
+that is logged loudly and listed by ``kanban status``, and a gateway killed mid-send leaves a
+claim that expires, so the message is sent after the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+
+from gateway.adapter import ChatAdapter
+from gateway.config import NotifierSettings
+from gateway.errors import AdapterError, AdapterRateLimited, AdapterRejected
+from gateway.executor import KernelExecutor, wait_first
+from gateway.messages import ChatRef
+from gateway.rendering import event_document
+from kanban_core import Kanban
+from kanban_core.deliveries import Delivery
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    """Delivers terminal-event notifications to the chats that subscribed."""
+
+    def __init__(
+        self,
+        board: Kanban,
+        adapters: Mapping[str, ChatAdapter],
+        executor: KernelExecutor,
+        settings: NotifierSettings,
+        *,
+        claimer: str,
+    ) -> None:
+        self.board = board
+        self.adapters = adapters
+        self.executor = executor
+        self.settings = settings
+        self.claimer = claimer
+        self._wake = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Look for new deliveries now."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                busy = await self.deliver_once()
+            except Exception:
+                log.exception("notifier pass failed", extra={"action": "notify"})
+                busy = 0
+            if busy:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    wait_first(self._wake.wait(), stop.wait()), self.settings.poll_ms / 1000
+                )
+
+    async def deliver_once(self) -> int:
+        """Claim and send one batch per platform; returns how many were attempted."""
+        batches = await asyncio.gather(
+            *(self._platform_batch(name, adapter) for name, adapter in self.adapters.items())
+        )
+        return sum(batches)
+
+    async def _platform_batch(self, platform: str, adapter: ChatAdapter) -> int:
+        batch = await self.executor.run(
+            self.board.claim_deliveries,
+            platform=platform,
+            claimer=self.claimer,
+            lease_ms=self.settings.claim_lease_s * 1000,
+        )
+        # One chat's messages stay in event order: sends within a platform are sequential.
+        for delivery in batch:
+            await self._send(adapter, delivery)
+        return len(batch)
+
+    async def _send(self, adapter: ChatAdapter, delivery: Delivery) -> None:
+        chat = ChatRef(delivery.platform, delivery.chat_id, delivery.thread_id or None)
+        try:
+            await adapter.send(chat, event_document(delivery))
+        except AdapterRateLimited as exc:
+            await self._failed(delivery, str(exc), int(exc.retry_after * 1000), permanent=False)
+        except AdapterRejected as exc:
+            await self._failed(delivery, str(exc), 0, permanent=True)
+        except AdapterError as exc:
+            await self._failed(
+                delivery, str(exc), self._backoff_ms(delivery.attempts), permanent=False
+            )
+        except Exception as exc:
+            log.exception(
+                "adapter %s failed to send", delivery.platform, extra={"action": "notify"}
+            )
+            await self._failed(
+                delivery, repr(exc), self._backoff_ms(delivery.attempts), permanent=False
+            )
+        else:
+            await self.executor.run(self.board.delivery_sent, delivery.id, claimer=self.claimer)
+
+    async def _failed(
+        self, delivery: Delivery, error: str, delay_ms: int, *, permanent: bool
+    ) -> None:
+        dead = permanent or delivery.attempts >= self.settings.max_attempts
+        await self.executor.run(
+            self.board.delivery_failed,
+            delivery.id,
+            claimer=self.claimer,
+            error=error,
+            delay_ms=delay_ms,
+            dead=dead,
+        )
+        target = f"{delivery.platform}:{delivery.chat_id}"
+        if dead:
+            log.error(
+                "DEAD LETTER: %s of t%s to %s after %s attempts: %s",
+                delivery.kind,
+                delivery.task_id,
+                target,
+                delivery.attempts,
+                error,
+                extra={"action": "dead_letter", "delivery": delivery.id},
+            )
+        else:
+            log.warning(
+                "notification to %s failed (attempt %s), retrying in %.1fs: %s",
+                target,
+                delivery.attempts,
+                delay_ms / 1000,
+                error,
+                extra={"action": "notify_retry", "delivery": delivery.id},
+            )
+
+    def _backoff_ms(self, attempts: int) -> int:
+        delay_s: int = self.settings.backoff_base_s * 2 ** max(0, attempts - 1)
+        return min(delay_s, self.settings.backoff_cap_s) * 1000

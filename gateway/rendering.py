@@ -1,0 +1,65 @@
+"""Kernel results and events into neutral documents (adapters do the platform markup)."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.messages import Block, Document, Heading, Paragraph, Preformatted
+from kanban_core.commands import CommandResult
+from kanban_core.commands.result import Heading as ResultHeading, Table, Text
+from kanban_core.deliveries import Delivery
+from kanban_core.render import render_table
+
+_KIND_ICONS = {
+    "completed": "✔",
+    "blocked": "⏸",
+    "gave_up": "✖",
+    "crashed": "✖",
+    "timed_out": "⏱",
+}
+
+
+def result_document(result: CommandResult) -> Document:
+    """A command's result for chat: JSON in a code block, tables preformatted, errors flagged."""
+    blocks: list[Block] = []
+    if result.as_json:
+        blocks.append(Preformatted(json.dumps(result.data, indent=2, ensure_ascii=False)))
+    for block in result.blocks:
+        if isinstance(block, Table):
+            blocks.append(Preformatted(render_table(block)))
+        elif isinstance(block, ResultHeading):
+            blocks.append(Heading(block.text))
+        elif isinstance(block, Text):
+            blocks.append(Paragraph(block.text))
+    for error in result.errors:
+        usage, _, message = error.rpartition("\n")
+        if usage:
+            blocks.append(Preformatted(usage))
+        blocks.append(Paragraph(f"⚠ {message}"))
+    if not blocks:
+        blocks.append(Paragraph("(no output)"))
+    return Document(tuple(blocks))
+
+
+def event_document(delivery: Delivery) -> Document:
+    """A terminal event as a notification: title first, then what happened."""
+    icon = _KIND_ICONS.get(delivery.kind, "•")
+    who = f" by @{delivery.assignee}" if delivery.assignee else ""
+    head = f"{icon} t{delivery.task_id} {delivery.title}"
+    payload = delivery.payload
+    if delivery.kind == "completed":
+        line = f"completed{who}" + (f": {payload['summary']}" if payload.get("summary") else "")
+    elif delivery.kind == "blocked":
+        line = f"blocked{who}: {payload.get('reason') or 'needs a human'}"
+    elif delivery.kind == "gave_up":
+        line = (
+            f"gave up after {payload.get('failures', '?')} failed attempts: "
+            f"{payload.get('error') or 'see kanban show'} — unblock it to retry"
+        )
+    elif delivery.kind == "timed_out":
+        line = f"timed out{who}: {payload.get('error') or 'exceeded its max runtime'}"
+    elif delivery.kind == "crashed":
+        line = f"crashed{who}: {payload.get('error') or 'the worker died'}"
+    else:
+        line = delivery.kind
+    return Document((Paragraph(head), Paragraph(line)))
