@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +27,8 @@ def register(sub: Any) -> None:
 
 def gateway(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``gateway``: serve until stopped."""
+    import logging
+
     from gateway.app import run_gateway  # the asyncio stack loads only for this verb
     from gateway.errors import GatewayError
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from kanban_core.config import KanbanConfig, config_path, load_config
-from kanban_core.dispatcher import Dispatcher
 from kanban_core.domain import Actor, TaskId, parse_task_id
 from kanban_core.errors import UsageError
 from kanban_core.kanban import Kanban
-from kanban_core.spawn import SubprocessSpawner
+
+if TYPE_CHECKING:
+    # The dispatcher and config machinery load only for the verbs that use them, keeping
+    # `kanban list` a short process.
+    from kanban_core.config import KanbanConfig
+    from kanban_core.dispatcher import Dispatcher
 
 
 @dataclass
@@ -42,11 +46,16 @@ class CommandContext:
 
     def config(self) -> KanbanConfig:
         """config.yaml as it is now (re-read on every call, so edits apply without a restart)."""
+        from kanban_core.config import config_path, load_config
+
         settings = self.board().settings
         return load_config(config_path(self.environ, settings.home), self.environ)
 
     def get_dispatcher(self) -> Dispatcher:
         """The dispatcher to run a pass with."""
+        from kanban_core.dispatcher import Dispatcher
+        from kanban_core.spawn import SubprocessSpawner
+
         if self.dispatcher is None:
             self.dispatcher = Dispatcher(
                 self.board(), config=self.config, spawner=SubprocessSpawner(self.environ)

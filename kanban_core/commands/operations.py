@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kanban_core import health, worker_context
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.formatting import elapsed, timestamp
 from kanban_core.commands.result import Block, CommandResult, Heading, Table, Text, text
 from kanban_core.domain import format_task_id
 from kanban_core.errors import UsageError
-from kanban_core.spawn import log_path
 from kanban_core.storage import Query
-from kanban_core.worker import tail
 
 #: From chat, a log is cut to what fits a couple of messages.
 CHAT_LOG_BYTES = 3000
@@ -106,6 +103,8 @@ def dispatch(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``status``."""
+    from kanban_core import health
+
     board = ctx.board()
     dispatchers = health.read(board)
     stats = board.stats()
@@ -158,12 +157,17 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def context(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``context``."""
+    from kanban_core import worker_context
+
     task_id = args.task_id or ctx.default_task()
     return text(worker_context.build(ctx.board(), task_id).rstrip())
 
 
 def log(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``log``: the whole log in a terminal (or its tail), a bounded tail from chat."""
+    from kanban_core.spawn import log_path
+    from kanban_core.worker import tail
+
     if args.tail is not None and args.tail <= 0:
         raise UsageError("--tail must be a positive number of bytes")
     board = ctx.board()
