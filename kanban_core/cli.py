@@ -15,11 +15,18 @@ from kanban_core.errors import KanbanError
 from kanban_core.kanban import Kanban
 from kanban_core.render import render_blocks
 from kanban_core.settings import KernelSettings
+from kanban_core.validation import clean_text
+
+_MAX_USER_BYTES = 100
 
 
 def actor_from_environ(environ: Mapping[str, str]) -> Actor:
     """The caller's identity: a worker proving its run, or the local user."""
     name = environ.get("KANBAN_USER") or _login_name()
+    try:
+        name = clean_text(name, field="KANBAN_USER", max_bytes=_MAX_USER_BYTES)
+    except KanbanError as exc:
+        raise KanbanError(f"{exc}; set KANBAN_USER to a short plain name") from None
     run_id, token = environ.get("KANBAN_RUN_ID"), environ.get("KANBAN_RUN_TOKEN")
     if not run_id and not token:
         return Actor(name=name)

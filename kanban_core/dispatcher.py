@@ -22,11 +22,11 @@ from kanban_core.config import KanbanConfig
 from kanban_core.domain import Actor, RunId, RunOutcome, TaskId, format_task_id
 from kanban_core.errors import KanbanError, StaleRun
 from kanban_core.kanban import Kanban
+from kanban_core.logs import log_path, tail
 from kanban_core.profiles import AssigneeProfile
 from kanban_core.recovery import FailurePolicy
-from kanban_core.spawn import Spawner, SpawnError, WorkerSpec, log_path
+from kanban_core.spawn import Spawner, SpawnError, WorkerSpec
 from kanban_core.storage import Query
-from kanban_core.worker import tail
 
 _RUNNING_BY_ASSIGNEE = Query(
     "running_by_assignee",
@@ -66,6 +66,7 @@ class DispatchReport:
 
     reclaimed: list[TaskId] = field(default_factory=list)
     timed_out: list[TaskId] = field(default_factory=list)
+    crashed: list[TaskId] = field(default_factory=list)
     promoted: list[TaskId] = field(default_factory=list)
     spawned: list[Spawned] = field(default_factory=list)
     would_spawn: list[tuple[TaskId, str]] = field(default_factory=list)
@@ -82,6 +83,7 @@ class DispatchReport:
         return {
             "reclaimed": [ref(t) for t in self.reclaimed],
             "timed_out": [ref(t) for t in self.timed_out],
+            "crashed": [ref(t) for t in self.crashed],
             "promoted": len(self.promoted),
             "spawned": [
                 {
@@ -108,6 +110,7 @@ class DispatchReport:
         return {
             "reclaimed": len(self.reclaimed),
             "timed_out": len(self.timed_out),
+            "crashed": len(self.crashed),
             "promoted": len(self.promoted),
             "spawned": len(self.spawned),
             "spawn_failed": len(self.spawn_failed),
@@ -187,7 +190,7 @@ class Dispatcher:
                 RunOutcome.CRASHED,
                 error,
                 _policy(config),
-                report.reclaimed,
+                report.crashed,
                 report,
                 evidence,
             )
@@ -203,8 +206,8 @@ class Dispatcher:
             config.dispatcher.terminate_grace_seconds + config.dispatcher.lease_ttl_seconds
         ) * 1000
         for run in self.board.overdue_runs(grace_ms=grace_ms):
-            if run.pid and run.host == self.host:
-                _kill_group(run.pid, config.dispatcher.terminate_grace_seconds)
+            # The verdict first: the supervisor, told to stop, then finds its run already
+            # ended and records nothing of its own.
             error = f"exceeded its max runtime of {run.max_runtime_s}s"
             self._record(
                 run.task_id,
@@ -215,6 +218,8 @@ class Dispatcher:
                 report.timed_out,
                 report,
             )
+            if run.pid and run.host == self.host:
+                _kill_group(run.pid, config.dispatcher.terminate_grace_seconds)
 
     def _record(
         self,

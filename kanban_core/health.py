@@ -14,7 +14,7 @@ _UPSERT = Query(
     "record_pass",
     "INSERT INTO dispatcher_health (name, host, pid, last_pass_ms, last_pass_duration_ms, "
     "last_error, last_error_ms, passes, counts) VALUES (:name, :host, :pid, {now}, :duration, "
-    ":error, CASE WHEN :error IS NULL THEN NULL ELSE {now} END, 1, :counts) "
+    ":error, CASE WHEN CAST(:error AS TEXT) IS NULL THEN NULL ELSE {now} END, 1, :counts) "
     "ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, "
     "last_pass_ms = excluded.last_pass_ms, last_pass_duration_ms = excluded.last_pass_duration_ms, "
     "last_error = COALESCE(excluded.last_error, dispatcher_health.last_error), "

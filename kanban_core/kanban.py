@@ -57,6 +57,8 @@ from kanban_core.validation import (
 
 _PRIORITY_RANGE = range(-1_000_000, 1_000_001)
 _MAX_TTL_S = 7 * 86400
+_MAX_PLATFORM_CHARS = 32
+_MAX_RETENTION_DAYS = 36_500
 
 
 class Kanban:
@@ -412,8 +414,9 @@ class Kanban:
     def gc(self, actor: Actor, *, event_retention_days: int, log_retention_days: int) -> GcReport:
         """Delete old events/deliveries of finished tasks and old worker logs."""
         _require_operator(actor, "gc")
-        if event_retention_days < 0 or log_retention_days < 0:
-            raise ValidationError("retention days must not be negative")
+        for days in (event_retention_days, log_retention_days):
+            if not 0 <= days <= _MAX_RETENTION_DAYS:
+                raise ValidationError(f"retention days must be between 0 and {_MAX_RETENTION_DAYS}")
         with self.db.transaction(write=True) as tx:
             removed_events, deliveries = maintenance.collect(
                 tx, event_retention_days=event_retention_days
@@ -513,6 +516,8 @@ def _subscription_values(platform: str, chat_id: str, thread_id: str | None) -> 
     name = clean_name(platform, field="platform")
     if name is None:
         raise ValidationError("--platform is required")
+    if len(name) > _MAX_PLATFORM_CHARS:
+        raise ValidationError(f"platform names are at most {_MAX_PLATFORM_CHARS} characters")
     return {
         "platform": name.lower(),
         "chat_id": clean_text(chat_id, field="chat id", max_bytes=200),

@@ -405,7 +405,7 @@ def get_task(tx: Transaction, task_id: TaskId) -> Task:
 _WORKER_PROFILE = Query(
     "worker_profile",
     "SELECT profile FROM task_runs WHERE id = :run_id AND task_id = :task_id "
-    "AND token_hash = :token_hash",
+    "AND token_hash = :token_hash AND ended_ms IS NULL",
 )
 
 
@@ -416,10 +416,8 @@ def worker_name(tx: Transaction, proof: RunProof) -> str:
         {"run_id": proof.run_id, "task_id": proof.task_id, "token_hash": hash_token(proof.token)},
     )
     if row is None:
-        raise StaleRun(
-            f"run {format_run_id(proof.run_id)} of {format_task_id(proof.task_id)}: "
-            "the credentials do not match any run; nothing was changed"
-        )
+        _refuse_stale(tx, proof.task_id, proof, "act for")
+    assert row is not None
     return f"{row[0] or 'worker'}@{format_run_id(proof.run_id)}"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kanban_core.errors import KanbanError
+from kanban_core.logs import log_path, rotate
 from kanban_core.profiles import AssigneeProfile
 
 #: Where the spawner puts the run token for the supervisor.
@@ -89,11 +90,6 @@ class Spawner(Protocol):
         ...
 
 
-def log_path(home: Path, task_id: int) -> Path:
-    """The task's worker log."""
-    return home / "logs" / f"t{task_id}.log"
-
-
 class SubprocessSpawner:
     """Runs ``python -m kanban_core worker`` in a new session, so it outlives its spawner."""
 
@@ -104,6 +100,8 @@ class SubprocessSpawner:
     def spawn(self, spec: WorkerSpec, token: str) -> int:
         """Start a supervisor and hand it the spec on stdin."""
         log = log_path(Path(spec.home), spec.task_id)
+        # Rotate before the supervisor's output is attached, so one attempt stays in one file.
+        rotate(log, spec.log_rotate_bytes, spec.log_backups)
         # Not KANBAN_RUN_TOKEN: the supervisor is not the worker; it hands that to the agent.
         env = self._environ | {SUPERVISOR_TOKEN_ENV: token, "PYTHONUNBUFFERED": "1"}
         for name in ("KANBAN_TASK", "KANBAN_RUN_ID", "KANBAN_RUN_TOKEN"):

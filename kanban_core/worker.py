@@ -9,6 +9,7 @@ protocol failure, not a success.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -25,10 +26,11 @@ from kanban_core import workspaces
 from kanban_core.domain import Actor, RunId, RunOutcome, RunProof, TaskId, TaskStatus
 from kanban_core.errors import KanbanError, StaleRun, StorageError
 from kanban_core.kanban import Kanban
+from kanban_core.logs import log_path, tail
 from kanban_core.profiles import render_command, worker_prompt
 from kanban_core.recovery import FailurePolicy
 from kanban_core.settings import KernelSettings
-from kanban_core.spawn import SUPERVISOR_TOKEN_ENV, WorkerSpec, log_path
+from kanban_core.spawn import SUPERVISOR_TOKEN_ENV, WorkerSpec
 
 #: Environment an agent inherits from the supervisor; everything else is withheld (the gateway's
 #: chat tokens live in that environment), except the names a profile passes through.
@@ -48,6 +50,8 @@ _INHERITED = (
     "PYTHONPATH",
 )
 _EVIDENCE_BYTES = 4000
+_POLL_S = 0.25
+_PR_SET_PDEATHSIG = 1
 
 
 class Supervisor:
@@ -67,7 +71,6 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise the attempt; returns the process exit code."""
-        rotate(self.log, self.spec.log_rotate_bytes, self.spec.log_backups)
         settings = KernelSettings(home=self.home, db_url=self.spec.db_url)
         with Kanban.open(settings) as board:
             task = board.get(self.proof.task_id)
@@ -107,6 +110,7 @@ class Supervisor:
             with self.log.open("ab") as sink:
                 self.agent = subprocess.Popen(
                     argv,
+                    preexec_fn=_die_with_parent,
                     cwd=cwd,
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -117,13 +121,15 @@ class Supervisor:
         except OSError as exc:
             return self._fail(board, RunOutcome.SPAWN_FAILED, f"cannot start {argv[0]!r}: {exc}")
         signal.signal(signal.SIGTERM, self._on_term)
-        started = time.monotonic()
+        started = last_beat = time.monotonic()
         interval = max(1.0, self.spec.lease_ttl_s / 3)
         max_runtime = self.spec.max_runtime_s
         code: int | None = None
         while code is None:
             try:
-                code = self.agent.wait(timeout=interval)
+                # Short waits, so a SIGTERM (a dispatcher timing the run out) is acted on well
+                # within the grace period it allows before SIGKILL.
+                code = self.agent.wait(timeout=_POLL_S)
                 continue
             except subprocess.TimeoutExpired:
                 pass
@@ -135,6 +141,9 @@ class Supervisor:
                 return self._fail(
                     board, RunOutcome.TIMED_OUT, f"exceeded its max runtime of {max_runtime}s"
                 )
+            if time.monotonic() - last_beat < interval:
+                continue
+            last_beat = time.monotonic()
             try:
                 board.heartbeat(self.actor, self.proof.task_id)
             except StaleRun:
@@ -244,36 +253,15 @@ class Supervisor:
             handle.write(f"[kanban {stamp}] r{self.spec.run_id}: {message}\n")
 
 
-def rotate(path: Path, max_bytes: int, backups: int) -> None:
-    """Shift ``t5.log`` to ``t5.log.1`` (and older ones along) once it is over ``max_bytes``."""
-    try:
-        if path.stat().st_size <= max_bytes:
-            return
-    except FileNotFoundError:
-        return
-    for index in range(backups, 0, -1):
-        older = path.with_name(f"{path.name}.{index}")
-        newer = path if index == 1 else path.with_name(f"{path.name}.{index - 1}")
-        if index == backups:
-            with suppress(FileNotFoundError):
-                older.unlink()
-        with suppress(FileNotFoundError):
-            newer.rename(older)
+def _die_with_parent() -> None:
+    """In the agent, before exec: receive SIGTERM if the supervisor dies (Linux).
 
-
-def tail(path: Path, size: int) -> str:
-    """The last ``size`` bytes of a file as text, starting at a line boundary when possible."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            end = handle.tell()
-            handle.seek(max(0, end - size))
-            data = handle.read()
-    except FileNotFoundError:
-        return ""
-    if end > size and b"\n" in data:
-        data = data[data.index(b"\n") + 1 :]
-    return data.decode("utf-8", errors="replace")
+    The agent has its own process group (so its whole tree can be stopped), which also means a
+    SIGKILLed supervisor would leave it running; the parent-death signal closes that gap.
+    """
+    with suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def main(stdin_text: str, environ: Mapping[str, str]) -> int:

@@ -22,6 +22,7 @@ from kanban_core.errors import UsageError
 from kanban_core.reads import SORTS, TaskFilter
 
 SHOW_EVENTS = 20
+MAX_LIST_LIMIT = 1_000_000
 
 
 def register(sub: Any) -> None:
@@ -71,8 +72,8 @@ def register(sub: Any) -> None:
 
 def list_tasks(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``list``."""
-    if args.limit is not None and args.limit <= 0:
-        raise UsageError("--limit must be positive")
+    if args.limit is not None and not 0 < args.limit <= MAX_LIST_LIMIT:
+        raise UsageError(f"--limit must be between 1 and {MAX_LIST_LIMIT}")
     assignee = ctx.actor.name if args.mine else args.assignee
     flt = TaskFilter(
         assignee=assignee,

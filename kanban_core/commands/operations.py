@@ -80,6 +80,8 @@ def dispatch(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     lines = []
     if report.reclaimed:
         lines.append("Reclaimed (lease expired): " + " ".join(ref(t) for t in report.reclaimed))
+    if report.crashed:
+        lines.append("Crashed (supervisor died): " + " ".join(ref(t) for t in report.crashed))
     if report.timed_out:
         lines.append("Timed out: " + " ".join(ref(t) for t in report.timed_out))
     if report.gave_up:
@@ -165,8 +167,7 @@ def context(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def log(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``log``: the whole log in a terminal (or its tail), a bounded tail from chat."""
-    from kanban_core.spawn import log_path
-    from kanban_core.worker import tail
+    from kanban_core.logs import log_path, tail
 
     if args.tail is not None and args.tail <= 0:
         raise UsageError("--tail must be a positive number of bytes")

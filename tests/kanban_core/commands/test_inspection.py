@@ -111,7 +111,7 @@ class TestList:
         assert result.exit_code == 2
         (error,) = result.errors
         assert error.startswith("usage: kanban list")
-        assert error.endswith("usage error: --limit must be positive")
+        assert error.endswith("usage error: --limit must be between 1 and 1000000")
         assert opened == []
 
 
