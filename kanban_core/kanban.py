@@ -422,7 +422,9 @@ class Kanban:
                 tx, event_retention_days=event_retention_days
             )
         logs = maintenance.collect_logs(self.settings.logs_dir, retention_days=log_retention_days)
-        return maintenance.report(removed_events, deliveries, logs)
+        archived = self.list(reads.TaskFilter(status=TaskStatus.ARCHIVED))
+        removals = maintenance.collect_workspaces(archived, self.settings.home)
+        return maintenance.report(removed_events, deliveries, logs, removals)
 
     def promote_all(self) -> list[TaskId]:
         """The safety-net promotion sweep (the dispatcher runs it periodically)."""

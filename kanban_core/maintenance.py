@@ -6,8 +6,10 @@ import re
 import time
 from pathlib import Path
 
-from kanban_core.domain import GcReport
+from kanban_core import workspaces
+from kanban_core.domain import GcReport, Task, WorkspaceKind
 from kanban_core.storage import Query, Transaction
+from kanban_core.workspaces import Removal
 
 _DAY_MS = 86_400_000
 # Events of live tasks are never collected: they are the audit of work still in flight.
@@ -48,6 +50,40 @@ def collect_logs(logs_dir: Path, *, retention_days: int) -> int:
     return removed
 
 
-def report(events: int, deliveries: int, log_files: int) -> GcReport:
-    """Bundle the counts."""
-    return GcReport(events=events, deliveries=deliveries, log_files=log_files)
+def collect_workspaces(archived: list[Task], home: Path) -> list[Removal]:
+    """Remove the managed workspaces of archived tasks that are provably ours and hold no work.
+
+    Scratch directories go when their marker names the task; worktrees only when clean, pushed
+    or merged, and made by us; ``dir:`` workspaces are the user's and are never touched.
+    """
+    removals = []
+    for task in archived:
+        if task.workspace_kind is WorkspaceKind.SCRATCH:
+            removal = workspaces.remove_scratch(task.id, home)
+        elif task.workspace_kind is WorkspaceKind.WORKTREE and task.workspace_path:
+            from kanban_core.worktrees import remove_worktree  # GitPython only when needed
+
+            removal = remove_worktree(
+                Path(task.workspace_path), root=workspaces.worktree_root(home), task_id=task.id
+            )
+        else:
+            continue
+        if removal.path is not None:
+            removals.append(removal)
+    return removals
+
+
+def report(
+    events: int, deliveries: int, log_files: int, removals: list[Removal] | None = None
+) -> GcReport:
+    """Bundle the counts; workspaces that were kept are explained in the notes."""
+    removals = removals or []
+    return GcReport(
+        events=events,
+        deliveries=deliveries,
+        log_files=log_files,
+        workspaces=sum(1 for r in removals if r.removed),
+        notes=tuple(
+            f"kept t{r.task_id} workspace {r.path}: {r.reason}" for r in removals if not r.removed
+        ),
+    )

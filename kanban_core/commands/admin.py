@@ -20,9 +20,10 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "gc",
-        help="delete old events, deliveries and worker logs",
-        description="Delete events and deliveries of done/archived tasks, and "
-        "worker logs, older than the retention.",
+        help="delete old events, deliveries, worker logs and archived tasks' workspaces",
+        description="Delete events and deliveries of done/archived tasks and worker logs older "
+        "than the retention, and the workspaces of archived tasks that are provably ours and "
+        "hold no unsaved work (dir: workspaces are never touched).",
     )
     p.add_argument("--event-retention-days", type=int, default=30, metavar="N")
     p.add_argument("--log-retention-days", type=int, default=30, metavar="N")
@@ -51,5 +52,6 @@ def gc(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     )
     return text(
         f"GC complete: {report.events} event row(s), {report.deliveries} delivery row(s), "
-        f"{report.log_files} log file(s) removed"
+        f"{report.log_files} log file(s), {report.workspaces} workspace(s) removed",
+        *report.notes,
     )

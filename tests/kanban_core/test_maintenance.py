@@ -107,9 +107,9 @@ def test_gc_deletes_old_sent_and_dead_deliveries_only(
 
 
 def test_gc_refusals(board, operator, make_task):
-    with pytest.raises(ValidationError, match="must not be negative"):
+    with pytest.raises(ValidationError, match="must be between 0 and 36500"):
         gc(board, operator, events=-1)
-    with pytest.raises(ValidationError, match="must not be negative"):
+    with pytest.raises(ValidationError, match="must be between 0 and 36500"):
         gc(board, operator, logs=-1)
     task = make_task()
     claim = board.claim(operator, task.id)
@@ -191,3 +191,33 @@ def test_gc_report_counts_nothing_on_an_empty_board(board, operator):
     report = gc(board, operator)
     assert (report.events, report.deliveries, report.log_files, report.workspaces) == (0, 0, 0, 0)
     assert rows(board, "SELECT count(*) FROM task_events") == [(0,)]
+
+
+def test_gc_removes_only_our_workspaces_of_archived_tasks(board, operator, make_task, tmp_path):
+    from kanban_core.profiles import DEMO_PROFILE
+    from kanban_core.validation import parse_workspace
+    from kanban_core.workspaces import prepare, scratch_root
+
+    home = board.settings.home
+    archived = make_task()
+    live = make_task()
+    foreign = make_task()
+    user_dir = tmp_path / "users-project"
+    user_dir.mkdir()
+    (user_dir / "keep.txt").write_text("mine")
+    mine_dir = make_task(workspace=parse_workspace(f"dir:{user_dir}"))
+    for task in (archived, live):
+        prepare(board.get(task.id), DEMO_PROFILE, home)
+    # A directory at a task's scratch path without our marker is not ours.
+    (scratch_root(home) / f"t{foreign.id}").mkdir(parents=True)
+    for task in (archived, foreign, mine_dir):
+        board.archive(operator, task.id)
+
+    report = board.gc(operator, event_retention_days=30, log_retention_days=30)
+
+    assert report.workspaces == 1
+    assert not (scratch_root(home) / f"t{archived.id}").exists()
+    assert (scratch_root(home) / f"t{live.id}").is_dir()  # not archived: kept
+    assert (scratch_root(home) / f"t{foreign.id}").is_dir()
+    assert any(f"t{foreign.id}" in note and "marker" in note for note in report.notes)
+    assert (user_dir / "keep.txt").read_text() == "mine"
