@@ -35,8 +35,8 @@ from kanban_core import (
 )
 from kanban_core.config import DispatcherConfig, KanbanConfig
 from kanban_core.dispatcher import Dispatcher, DispatchReport
-from kanban_core.profiles import AssigneeProfile
 from kanban_core.logs import log_path
+from kanban_core.profiles import AssigneeProfile
 from kanban_core.spawn import SpawnError, WorkerSpec
 from kanban_core.storage import Query
 

@@ -61,7 +61,10 @@ class TestGc:
     def test_negative_retention_is_refused(self, run, flag):
         result = run(["gc", flag, "-1"])
 
-        assert (result.exit_code, result.errors) == (1, ("retention days must be between 0 and 36500",))
+        assert (result.exit_code, result.errors) == (
+            1,
+            ("retention days must be between 0 and 36500",),
+        )
 
     def test_a_worker_may_not_gc(self, run, make_task, worker_on):
         task = make_task(assignee="coder")
