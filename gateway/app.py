@@ -76,7 +76,14 @@ class Gateway:
             worker_exited=spawner.any_exited,
             on_pass=lambda _report: notifier.nudge(),
         )
-        router = Router(board, gateway_config.access, executor, nudge=loop.nudge)
+        router = Router(
+            board,
+            gateway_config.access,
+            executor,
+            nudge=loop.nudge,
+            dispatcher=dispatcher,
+            environ=self.environ,
+        )
 
         async def sink(message: IncomingMessage) -> Document | None:
             reply = await router.handle(message)

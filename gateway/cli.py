@@ -30,14 +30,31 @@ def gateway(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     import logging
 
     from gateway.app import run_gateway  # the asyncio stack loads only for this verb
-    from gateway.errors import GatewayError
+    from gateway.config import load_gateway_config
+    from gateway.errors import ConfigError, GatewayError
+    from kanban_core import KanbanError, KernelSettings
+    from kanban_core.config import config_path, load_config
+    from kanban_core.settings import resolve_home
 
     logging.basicConfig(
         level=args.log_level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings = ctx.board().settings
+    # Every configuration problem, the kernel's and the gateway's, is reported in one go.
+    problems: list[str] = []
+    settings = None
+    try:
+        settings = KernelSettings.from_environ(ctx.environ, db_url=ctx.db_url)
+        load_config(config_path(ctx.environ, settings.home), ctx.environ)
+    except KanbanError as exc:
+        problems.append(str(exc))
+    try:
+        load_gateway_config(config_path(ctx.environ, resolve_home(ctx.environ)))
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems or settings is None:
+        return CommandResult(exit_code=1, errors=("invalid configuration: " + "; ".join(problems),))
     try:
         code = run_gateway(settings, ctx.environ)
     except GatewayError as exc:

@@ -18,6 +18,8 @@ _GATEWAY_KEYS = {
     "notify_claim_lease_seconds",
     "max_reply_parts",
 }
+#: Keys that look like they hold a secret; the file may only name an environment variable.
+_SECRET_SUFFIXES = ("token", "secret", "password", "passwd", "api_key", "apikey", "key")
 _KNOWN_TOP = {"board", "dispatcher", "assignees", "gateway", "platforms", "access"}
 
 
@@ -76,7 +78,7 @@ def load_gateway_config(path: Path | None) -> GatewayConfig:
             problems.append(f"platforms.{name}: must be a mapping")
             continue
         for key, value in section.items():
-            if key.endswith(("token", "secret")) and not key.endswith("_env"):
+            if key.endswith(_SECRET_SUFFIXES) and not key.endswith("_env"):
                 problems.append(
                     f"platforms.{name}.{key}: secrets never go in the file; "
                     f"name the environment variable with {key}_env"

@@ -51,6 +51,8 @@ class Notifier:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set."""
         while not stop.is_set():
+            # Cleared before the pass, so a nudge arriving during it causes another pass.
+            self._wake.clear()
             try:
                 busy = await self.deliver_once()
             except Exception:
@@ -58,7 +60,6 @@ class Notifier:
                 busy = 0
             if busy:
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     wait_first(self._wake.wait(), stop.wait()), self.settings.poll_ms / 1000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from gateway.access import AccessPolicy, Role, required_role
 from gateway.executor import KernelExecutor
@@ -19,6 +19,7 @@ from kanban_core.commands import (
     run_command,
     split_command_line,
 )
+from kanban_core.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,12 @@ class Router:
         executor: KernelExecutor,
         *,
         nudge: Callable[[], None] = lambda: None,
+        dispatcher: Dispatcher | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.board = board
+        self.dispatcher = dispatcher
+        self.environ = dict(environ or {})
         self.access = access
         self.executor = executor
         self.nudge = nudge
@@ -104,8 +109,14 @@ class Router:
 
     def _run(self, argv: list[str], message: IncomingMessage) -> CommandResult:
         actor = Actor(name=_actor_name(message))
+        # The gateway's own dispatcher and environment: `/kanban dispatch` starts workers
+        # exactly as the scheduled passes do (same profiles' environment, reaped by this process).
         ctx = CommandContext(
-            actor=actor, open_board=lambda _url: self.board, interactive=False, environ={}
+            actor=actor,
+            open_board=lambda _url: self.board,
+            interactive=False,
+            environ=self.environ,
+            dispatcher=self.dispatcher,
         )
         result = run_command(argv, ctx, parser=self._parser)
         if result.created and not result.as_json:

@@ -53,7 +53,7 @@ class DispatchLoop:
         """Pass until ``stop`` is set; the first pass runs at once."""
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
         scheduler.add_job(
-            self.nudge,
+            self._tick,
             IntervalTrigger(seconds=self.interval_s),
             id="dispatch",
             max_instances=1,
@@ -74,6 +74,11 @@ class DispatchLoop:
                 await self._pass()
         finally:
             scheduler.shutdown(wait=False)
+
+    async def _tick(self) -> None:
+        # A coroutine job runs on the event loop; a plain function would run in APScheduler's
+        # thread pool, where setting an asyncio.Event is not safe.
+        self.nudge()
 
     async def drain(self) -> None:
         """Wait for the pass in flight (if any) to finish."""

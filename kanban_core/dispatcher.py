@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,9 +142,14 @@ class Dispatcher:
         self._sweep_every = sweep_every
         self._passes = 0
         self._started: dict[int, tuple[TaskId, RunId]] = {}
+        self._lock = threading.Lock()
 
     def run_pass(self, *, dry_run: bool = False, max_spawn: int | None = None) -> DispatchReport:
         """One pass; its outcome (or error) is recorded as this dispatcher's health."""
+        with self._lock:  # a scheduled pass and one asked for from chat never overlap
+            return self._run_pass(dry_run=dry_run, max_spawn=max_spawn)
+
+    def _run_pass(self, *, dry_run: bool, max_spawn: int | None) -> DispatchReport:
         started = time.perf_counter()
         report = DispatchReport()
         error: str | None = None

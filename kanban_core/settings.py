@@ -37,16 +37,8 @@ class KernelSettings:
 
         Precedence: explicit arguments, then the environment, then the file, then defaults.
         """
-        raw_home = _expand_home(home or environ.get("KANBAN_HOME") or "", environ)
+        base = resolve_home(environ, home)
         # The config file is read only after the home is known (it lives there by default).
-        base = (
-            Path(raw_home).expanduser()
-            if raw_home
-            else Path(
-                environ.get("HOME") or os.path.expanduser("~")  # noqa: PTH111 - HOME may be unset
-            )
-            / ".kanban"
-        )
         file_config = load_board_config(config_path(environ, base.absolute()), environ)
         url = db_url or environ.get("KANBAN_DB_URL") or file_config.db_url or ""
         if not url:
@@ -83,3 +75,12 @@ def _expand_home(path: str, environ: Mapping[str, str]) -> str:
         user_home = environ.get("HOME") or os.path.expanduser("~")  # noqa: PTH111
         return user_home + path[1:]
     return path
+
+
+def resolve_home(environ: Mapping[str, str], home: str | None = None) -> Path:
+    """The board's home: the argument, else ``KANBAN_HOME``, else ``~/.kanban``; absolute."""
+    raw_home = _expand_home(home or environ.get("KANBAN_HOME") or "", environ)
+    if raw_home:
+        return Path(raw_home).expanduser().absolute()
+    user_home = environ.get("HOME") or os.path.expanduser("~")  # noqa: PTH111 - HOME may be unset
+    return (Path(user_home) / ".kanban").absolute()

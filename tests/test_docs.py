@@ -20,7 +20,8 @@ def _verbs() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_verb_has_help_and_is_in_the_readme():
     verbs = _verbs()
-    assert "create" in verbs and "notify-unsubscribe" in verbs
+    assert "create" in verbs
+    assert "notify-unsubscribe" in verbs
     for name, sub in verbs.items():
         assert sub.description, f"{name} has no description"
         assert f"`{name}" in README, f"README does not document `{name}`"

@@ -1207,7 +1207,9 @@ def test_gc(sqlite_cli: Cli) -> None:
         if name != "t2.log":
             os.utime(logs / name, (old, old))
     out = cli.ok("gc", "--event-retention-days", "0").out
-    assert out == "GC complete: 2 event row(s), 0 delivery row(s), 2 log file(s), 0 workspace(s) removed\n"
+    assert out == (
+        "GC complete: 2 event row(s), 0 delivery row(s), 2 log file(s), 0 workspace(s) removed\n"
+    )
     assert sorted(p.name for p in logs.iterdir()) == ["notes.txt", "t2.log"]
     assert cli.show(done)["events"] == []
     assert kinds(cli.show(live)) == ["created", "commented"]  # live work keeps its audit

@@ -1,0 +1,1 @@
+"""Tests of the gateway core: router, notifier, dispatch loop, config, access and rendering."""

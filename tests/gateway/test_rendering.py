@@ -1,0 +1,118 @@
+"""Command results and terminal events as neutral documents."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway.messages import Document, Heading, Paragraph, Preformatted
+from gateway.rendering import event_document, result_document
+from kanban_core import TaskId
+from kanban_core.commands import CommandResult
+from kanban_core.commands.result import Heading as ResultHeading, Table, Text
+from kanban_core.deliveries import Delivery
+
+
+def test_text_and_headings_become_paragraphs_and_headings():
+    result = CommandResult(blocks=(ResultHeading("t1 fix it"), Text("line one\nline two")))
+    assert result_document(result) == Document(
+        (Heading("t1 fix it"), Paragraph("line one\nline two"))
+    )
+
+
+def test_tables_are_preformatted_and_aligned():
+    table = Table(("ID", "STATUS", "TITLE"), (("t1", "ready", "a"), ("t10", "done", "b c")))
+    document = result_document(CommandResult(blocks=(table,)))
+    assert document == Document(
+        (Preformatted("ID   STATUS  TITLE\nt1   ready   a\nt10  done    b c"),)
+    )
+
+
+def test_json_is_one_code_block_that_parses_back():
+    data = {"id": "t1", "title": "café ☕", "tags": [1, 2]}
+    document = result_document(CommandResult(data=data, as_json=True))
+    (block,) = document.blocks
+    assert isinstance(block, Preformatted)
+    assert "café ☕" in block.text  # not \\u-escaped
+    assert json.loads(block.text) == data
+
+
+def test_a_usage_error_shows_the_usage_then_the_message():
+    usage = "usage: /kanban show [-h] [--json]\n                    task_id"
+    result = CommandResult(exit_code=2, errors=(f"{usage}\nusage error: bad id",))
+    assert result_document(result).blocks == (
+        Preformatted(usage),
+        Paragraph("⚠ usage error: bad id"),
+    )
+
+
+def test_plain_errors_are_flagged_after_any_output():
+    result = CommandResult(
+        exit_code=1, blocks=(Text("Archived t1"),), errors=("t2 not found", "t3 not found")
+    )
+    assert result_document(result).blocks == (
+        Paragraph("Archived t1"),
+        Paragraph("⚠ t2 not found"),
+        Paragraph("⚠ t3 not found"),
+    )
+
+
+def test_no_output_says_so():
+    assert result_document(CommandResult()).blocks == (Paragraph("(no output)"),)
+
+
+def delivery(kind: str, payload: dict[str, Any], assignee: str | None = "coder") -> Delivery:
+    return Delivery(
+        id=1,
+        event_id=2,
+        task_id=TaskId(7),
+        platform="telegram",
+        chat_id="100",
+        thread_id="",
+        attempts=1,
+        kind=kind,
+        payload=payload,
+        title="migrate the database",
+        assignee=assignee,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "assignee", "head", "line"),
+    [
+        (
+            "completed",
+            {"summary": "moved 3 tables"},
+            "coder",
+            "✔",
+            "completed by @coder: moved 3 tables",
+        ),
+        ("completed", {"summary": None}, None, "✔", "completed"),
+        ("blocked", {"reason": "which region?"}, "coder", "⏸", "blocked by @coder: which region?"),
+        ("blocked", {}, None, "⏸", "blocked: needs a human"),
+        (
+            "gave_up",
+            {"error": "lease expired", "failures": 3},
+            "coder",
+            "✖",
+            "gave up after 3 failed attempts: lease expired — unblock it to retry",
+        ),
+        (
+            "gave_up",
+            {},
+            None,
+            "✖",
+            "gave up after ? failed attempts: see kanban show — unblock it to retry",
+        ),
+        ("crashed", {"error": "exit 137"}, "coder", "✖", "crashed by @coder: exit 137"),
+        ("crashed", {}, None, "✖", "crashed: the worker died"),
+        ("timed_out", {"error": "over 30m"}, "coder", "⏱", "timed out by @coder: over 30m"),
+        ("timed_out", {}, None, "⏱", "timed out: exceeded its max runtime"),
+        ("archived", {}, "coder", "•", "archived"),
+    ],
+)
+def test_each_event_kind_reads_title_first_then_what_happened(kind, payload, assignee, head, line):
+    document = event_document(delivery(kind, payload, assignee))
+    assert document.blocks == (Paragraph(f"{head} t7 migrate the database"), Paragraph(line))
