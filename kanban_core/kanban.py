@@ -172,8 +172,9 @@ class Kanban:
 
     def link(self, actor: Actor, parent_id: TaskId, child_id: TaskId) -> bool:
         """Make child depend on parent; False if the link existed."""
-        del actor  # workers may link: they decompose their own work
         with self.db.transaction(write=True) as tx:
+            if actor.run is not None:
+                runs.worker_name(tx, actor.run)  # workers may link, but only while their run lives
             return links.link(tx, parent_id, child_id)
 
     def unlink(self, actor: Actor, parent_id: TaskId, child_id: TaskId) -> bool:

@@ -25,7 +25,8 @@ _RUNNING = Query(
 )
 _FAIL = Query(
     "record_failure",
-    "UPDATE tasks SET status = :status, block_kind = :block_kind, "
+    "UPDATE tasks SET status = CASE WHEN :gave_up = 1 THEN 'blocked' ELSE "
+    f"{runs.WAITING_OR_READY} END, block_kind = :block_kind, "
     "consecutive_failures = :failures, last_failure_error = :error, "
     "not_before_ms = CASE WHEN :backoff_ms > 0 THEN {now} + :backoff_ms ELSE NULL END, "
     "current_run_id = NULL, lease_owner = NULL, lease_expires_ms = NULL, heartbeat_ms = NULL, "
@@ -121,7 +122,7 @@ def record_failure(
         {
             "id": task_id,
             "run_id": run_id,
-            "status": "blocked" if gave_up else "ready",
+            "gave_up": int(gave_up),
             "block_kind": "gave_up" if gave_up else None,
             "failures": failures,
             "error": short,

@@ -9,6 +9,8 @@ from kanban_core.commands.result import Block, Heading, Table, Text
 
 def display_width(text: str) -> int:
     """Columns a string occupies in a terminal (wide East Asian characters and emoji count 2)."""
+    if text.isascii() and text.isprintable():
+        return len(text)  # the common case, without a per-character lookup
     width = 0
     for char in text:
         if unicodedata.combining(char) or unicodedata.category(char) in ("Cf", "Mn", "Me"):

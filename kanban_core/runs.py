@@ -81,6 +81,14 @@ _CLOSE_RUN = Query(
     "error = COALESCE(:error, error) WHERE id = :run_id AND ended_ms IS NULL",
 )
 
+#: A task leaving running or blocked waits in todo while any parent is unfinished (a link can
+#: be added while it runs), and is ready otherwise.
+WAITING_OR_READY = (
+    "CASE WHEN EXISTS (SELECT 1 FROM task_links l JOIN tasks p ON p.id = l.parent_id "
+    "WHERE l.child_id = tasks.id AND p.status NOT IN ('done', 'archived')) "
+    "THEN 'todo' ELSE 'ready' END"
+)
+
 # The fence: the task is running this very run, and the caller knows the run's secret.
 _FENCE = (
     "id = :id AND status = 'running' AND current_run_id = :run_id AND EXISTS ("
@@ -113,14 +121,13 @@ _BLOCK_AS_READ = Query(
 )
 _RECLAIM_AS_READ = Query(
     "reclaim_as_read",
-    f"UPDATE tasks SET status = 'ready', consecutive_failures = 0, last_failure_error = NULL, "
+    f"UPDATE tasks SET status = {WAITING_OR_READY}, consecutive_failures = 0, "
+    "last_failure_error = NULL, "
     f"not_before_ms = NULL, {_OFF_RUNNING} WHERE {_AS_READ} RETURNING {TASK_COLUMNS}",
 )
 _UNBLOCK = Query(
     "unblock",
-    "UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM task_links l "
-    "JOIN tasks p ON p.id = l.parent_id WHERE l.child_id = tasks.id "
-    "AND p.status NOT IN ('done', 'archived')) THEN 'todo' ELSE 'ready' END, "
+    f"UPDATE tasks SET status = {WAITING_OR_READY}, "
     "block_kind = NULL, consecutive_failures = 0, last_failure_error = NULL, not_before_ms = NULL, "
     f"{_OFF_RUNNING} WHERE id = :id AND status = 'blocked' RETURNING {TASK_COLUMNS}",
 )

@@ -1,0 +1,298 @@
+"""``python -m benchmarks [--quick] [--pg URL]``: measure the kernel, print one table.
+
+Targets are compared against, never asserted (shared machines are noisy): a missed target is
+marked ✗ and the exit status stays 0. Only a failed correctness check of the concurrent-claim
+run (a task claimed twice, a surfaced "database is locked", a damaged database) exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from benchmarks import cases, contention, dispatching, gateway_bench
+from benchmarks.backends import Backend, PostgresBackend, SqliteBackend
+from benchmarks.report import (
+    Metric,
+    Value,
+    at_least,
+    at_most,
+    mebibytes,
+    microseconds,
+    milliseconds,
+    per_second,
+    render_table,
+    seconds,
+)
+from benchmarks.sizes import Sizes
+from benchmarks.timing import Progress
+
+PG_ENV = "KANBAN_BENCH_PG_URL"
+COLUMNS = ("SQLite", "PostgreSQL")
+
+
+def metrics(sizes: Sizes) -> list[Metric]:
+    """The table's rows, labelled with the sizes actually used."""
+    big = f"{sizes.big_board // 1000}k-task board"
+    return [
+        Metric(
+            "cycles_fresh",
+            f"claim→complete, fresh board (ready queue ≤ {sizes.cycle_batch})",
+            per_second,
+            at_least(4_600, "≥ 4,600/s"),
+        ),
+        Metric(
+            "cycles_big",
+            f"claim→complete, {big}, {sizes.big_todo:,} waiting in todo",
+            per_second,
+            at_least(2_000, "≥ 2,000/s"),
+        ),
+        Metric(
+            "list",
+            f"`list` in-process, {sizes.list_board:,}-task board (rendered)",
+            milliseconds,
+            at_most(0.040, "≤ 40 ms"),
+        ),
+        Metric(
+            "show",
+            f"`show` in-process, task with {sizes.show_events:,} events, {big}",
+            milliseconds,
+            at_most(0.010, "≤ 10 ms"),
+        ),
+        Metric(
+            "poll",
+            f"empty event poll (events_after), {sizes.events:,} events",
+            microseconds,
+            at_most(50e-6, "≤ 50 µs"),
+        ),
+        Metric(
+            "cli_wall",
+            "`kanban list` subprocess, empty board: wall",
+            seconds,
+            at_most(0.20, "≤ 0.20 s"),
+        ),
+        Metric(
+            "cli_rss",
+            "`kanban list` subprocess, empty board: peak RSS",
+            mebibytes,
+            at_most(40 * 2**20, "≤ 40 MiB"),
+        ),
+        Metric(
+            "claims_parallel",
+            f"{sizes.contention_workers} processes claiming {sizes.contention_tasks:,} ready tasks",
+            per_second,
+        ),
+        Metric(
+            "claims_ok",
+            "… each task exactly once, no “database is locked”, integrity ok",
+            str,
+            target_text="all ok",
+        ),
+        Metric(
+            "pass_idle",
+            f"dispatcher pass, {big}, {sizes.dispatch_running:,} running at cap, "
+            f"{sizes.dispatch_ready:,} ready: nothing claimable",
+            milliseconds,
+            at_most(0.010, "≤ 10 ms"),
+        ),
+        Metric(
+            "pass_spawn10",
+            "… a pass that claims and spawns 10 (process start excluded)",
+            milliseconds,
+            at_most(0.040, "≤ 40 ms"),
+        ),
+        Metric(
+            "promotion",
+            "complete a parent with 10 waiting children (promotion included)",
+            milliseconds,
+            at_most(0.002, "≤ 2 ms"),
+        ),
+        Metric(
+            "nudge",
+            "nudged claim: create → worker spawn, through the gateway loop, p99",
+            milliseconds,
+            at_most(0.100, "≤ 100 ms"),
+        ),
+        Metric(
+            "dispatchers_ok",
+            f"{sizes.contention_workers} dispatchers racing: each task claimed once",
+            str,
+            target_text="all once",
+        ),
+        Metric(
+            "router",
+            f"chat `list` through the router, {sizes.router_board:,}-task board, p99",
+            milliseconds,
+            at_most(0.050, "≤ 50 ms"),
+        ),
+        Metric(
+            "notify",
+            "event committed (other connection) → adapter send, p99",
+            milliseconds,
+            at_most(0.250, "≤ 250 ms"),
+        ),
+        Metric(
+            "gateway_rss",
+            "gateway + Telegram, Discord, Slack adapters loaded: resident memory",
+            mebibytes,
+            target_text="recorded",
+        ),
+    ]
+
+
+class Run:
+    """One backend's measurements, each isolated: a failure becomes an error cell, not a crash."""
+
+    def __init__(self, backend: Backend, sizes: Sizes, log: Progress) -> None:
+        self.backend = backend
+        self.sizes = sizes
+        self.log = log
+        self.results: dict[str, Value] = {}
+        self.notes: list[str] = []
+        self.failed_checks = False
+
+    def measure(self, keys: Sequence[str], fn: Callable[[], Sequence[Value]]) -> None:
+        """Run one measurement; on an exception, every key it fills says ``error``."""
+        try:
+            values = fn()
+        except Exception as exc:  # noqa: BLE001 - one broken measurement must not hide the rest
+            traceback.print_exc(file=sys.stderr)
+            name = type(exc).__name__
+            self.notes.append(f"{self.backend.name} {'/'.join(keys)}: {name}: {exc}")
+            values = [f"error ({name})"] * len(keys)
+        self.results.update(zip(keys, values, strict=True))
+
+    def all(self) -> None:
+        """Every measurement, cheapest first."""
+        b, s, log = self.backend, self.sizes, self.log
+        self.measure(["cli_wall", "cli_rss"], lambda: cases.cli_list(b, s, log))
+        self.measure(["cycles_fresh"], lambda: [cases.fresh_cycles(b, s, log)])
+        self.measure(["list"], lambda: [cases.list_time(b, s, log)])
+        self.measure(["show", "cycles_big"], lambda: _pair(cases.big_board(b, s, log)))
+        self.measure(["poll"], lambda: [cases.poll_time(b, s, log)])
+        self.measure(["claims_parallel", "claims_ok"], self._contention)
+        self.measure(
+            ["pass_idle", "pass_spawn10", "promotion"],
+            lambda: _triple(dispatching.big_board_passes(b, s, log)),
+        )
+        self.measure(["nudge"], lambda: [gateway_bench.nudged_claim(b, s, log)])
+        self.measure(["dispatchers_ok"], lambda: [dispatching.concurrent_dispatchers(b, s, log)])
+        self.measure(["router"], lambda: [gateway_bench.router_round_trip(b, s, log)])
+        self.measure(["notify"], lambda: [gateway_bench.event_to_send(b, s, log)])
+        if b.name == "SQLite":
+            self.measure(["gateway_rss"], lambda: [gateway_bench.gateway_rss(log)])
+
+    def _contention(self) -> list[Value]:
+        result = contention.run(self.backend, self.sizes, self.log)
+        if result.problems:
+            self.failed_checks = True
+            self.notes += [f"{self.backend.name} concurrent claims, {p}" for p in result.problems]
+        return [result.claims_per_s, result.verdict]
+
+
+def _triple(values: dict[str, float]) -> list[Value]:
+    return [values["pass_idle"], values["pass_spawn10"], values["promotion"]]
+
+
+def _pair(values: dict[str, float]) -> list[Value]:
+    return [values["show"], values["cycles_big"]]
+
+
+def machine_info(sizes: Sizes, backends: Sequence[str], load_at_start: str) -> list[str]:
+    """Lines describing where and how the numbers were taken."""
+    lines = [
+        "mode: "
+        + ("quick (smaller sizes; targets are for the full sizes)" if sizes.quick else "full"),
+        f"python: {platform.python_implementation()} {platform.python_version()} "
+        f"({sys.executable})",
+        f"sqlite: {sqlite3.sqlite_version}",
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs",
+        f"load average (1/5/15 min): {load_at_start} at start, {load_average()} at end",
+    ]
+    lines += [f"backend: {backend}" for backend in backends]
+    lines.append(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %z')}")
+    return lines
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages (other work on a shared machine skews every timing)."""
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark the kanban kernel on SQLite and (optionally) PostgreSQL.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller boards, fewer repetitions (CI)"
+    )
+    parser.add_argument(
+        "--pg",
+        metavar="URL",
+        help=f"PostgreSQL server to create throwaway databases on (env: {PG_ENV}); "
+        "without one the PostgreSQL column says skipped",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every measurement on every backend and print the table."""
+    args = parse_args(argv)
+    sizes = Sizes.small() if args.quick else Sizes.full()
+    pg_url = args.pg or os.environ.get(PG_ENV) or None
+    log = Progress()
+    load_at_start = load_average()
+    results: dict[str, dict[str, Value]] = {}
+    notes: list[str] = []
+    failed = False
+    described: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="kanban-bench-") as tmp:
+        work = Path(tmp)
+        makers: list[tuple[str, Callable[[], Backend]]] = [
+            ("SQLite", lambda: SqliteBackend(work / "sqlite"))
+        ]
+        if pg_url:
+            makers.append(("PostgreSQL", lambda: PostgresBackend(work / "pg", pg_url)))
+        # Every template is migrated up front, in one go: the schema then matches the kernel
+        # this process imported even if someone edits the migrations while the run goes on.
+        backends: list[Backend] = []
+        for name, make in makers:
+            try:
+                backends.append(make())
+            except Exception as exc:  # noqa: BLE001 - e.g. no server: say so in the table
+                notes.append(f"{name}: cannot set up: {type(exc).__name__}: {exc}")
+                results[name] = {m.key: "error (setup)" for m in metrics(sizes)}
+        try:
+            for backend in backends:
+                described.append(backend.describe())
+                run = Run(backend, sizes, log)
+                run.all()
+                results[backend.name] = run.results
+                notes += run.notes
+                failed = failed or run.failed_checks
+                log(f"{backend.name}: done")
+        finally:
+            for backend in backends:
+                backend.close()
+    print("\n".join(machine_info(sizes, described, load_at_start)))
+    print()
+    print(render_table(metrics(sizes), COLUMNS, results))
+    if notes:
+        print()
+        print("notes:")
+        for note in notes:
+            print(f"- {note}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

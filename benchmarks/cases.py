@@ -1,0 +1,190 @@
+"""Single-process measurements: claim→complete cycles, ``list``, ``show``, event polls, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.backends import Backend
+from benchmarks.seed import BoardMix, add_events, seed_board
+from benchmarks.sizes import Sizes
+from benchmarks.timing import Progress, median, per_call
+from kanban_core import Actor, Kanban, format_task_id
+from kanban_core.commands import CommandContext, run_command
+from kanban_core.render import render_blocks
+from kanban_core.storage import Query
+
+OPERATOR = Actor(name="bench-operator")
+TTL_S = 600
+_COUNT_STATUS = Query("bench_count_status", "SELECT count(*) FROM tasks WHERE status = :status")
+_COUNT_TASKS = Query("bench_count_tasks", "SELECT count(*) FROM tasks")
+
+
+def cycle(board: Kanban) -> None:
+    """One claim→complete cycle, as a worker does it: claim as operator, complete with proof."""
+    claim = board.claim(OPERATOR, None, ttl_s=TTL_S)
+    if claim is None:
+        raise RuntimeError("nothing ready to claim")
+    board.complete(Actor(name="bench-worker", run=claim.proof), claim.task.id)
+
+
+def cycle_rate(board: Kanban, sizes: Sizes) -> float:
+    """Median cycles/s over timed batches; the ready queue is refilled (untimed) before each."""
+    rates: list[float] = []
+    for batch in range(sizes.cycle_batches + 1):  # batch 0 warms up
+        for i in range(sizes.cycle_batch):
+            board.create(OPERATOR, title=f"cycle task {batch}.{i}")
+        start = time.perf_counter()
+        for _ in range(sizes.cycle_batch):
+            cycle(board)
+        elapsed = time.perf_counter() - start
+        if batch:
+            rates.append(sizes.cycle_batch / elapsed)
+    return median(rates)
+
+
+def fresh_cycles(backend: Backend, sizes: Sizes, log: Progress) -> float:
+    """Measurement 1: cycles/s on a fresh board."""
+    with backend.board() as url, backend.open(url) as board:
+        log(f"{backend.name}: claim→complete on a fresh board")
+        return cycle_rate(board, sizes)
+
+
+def big_board(backend: Backend, sizes: Sizes, log: Progress) -> dict[str, float]:
+    """Measurements 2 and 4: ``show`` of a 1,000-event task, then cycles, on the big board."""
+    mix = BoardMix.realistic(sizes.big_board, todo=sizes.big_todo, show_events=sizes.show_events)
+    with backend.board() as url:
+        log(f"{backend.name}: building a {sizes.big_board:,}-task board")
+        start = time.perf_counter()
+        seeded = seed_board(url, mix)
+        log(
+            f"{backend.name}: built {seeded.tasks:,} tasks, {seeded.events:,} events in "
+            f"{time.perf_counter() - start:.1f}s ({_mix_text(seeded.counts)})"
+        )
+        assert seeded.show_task is not None
+        with backend.open(url) as board:
+            _check_board(board, sizes.big_board, sizes.big_todo)
+            events = len(board.detail(seeded.show_task).events)
+            if events != sizes.show_events:
+                raise RuntimeError(f"the show task has {events} events, not {sizes.show_events}")
+            log(f"{backend.name}: show {format_task_id(seeded.show_task)} ({events:,} events)")
+            show = command_time(
+                board, ["show", format_task_id(seeded.show_task)], sizes.show_repeats
+            )
+            log(f"{backend.name}: claim→complete with {sizes.big_todo:,} tasks waiting in todo")
+            rate = cycle_rate(board, sizes)
+            _check_board(board, None, sizes.big_todo)
+    return {"show": show, "cycles_big": rate}
+
+
+def list_time(backend: Backend, sizes: Sizes, log: Progress) -> float:
+    """Measurement 3: in-process ``list`` (parse, query, format, render) on a 10,000-task board."""
+    mix = BoardMix.realistic(
+        sizes.list_board, todo=sizes.list_board // 10, ready=sizes.list_board // 100
+    )
+    with backend.board() as url:
+        seed_board(url, mix)
+        with backend.open(url) as board:
+            log(f"{backend.name}: list on a {sizes.list_board:,}-task board")
+            return command_time(board, ["list"], sizes.list_repeats)
+
+
+def command_time(board: Kanban, argv: list[str], repeats: int) -> float:
+    """Median seconds of ``run_command`` plus ``render_blocks``, on an already open board."""
+
+    def once() -> None:
+        ctx = CommandContext(actor=OPERATOR, open_board=lambda _url: board)
+        result = run_command(argv, ctx)
+        if not result.ok:
+            raise RuntimeError(f"{' '.join(argv)} failed: {'; '.join(result.errors)}")
+        render_blocks(result.blocks)
+
+    return per_call(once, calls=1, repeats=repeats, warmup=2)
+
+
+def poll_time(backend: Backend, sizes: Sizes, log: Progress) -> float:
+    """Measurement 5: an empty ``events_after(max_id)`` poll on a big event log."""
+    tasks = max(1_000, sizes.events // 100)
+    with backend.board() as url:
+        log(f"{backend.name}: building a {sizes.events:,}-event log")
+        start = time.perf_counter()
+        seed_board(url, BoardMix.realistic(tasks, todo=tasks // 10, ready=tasks // 100))
+        total = add_events(url, sizes.events)
+        log(f"{backend.name}: {total:,} events in {time.perf_counter() - start:.1f}s")
+        with backend.open(url) as board:
+            newest = board.max_event_id()
+
+            def poll() -> None:
+                if board.events_after(newest):
+                    raise RuntimeError("the poll was not empty")
+
+            return per_call(poll, calls=sizes.poll_calls, repeats=sizes.poll_repeats)
+
+
+def cli_list(backend: Backend, sizes: Sizes, log: Progress) -> tuple[float, float]:
+    """Measurement 6: ``kanban list`` as a whole process on an empty board: wall s, peak RSS B."""
+    with backend.board() as url:
+        log(f"{backend.name}: `kanban list` subprocess x{sizes.cli_runs}")
+        env = {key: value for key, value in os.environ.items() if not key.startswith("KANBAN_")}
+        env |= {"KANBAN_HOME": str(backend.home), "KANBAN_DB_URL": url, "KANBAN_USER": "bench"}
+        walls: list[float] = []
+        peaks: list[float] = []
+        for run in range(sizes.cli_runs + 1):  # run 0 warms the page cache
+            wall, peak = _run_cli([*_kanban_command(), "list"], env)
+            if run:
+                walls.append(wall)
+                peaks.append(peak)
+        return median(walls), median(peaks)
+
+
+# The child is started from a bare interpreter, not from this process: Linux carries the forking
+# process's resident-set high-water mark into the child's ru_maxrss (fork copies it, vfork+exec
+# records the shared mm's), so spawning straight from a benchmark that holds a 100k-task board
+# would report the benchmark's memory, not kanban's. The launcher is ~10 MB, below any kanban.
+_LAUNCHER = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+wall = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps([wall, peak, done.returncode, done.stdout, done.stderr]))
+"""
+
+
+def _run_cli(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (bytes) of one ``kanban`` process, measured by a launcher."""
+    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, *argv]
+    done = subprocess.run(launcher, env=env, capture_output=True, text=True, check=True)
+    wall, peak, code, out, err = json.loads(done.stdout)
+    if code != 0 or "no matching tasks" not in out:
+        raise RuntimeError(f"kanban list failed ({code}): {err.strip() or out.strip()}")
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux, bytes on macOS
+    return float(wall), float(peak * scale)
+
+
+def _kanban_command() -> list[str]:
+    """The installed ``kanban`` console script next to this interpreter, else ``-m``."""
+    script = Path(sys.executable).parent / "kanban"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "kanban_core"]
+
+
+def _check_board(board: Kanban, total: int | None, todo: int) -> None:
+    with board.db.transaction(write=False) as tx:
+        have_todo = tx.scalar(_COUNT_STATUS, {"status": "todo"})
+        have_total = tx.scalar(_COUNT_TASKS)
+    if have_todo != todo or (total is not None and have_total != total):
+        raise RuntimeError(
+            f"board has {have_total} tasks, {have_todo} todo; expected {total}/{todo}"
+        )
+
+
+def _mix_text(counts: dict[str, int]) -> str:
+    return ", ".join(
+        f"{status} {n:,}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1])
+    )
