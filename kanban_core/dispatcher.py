@@ -35,13 +35,14 @@ _RUNNING_BY_ASSIGNEE = Query(
 )
 _READY_FOR = Query(
     "ready_for_assignee",
-    "SELECT id, priority, created_ms FROM tasks WHERE status = 'ready' AND assignee = :assignee "
+    "SELECT id, priority, created_ms FROM tasks {ready_assignee_index} "
+    "WHERE status = 'ready' AND assignee = :assignee "
     "AND (not_before_ms IS NULL OR not_before_ms <= {now}) "
     "ORDER BY priority DESC, created_ms, id LIMIT :limit",
 )
 _READY_UNASSIGNED = Query(
     "ready_unassigned",
-    "SELECT id FROM tasks WHERE status = 'ready' AND assignee IS NULL "
+    "SELECT id FROM tasks {ready_assignee_index} WHERE status = 'ready' AND assignee IS NULL "
     "ORDER BY priority DESC, created_ms, id LIMIT :limit",
 )
 _READY_ASSIGNEES = Query(

@@ -449,6 +449,13 @@ class Kanban:
         with self.db.transaction(write=False) as tx:
             return reads.list_tasks(tx, flt or reads.TaskFilter())
 
+    def list_summaries(
+        self, flt: reads.TaskFilter | None = None
+    ) -> builtins.list[reads.TaskSummary]:
+        """The rows of the ``list`` table (cheaper than whole tasks)."""
+        with self.db.transaction(write=False) as tx:
+            return reads.list_summaries(tx, flt or reads.TaskFilter())
+
     def detail(self, task_id: TaskId) -> TaskDetail:
         """Everything about one task."""
         with self.db.transaction(write=False) as tx:

@@ -39,7 +39,7 @@ _LOCK_WAITING_CHILDREN = Query(
 _PROMOTE_CHILDREN = Query(
     "promote_children",
     "UPDATE tasks SET status = 'ready', updated_ms = {now} "
-    "WHERE status = 'todo' "
+    "WHERE {unindexed}status = 'todo' "
     "AND id IN (SELECT child_id FROM task_links WHERE parent_id = :parent_id) "
     "AND NOT EXISTS (SELECT 1 FROM task_links l JOIN tasks p ON p.id = l.parent_id "
     f"WHERE l.child_id = tasks.id AND {_NOT_SATISFIED}) RETURNING id",

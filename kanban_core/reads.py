@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from kanban_core.domain import (
     BoardStats,
@@ -88,6 +89,26 @@ SORTS = {
 }
 
 
+class TaskSummary(NamedTuple):
+    """The columns the ``list`` table shows: a cheap row for boards of many thousand tasks."""
+
+    id: TaskId
+    status: TaskStatus
+    block_kind: str | None
+    assignee: str | None
+    tenant: str | None
+    title: str
+
+    @property
+    def ref(self) -> str:
+        """The id as people type it."""
+        return format_task_id(self.id)
+
+
+_SUMMARY_COLUMNS = "id, status, block_kind, assignee, tenant, title"
+_STATUSES = {s.value: s for s in TaskStatus}
+
+
 @dataclass(frozen=True, slots=True)
 class TaskFilter:
     """What ``list`` selects."""
@@ -108,9 +129,17 @@ def get(tx: Transaction, task_id: TaskId) -> Task:
     return task_from_row(row)
 
 
-def list_tasks(tx: Transaction, flt: TaskFilter) -> list[Task]:
-    """Tasks matching the filter; archived ones only when asked for."""
-    query = _list_query(
+def list_summaries(tx: Transaction, flt: TaskFilter) -> list[TaskSummary]:
+    """The ``list`` table's rows for the tasks matching the filter."""
+    query = _list_query(*_shape(flt), _SUMMARY_COLUMNS)
+    return [
+        TaskSummary(TaskId(r[0]), _STATUSES[r[1]], r[2], r[3], r[4], r[5])
+        for r in tx.fetchall(query, _params(flt))
+    ]
+
+
+def _shape(flt: TaskFilter) -> tuple[bool, bool, bool, bool, str, bool]:
+    return (
         flt.assignee is not None,
         flt.status is not None,
         flt.tenant is not None,
@@ -118,13 +147,21 @@ def list_tasks(tx: Transaction, flt: TaskFilter) -> list[Task]:
         flt.sort,
         flt.limit is not None,
     )
-    params = {
+
+
+def _params(flt: TaskFilter) -> dict[str, object]:
+    return {
         "assignee": flt.assignee,
         "status": flt.status.value if flt.status else None,
         "tenant": flt.tenant,
         "limit": flt.limit,
     }
-    return [task_from_row(row) for row in tx.fetchall(query, params)]
+
+
+def list_tasks(tx: Transaction, flt: TaskFilter) -> list[Task]:
+    """Tasks matching the filter; archived ones only when asked for."""
+    query = _list_query(*_shape(flt), TASK_COLUMNS)
+    return [task_from_row(row) for row in tx.fetchall(query, _params(flt))]
 
 
 def detail(tx: Transaction, task_id: TaskId) -> TaskDetail:
@@ -217,6 +254,7 @@ def _list_query(
     include_archived: bool,
     sort: str,
     limited: bool,
+    columns: str,
 ) -> Query:
     where = []
     if by_assignee:
@@ -229,6 +267,4 @@ def _list_query(
         where.append("status <> 'archived'")
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     limit = " LIMIT :limit" if limited else ""
-    return Query(
-        "list_tasks", f"SELECT {TASK_COLUMNS} FROM tasks{clause} ORDER BY {SORTS[sort]}{limit}"
-    )
+    return Query("list_tasks", f"SELECT {columns} FROM tasks{clause} ORDER BY {SORTS[sort]}{limit}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 from kanban_core.commands.result import Block, Heading, Table, Text
 
 
+@functools.lru_cache(maxsize=4096)  # status icons and repeated names recur on every row
 def display_width(text: str) -> int:
     """Columns a string occupies in a terminal (wide East Asian characters and emoji count 2)."""
     if text.isascii() and text.isprintable():
@@ -24,12 +26,20 @@ def render_table(table: Table) -> str:
     rows = [table.columns, *table.rows] if table.show_header else list(table.rows)
     if not rows:
         return ""
-    ncols = len(table.columns)
-    widths = [max(display_width(row[i]) for row in rows) for i in range(ncols - 1)]
+    last = len(table.columns) - 1
+    # Each cell's width once; plain ASCII (nearly every cell) needs no per-character lookup.
+    widths_of = [
+        [len(cell) if cell.isascii() else display_width(cell) for cell in row[:last]]
+        for row in rows
+    ]
+    widths = [max(col) for col in zip(*widths_of, strict=True)] if last else []
     lines = []
-    for row in rows:
-        cells = [cell + " " * (widths[i] - display_width(cell)) for i, cell in enumerate(row[:-1])]
-        cells.append(row[-1])
+    for row, cell_widths in zip(rows, widths_of, strict=True):
+        cells = [
+            cell + " " * (width - used)
+            for cell, used, width in zip(row, cell_widths, widths, strict=False)
+        ]
+        cells.append(row[last])
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 

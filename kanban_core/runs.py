@@ -38,7 +38,7 @@ _CLAIM_SET = (
     "ELSE {now} + max_runtime_s * 1000 END"
 )
 _READY_PICK = (
-    "SELECT id FROM tasks WHERE status = 'ready' "
+    "SELECT id FROM tasks %s WHERE status = 'ready' "
     "AND (not_before_ms IS NULL OR not_before_ms <= {now}) %s"
     "ORDER BY priority DESC, created_ms, id LIMIT 1 {skip_locked}"
 )
@@ -48,12 +48,14 @@ _CLAIM_BY_ID = Query(
 )
 _CLAIM_NEXT = Query(
     "claim_next",
-    f"UPDATE tasks SET {_CLAIM_SET} WHERE id = ({_READY_PICK % ''}) AND status = 'ready' "
+    f"UPDATE tasks SET {_CLAIM_SET} WHERE id = ({_READY_PICK % ('{ready_index}', '')}) "
+    "AND status = 'ready' "
     f"RETURNING {TASK_COLUMNS}",
 )
 _CLAIM_NEXT_FOR = Query(
     "claim_next_for_assignee",
-    f"UPDATE tasks SET {_CLAIM_SET} WHERE id = ({_READY_PICK % 'AND assignee = :assignee '}) "
+    f"UPDATE tasks SET {_CLAIM_SET} WHERE id = "
+    f"({_READY_PICK % ('{ready_assignee_index}', 'AND assignee = :assignee ')}) "
     f"AND status = 'ready' RETURNING {TASK_COLUMNS}",
 )
 _INSERT_RUN = Query(

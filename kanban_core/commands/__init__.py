@@ -6,6 +6,7 @@ prints and the gateway renders.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Callable, Sequence
@@ -79,7 +80,7 @@ def run_command(
     argv: Sequence[str], ctx: CommandContext, *, parser: CommandParser | None = None
 ) -> CommandResult:
     """Parse and run one command; every failure comes back as a result with an exit code."""
-    tree = parser or build_parser()
+    tree = parser or _default_tree()
     try:
         args, extras = tree.parse_known_args(list(argv))
         if extras:
@@ -123,3 +124,10 @@ def _usage_of(tree: CommandParser, argv: Sequence[str]) -> str:
     verb = next((word for word in argv if word in tree.verb_parsers), None)
     parser = tree.verb_parsers.get(verb or "", tree)
     return parser.format_usage().strip()
+
+
+@functools.lru_cache(maxsize=1)
+def _default_tree() -> CommandParser:
+    # Building the tree costs milliseconds (argparse looks up translations for every verb);
+    # parsing never changes it, so one is enough per process.
+    return build_parser()

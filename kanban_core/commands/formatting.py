@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from kanban_core.commands.result import Table
 from kanban_core.domain import Event, Run, Task, TaskStatus, format_task_id
+from kanban_core.reads import TaskSummary
 
 STATUS_ICONS = {
     TaskStatus.TRIAGE: "?",
@@ -20,14 +22,15 @@ STATUS_ICONS = {
 }
 
 
-def status_label(task: Task) -> str:
+def status_label(task: Task | TaskSummary) -> str:
     """``blocked`` is qualified with its kind when the breaker tripped."""
-    if task.status is TaskStatus.BLOCKED and task.block_kind and task.block_kind.value != "human":
-        return f"blocked ({task.block_kind.value})"
+    kind = task.block_kind  # a BlockKind or its text: both compare and format as the text
+    if task.status is TaskStatus.BLOCKED and kind and kind != "human":
+        return f"blocked ({kind})"
     return task.status.value
 
 
-def task_table(tasks: list[Task]) -> Table:
+def task_table(tasks: Sequence[Task | TaskSummary]) -> Table:
     """The ``list`` table."""
     rows = tuple(
         (

@@ -83,9 +83,9 @@ def list_tasks(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         sort=args.sort,
         limit=args.limit,
     )
-    tasks = ctx.board().list(flt)
     if args.json:
-        return CommandResult(data=[t.to_json() for t in tasks], as_json=True)
+        return CommandResult(data=[t.to_json() for t in ctx.board().list(flt)], as_json=True)
+    tasks = ctx.board().list_summaries(flt)
     if not tasks:
         return text("(no matching tasks)")
     return CommandResult(blocks=(task_table(tasks),))

@@ -7,6 +7,11 @@ spelled as a placeholder and filled in per dialect:
 * ``{now}``          the database clock in integer epoch milliseconds (one clock for all hosts);
 * ``{skip_locked}``  ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, nothing on SQLite (one writer);
 * ``{for_update}``   ``FOR UPDATE`` on PostgreSQL, nothing on SQLite;
+* ``{ready_index}``, ``{ready_assignee_index}``  ``INDEXED BY`` the partial ready-queue indexes
+                     on SQLite, whose planner (without ANALYZE statistics) would otherwise sort
+                     every ready task on each claim; nothing on PostgreSQL;
+* ``{unindexed}``    ``+`` on SQLite (keeps the planner off the status index where a narrower
+                     one applies), nothing on PostgreSQL;
 * ``:name``          bind parameters, rewritten to ``%(name)s`` for psycopg.
 
 Executing these through the DBAPI cursor instead of SQLAlchemy's execution pipeline keeps
@@ -26,14 +31,22 @@ _FRAGMENTS: dict[DialectName, dict[str, str]] = {
         "now": "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
         "skip_locked": "",
         "for_update": "",
+        "ready_index": "INDEXED BY ix_tasks_ready",
+        "ready_assignee_index": "INDEXED BY ix_tasks_ready_assignee",
+        "unindexed": "+",
     },
     "postgresql": {
         "now": "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)",
         "skip_locked": "FOR UPDATE SKIP LOCKED",
         "for_update": "FOR UPDATE",
+        "ready_index": "",
+        "ready_assignee_index": "",
+        "unindexed": "",
     },
 }
-_PLACEHOLDER = re.compile(r"\{(now|skip_locked|for_update)\}")
+_PLACEHOLDER = re.compile(
+    r"\{(now|skip_locked|for_update|ready_index|ready_assignee_index|unindexed)\}"
+)
 _BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
