@@ -6,6 +6,7 @@ import contextlib
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ Row = tuple[Any, ...]
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _NO_PARAMS: Mapping[str, object] = {}
 _MAX_IDLE_CONNECTIONS = 4
+_JOURNAL_MODE = Query("journal_mode", "PRAGMA journal_mode")
 _PASSWORD_PARAM = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 
 
@@ -145,6 +147,29 @@ class Database:
             self._shared.close()
             self._shared = None
 
+    def journal_mode(self) -> str:
+        """SQLite's journal mode (``wal`` once the board is set up); empty on PostgreSQL."""
+        if self.dialect != "sqlite":
+            return ""
+        with self.transaction(write=False) as tx:
+            return str(tx.scalar(_JOURNAL_MODE)).lower()
+
+    def enable_wal(self, *, timeout_s: float = 30.0) -> None:
+        """Switch a SQLite file to WAL; waits while other connections hold it (bounded)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            connection = self._connect_sqlite()
+            try:
+                mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() == "wal":
+                    return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise StorageError(f"cannot switch {self._sqlite_path} to WAL: {exc}") from exc
+            finally:
+                connection.close()
+            time.sleep(0.05)  # another process is reading the new file; its read is short
+
     def is_unique_violation(self, exc: BaseException) -> bool:
         """True when ``exc`` is this driver's unique-constraint violation."""
         if self.dialect == "sqlite":
@@ -225,11 +250,9 @@ class Database:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open {path}: {exc}") from exc
         try:
-            journal = connection.execute("PRAGMA journal_mode").fetchone()[0]
-            # WAL is persistent: set it only when it is not already on. Re-issuing it on every
-            # connect under live writers is what corrupted the reference's databases.
-            if path != ":memory:" and str(journal).lower() != "wal":
-                connection.execute("PRAGMA journal_mode=WAL")
+            # WAL is set once, at creation, by ensure_schema under the init lock: re-issuing it
+            # on every connect under live writers is what corrupted the reference's databases,
+            # and switching needs the database to itself.
             connection.execute(f"PRAGMA synchronous={self._synchronous}")
             connection.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
             connection.execute("PRAGMA foreign_keys=ON")

@@ -36,22 +36,26 @@ def schema_version(db: Database) -> str | None:
 
 
 def ensure_schema(db: Database) -> bool:
-    """Create or upgrade the schema; returns True when anything was migrated."""
+    """Create or upgrade the schema (and set WAL on a new SQLite file); True when it did any."""
+    file_backed = db.dialect == "sqlite" and not db.is_memory
+    needs_wal = file_backed and db.journal_mode() != "wal"
     version = schema_version(db)
-    if version == HEAD:
+    if version == HEAD and not needs_wal:
         return False
     if version is not None and version not in REVISIONS:
         raise StorageError(
             f"{db.describe()} has schema revision {version}, newer than this kanban "
             f"understands ({HEAD}); upgrade kanban-gateway"
         )
-    if db.dialect == "sqlite" and not db.is_memory:
+    if file_backed:
         path = db.sqlite_path
         assert path is not None
         # Concurrent first starts: one process migrates, the others wait and find it done.
         with Path(path + ".init.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
+                if db.journal_mode() != "wal":
+                    db.enable_wal()
                 _upgrade(db)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
