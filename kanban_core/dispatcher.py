@@ -29,25 +29,30 @@ from kanban_core.recovery import FailurePolicy
 from kanban_core.spawn import Spawner, SpawnError, WorkerSpec
 from kanban_core.storage import Query
 
-_RUNNING_BY_ASSIGNEE = Query(
-    "running_by_assignee",
-    "SELECT assignee, count(*) FROM tasks WHERE status = 'running' GROUP BY assignee",
+# Counted per configured assignee and in total, each from a covering index: a GROUP BY over
+# every running task would visit thousands of table rows on each pass.
+_RUNNING_FOR = Query(
+    "running_for_assignee",
+    "SELECT count(*) FROM tasks WHERE assignee = :assignee AND status = 'running'",
 )
+_RUNNING_TOTAL = Query("running_total", "SELECT count(*) FROM tasks WHERE status = 'running'")
 _READY_FOR = Query(
     "ready_for_assignee",
-    "SELECT id, priority, created_ms FROM tasks {ready_assignee_index} "
+    "SELECT id, priority, created_ms FROM tasks {index:ix_tasks_ready_assignee} "
     "WHERE status = 'ready' AND assignee = :assignee "
     "AND (not_before_ms IS NULL OR not_before_ms <= {now}) "
     "ORDER BY priority DESC, created_ms, id LIMIT :limit",
 )
 _READY_UNASSIGNED = Query(
     "ready_unassigned",
-    "SELECT id FROM tasks {ready_assignee_index} WHERE status = 'ready' AND assignee IS NULL "
+    "SELECT id FROM tasks {index:ix_tasks_ready_assignee} "
+    "WHERE status = 'ready' AND assignee IS NULL "
     "ORDER BY priority DESC, created_ms, id LIMIT :limit",
 )
 _READY_ASSIGNEES = Query(
     "ready_assignees",
-    "SELECT DISTINCT assignee FROM tasks WHERE status = 'ready' AND assignee IS NOT NULL",
+    "SELECT DISTINCT assignee FROM tasks {index:ix_tasks_ready_assignee} "
+    "WHERE status = 'ready' AND assignee IS NOT NULL",
 )
 _REPORT_LIMIT = 20
 
@@ -256,8 +261,8 @@ class Dispatcher:
     ) -> None:
         profiles = config.assignees
         with self.board.db.transaction(write=False) as tx:
-            running = {row[0]: int(row[1]) for row in tx.fetchall(_RUNNING_BY_ASSIGNEE)}
-            free_global = config.dispatcher.max_in_progress - sum(running.values())
+            running = {name: int(tx.scalar(_RUNNING_FOR, {"assignee": name})) for name in profiles}
+            free_global = config.dispatcher.max_in_progress - int(tx.scalar(_RUNNING_TOTAL))
             if max_spawn is not None:
                 free_global = min(free_global, max_spawn)
             candidates: list[tuple[int, int, int, str]] = []

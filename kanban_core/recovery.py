@@ -35,13 +35,14 @@ _FAIL = Query(
 )
 _EXPIRED = Query(
     "expired_leases",
-    "SELECT id, current_run_id, lease_owner FROM tasks WHERE status = 'running' "
+    "SELECT id, current_run_id, lease_owner FROM tasks {index:ix_tasks_lease} "
+    "WHERE status = 'running' "
     "AND lease_expires_ms < {now} ORDER BY lease_expires_ms LIMIT :limit",
 )
 _OVERDUE = Query(
     "overdue_runs",
     "SELECT t.id, t.current_run_id, r.worker_pid, r.worker_host, r.max_runtime_s "
-    "FROM tasks t JOIN task_runs r ON r.id = t.current_run_id "
+    "FROM tasks t {index:ix_tasks_deadline} JOIN task_runs r ON r.id = t.current_run_id "
     "WHERE t.status = 'running' AND t.deadline_ms < {now} - :grace_ms "
     "ORDER BY t.deadline_ms LIMIT :limit",
 )

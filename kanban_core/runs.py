@@ -48,14 +48,14 @@ _CLAIM_BY_ID = Query(
 )
 _CLAIM_NEXT = Query(
     "claim_next",
-    f"UPDATE tasks SET {_CLAIM_SET} WHERE id = ({_READY_PICK % ('{ready_index}', '')}) "
+    f"UPDATE tasks SET {_CLAIM_SET} WHERE id = ({_READY_PICK % ('{index:ix_tasks_ready}', '')}) "
     "AND status = 'ready' "
     f"RETURNING {TASK_COLUMNS}",
 )
 _CLAIM_NEXT_FOR = Query(
     "claim_next_for_assignee",
     f"UPDATE tasks SET {_CLAIM_SET} WHERE id = "
-    f"({_READY_PICK % ('{ready_assignee_index}', 'AND assignee = :assignee ')}) "
+    f"({_READY_PICK % ('{index:ix_tasks_ready_assignee}', 'AND assignee = :assignee ')}) "
     f"AND status = 'ready' RETURNING {TASK_COLUMNS}",
 )
 _INSERT_RUN = Query(

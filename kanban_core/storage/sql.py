@@ -7,9 +7,9 @@ spelled as a placeholder and filled in per dialect:
 * ``{now}``          the database clock in integer epoch milliseconds (one clock for all hosts);
 * ``{skip_locked}``  ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, nothing on SQLite (one writer);
 * ``{for_update}``   ``FOR UPDATE`` on PostgreSQL, nothing on SQLite;
-* ``{ready_index}``, ``{ready_assignee_index}``  ``INDEXED BY`` the partial ready-queue indexes
-                     on SQLite, whose planner (without ANALYZE statistics) would otherwise sort
-                     every ready task on each claim; nothing on PostgreSQL;
+* ``{index:NAME}``  ``INDEXED BY NAME`` on SQLite, whose planner (without ANALYZE statistics)
+                     prefers the broad status index over the partial ones and then visits
+                     every ready or running task; nothing on PostgreSQL;
 * ``{unindexed}``    ``+`` on SQLite (keeps the planner off the status index where a narrower
                      one applies), nothing on PostgreSQL;
 * ``:name``          bind parameters, rewritten to ``%(name)s`` for psycopg.
@@ -31,23 +31,23 @@ _FRAGMENTS: dict[DialectName, dict[str, str]] = {
         "now": "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
         "skip_locked": "",
         "for_update": "",
-        "ready_index": "INDEXED BY ix_tasks_ready",
-        "ready_assignee_index": "INDEXED BY ix_tasks_ready_assignee",
         "unindexed": "+",
     },
     "postgresql": {
         "now": "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)",
         "skip_locked": "FOR UPDATE SKIP LOCKED",
         "for_update": "FOR UPDATE",
-        "ready_index": "",
-        "ready_assignee_index": "",
         "unindexed": "",
     },
 }
-_PLACEHOLDER = re.compile(
-    r"\{(now|skip_locked|for_update|ready_index|ready_assignee_index|unindexed)\}"
-)
+_PLACEHOLDER = re.compile(r"\{(now|skip_locked|for_update|unindexed|index:\w+)\}")
 _BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def _fragment(dialect: DialectName, key: str) -> str:
+    if key.startswith("index:"):
+        return f"INDEXED BY {key[6:]}" if dialect == "sqlite" else ""
+    return _FRAGMENTS[dialect][key]
 
 
 class Query:
@@ -64,8 +64,7 @@ class Query:
         """The statement text for ``dialect``."""
         text = self._rendered.get(dialect)
         if text is None:
-            fragments = _FRAGMENTS[dialect]
-            text = _PLACEHOLDER.sub(lambda m: fragments[m.group(1)], self.source)
+            text = _PLACEHOLDER.sub(lambda m: _fragment(dialect, m.group(1)), self.source)
             if dialect == "postgresql":
                 text = _BIND.sub(r"%(\1)s", text)
             self._rendered[dialect] = text
