@@ -32,34 +32,8 @@ from kanban_core.domain import (
     parse_run_id,
 )
 from tests.kanban_core.support import worker
+from tests.shapes import TASK_JSON_KEYS
 
-TASK_KEYS = {
-    "id",
-    "title",
-    "body",
-    "assignee",
-    "status",
-    "block_kind",
-    "priority",
-    "tenant",
-    "workspace_kind",
-    "workspace_path",
-    "created_by",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "result",
-    "skills",
-    "max_runtime_seconds",
-    "idempotency_key",
-    "attempts",
-    "current_run_id",
-    "consecutive_failures",
-    "last_failure_error",
-    "repo",
-    "branch_name",
-}
 RUN_KEYS = {
     "id",
     "task_id",
@@ -215,7 +189,7 @@ def test_task_to_json_of_a_value():
         max_runtime_s=600,
     )
     data = task.to_json()
-    assert set(data) == TASK_KEYS
+    assert set(data) == TASK_JSON_KEYS
     assert data["id"] == "t42"
     assert task.ref == "t42"
     assert data["status"] == "blocked"
@@ -244,7 +218,7 @@ def test_task_to_json_of_a_created_task(make_task):
         idempotency_key="key-1",
     )
     data = task.to_json()
-    assert set(data) == TASK_KEYS
+    assert set(data) == TASK_JSON_KEYS
     expected = {
         "id": task.ref,
         "title": "ship it",

@@ -6,34 +6,7 @@ import pytest
 
 from kanban_core import TaskStatus, WorkspaceKind
 from tests.kanban_core.commands.support import assert_ok, assert_usage_error, texts
-
-TASK_JSON_KEYS = {
-    "id",
-    "title",
-    "body",
-    "assignee",
-    "status",
-    "block_kind",
-    "priority",
-    "tenant",
-    "workspace_kind",
-    "workspace_path",
-    "created_by",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "result",
-    "skills",
-    "max_runtime_seconds",
-    "idempotency_key",
-    "attempts",
-    "current_run_id",
-    "consecutive_failures",
-    "last_failure_error",
-    "repo",
-    "branch_name",
-}
+from tests.shapes import TASK_JSON_KEYS
 
 
 class TestCreate:
