@@ -18,6 +18,10 @@ class Capabilities:
 
     max_message_chars: int
     max_parts: int = 5
+    #: Can show buttons whose presses come back as ACTION messages.
+    buttons: bool = False
+    #: Largest file the adapter will send; 0 when it cannot send files at all.
+    max_attachment_bytes: int = 0
 
 
 class ChatAdapter(Protocol):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import enum
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +29,22 @@ class ChatUser:
         return f"{self.platform}:{self.user_id}"
 
 
+class MessageKind(enum.StrEnum):
+    """What an adapter received."""
+
+    COMMAND = "command"  # a slash command: ``command`` names it, ``text`` is what follows
+    TEXT = "text"  # a plain message (a follow-up to the agent in a bound chat)
+    ACTION = "action"  # a button press: ``text`` is the button's action string
+
+
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
-    """A ``/kanban …`` command as an adapter received it.
+    """A command, plain message or button press as an adapter received it.
 
-    ``text`` is what follows the command word (``create "x" --assignee y``). ``delivery_id`` is
-    the platform's id for this delivery (update id, message id, event id), used to drop
+    For a command, ``command`` is the word after the slash as the user typed it (without the
+    slash or a ``@BotName`` suffix; any case, hyphen or underscore form — the router normalises
+    it) and ``text`` is what follows (``create "x" --assignee y``). ``delivery_id`` is the
+    platform's id for this delivery (update id, message id, event id, callback id), used to drop
     redeliveries.
     """
 
@@ -41,6 +52,8 @@ class IncomingMessage:
     user: ChatUser
     text: str
     delivery_id: str
+    command: str = "kanban"
+    kind: MessageKind = MessageKind.COMMAND
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +79,30 @@ class Preformatted:
 
 Block = Paragraph | Heading | Preformatted
 
+#: Telegram's callback_data limit; every platform's button payload is kept within it.
+MAX_ACTION_BYTES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A button under a message; pressing it sends ``action`` back as an ACTION message."""
+
+    label: str
+    action: str
+
+    def __post_init__(self) -> None:
+        if not self.action or len(self.action.encode()) > MAX_ACTION_BYTES:
+            raise ValueError(f"button action must be 1..{MAX_ACTION_BYTES} bytes: {self.action!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a message (a full diff past the chat budget)."""
+
+    filename: str
+    content: bytes
+    mime: str = "text/plain"
+
 
 @dataclass(frozen=True, slots=True)
 class Document:
@@ -74,8 +111,11 @@ class Document:
     blocks: tuple[Block, ...]
     #: Shown once after the last part when a long document had to be cut.
     overflow_footer: str = "… (cut; run `kanban` in a terminal for the full output)"
-    #: Buttons or other extras an adapter may offer; plain adapters ignore them.
-    extras: dict[str, str] = field(default_factory=dict)
+    #: Buttons shown under the (last part of the) message; text-only adapters list the
+    #: equivalent commands instead.
+    buttons: tuple[Button, ...] = ()
+    #: Files sent after the text.
+    attachments: tuple[Attachment, ...] = ()
 
     @classmethod
     def text(cls, *lines: str) -> Document:
