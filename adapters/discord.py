@@ -1,4 +1,4 @@
-"""Discord adapter: the /kanban app command (and text command) on discord.py, as markdown."""
+"""Discord adapter: every slash command as an app command, plain text and buttons, on discord.py."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import asyncio
 import contextlib
 import logging
 import re
-import sys
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Final, assert_never
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any, Final
 
 import aiohttp
 import discord
@@ -17,22 +16,20 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.discord_render import Outgoing, outgoing, render
 from gateway import (
     AdapterError,
     AdapterRateLimited,
     AdapterRejected,
-    Block,
     Capabilities,
     ChatRef,
     ChatUser,
     Document,
-    Heading,
     IncomingMessage,
     MessageSink,
-    Paragraph,
-    Preformatted,
-    split_text,
 )
+from gateway.messages import MessageKind
+from gateway.slash import SLASH_COMMANDS
 
 __all__ = ["DEFAULT_VERBS", "DiscordAdapter", "create"]
 
@@ -57,13 +54,17 @@ DEFAULT_VERBS: Final[tuple[str, ...]] = (
     "log",
 )
 MAX_MESSAGE_CHARS: Final = 2000
-_COMMAND: Final = "kanban"
-_TEXT_COMMAND: Final = re.compile(r"/kanban(?:\s+(.*))?", re.DOTALL)
-_FENCE: Final = "```"
-# Room for reopening a fence at the start of a part and closing it at the end.
-_FENCE_RESERVE: Final = 2 * (len(_FENCE) + 1)
-# Discord shows at most 25 autocomplete choices.
+# Discord takes 8 MB (more on boosted servers); the gateway caps every platform at 5 MB.
+MAX_ATTACHMENT_BYTES: Final = 5_000_000
+_KANBAN: Final = "kanban"
+# "/word rest": the word may be a command, an alias or a repository slug (the router decides);
+# a "@BotName" suffix is dropped. Anything else starting with "/" (a path) is not for us.
+_TEXT_COMMAND: Final = re.compile(r"/([\w.:-]+)(?:@\S*)?(?:\s+(.*))?", re.DOTALL)
+# Messages people type; joins, pins, thread starters and other system messages are not.
+_USER_MESSAGES: Final = frozenset({discord.MessageType.default, discord.MessageType.reply})
+# Discord shows at most 25 autocomplete choices and 100-character descriptions.
 _MAX_CHOICES: Final = 25
+_MAX_DESCRIPTION: Final = 100
 # discord.py sleeps through shorter 429s itself; 30 s is the smallest cap it accepts. Longer waits
 # raise RateLimited, which we turn into AdapterRateLimited so the notifier backs off instead.
 _MAX_RATELIMIT_WAIT: Final = 30.0
@@ -79,12 +80,16 @@ _THREAD_TYPES: Final = frozenset(
     }
 )
 
+Post = Callable[..., Awaitable[object]]
+
 
 class DiscordAdapter:
     """One Discord bot: a discord.py Client and its app command tree, run in the gateway's loop."""
 
     name = "discord"
-    capabilities = Capabilities(max_message_chars=MAX_MESSAGE_CHARS)
+    capabilities = Capabilities(
+        max_message_chars=MAX_MESSAGE_CHARS, buttons=True, max_attachment_bytes=MAX_ATTACHMENT_BYTES
+    )
 
     def __init__(
         self,
@@ -93,7 +98,7 @@ class DiscordAdapter:
         token_env: str,
         api_base_url: str | None = None,
         gateway_url: str | None = None,
-        message_content: bool = False,
+        message_content: bool = True,
         verbs: Sequence[str] = DEFAULT_VERBS,
         guild_ready_timeout: float = 2.0,
     ) -> None:
@@ -111,7 +116,7 @@ class DiscordAdapter:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, sink: MessageSink) -> None:
-        """Log in, sync the /kanban command, open the gateway; return once the client is ready."""
+        """Log in, sync the app commands, open the gateway; return once the client is ready."""
         if self._client is not None:
             raise AdapterError("discord: adapter already started")
         if not self._token:
@@ -156,26 +161,31 @@ class DiscordAdapter:
             log.debug("discord connection ended with an error", exc_info=True)
 
     async def send(self, chat: ChatRef, document: Document) -> None:
-        """Post ``document`` to the chat's thread if it has one, else to the chat itself."""
+        """Post ``document`` (buttons, then files) to the chat's thread if any, else the chat."""
         client = self._client
         if client is None:
             raise AdapterError("discord: adapter not started")
         channel = client.get_partial_messageable(int(chat.thread_id or chat.chat_id))
         with _platform_errors():
-            for part in self.render(document):
-                await channel.send(part, allowed_mentions=_NO_MENTIONS)
+            for message in self.outgoing(document):
+                await channel.send(**message.kwargs())
 
     # -- rendering -------------------------------------------------------------------------------
 
     def render(self, document: Document) -> list[str]:
         """Discord markdown parts of at most 2000 chars, every code fence closed within its part."""
-        text = "\n".join(_render_block(block) for block in document.blocks)
-        limit = self.capabilities.max_message_chars - _FENCE_RESERVE
-        footer = document.overflow_footer
-        max_parts = self.capabilities.max_parts
-        cut = len(split_text(text, limit, max_parts=sys.maxsize, footer=footer)) > max_parts
-        parts = split_text(text, limit, max_parts=max_parts, footer=footer)
-        return [part for part in _balance_fences(parts, footer if cut else None) if part.strip()]
+        caps = self.capabilities
+        return render(document, caps.max_message_chars, caps.max_parts)
+
+    def outgoing(self, document: Document) -> list[Outgoing]:
+        """The messages ``document`` becomes: text parts (buttons on the last), then files."""
+        caps = self.capabilities
+        return outgoing(
+            document,
+            max_chars=caps.max_message_chars,
+            max_parts=caps.max_parts,
+            max_file_bytes=caps.max_attachment_bytes,
+        )
 
     # -- discord.py wiring -----------------------------------------------------------------------
 
@@ -191,6 +201,10 @@ class DiscordAdapter:
         intents = discord.Intents.none()
         intents.guilds = True  # channel and thread cache: tells a thread from its parent channel
         if self._message_content:
+            # Plain messages (follow-ups in a bound channel, "/command …" typed as text) need the
+            # privileged Message Content intent: switch on "Message Content Intent" for the bot in
+            # the developer portal (Bot → Privileged Gateway Intents), or the gateway closes with
+            # 4014. message_content: false runs with app commands and buttons only.
             intents.guild_messages = intents.dm_messages = intents.message_content = True
         client = discord.Client(
             intents=intents,
@@ -198,6 +212,11 @@ class DiscordAdapter:
             max_ratelimit_timeout=_MAX_RATELIMIT_WAIT,
             guild_ready_timeout=self._guild_ready_timeout,
         )
+
+        async def on_interaction(interaction: discord.Interaction) -> None:
+            await self._on_interaction(interaction)
+
+        client.event(on_interaction)
         if self._message_content:
 
             async def on_message(message: discord.Message) -> None:
@@ -208,23 +227,33 @@ class DiscordAdapter:
 
     def _build_tree(self, client: discord.Client) -> app_commands.CommandTree[discord.Client]:
         tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
+        for slash in SLASH_COMMANDS:
+            tree.add_command(self._app_command(slash.name, slash.description))
+            for alias in slash.aliases:
+                about = f"Same as /{slash.name}: {slash.description}"
+                tree.add_command(self._app_command(alias, about))
+        return tree
 
-        @app_commands.describe(args="what to run, e.g. list --all")
-        async def kanban(interaction: discord.Interaction, args: str = "") -> None:
-            await self._on_slash(interaction, args)
+    def _app_command(self, word: str, description: str) -> app_commands.Command[Any, ..., None]:
+        """``/word args:…``: the interaction arrives as command ``word`` with ``args`` as text."""
+        hint = "what to run, e.g. list --all" if word == _KANBAN else "the rest of the command"
+
+        @app_commands.describe(args=hint)
+        async def callback(interaction: discord.Interaction, args: str = "") -> None:
+            await self._on_slash(interaction, word, args)
 
         command: app_commands.Command[Any, ..., None] = app_commands.Command(
-            name=_COMMAND, description="Run a kanban board command", callback=kanban
+            name=word, description=description[:_MAX_DESCRIPTION], callback=callback
         )
+        if word == _KANBAN:
 
-        async def complete_verb(
-            _interaction: discord.Interaction, current: str
-        ) -> list[app_commands.Choice[str]]:
-            return [app_commands.Choice(name=verb, value=verb) for verb in self.suggest(current)]
+            async def complete_verb(
+                _interaction: discord.Interaction, current: str
+            ) -> list[app_commands.Choice[str]]:
+                return [app_commands.Choice(name=v, value=v) for v in self.suggest(current)]
 
-        command.autocomplete("args")(complete_verb)
-        tree.add_command(command)
-        return tree
+            command.autocomplete("args")(complete_verb)
+        return command
 
     def suggest(self, current: str) -> list[str]:
         """Verbs starting with what the user typed, while the first word is being typed."""
@@ -258,7 +287,7 @@ class DiscordAdapter:
 
     # -- incoming --------------------------------------------------------------------------------
 
-    async def _on_slash(self, interaction: discord.Interaction, args: str) -> None:
+    async def _on_slash(self, interaction: discord.Interaction, word: str, args: str) -> None:
         # Defer first: Discord drops interactions not answered within 3 s, and commands can be slow.
         await interaction.response.defer(thinking=True)
         incoming = IncomingMessage(
@@ -266,39 +295,74 @@ class DiscordAdapter:
             user=_chat_user(interaction.user),
             text=args.strip(),
             delivery_id=str(interaction.id),
+            command=word,
         )
-        parts = self.render(await self._run_sink(incoming) or Document(()))
-        if not parts:
+        messages = self.outgoing(await self._run_sink(incoming) or Document(()))
+        if not messages:
             # Nothing to say: remove the "thinking…" placeholder rather than leave it spinning.
             await interaction.delete_original_response()
             return
-        for part in parts:
-            await interaction.followup.send(part, allowed_mentions=_NO_MENTIONS)
+        await _post_all(interaction.followup.send, messages)
+
+    async def _on_interaction(self, interaction: discord.Interaction) -> None:
+        """A button press: acknowledge it, hand its opaque custom_id on, post the reply."""
+        if interaction.type is not discord.InteractionType.component:
+            return  # app commands and autocomplete are the CommandTree's
+        data: Mapping[str, object] = interaction.data or {}
+        action = data.get("custom_id")
+        if data.get("component_type") != discord.ComponentType.button.value:
+            return  # we only ever send buttons
+        if not isinstance(action, str) or not action:
+            return
+        # A deferred update (type 6) within Discord's 3 s: the pressed message stays as it is and
+        # the press does not show "interaction failed" while the gateway works.
+        await interaction.response.defer()
+        incoming = IncomingMessage(
+            chat=_chat_ref(interaction.channel, interaction.channel_id),
+            user=_chat_user(interaction.user),
+            text=action,
+            delivery_id=str(interaction.id),
+            command="",
+            kind=MessageKind.ACTION,
+        )
+        document = await self._run_sink(incoming)
+        if document is not None:
+            await _post_all(interaction.followup.send, self.outgoing(document))
 
     async def _on_message(self, message: discord.Message) -> None:
-        if message.author.bot:  # never answer ourselves or other bots: no reply loops
+        if message.author.bot or message.webhook_id is not None:
+            return  # never answer ourselves, other bots or webhooks: no reply loops
+        if message.type not in _USER_MESSAGES:
             return
-        match = _TEXT_COMMAND.fullmatch(message.content.strip())
-        if match is None:
-            return
+        content = message.content.strip()
+        if not content:
+            return  # only stickers or files, or content we may not read
+        if content.startswith("/"):
+            match = _TEXT_COMMAND.fullmatch(content)
+            if match is None:
+                return  # "/usr/bin …" is neither a command nor a plain message
+            word, text, kind = match.group(1), (match.group(2) or "").strip(), MessageKind.COMMAND
+        else:
+            word, text, kind = "", message.content, MessageKind.TEXT
         incoming = IncomingMessage(
             chat=_chat_ref(message.channel, message.channel.id),
             user=_chat_user(message.author),
-            text=(match.group(1) or "").strip(),
+            text=text,
             delivery_id=str(message.id),
+            command=word,
+            kind=kind,
         )
         document = await self._run_sink(incoming)
         if document is None:
             return
-        # message.channel is the thread itself when the command was typed in one; the first part
-        # answers the command as a reply, the rest follow it.
-        parts = self.render(document)
-        if not parts:
+        # message.channel is the thread itself when the message was typed in one; the first
+        # message answers as a reply, the rest follow it.
+        messages = self.outgoing(document)
+        if not messages:
             return
         reference = message.to_reference(fail_if_not_exists=False)
-        await message.channel.send(parts[0], allowed_mentions=_NO_MENTIONS, reference=reference)
-        for part in parts[1:]:
-            await message.channel.send(part, allowed_mentions=_NO_MENTIONS)
+        await message.channel.send(**messages[0].kwargs(), reference=reference)
+        await _post_all(message.channel.send, messages[1:])
 
     async def _run_sink(self, incoming: IncomingMessage) -> Document | None:
         sink = self._sink
@@ -308,9 +372,15 @@ class DiscordAdapter:
             return await sink(incoming)
         except Exception:
             # The router answers usage errors itself; anything else is a bug, but the user should
-            # still get an answer instead of a spinner.
-            log.exception("discord: the gateway failed on %r", incoming.text)
+            # still get an answer instead of a spinner. The text may be a private message or an
+            # opaque button payload, so only its kind is logged.
+            log.exception("discord: the gateway failed on a %s", incoming.kind.value)
             return _FAILED_REPLY
+
+
+async def _post_all(post: Post, messages: Sequence[Outgoing]) -> None:
+    for message in messages:
+        await post(**message.kwargs())
 
 
 def _chat_ref(channel: object, channel_id: int | None) -> ChatRef:
@@ -324,40 +394,6 @@ def _chat_ref(channel: object, channel_id: int | None) -> ChatRef:
 
 def _chat_user(user: discord.User | discord.Member) -> ChatUser:
     return ChatUser("discord", str(user.id), user.display_name)
-
-
-def _render_block(block: Block) -> str:
-    match block:
-        case Heading():
-            return f"**{discord.utils.escape_markdown(block.text)}**"
-        case Paragraph():
-            return discord.utils.escape_markdown(block.text)
-        case Preformatted():
-            # A zero-width space keeps a literal ``` in the text from closing our fence early.
-            body = block.text.replace(_FENCE, "``\u200b`")
-            return f"{_FENCE}\n{body}\n{_FENCE}"
-        case _:
-            assert_never(block)
-
-
-def _balance_fences(parts: list[str], footer: str | None) -> Iterator[str]:
-    """Close a code fence left open at the end of a part and reopen it at the next one."""
-    inside = False
-    for index, part in enumerate(parts):
-        body, tail = part, ""
-        if footer is not None and index == len(parts) - 1 and part.endswith(footer):
-            # The cut footer belongs after the closing fence, not inside the code block.
-            body, tail = part[: -len(footer)].rstrip("\n"), footer
-        opened = inside
-        for line in body.split("\n"):
-            if line.startswith(_FENCE):
-                inside = not inside
-        text = f"{_FENCE}\n{body}" if opened else body
-        if inside:
-            text = f"{text}\n{_FENCE}"
-        if tail:
-            text = f"{text}\n{tail}" if text else tail
-        yield text
 
 
 @contextlib.contextmanager
@@ -391,8 +427,10 @@ def create(config: Mapping[str, object], environ: Mapping[str, str]) -> DiscordA
 
     Keys: ``token_env`` (required: the variable holding the bot token), ``api_base_url`` and
     ``gateway_url`` (send discord.py to another REST base / gateway, e.g. a proxy or a test fake),
-    ``message_content`` (the privileged intent is granted: also accept ``/kanban …`` typed as a
-    message), ``verbs`` (autocomplete suggestions), ``guild_ready_timeout`` (seconds).
+    ``message_content`` (default true: the bot has the privileged Message Content intent, switched
+    on in the developer portal, so plain messages and ``/command …`` typed as text reach the
+    gateway; false: app commands and buttons only), ``verbs`` (autocomplete suggestions),
+    ``guild_ready_timeout`` (seconds).
     """
     token_env = config.get("token_env")
     if not isinstance(token_env, str) or not token_env:
@@ -407,7 +445,7 @@ def create(config: Mapping[str, object], environ: Mapping[str, str]) -> DiscordA
         token_env=token_env,
         api_base_url=_optional_str(config, "api_base_url"),
         gateway_url=_optional_str(config, "gateway_url"),
-        message_content=_flag(config, "message_content"),
+        message_content=_flag(config, "message_content", default=True),
         verbs=[str(verb) for verb in verbs],
         guild_ready_timeout=_seconds(config, "guild_ready_timeout", 2.0),
     )
@@ -420,8 +458,8 @@ def _optional_str(config: Mapping[str, object], key: str) -> str | None:
     raise AdapterError(f"discord: config key {key} must be a string")
 
 
-def _flag(config: Mapping[str, object], key: str) -> bool:
-    value = config.get(key, False)
+def _flag(config: Mapping[str, object], key: str, *, default: bool) -> bool:
+    value = config.get(key, default)
     if isinstance(value, bool):
         return value
     raise AdapterError(f"discord: config key {key} must be true or false")

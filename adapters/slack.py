@@ -1,14 +1,13 @@
-"""Slack adapter: ``/kanban`` and ``@bot kanban …`` through slack-bolt, over HTTP or Socket Mode."""
+"""Slack adapter: slash commands, mentions, messages and buttons via slack-bolt (HTTP/socket)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
-import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final, Literal
 
 import aiohttp
@@ -18,45 +17,51 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters.slack_render import (
+    ACTION_PREFIX,
+    MAX_MESSAGE_CHARS,
+    MAX_PARTS,
+    PLATFORM,
+    action_message,
+    buttons_fallback,
+    describe_error,
+    map_api_error,
+    mention_message,
+    render_parts,
+    reply_blocks,
+    slash_command_names,
+    slash_message,
+    text_message,
+    too_large_line,
+)
 from gateway import (
     AdapterError,
     AdapterFactory,
     AdapterRateLimited,
-    AdapterRejected,
     Capabilities,
     ChatRef,
-    ChatUser,
     Document,
-    Heading,
     IncomingMessage,
     MessageSink,
-    Paragraph,
-    Preformatted,
-    split_text,
 )
+from gateway.messages import Attachment
 
 __all__ = ["SlackAdapter", "SlackConfig", "create", "render_parts"]
 
 logger = logging.getLogger(__name__)
 
-PLATFORM: Final = "slack"
-MAX_MESSAGE_CHARS: Final = 4000
-MAX_PARTS: Final = 5
 DEFAULT_API_BASE_URL: Final = "https://slack.com/api/"
-FENCE: Final = "```"
-#: Web API errors that retrying cannot fix: the channel is gone or the bot is not in it.
-REJECTED_ERRORS: Final = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
+#: Slack takes files up to 1 GB; the gateway's own ceiling for chat attachments is 5 MB.
+MAX_ATTACHMENT_BYTES: Final = 5 * 1024 * 1024
 #: A command reply waits for at most this long on a 429 before giving up (the notifier, which
 #: calls send() directly, has its own backoff and gets the AdapterRateLimited instead).
 MAX_REPLY_RETRY_AFTER: Final = 30.0
+#: Slack accepts this many posts to one slash command's response_url.
+RESPONSE_URL_USES: Final = 5
 FAILURE_REPLY: Final = "Sorry, that command failed; the details are in the gateway log."
 
 Mode = Literal["http", "socket"]
-
-_MENTION = re.compile(r"<@(?P<user>[A-Z0-9]+)(?:\|[^>]*)?>")
-_AFTER_MENTION = re.compile(r"[\s:,]*(?P<word>[^\s:,]+)(?P<rest>(?:\s.*)?)$", re.DOTALL)
-# Slack escapes these three in every text it sends us; the command parser wants them raw.
-_UNESCAPES: Final = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
+Blocks = list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,106 +144,6 @@ _CHECKS: Final[dict[str, tuple[Callable[[object], object], str]]] = {
 }
 
 
-# --- rendering ---------------------------------------------------------------------------------
-
-
-def escape(text: str) -> str:
-    """Escape Slack's three control characters and break any triple backtick.
-
-    Backticks cannot be escaped in mrkdwn; a zero-width space keeps user text from opening or
-    closing a code block, so the only fences in a rendered message are the ones we put there.
-    """
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"``(?=`)", "``\u200b", text)
-
-
-def render(document: Document) -> str:
-    """The whole document as one mrkdwn string (before splitting)."""
-    lines: list[str] = []
-    for block in document.blocks:
-        if isinstance(block, Heading):
-            title = " ".join(block.text.split())
-            if title:
-                lines.append(f"*{escape(title)}*")
-        elif isinstance(block, Preformatted):
-            lines.extend((FENCE, escape(block.text.rstrip("\n")), FENCE))
-        elif isinstance(block, Paragraph):
-            lines.append(escape(block.text))
-    return "\n".join(lines)
-
-
-def render_parts(
-    document: Document, limit: int = MAX_MESSAGE_CHARS, max_parts: int = MAX_PARTS
-) -> list[str]:
-    """Render and split: at most ``max_parts`` parts of at most ``limit`` chars, fences balanced."""
-    text = render(document)
-    footer = escape(document.overflow_footer)
-    # Room for a reopening fence at the start and a closing one at the end of every part.
-    room = limit - 2 * (len(FENCE) + 1)
-    every = split_text(text, room, max_parts=sys.maxsize, footer=footer)
-    if len(every) <= max_parts:
-        return _balance_fences(every)
-    kept = split_text(text, room, max_parts=max_parts, footer=footer)
-    # split_text put the footer at the end of the last part; it may be inside a code block, so
-    # take it off, balance, and put it back after the closing fence.
-    kept[-1] = kept[-1][: -(len(footer) + 1)]
-    parts = _balance_fences(kept)
-    if parts:
-        parts[-1] = f"{parts[-1]}\n{footer}"
-    else:
-        parts = [footer]
-    return parts
-
-
-def _balance_fences(parts: list[str]) -> list[str]:
-    """Close a code block left open at the end of a part and reopen it in the next."""
-    balanced: list[str] = []
-    open_block = False
-    for part in parts:
-        lines = part.split("\n")
-        if open_block:
-            if lines[0] == FENCE:
-                # The block closes right at the start: drop the fence we closed it with already.
-                lines = lines[1:]
-            else:
-                lines.insert(0, FENCE)
-        open_block = False
-        for line in lines:
-            if line == FENCE:
-                open_block = not open_block
-        if open_block:
-            if lines and lines[-1] == FENCE:
-                # A block opened on the last line: move the opener to the next part instead.
-                lines.pop()
-            else:
-                lines.append(FENCE)
-        body = "\n".join(lines)
-        if body.strip():
-            balanced.append(body)
-    return balanced
-
-
-# --- parsing -----------------------------------------------------------------------------------
-
-
-def unescape(text: str) -> str:
-    """Undo Slack's escaping of ``&``, ``<`` and ``>`` in text it sends us."""
-    for entity, char in _UNESCAPES:
-        text = text.replace(entity, char)
-    return text
-
-
-def mention_command(text: str, bot_user_id: str | None, word: str) -> str | None:
-    """The text after ``<@BOT> kanban`` in a mention, or None if the mention is not a command."""
-    for mention in _MENTION.finditer(text):
-        if bot_user_id is not None and mention["user"] != bot_user_id:
-            continue
-        command = _AFTER_MENTION.match(text, mention.end())
-        if command is not None and command["word"].lower() == word.lower():
-            return unescape(command["rest"].strip())
-    return None
-
-
 # --- the adapter -------------------------------------------------------------------------------
 
 
@@ -246,7 +151,12 @@ class SlackAdapter:
     """Slack through a real slack-bolt ``AsyncApp``; one per workspace (single-team install)."""
 
     name = PLATFORM
-    capabilities = Capabilities(max_message_chars=MAX_MESSAGE_CHARS, max_parts=MAX_PARTS)
+    capabilities = Capabilities(
+        max_message_chars=MAX_MESSAGE_CHARS,
+        max_parts=MAX_PARTS,
+        buttons=True,
+        max_attachment_bytes=MAX_ATTACHMENT_BYTES,
+    )
 
     def __init__(
         self,
@@ -316,8 +226,13 @@ class SlackAdapter:
         # (or having SLACK_BOT_TOKEN in the environment) makes Bolt log a warning; per-request
         # clients copy base_url from this one.
         app.client.base_url = cfg.api_base_url
-        app.command(cfg.command)(self._on_command)
+        for command in slash_command_names(cfg.command):
+            app.command(command)(self._on_command)
         app.event("app_mention")(self._on_mention)
+        # Every message event, subtypes included: text_message() drops what is not a user's new
+        # message, and one listener for them all keeps Bolt from warning about unhandled edits.
+        app.event("message")(self._on_message)
+        app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
         self._bot_user_id = await self._check_token(app)
         self._sink = sink
         self._app = app
@@ -335,7 +250,7 @@ class SlackAdapter:
         try:
             auth = await app.client.auth_test()
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            raise AdapterError(f"slack auth.test failed: {_describe(exc)}") from exc
+            raise AdapterError(f"slack auth.test failed: {describe_error(exc)}") from exc
         user_id = auth.get("user_id")
         return user_id if isinstance(user_id, str) else None
 
@@ -362,7 +277,9 @@ class SlackAdapter:
         try:
             await app.client.apps_connections_open(app_token=self._app_token)
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            raise AdapterError(f"slack apps.connections.open failed: {_describe(exc)}") from exc
+            raise AdapterError(
+                f"slack apps.connections.open failed: {describe_error(exc)}"
+            ) from exc
         handler = AsyncSocketModeHandler(app, app_token=self._app_token)
         self._socket = handler
         try:
@@ -397,36 +314,33 @@ class SlackAdapter:
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         # Ack first and unconditionally: Slack shows the user a timeout after 3 s.
         await ack()
-        channel = str(body.get("channel_id", ""))
-        user_id = str(body.get("user_id", ""))
-        if not channel or not user_id:
+        message = slash_message(body, self.config.command)
+        if message is None:
             logger.warning("slack: slash command without channel or user ignored")
             return
         response_url = body.get("response_url")
-        message = IncomingMessage(
-            chat=ChatRef(PLATFORM, channel),
-            user=ChatUser(PLATFORM, user_id, _str_or_none(body.get("user_name"))),
-            text=unescape(str(body.get("text", ""))).strip(),
-            delivery_id=_slash_delivery_id(body),
-        )
         self._spawn(message, response_url if isinstance(response_url, str) else None)
 
     async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         # Bolt has acked the event already (events are auto-acknowledged before listeners run).
-        bot_user_id = self._bot_user_id
-        text = mention_command(str(event.get("text", "")), bot_user_id, self.config.command_word)
-        channel, user_id, ts = event.get("channel"), event.get("user"), event.get("ts")
-        if text is None or not isinstance(channel, str) or not isinstance(user_id, str):
+        message = mention_message(event, body, self._bot_user_id, self.config.command_word)
+        if message is not None:
+            self._spawn(message, None)
+
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        # Bolt's ignoring_self_events drops most of our own posts; text_message() drops the rest.
+        message = text_message(event, body, self._bot_user_id)
+        if message is not None:
+            self._spawn(message, None)
+
+    async def _on_action(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        # Ack at once: without it Slack shows the presser an error after 3 s.
+        await ack()
+        message = action_message(body)
+        if message is None:
+            logger.warning("slack: button press without channel, user or value ignored")
             return
-        thread = event.get("thread_ts") or ts
-        event_id = body.get("event_id")
-        message = IncomingMessage(
-            chat=ChatRef(PLATFORM, channel, thread if isinstance(thread, str) else None),
-            user=ChatUser(PLATFORM, user_id),
-            text=text,
-            # A Slack retry carries the same event_id, so the router drops it as a redelivery.
-            delivery_id=str(event_id) if event_id else f"{channel}:{ts}",
-        )
+        # The answer is a new message in the same channel/thread, not an edit of the card.
         self._spawn(message, None)
 
     def _spawn(self, message: IncomingMessage, response_url: str | None) -> None:
@@ -447,32 +361,14 @@ class SlackAdapter:
         if reply is None:
             return
         try:
-            await self._reply(message.chat, reply, response_url)
+            await self._deliver(message.chat, reply, _Route(response_url), patient=True)
         except AdapterError as exc:
             logger.warning("slack: reply to delivery %s failed: %s", message.delivery_id, exc)
 
-    async def _reply(self, chat: ChatRef, document: Document, response_url: str | None) -> None:
-        parts = render_parts(document)
-        index = 0
-        if response_url is not None:
-            # response_url works even when the bot is not in the channel, and takes 5 posts,
-            # exactly MAX_PARTS; fall back to chat.postMessage for whatever it refuses.
-            while index < len(parts) and await self._respond(response_url, parts[index]):
-                index += 1
-        for part in parts[index:]:
-            try:
-                await self._post(chat, part)
-            except AdapterRateLimited as exc:
-                if exc.retry_after > MAX_REPLY_RETRY_AFTER:
-                    raise
-                # Slack told us how long to wait; the reply has no outbox to retry it later.
-                await asyncio.sleep(exc.retry_after)
-                await self._post(chat, part)
-
-    async def _respond(self, response_url: str, text: str) -> bool:
+    async def _respond(self, response_url: str, text: str, blocks: Blocks | None) -> bool:
         try:
             response = await AsyncWebhookClient(response_url).send(
-                text=text, response_type="in_channel"
+                text=text, blocks=blocks, response_type="in_channel"
             )
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             # Not the exception text: it would log the response_url, a bearer capability.
@@ -490,74 +386,100 @@ class SlackAdapter:
     # --- outgoing ---
 
     async def send(self, chat: ChatRef, document: Document) -> None:
-        """Post ``document`` to a channel (and thread) with chat.postMessage, part by part."""
-        for part in render_parts(document):
-            await self._post(chat, part)
+        """Post ``document`` to a channel (and thread): parts, buttons on the last, then files."""
+        await self._deliver(chat, document, _Route(None), patient=False)
 
-    async def _post(self, chat: ChatRef, text: str) -> None:
+    async def _deliver(
+        self, chat: ChatRef, document: Document, route: _Route, *, patient: bool
+    ) -> None:
+        messages: list[tuple[str, Blocks | None]] = [(p, None) for p in render_parts(document)]
+        if document.buttons:
+            if messages:
+                last = messages[-1][0]
+                messages[-1] = (last, reply_blocks(last, document.buttons))
+            else:
+                fallback = buttons_fallback(document.buttons)
+                messages.append((fallback, reply_blocks("", document.buttons)))
+        for text, blocks in messages:
+            await self._say(chat, text, blocks, route, patient=patient)
+        limit = self.capabilities.max_attachment_bytes
+        for attachment in document.attachments:
+            if len(attachment.content) > limit:
+                line = too_large_line(attachment, limit)
+                await self._say(chat, line, None, route, patient=patient)
+            else:
+                await _patiently(patient, partial(self._upload, chat, attachment))
+
+    async def _say(
+        self, chat: ChatRef, text: str, blocks: Blocks | None, route: _Route, *, patient: bool
+    ) -> None:
+        if route.response_url is not None and route.uses < RESPONSE_URL_USES:
+            # response_url works even when the bot is not in the channel, but only 5 times;
+            # whatever it refuses goes through chat.postMessage.
+            if await self._respond(route.response_url, text, blocks):
+                route.uses += 1
+                return
+            route.response_url = None
+        await _patiently(patient, partial(self._post, chat, text, blocks))
+
+    def _client_app(self) -> AsyncApp:
         app = self._app
         if app is None:
             raise AdapterError("slack adapter is not started")
+        return app
+
+    async def _post(self, chat: ChatRef, text: str, blocks: Blocks | None) -> None:
+        app = self._client_app()
         try:
             await app.client.chat_postMessage(
                 channel=chat.chat_id,
+                # With blocks, Slack shows them and uses text for notifications and search.
                 text=text,
+                blocks=blocks,
                 thread_ts=chat.thread_id,
                 mrkdwn=True,
                 unfurl_links=False,
                 unfurl_media=False,
             )
         except SlackApiError as exc:
-            raise _map_api_error(exc) from exc
+            raise map_api_error(exc, "chat.postMessage") from exc
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            raise AdapterError(f"slack chat.postMessage failed: {_describe(exc)}") from exc
+            raise AdapterError(f"slack chat.postMessage failed: {describe_error(exc)}") from exc
+
+    async def _upload(self, chat: ChatRef, attachment: Attachment) -> None:
+        app = self._client_app()
+        try:
+            # files.getUploadURLExternal, a POST of the bytes, files.completeUploadExternal.
+            await app.client.files_upload_v2(
+                filename=attachment.filename,
+                title=attachment.filename,
+                content=attachment.content,
+                channel=chat.chat_id,
+                thread_ts=chat.thread_id,
+            )
+        except SlackApiError as exc:
+            raise map_api_error(exc, "file upload") from exc
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            raise AdapterError(f"slack file upload failed: {describe_error(exc)}") from exc
 
 
-def _map_api_error(exc: SlackApiError) -> AdapterError:
-    response = exc.response
-    status = getattr(response, "status_code", None)
-    data = getattr(response, "data", None)
-    error = data.get("error") if isinstance(data, dict) else None
-    if status == 429 or error == "ratelimited":
-        headers = getattr(response, "headers", None) or {}
-        retry_after = next(
-            (value for key, value in headers.items() if str(key).lower() == "retry-after"), None
-        )
-        return AdapterRateLimited(_seconds(retry_after), "slack chat.postMessage rate limited")
-    if error in REJECTED_ERRORS:
-        return AdapterRejected(f"slack refused chat.postMessage: {error}")
-    return AdapterError(f"slack chat.postMessage failed: {error or f'HTTP {status}'}")
+@dataclass
+class _Route:
+    """How one reply goes out: through the slash command's response_url while it lasts."""
+
+    response_url: str | None
+    uses: int = field(default=0)
 
 
-def _seconds(value: object) -> float:
+async def _patiently(patient: bool, call: Callable[[], Awaitable[None]]) -> None:
+    """Run ``call``; when ``patient`` (a reply, which has no outbox), wait out one short 429."""
     try:
-        seconds = float(str(value))
-    except ValueError:
-        return 1.0
-    return seconds if seconds >= 0 else 1.0
-
-
-def _describe(exc: BaseException) -> str:
-    # SlackApiError's str() embeds the whole response; the error code is what a human needs.
-    if isinstance(exc, SlackApiError):
-        data = getattr(exc.response, "data", None)
-        if isinstance(data, dict) and data.get("error"):
-            return str(data["error"])
-        return f"HTTP {getattr(exc.response, 'status_code', '?')}"
-    return str(exc) or type(exc).__name__
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _slash_delivery_id(body: Mapping[str, Any]) -> str:
-    trigger_id = body.get("trigger_id")
-    if isinstance(trigger_id, str) and trigger_id:
-        return trigger_id
-    # No trigger_id (never seen in practice): the response_url is unique per invocation too.
-    seed = "|".join(str(body.get(key, "")) for key in ("team_id", "channel_id", "response_url"))
-    return "slash-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
+        await call()
+    except AdapterRateLimited as exc:
+        if not patient or exc.retry_after > MAX_REPLY_RETRY_AFTER:
+            raise
+        await asyncio.sleep(exc.retry_after)
+        await call()
 
 
 def create(config: Mapping[str, object], environ: Mapping[str, str]) -> SlackAdapter:

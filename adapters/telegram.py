@@ -1,17 +1,26 @@
-"""Telegram adapter: python-telegram-bot long polling, HTML rendering and splitting, errors."""
+"""Telegram adapter: python-telegram-bot long polling, commands, text, buttons and files."""
 
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import re
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from telegram import Bot, BotCommand, LinkPreviewOptions, Message, ReplyParameters, Update
+from telegram import (
+    Bot,
+    BotCommand,
+    CallbackQuery,
+    LinkPreviewOptions,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+    User,
+)
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -21,44 +30,41 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import Application, CommandHandler, ContextTypes, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
+from adapters.telegram_render import MAX_MESSAGE_CHARS, Outgoing, outgoing, render_parts, upload
 from gateway import (
     AdapterError,
     AdapterRateLimited,
     AdapterRejected,
-    Block,
     Capabilities,
     ChatRef,
     ChatUser,
     Document,
-    Heading,
     IncomingMessage,
     MessageSink,
-    Paragraph,
-    Preformatted,
-    split_text,
 )
+from gateway.messages import MessageKind
+from gateway.slash import SLASH_COMMANDS
+
+__all__ = ["MAX_ATTACHMENT_BYTES", "TelegramAdapter", "create", "render_parts"]
 
 PLATFORM = "telegram"
-COMMAND = "kanban"
-COMMAND_DESCRIPTION = "Run a kanban board command, e.g. /kanban list"
 DEFAULT_API_BASE_URL = "https://api.telegram.org"
 DEFAULT_POLL_TIMEOUT = 10
-#: Telegram's limit for one message's text (telegram.constants.MessageLimit.MAX_TEXT_LENGTH).
-MAX_MESSAGE_CHARS = 4096
+#: Bots may upload 50 MB; the gateway sends chat-sized files only.
+MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 #: A reply waits out one flood-control pause no longer than this; longer ones are dropped.
 MAX_REPLY_RETRY_AFTER = 30.0
 
 log = logging.getLogger(__name__)
 
-_PRE_OPEN, _PRE_CLOSE = "<pre>", "</pre>"
-# Every part may gain a reopened <pre> at its start and a closing </pre> at its end.
-_PRE_OVERHEAD = len(_PRE_OPEN) + len(_PRE_CLOSE)
-_BOLD_OVERHEAD = len("<b></b>")
-# A core-supplied footer must never eat the message; cap it well below any budget.
-_MAX_FOOTER_CHARS = 256
-_TAG = re.compile(r"<[^>]*>")
 # The General topic of a forum is thread 1, and sending with message_thread_id=1 fails.
 _GENERAL_TOPIC = 1
 # BadRequest descriptions that mean the destination is gone for good, not a transient failure.
@@ -66,6 +72,9 @@ _GONE = ("chat not found", "thread not found", "not enough rights", "have no rig
 # Loggers that print the bot URL (and so the token): httpx logs every request at INFO.
 _TOKEN_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot")
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# The command word runs to the first whitespace: Telegram's bot_command entity stops at a
+# hyphen (``/new-session`` is marked as ``/new``), but the user typed the whole word.
+_COMMAND_WORD = re.compile(r"/(\S+)")
 
 
 def create(config: Mapping[str, object], environ: Mapping[str, str]) -> TelegramAdapter:
@@ -91,10 +100,14 @@ def create(config: Mapping[str, object], environ: Mapping[str, str]) -> Telegram
 
 
 class TelegramAdapter:
-    """``/kanban …`` in private chats, groups and forum topics, over Bot API long polling."""
+    """Slash commands, plain text and button presses in private chats, groups and forum topics."""
 
     name = PLATFORM
-    capabilities = Capabilities(max_message_chars=MAX_MESSAGE_CHARS)
+    capabilities = Capabilities(
+        max_message_chars=MAX_MESSAGE_CHARS,
+        buttons=True,
+        max_attachment_bytes=MAX_ATTACHMENT_BYTES,
+    )
 
     def __init__(
         self,
@@ -112,7 +125,7 @@ class TelegramAdapter:
         self._sink: MessageSink | None = None
         self._redactor: _RedactToken | None = None
         # Updates run concurrently so one slow command does not hold up every chat; this lock
-        # per conversation keeps one chat's commands in the order they were sent.
+        # per conversation keeps one chat's messages in the order they were sent.
         self._conversation_locks: weakref.WeakValueDictionary[
             tuple[str, str | None], asyncio.Lock
         ] = weakref.WeakValueDictionary()
@@ -141,7 +154,10 @@ class TelegramAdapter:
             .build()
         )
         # Only new messages: an edited "/kanban …" must not run the command a second time.
-        app.add_handler(CommandHandler(COMMAND, self._on_command, filters.UpdateType.MESSAGE))
+        # Commands are told apart from text here, not by CommandHandler, which knows neither
+        # hyphenated words nor commands outside a fixed list (a repository slug: ``/api diff``).
+        app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_message))
+        app.add_handler(CallbackQueryHandler(self._on_button))
         self._sink = sink
         try:
             await self._initialize(app)
@@ -153,7 +169,7 @@ class TelegramAdapter:
             # drop_pending_updates); a re-fetched update keeps its id for the router's dedupe.
             await app.updater.start_polling(
                 timeout=timedelta(seconds=self._poll_timeout),
-                allowed_updates=[Update.MESSAGE],
+                allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
             )
         except BaseException:
             await _teardown(app)
@@ -176,13 +192,13 @@ class TelegramAdapter:
             self._remove_redactor()
 
     async def send(self, chat: ChatRef, document: Document) -> None:
-        """Send a notification: every part, in order; the first failure is raised, mapped."""
+        """Send a notification: every part and file, in order; the first failure is raised."""
         app = self._app
         if app is None:
             raise AdapterError("telegram: not started")
-        for part in render_parts(document, max_parts=self.capabilities.max_parts):
+        for message in self._outgoing(document):
             try:
-                await self._send_part(app.bot, chat, part, reply_to=None)
+                await self._send_one(app.bot, chat, message, reply_to=None)
             except TelegramError as exc:
                 raise self._map_error(exc) from _safe_cause(exc)
 
@@ -199,34 +215,91 @@ class TelegramAdapter:
 
     async def _register_menu(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         # The menu is a convenience: commands work without it, so a failure is only logged.
+        # Telegram allows only [a-z0-9_] in menu names, hence the underscore forms.
+        menu = [BotCommand(command.menu_name, command.description) for command in SLASH_COMMANDS]
         try:
-            await app.bot.set_my_commands([BotCommand(COMMAND, COMMAND_DESCRIPTION)])
+            await app.bot.set_my_commands(menu)
         except TelegramError as exc:
             log.warning("telegram: setMyCommands failed: %s", self._map_error(exc))
 
-    async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
-        sink = self._sink
-        # Anonymous channel posts have no sender to check access for; nothing to do.
-        if message is None or message.from_user is None or sink is None:
+        if message is None or message.text is None:
             return
         user = message.from_user
+        # Anonymous channel posts and group admins (GroupAnonymousBot), other bots, and a linked
+        # channel's posts forwarded into its discussion group: no person to check access for.
+        if user is None or user.is_bot or message.is_automatic_forward:
+            return
+        command = _split_command(message)
+        if command is None:
+            kind, word, text = MessageKind.TEXT, "", message.text
+        else:
+            word, addressee, text = command
+            # In a group, ``/diff@OtherBot`` is for another bot (Telegram sends it to all).
+            if addressee and addressee.lower() != (context.bot.username or "").lower():
+                return
+            kind = MessageKind.COMMAND
         incoming = IncomingMessage(
             chat=_chat_ref(message),
-            user=ChatUser(PLATFORM, str(user.id), user.username or user.full_name),
-            text=_command_text(message),
+            user=_chat_user(user),
+            text=text,
             delivery_id=str(update.update_id),
+            command=word,
+            kind=kind,
         )
+        await self._dispatch(context.bot, incoming, message.message_id)
+
+    async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        # Answered first, whatever the gateway makes of the press: until then the user's client
+        # shows a spinner, and Telegram refuses answers after a few seconds.
+        await self._answer(query)
+        message = query.message
+        # A button under an inline-mode message, or under one too old to read, has no chat
+        # (or no topic) we could answer in; payloads other than callback data are not ours.
+        if not isinstance(message, Message) or not isinstance(query.data, str):
+            return
+        incoming = IncomingMessage(
+            chat=_chat_ref(message),
+            user=_chat_user(query.from_user),
+            text=query.data,
+            delivery_id=query.id,
+            command="",
+            kind=MessageKind.ACTION,
+        )
+        await self._dispatch(context.bot, incoming, message.message_id)
+
+    async def _answer(self, query: CallbackQuery) -> None:
+        try:
+            await query.answer()
+        except TelegramError as exc:
+            # Too late (a press fetched after a restart) or refused: the press still counts.
+            log.warning("%s", self._map_error(exc, "answerCallbackQuery failed"))
+
+    async def _dispatch(self, bot: Bot, incoming: IncomingMessage, reply_to: int) -> None:
+        sink = self._sink
+        if sink is None:
+            return
         key = (incoming.chat.chat_id, incoming.chat.thread_id)
         lock = self._conversation_locks.setdefault(key, asyncio.Lock())
         async with lock:
             try:
                 document = await sink(incoming)
             except Exception:
-                log.exception("telegram: the gateway failed on update %s", update.update_id)
+                log.exception("telegram: the gateway failed on delivery %s", incoming.delivery_id)
                 document = Document.text("Sorry: the gateway failed on this command (see its log).")
             if document is not None:
-                await self._reply(context.bot, incoming.chat, document, message.message_id)
+                await self._reply(bot, incoming.chat, document, reply_to)
+
+    def _outgoing(self, document: Document) -> list[Outgoing]:
+        return outgoing(
+            document,
+            max_parts=self.capabilities.max_parts,
+            max_file_bytes=self.capabilities.max_attachment_bytes,
+        )
 
     async def _reply(
         self,
@@ -235,15 +308,17 @@ class TelegramAdapter:
         document: Document,
         reply_to: int,
     ) -> None:
-        parts = render_parts(document, max_parts=self.capabilities.max_parts)
-        for index, part in enumerate(parts):
+        messages = self._outgoing(document)
+        for index, message in enumerate(messages):
             try:
-                await self._send_with_one_retry(bot, chat, part, reply_to if index == 0 else None)
+                await self._send_with_one_retry(
+                    bot, chat, message, reply_to if index == 0 else None
+                )
             except TelegramError as exc:
                 log.warning(
                     "telegram: reply part %d/%d to chat %s not sent: %s",
                     index + 1,
-                    len(parts),
+                    len(messages),
                     chat.chat_id,
                     self._map_error(exc),
                 )
@@ -253,39 +328,49 @@ class TelegramAdapter:
         self,
         bot: Bot,
         chat: ChatRef,
-        text: str,
+        message: Outgoing,
         reply_to: int | None,
     ) -> None:
         try:
-            await self._send_part(bot, chat, text, reply_to)
+            await self._send_one(bot, chat, message, reply_to)
         except RetryAfter as exc:
             delay = _retry_after_seconds(exc)
             if delay > MAX_REPLY_RETRY_AFTER:
                 raise
             # Flood control: Telegram names the pause; sending before it ends fails again.
             await asyncio.sleep(delay)
-            await self._send_part(bot, chat, text, reply_to)
+            await self._send_one(bot, chat, message, reply_to)
 
-    async def _send_part(
+    async def _send_one(
         self,
         bot: Bot,
         chat: ChatRef,
-        text: str,
+        message: Outgoing,
         reply_to: int | None,
     ) -> None:
         if chat.platform != PLATFORM:
             raise AdapterRejected(f"telegram: cannot send to a {chat.platform} chat")
+        reply = (
+            None
+            if reply_to is None
+            else ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+        )
+        if message.file is not None:
+            await bot.send_document(
+                chat_id=_chat_id(chat),
+                document=upload(message.file),
+                message_thread_id=_thread_id(chat),
+                reply_parameters=reply,
+            )
+            return
         await bot.send_message(
             chat_id=_chat_id(chat),
-            text=text,
+            text=message.text,
             parse_mode=ParseMode.HTML,
             message_thread_id=_thread_id(chat),
             link_preview_options=_NO_PREVIEW,
-            reply_parameters=(
-                None
-                if reply_to is None
-                else ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
-            ),
+            reply_parameters=reply,
+            reply_markup=message.keyboard,
         )
 
     def _map_error(self, exc: TelegramError, context: str = "") -> AdapterError:
@@ -382,114 +467,23 @@ def _thread_id(chat: ChatRef) -> int | None:
     return None if thread == _GENERAL_TOPIC else thread
 
 
-def _command_text(message: Message) -> str:
-    """What follows ``/kanban`` or ``/kanban@bot``, with the user's quoting and spacing kept."""
-    text = message.text or ""
-    # CommandHandler only matches a bot_command entity at offset 0; parse_entity converts its
-    # UTF-16 offsets, so slicing by the command's length is exact.
-    command = message.parse_entity(message.entities[0]) if message.entities else ""
-    return text[len(command) :].strip()
+def _chat_user(user: User) -> ChatUser:
+    return ChatUser(PLATFORM, str(user.id), user.username or user.full_name)
 
 
-def render_parts(
-    document: Document, *, limit: int = MAX_MESSAGE_CHARS, max_parts: int = 5
-) -> list[str]:
-    """Telegram HTML for ``document`` in at most ``max_parts`` messages of ``limit`` characters.
+def _split_command(message: Message) -> tuple[str, str, str] | None:
+    """``(word, addressee, rest)`` when ``message`` starts with a bot command, else None.
 
-    Every part is valid HTML on its own: a code block cut between parts is closed at the end of
-    one part and reopened at the start of the next. Parts are also within ``limit`` in UTF-16
-    code units, which is how Telegram counts.
+    Telegram marks a command with a bot_command entity at offset 0 (``/etc/hosts`` gets none);
+    the word is taken from the text up to whitespace, the rest keeps the user's quoting.
     """
-    footer = html.escape(document.overflow_footer[:_MAX_FOOTER_CHARS], quote=False)
-    budget = limit - _PRE_OVERHEAD
-    parts = _render_within(document.blocks, budget, max_parts, footer)
-    if any(_utf16_len(part) > limit for part in parts):
-        # Astral characters (emoji) count twice; half the budget holds whatever the text is.
-        parts = _render_within(document.blocks, budget // 2, max_parts, footer)
-    return parts
-
-
-def _render_within(
-    blocks: tuple[Block, ...], budget: int, max_parts: int, footer: str
-) -> list[str]:
-    # Lines no longer than this never need split_text's hard cut (which could cut a tag or an
-    # entity) nor its mid-line trim when the footer goes on.
-    width = budget - len(footer) - 1
-    if width < _PRE_OVERHEAD + 8:
-        raise ValueError("limit too small for Telegram parts")
-    lines = list(_html_lines(blocks, width))
-    if not lines:
-        return []
-    parts = split_text("\n".join(lines), budget, max_parts=max_parts, footer=footer)
-    cut = len(parts) == max_parts and parts[-1].endswith("\n" + footer)
-    balanced = _balance_pre(parts, footer if cut else None)
-    # Telegram rejects a message with no visible text (only blank lines or empty tags).
-    return [part for part in balanced if _TAG.sub("", part).strip()]
-
-
-def _html_lines(blocks: tuple[Block, ...], width: int) -> Iterator[str]:
-    """One line of HTML per output line; only <pre> spans lines, bold is closed per line."""
-    for block in blocks:
-        if isinstance(block, Paragraph):
-            for line in block.text.split("\n"):
-                yield from _escaped_chunks(line, width)
-        elif isinstance(block, Heading):
-            for line in block.text.split("\n"):
-                if not line.strip():
-                    yield ""
-                    continue
-                for chunk in _escaped_chunks(line, width - _BOLD_OVERHEAD):
-                    yield f"<b>{chunk}</b>"
-        elif isinstance(block, Preformatted):
-            text = block.text.strip("\n")
-            if not text.strip():
-                continue
-            chunks = [
-                chunk
-                for line in text.split("\n")
-                for chunk in _escaped_chunks(line, width - _PRE_OVERHEAD)
-            ]
-            chunks[0] = _PRE_OPEN + chunks[0]
-            chunks[-1] += _PRE_CLOSE
-            yield from chunks
-
-
-def _escaped_chunks(line: str, width: int) -> list[str]:
-    """``line`` escaped, cut into pieces of at most ``width`` characters between entities."""
-    escaped = html.escape(line, quote=False)
-    if len(escaped) <= width:
-        return [escaped]
-    chunks: list[str] = []
-    current: list[str] = []
-    size = 0
-    for char in line:
-        piece = html.escape(char, quote=False)
-        if size + len(piece) > width:
-            chunks.append("".join(current))
-            current, size = [], 0
-        current.append(piece)
-        size += len(piece)
-    chunks.append("".join(current))
-    return chunks
-
-
-def _balance_pre(parts: list[str], footer: str | None) -> list[str]:
-    """Close a <pre> left open at the end of a part and reopen it at the next part's start."""
-    balanced: list[str] = []
-    inside = False
-    for index, part in enumerate(parts):
-        body, tail = part, ""
-        if footer is not None and index == len(parts) - 1:
-            # The footer is plain text after the cut: it goes after any closing </pre>.
-            body, tail = part[: -len(footer) - 1], part[-len(footer) - 1 :]
-        opened = _PRE_OPEN if inside else ""
-        last_open, last_close = body.rfind(_PRE_OPEN), body.rfind(_PRE_CLOSE)
-        if last_open != -1 or last_close != -1:
-            inside = last_open > last_close
-        closed = _PRE_CLOSE if inside else ""
-        balanced.append(opened + body + closed + tail)
-    return balanced
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
+    text = message.text or ""
+    starts = any(
+        entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0
+        for entity in message.entities
+    )
+    match = _COMMAND_WORD.match(text) if starts else None
+    if match is None:
+        return None
+    word, _, addressee = match.group(1).partition("@")
+    return word, addressee, text[match.end() :].strip()

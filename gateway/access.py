@@ -13,8 +13,9 @@ class Role(enum.IntEnum):
     """Roles in increasing power; each includes the ones below."""
 
     VIEWER = 1  # read verbs
-    OPERATOR = 2  # create, comment, block, unblock, assign, complete …
-    ADMIN = 3  # archive, gc, dispatch, reclaim, audit, others' subscriptions
+    OPERATOR = 2  # create, comment, block, unblock, assign, complete; workspaces, git requests
+    APPROVER = 3  # also approves high-risk requests (force push, delete with unsaved work)
+    ADMIN = 4  # archive, gc, dispatch, reclaim, audit, others' subscriptions
 
 
 #: The least role each chat verb needs. Verbs not listed are not offered in chat at all.
@@ -34,6 +35,7 @@ VERB_ROLES: dict[str, Role] = {
             "status",
             "notify-list",
             "help",
+            "ws",  # each subcommand has its own role: WS_ROLES
         ),
         Role.VIEWER,
     ),
@@ -55,6 +57,37 @@ VERB_ROLES: dict[str, Role] = {
     ),
     **dict.fromkeys(("archive", "gc", "dispatch", "reclaim", "audit"), Role.ADMIN),
 }
+#: The least role each ``ws`` subcommand needs. Requests for push, PR or delete need only the
+#: operator role: they do nothing until confirmed (by the requester) or approved (an approver).
+WS_ROLES: dict[str, Role] = {
+    **dict.fromkeys(
+        ("list", "show", "sessions", "summary", "status", "diff", "queue"), Role.VIEWER
+    ),
+    **dict.fromkeys(
+        (
+            "new",
+            "use",
+            "rename",
+            "pin",
+            "unpin",
+            "archive",
+            "unarchive",
+            "new-session",
+            "follow-up",
+            "stop",
+            "run",
+            "commit",
+            "push",
+            "pr",
+            "attach",
+            "repo",
+            "delete",
+            "approve",
+            "deny",
+        ),
+        Role.OPERATOR,
+    ),
+}
 #: Verbs that make no sense from chat: a claim owned by a chat message, a worker's heartbeat,
 #: or processes on the gateway's own machine.
 CHAT_REFUSED = frozenset({"claim", "heartbeat", "init", "mcp", "worker", "gateway"})
@@ -75,10 +108,15 @@ class AccessPolicy:
         return self.users.get(user.key)
 
 
-def required_role(verb: str | None) -> Role | None:
-    """The role a verb needs from chat, or None when it is not available from chat."""
+def required_role(verb: str | None, sub: str | None = None) -> Role | None:
+    """The role a verb (and ``ws`` subcommand) needs from chat; None: not offered in chat."""
     if verb is None:
         return Role.VIEWER  # bare /kanban: help
     if verb in CHAT_REFUSED:
         return None
+    if verb == "ws":
+        # Showing the queue is a read; running or clearing it is not.
+        if sub is None or sub == "queue":
+            return Role.VIEWER
+        return WS_ROLES.get(sub, Role.VIEWER)  # unknown subcommands get a usage error
     return VERB_ROLES.get(verb, Role.VIEWER)  # unknown verbs get the parser's usage error

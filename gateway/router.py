@@ -1,4 +1,9 @@
-"""The router: one chat command in, one reply out — deduplicated, authorised, audited."""
+"""The router: one chat message in, one reply out — deduplicated, authorised, audited.
+
+Commands (``/kanban …``, ``/ws …``, ``/diff`` …), plain messages in a chat bound to a workspace
+(follow-ups to its agent) and button presses all become an argv of the one command tree, run in
+a thread with the sender's identity taken from the platform, never from the text.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ from collections.abc import Callable, Mapping
 
 from gateway.access import AccessPolicy, Role, required_role
 from gateway.executor import KernelExecutor
-from gateway.messages import Document, IncomingMessage
+from gateway.messages import Attachment, Button, Document, IncomingMessage, MessageKind
 from gateway.rendering import result_document
+from gateway.routing import Routed, action_argv, command_argv, text_argv
 from kanban_core import Actor, Kanban, KanbanError, format_task_id
 from kanban_core.audit import AuditEntry
 from kanban_core.commands import (
@@ -20,13 +26,17 @@ from kanban_core.commands import (
     split_command_line,
 )
 from kanban_core.dispatcher import Dispatcher
+from kanban_core.workspace import store
+from kanban_core.workspace.records import ChatPlace
 
 log = logging.getLogger(__name__)
 
 _DEDUPE_WINDOW = 10_000
 #: Verbs whose success should wake the dispatcher at once rather than at the next tick.
-_NUDGING = frozenset({"create", "complete", "unblock", "link", "unlink", "assign"})
+_NUDGING = frozenset({"create", "complete", "unblock", "link", "unlink", "assign", "ws"})
 _NOTIFY_VERBS = frozenset({"notify-subscribe", "notify-unsubscribe"})
+#: Inline diff budget when an adapter does not say (characters).
+DEFAULT_BUDGET = 3000
 
 
 class Router:
@@ -41,6 +51,7 @@ class Router:
         nudge: Callable[[], None] = lambda: None,
         dispatcher: Dispatcher | None = None,
         environ: Mapping[str, str] | None = None,
+        budgets: Mapping[str, int] | None = None,
     ) -> None:
         self.board = board
         self.dispatcher = dispatcher
@@ -48,11 +59,12 @@ class Router:
         self.access = access
         self.executor = executor
         self.nudge = nudge
+        self.budgets = dict(budgets or {})
         self._parser = build_parser(prog="/kanban", with_db_option=False, local_verbs=False)
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     async def handle(self, message: IncomingMessage) -> Document | None:
-        """Run one command; None for a redelivery that was already handled."""
+        """Run one message; None for a redelivery, or for chatter in an unbound chat."""
         key = (message.chat.platform, message.delivery_id)
         if key in self._seen:
             return None
@@ -60,19 +72,40 @@ class Router:
         if len(self._seen) > _DEDUPE_WINDOW:
             self._seen.popitem(last=False)
         role = self.access.role_of(message.user)
-        if role is None:
-            await self._audit(message, None, "refused", "unknown user")
-            return Document.text(
-                f"⚠ You are not allowed to use this board. Ask an admin to add "
-                f"{message.user.key} to access.users in config.yaml."
-            )
-        try:
-            argv = split_command_line(message.text)
-        except KanbanError as exc:
-            await self._audit(message, role, "refused", str(exc))
-            return Document.text(f"⚠ {exc}")
+        if message.kind is MessageKind.TEXT:
+            # Plain chatter is only ever a follow-up in a bound chat, and only from a known
+            # user; everything else is ignored silently (the bot must not answer every line).
+            if role is None or await self._bound_repos(message) is None:
+                return None
+            routed = text_argv(message.text)
+        else:
+            if role is None:
+                await self._audit(message, None, "refused", "unknown user")
+                return Document.text(
+                    f"⚠ You are not allowed to use this board. Ask an admin to add "
+                    f"{message.user.key} to access.users in config.yaml."
+                )
+            try:
+                routed = await self._route(message)
+            except KanbanError as exc:
+                await self._audit(message, role, "refused", str(exc))
+                return Document.text(f"⚠ {exc}")
+        if routed.refusal:
+            await self._audit(message, role, "refused", routed.refusal)
+            return Document.text(f"⚠ {routed.refusal}")
+        return await self._run_routed(message, role, routed.argv)
+
+    async def _route(self, message: IncomingMessage) -> Routed:
+        if message.kind is MessageKind.ACTION:
+            return action_argv(message.text, await self._bound_repos(message) or ())
+        if message.command == "kanban":
+            return Routed(split_command_line(message.text))
+        return command_argv(message.command, message.text, await self._bound_repos(message) or ())
+
+    async def _run_routed(self, message: IncomingMessage, role: Role, argv: list[str]) -> Document:
         verb = next((word for word in argv if not word.startswith("-")), None)
-        needed = required_role(verb)
+        sub = _ws_subcommand(argv) if verb == "ws" else None
+        needed = required_role(verb, sub)
         if needed is None or role < needed:
             why = (
                 "not available from chat"
@@ -80,35 +113,26 @@ class Router:
                 else f"needs the {needed.name.lower()} role"
             )
             await self._audit(message, role, "refused", why)
-            return Document.text(f"⚠ /kanban {verb}: {why}.")
+            shown = f"/kanban {verb}" if verb != "ws" else f"/ws {sub or ''}".rstrip()
+            return Document.text(f"⚠ {shown}: {why}.")
         argv, refusal = self._scope_notify(argv, verb, message, role)
         if refusal:
             await self._audit(message, role, "refused", refusal)
             return Document.text(f"⚠ {refusal}")
         try:
-            result = await self.executor.run(self._run, argv, message)
+            result = await self.executor.run(self._run, argv, message, role)
         except Exception:
-            log.exception("command failed", extra={"action": "command", "text": message.text})
+            log.exception("command failed", extra={"action": "command", "verb": verb})
             await self._audit(message, role, "error", "internal error")
             return Document.text("⚠ internal error; the gateway log has the details")
         await self._audit(message, role, "allowed", f"exit {result.exit_code}")
         if result.ok and verb in _NUDGING:
             self.nudge()
-        document = result_document(result)
-        if result.created and not result.as_json:
-            refs = ", ".join(format_task_id(t) for t in result.created)
-            document = Document(
-                (
-                    *document.blocks,
-                    *Document.text(
-                        f"(subscribed — this chat will hear when {refs} completes, blocks or fails)"
-                    ).blocks,
-                )
-            )
-        return document
+        return _document(result, verb)
 
-    def _run(self, argv: list[str], message: IncomingMessage) -> CommandResult:
+    def _run(self, argv: list[str], message: IncomingMessage, role: Role) -> CommandResult:
         actor = Actor(name=_actor_name(message))
+        chat = message.chat
         # The gateway's own dispatcher and environment: `/kanban dispatch` starts workers
         # exactly as the scheduled passes do (same profiles' environment, reaped by this process).
         ctx = CommandContext(
@@ -117,6 +141,11 @@ class Router:
             interactive=False,
             environ=self.environ,
             dispatcher=self.dispatcher,
+            principal=message.user.key,
+            place=(chat.platform, chat.chat_id, chat.thread_id or ""),
+            source_key=f"{chat.platform}:{message.delivery_id}",
+            may_approve=role >= Role.APPROVER,
+            chat_budget=self.budgets.get(chat.platform, DEFAULT_BUDGET),
         )
         result = run_command(argv, ctx, parser=self._parser)
         if result.created and not result.as_json:
@@ -124,12 +153,25 @@ class Router:
                 self.board.subscribe(
                     actor,
                     task_id,
-                    platform=message.chat.platform,
-                    chat_id=message.chat.chat_id,
-                    thread_id=message.chat.thread_id,
+                    platform=chat.platform,
+                    chat_id=chat.chat_id,
+                    thread_id=chat.thread_id,
                     user_id=message.user.user_id,
                 )
         return result
+
+    async def _bound_repos(self, message: IncomingMessage) -> tuple[str, ...] | None:
+        """The repository slugs of the chat's workspace, or None when the chat has none."""
+        chat = message.chat
+        place = ChatPlace(chat.platform, chat.chat_id, chat.thread_id or "")
+
+        def lookup() -> tuple[str, ...] | None:
+            with self.board.db.transaction(write=False) as tx:
+                ws_id = store.bound(tx, place)
+                ws = store.get(tx, ws_id) if ws_id else None
+            return None if ws is None else tuple(r.slug for r in ws.repos)
+
+        return await self.executor.run(lookup)
 
     def _scope_notify(
         self, argv: list[str], verb: str | None, message: IncomingMessage, role: Role
@@ -151,6 +193,9 @@ class Router:
     async def _audit(
         self, message: IncomingMessage, role: Role | None, outcome: str, detail: str
     ) -> None:
+        text = message.text if message.kind is not MessageKind.ACTION else "(button)"
+        if message.kind is MessageKind.COMMAND and message.command != "kanban":
+            text = f"/{message.command} {text}".rstrip()
         entry = AuditEntry(
             platform=message.chat.platform,
             chat_id=message.chat.chat_id,
@@ -158,7 +203,7 @@ class Router:
             user_id=message.user.user_id,
             user_name=message.user.display_name,
             role=role.name.lower() if role else None,
-            text=message.text,
+            text=text,
             outcome=outcome,
             detail=detail,
         )
@@ -166,6 +211,25 @@ class Router:
             await self.executor.run(self.board.record_audit, entry)
         except KanbanError:
             log.exception("audit write failed", extra={"action": "audit"})
+
+
+def _document(result: CommandResult, verb: str | None) -> Document:
+    document = result_document(result)
+    blocks = document.blocks
+    if verb == "create" and result.created and not result.as_json:
+        refs = ", ".join(format_task_id(t) for t in result.created)
+        note = f"(subscribed — this chat will hear when {refs} completes, blocks or fails)"
+        blocks = (*blocks, *Document.text(note).blocks)
+    return Document(
+        blocks,
+        buttons=tuple(Button(a.label, a.action) for a in result.actions),
+        attachments=tuple(Attachment(f.filename, f.content, f.mime) for f in result.files),
+    )
+
+
+def _ws_subcommand(argv: list[str]) -> str | None:
+    after = argv[argv.index("ws") + 1 :]
+    return next((word for word in after if not word.startswith("-")), None)
 
 
 def _actor_name(message: IncomingMessage) -> str:

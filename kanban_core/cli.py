@@ -45,6 +45,8 @@ def print_result(result: CommandResult) -> None:
         sys.stdout.write(json.dumps(result.data, indent=2, ensure_ascii=False) + "\n")
     elif result.blocks:
         sys.stdout.write(render_blocks(result.blocks) + "\n")
+    for attached in result.files:
+        sys.stdout.write(attached.content.decode("utf-8", errors="replace"))
     for error in result.errors:
         sys.stderr.write(f"kanban: {error}\n")
     sys.stdout.flush()

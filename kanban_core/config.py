@@ -15,8 +15,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kanban_core.errors import ValidationError
-from kanban_core.profiles import DEMO_PROFILE, PRESET_COMMANDS, AssigneeProfile, Preset
+from kanban_core.profiles import (
+    DEMO_PROFILE,
+    PRESET_COMMANDS,
+    SESSION_ARGS,
+    AssigneeProfile,
+    Preset,
+)
 from kanban_core.validation import WorkspaceSpec, clean_name, parse_duration, parse_workspace
+from kanban_core.workspace.config import WorkspacesConfig, parse_workspaces
 
 _BOARD_KEYS = {"db_url", "db_url_env", "sqlite_synchronous", "claim_ttl_seconds"}
 _PROFILE_KEYS = {
@@ -30,6 +37,8 @@ _PROFILE_KEYS = {
     "skills",
     "max_runtime",
     "allow_dirty_base",
+    "first_turn_args",
+    "resume_args",
 }
 
 
@@ -66,6 +75,7 @@ class KanbanConfig:
     assignees: Mapping[str, AssigneeProfile] = field(
         default_factory=lambda: {DEMO_PROFILE.name: DEMO_PROFILE}
     )
+    workspaces: WorkspacesConfig = field(default_factory=WorkspacesConfig)
 
 
 def config_path(environ: Mapping[str, str], home: Path) -> Path:
@@ -97,9 +107,12 @@ def load_config(path: Path, environ: Mapping[str, str]) -> KanbanConfig:
     board = _board(_section(document, "board", problems), environ, problems)
     dispatcher = _dispatcher(_section(document, "dispatcher", problems), problems)
     assignees = _assignees(_section(document, "assignees", problems), problems)
+    workspaces = parse_workspaces(_section(document, "workspaces", problems), problems)
     if problems:
         raise ValidationError(f"{path}: " + "; ".join(problems))
-    return KanbanConfig(board=board, dispatcher=dispatcher, assignees=assignees)
+    return KanbanConfig(
+        board=board, dispatcher=dispatcher, assignees=assignees, workspaces=workspaces
+    )
 
 
 def _section(document: dict[str, Any], name: str, problems: list[str]) -> dict[str, Any]:
@@ -197,6 +210,9 @@ def _profile(
     dirty = raw.get("allow_dirty_base", False)
     if not isinstance(dirty, bool):
         problems.append(f"{where}.allow_dirty_base: must be true or false")
+    first, resume = SESSION_ARGS.get(preset, ((), ()))
+    first = _argv(raw, "first_turn_args", first, where, problems)
+    resume = _argv(raw, "resume_args", resume, where, problems)
     if len(problems) > before:
         return None
     return AssigneeProfile(
@@ -211,7 +227,21 @@ def _profile(
         skills=tuple(str(s) for s in skills),
         max_runtime_s=max_runtime,
         allow_dirty_base=bool(dirty),
+        first_turn_args=first,
+        resume_args=resume,
     )
+
+
+def _argv(
+    raw: dict[str, Any], key: str, default: tuple[str, ...], where: str, problems: list[str]
+) -> tuple[str, ...]:
+    value = raw.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.append(f"{where}.{key}: must be a list of arguments")
+        return default
+    return tuple(value)
 
 
 def _command(command: Any, preset: Preset, where: str, problems: list[str]) -> tuple[str, ...]:

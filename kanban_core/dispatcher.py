@@ -322,6 +322,8 @@ class Dispatcher:
             failure_limit=config.dispatcher.failure_limit,
             backoff_base_s=config.dispatcher.backoff_base_seconds,
             backoff_cap_s=config.dispatcher.backoff_cap_seconds,
+            first_turn_args=profile.first_turn_args,
+            resume_args=profile.resume_args,
         )
         try:
             pid = self.spawner.spawn(spec, claim.token)

@@ -41,6 +41,7 @@ class RunOutcome(enum.StrEnum):
     SPAWN_FAILED = "spawn_failed"
     GAVE_UP = "gave_up"
     RECLAIMED = "reclaimed"
+    CANCELLED = "cancelled"  # stopped by a person (a workspace /stop)
 
 
 class EventKind(enum.StrEnum):
@@ -66,6 +67,8 @@ class EventKind(enum.StrEnum):
     TIMED_OUT = "timed_out"
     SPAWN_FAILED = "spawn_failed"
     GAVE_UP = "gave_up"
+    REOPENED = "reopened"  # a done task takes another agent turn (a workspace follow-up)
+    WORKSPACE_NOTICE = "workspace_notice"  # something a workspace's chats must hear
 
 
 #: Events a subscribed chat is told about.
@@ -78,6 +81,9 @@ TERMINAL_EVENT_KINDS = frozenset(
         EventKind.TIMED_OUT,
     }
 )
+
+#: Kinds that queue a notification for each subscribed chat.
+NOTIFYING_EVENT_KINDS = TERMINAL_EVENT_KINDS | {EventKind.WORKSPACE_NOTICE}
 
 #: Statuses that satisfy a child's dependency on them.
 SATISFYING_STATUSES = frozenset({TaskStatus.DONE, TaskStatus.ARCHIVED})

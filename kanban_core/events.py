@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kanban_core.domain import TERMINAL_EVENT_KINDS, EventKind, TaskId
+from kanban_core.domain import NOTIFYING_EVENT_KINDS, EventKind, TaskId
 from kanban_core.rows import dump_json
 from kanban_core.storage import Query, Transaction
 
@@ -41,7 +41,7 @@ def append(
         _INSERT,
         {"task_id": task_id, "run_id": run_id, "kind": kind.value, "payload": dump_json(payload)},
     )
-    if kind in TERMINAL_EVENT_KINDS:
+    if kind in NOTIFYING_EVENT_KINDS:
         tx.execute(_FAN_OUT, {"event_id": event_id, "task_id": task_id})
     return event_id
 
@@ -50,7 +50,7 @@ def append_many(
     tx: Transaction, kind: EventKind, task_ids: list[TaskId], payload: dict[str, Any] | None = None
 ) -> None:
     """Record the same non-terminal event for several tasks."""
-    assert kind not in TERMINAL_EVENT_KINDS
+    assert kind not in NOTIFYING_EVENT_KINDS
     encoded = dump_json(payload)
     tx.executemany(
         _INSERT_MANY,

@@ -25,7 +25,12 @@ _LIST_FOR_TASK = Query(
     f"SELECT {SUBSCRIPTION_COLUMNS} FROM notify_subscriptions WHERE task_id = :task_id "
     "ORDER BY created_ms",
 )
-_END = Query("end_subscriptions", "DELETE FROM notify_subscriptions WHERE task_id = :task_id")
+# A workspace's task completes once per agent turn; its chats keep hearing about later turns.
+_END = Query(
+    "end_subscriptions",
+    "DELETE FROM notify_subscriptions WHERE task_id = :task_id "
+    "AND NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.task_id = :task_id)",
+)
 
 
 def subscribe(

@@ -22,7 +22,14 @@ class Preset(enum.StrEnum):
 
 
 #: Placeholders a command template may use; each is substituted as one whole argv element.
-PLACEHOLDERS = ("{prompt}", "{task_id}", "{run_id}", "{workspace}", "{mcp_config}")
+PLACEHOLDERS = (
+    "{prompt}",
+    "{task_id}",
+    "{run_id}",
+    "{workspace}",
+    "{mcp_config}",
+    "{agent_session_id}",
+)
 
 PRESET_COMMANDS: dict[Preset, tuple[str, ...]] = {
     Preset.CLAUDE_CODE: ("claude", "-p", "{prompt}", "--mcp-config", "{mcp_config}"),
@@ -55,7 +62,18 @@ class AssigneeProfile:
     skills: tuple[str, ...] = ()
     max_runtime_s: int | None = None
     allow_dirty_base: bool = False
+    first_turn_args: tuple[str, ...] = ()
+    resume_args: tuple[str, ...] = ()
 
+
+#: Extra arguments for workspace turns: the first turn of a session names the agent's session,
+#: later ones resume it, so each session keeps its own conversation with the agent.
+SESSION_ARGS: dict[Preset, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    Preset.CLAUDE_CODE: (
+        ("--session-id", "{agent_session_id}"),
+        ("--resume", "{agent_session_id}"),
+    ),
+}
 
 DEMO_PROFILE = AssigneeProfile(
     name="demo", command=PRESET_COMMANDS[Preset.DEMO], preset=Preset.DEMO

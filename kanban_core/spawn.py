@@ -47,6 +47,8 @@ class WorkerSpec:
     backoff_base_s: int
     backoff_cap_s: int
     extra: Mapping[str, Any] = field(default_factory=dict)
+    first_turn_args: tuple[str, ...] = ()
+    resume_args: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         """The spec as JSON."""
@@ -59,6 +61,8 @@ class WorkerSpec:
             raw = json.loads(text)
             raw["command"] = tuple(raw["command"])
             raw["pass_env"] = tuple(raw["pass_env"])
+            raw["first_turn_args"] = tuple(raw.get("first_turn_args", ()))
+            raw["resume_args"] = tuple(raw.get("resume_args", ()))
             return cls(**raw)
         except (ValueError, TypeError, KeyError) as exc:
             raise KanbanError(f"malformed worker spec: {exc}") from None

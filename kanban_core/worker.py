@@ -21,9 +21,18 @@ from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from kanban_core import workspaces
-from kanban_core.domain import Actor, RunId, RunOutcome, RunProof, TaskId, TaskStatus
+from kanban_core.domain import (
+    Actor,
+    RunId,
+    RunOutcome,
+    RunProof,
+    TaskId,
+    TaskStatus,
+    WorkspaceKind,
+)
 from kanban_core.errors import KanbanError, StaleRun, StorageError
 from kanban_core.kanban import Kanban
 from kanban_core.logs import log_path, tail
@@ -31,6 +40,9 @@ from kanban_core.profiles import render_command, worker_prompt
 from kanban_core.recovery import FailurePolicy
 from kanban_core.settings import KernelSettings
 from kanban_core.spawn import SUPERVISOR_TOKEN_ENV, WorkerSpec
+
+if TYPE_CHECKING:
+    from kanban_core.workspace.turns import TurnContext
 
 #: Environment an agent inherits from the supervisor; everything else is withheld (the gateway's
 #: chat tokens live in that environment), except the names a profile passes through.
@@ -67,6 +79,7 @@ class Supervisor:
         self.policy = FailurePolicy(spec.failure_limit, spec.backoff_base_s, spec.backoff_cap_s)
         self.agent: subprocess.Popen[bytes] | None = None
         self.tenant: str | None = None
+        self.turn_env: dict[str, str] = {}
         self._stopping = False
 
     def run(self) -> int:
@@ -77,31 +90,57 @@ class Supervisor:
             if task.status is not TaskStatus.RUNNING or task.current_run_id != self.proof.run_id:
                 self.note(f"run r{self.spec.run_id} is no longer current; nothing to do")
                 return 0
+            turn = None
+            branch: str | None = None
             try:
-                workspace = workspaces.prepare(task, self.spec.profile(), self.home)
-                board.set_workspace(
-                    self.actor, task.id, path=str(workspace.path), branch=workspace.branch
-                )
+                if task.workspace_kind is WorkspaceKind.WORKTREE:
+                    turn = _begin_turn(board, task.id, self.proof.run_id)
+                if turn is not None:
+                    path, branch = turn.cwd, turn.workspace.branch
+                    for note in turn.notes:
+                        self.note(note)
+                else:
+                    prepared = workspaces.prepare(task, self.spec.profile(), self.home)
+                    path, branch = prepared.path, prepared.branch
+                board.set_workspace(self.actor, task.id, path=str(path), branch=branch)
             except KanbanError as exc:
-                return self._fail(board, RunOutcome.SPAWN_FAILED, f"workspace: {exc}")
-            self.note(f"workspace {workspace.kind.value} at {workspace.path}")
+                code = self._fail(board, RunOutcome.SPAWN_FAILED, f"workspace: {exc}")
+                self._finish_turn(board)
+                return code
+            self.note(f"workspace at {path}" + (f" (turn {turn.turn.id})" if turn else ""))
             self.tenant = task.tenant
             mcp_config = self._write_mcp_config()
+            command = self.spec.command
+            if turn is not None:
+                command += self.spec.resume_args if turn.resume else self.spec.first_turn_args
+                self.turn_env = turn.env
             try:
                 argv = render_command(
-                    self.spec.command,
+                    command,
                     {
-                        "prompt": worker_prompt(task),
+                        "prompt": turn.prompt if turn else worker_prompt(task),
                         "task_id": task.ref,
                         "run_id": str(self.spec.run_id),
-                        "workspace": str(workspace.path),
+                        "workspace": str(path),
                         "mcp_config": str(mcp_config),
+                        "agent_session_id": turn.session.agent_session_id if turn else "",
                     },
                 )
-                return self._supervise(board, argv, workspace.path, task.tenant)
+                return self._supervise(board, argv, path, task.tenant)
             finally:
                 with suppress(OSError):
                     mcp_config.unlink()
+                if turn is not None:
+                    self._finish_turn(board)
+
+    def _finish_turn(self, board: Kanban) -> None:
+        """End the workspace turn this run carried out (once; the gateway settles it otherwise)."""
+        from kanban_core.workspace import turns
+
+        try:
+            turns.finish(board, self.proof.run_id)
+        except KanbanError as exc:
+            self.note(f"could not settle the workspace turn (the gateway will): {exc}")
 
     def _supervise(self, board: Kanban, argv: list[str], cwd: Path, tenant: str | None) -> int:
         env = self._agent_env(cwd, tenant)
@@ -154,6 +193,10 @@ class Supervisor:
                 return 0
             except StorageError as exc:
                 self.note(f"heartbeat failed, will retry: {exc}")
+        # Whatever the agent left behind in its process group (MCP servers, dev servers, a
+        # `sleep` it forked) goes with it, on a natural exit too.
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.agent.pid, signal.SIGKILL)
         return self._after_exit(board, code)
 
     def _after_exit(self, board: Kanban, code: int) -> int:
@@ -220,6 +263,7 @@ class Supervisor:
             "KANBAN_HOME": self.spec.home,
             "KANBAN_TENANT": tenant or "",
         }
+        env |= self.turn_env
         # The agent must find the same `kanban` as the supervisor, whatever its PATH says.
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
@@ -251,6 +295,13 @@ class Supervisor:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         with self.log.open("a", encoding="utf-8") as handle:
             handle.write(f"[kanban {stamp}] r{self.spec.run_id}: {message}\n")
+
+
+def _begin_turn(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
+    # Imported here: only worktree tasks pay for the workspace machinery.
+    from kanban_core.workspace import turns
+
+    return turns.begin(board, task_id, run_id)
 
 
 def _die_with_parent() -> None:

@@ -21,6 +21,7 @@ from kanban_core.commands import (
     notifications,
     operations,
     streams,
+    workspace,
 )
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.parser import CommandParser
@@ -36,7 +37,16 @@ __all__ = [
     "split_command_line",
 ]
 
-_MODULES = (admin, authoring, lifecycle, inspection, streams, notifications, operations)
+_MODULES = (
+    admin,
+    authoring,
+    lifecycle,
+    inspection,
+    streams,
+    notifications,
+    operations,
+    workspace,
+)
 
 # What chat keyboards substitute for what the user meant to type.
 _TYPOGRAPHY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00a0": " "})

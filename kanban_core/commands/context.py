@@ -36,6 +36,16 @@ class CommandContext:
     db_url: str | None = None
     #: The gateway passes its long-lived dispatcher; the CLI makes one per command.
     dispatcher: Dispatcher | None = None
+    #: Chat identity and place (set by the gateway from the platform, never from arguments):
+    #: a stable principal key like ``telegram:123`` and where the message came from.
+    principal: str | None = None
+    place: tuple[str, str, str] | None = None  # (platform, chat id, thread id or "")
+    #: The platform's delivery id, so a redelivered message does not act twice.
+    source_key: str | None = None
+    #: May this caller approve high-risk requests (the approver role)? A local terminal may.
+    may_approve: bool = True
+    #: How many characters of diff fit inline; None in a terminal (everything inline).
+    chat_budget: int | None = None
     _board: Kanban | None = None
 
     def board(self) -> Kanban:

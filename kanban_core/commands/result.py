@@ -36,6 +36,23 @@ Block = Text | Heading | Table
 
 
 @dataclass(frozen=True, slots=True)
+class Action:
+    """A button a chat shows under the result; pressing it sends ``action`` back."""
+
+    label: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileOut:
+    """A file that goes with the result (a full diff); terminals print it."""
+
+    filename: str
+    content: bytes
+    mime: str = "text/plain"
+
+
+@dataclass(frozen=True, slots=True)
 class CommandResult:
     """What a command produced: a document for people, data for ``--json``, and an exit code.
 
@@ -52,6 +69,8 @@ class CommandResult:
     as_json: bool = False
     follow: Callable[[], Iterator[CommandResult]] | None = None
     created: tuple[TaskId, ...] = field(default_factory=tuple)
+    actions: tuple[Action, ...] = ()
+    files: tuple[FileOut, ...] = ()
 
     @property
     def ok(self) -> bool:

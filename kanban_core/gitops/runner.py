@@ -24,15 +24,30 @@ from kanban_core.workspaces import WorkspaceError
 LOCAL_TIMEOUT_S = 60.0
 NETWORK_TIMEOUT_S = 180.0
 _CONFIG = (
-    "-c", "core.quotepath=false",
-    "-c", "color.ui=never",
-    "-c", "core.pager=cat",
-    "-c", "advice.detachedHead=false",
-)  # fmt: skip
+    "-c",
+    "core.quotepath=false",
+    "-c",
+    "color.ui=never",
+    "-c",
+    "core.pager=cat",
+    "-c",
+    "advice.detachedHead=false",
+)
 # Variables that would point git at another repository than the one we name.
-_DROPPED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_NAMESPACE",
-            "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CEILING_DIRECTORIES",
-            "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_EXEC_PATH")  # fmt: skip
+_DROPPED = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_COMMON_DIR",
+    "GIT_INDEX_FILE",
+    "GIT_NAMESPACE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_EXEC_PATH",
+)
 _STDERR_CHARS = 2000
 
 

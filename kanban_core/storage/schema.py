@@ -243,3 +243,184 @@ audit_log = Table(
     Index("ix_audit_log_created", "created_ms"),
     sqlite_autoincrement=True,
 )
+
+# -- workspaces (migration 0004) ------------------------------------------------------------
+# A workspace is one task's set of git worktrees (one per repository) plus its agent sessions.
+# Ids are generated text (`ws-<unix>-<hex>`): they become directory names, so never user input.
+S = String(40)
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", S, primary_key=True),
+    Column("task_id", ID, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("archived", Integer, nullable=False, server_default="0"),
+    Column("pinned", Integer, nullable=False, server_default="0"),
+    Column("container_path", Text, nullable=False),
+    Column("branch_name", String(200), nullable=False),
+    Column("executor", String(64), nullable=False),
+    Column("active_repo", String(64)),
+    Column("active_session_id", S),
+    Column("created_by", String(200), nullable=False),
+    Column("idempotency_key", String(200)),
+    Column("journal", Text),
+    Column("error", Text),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("archived_ms", BigInteger),
+    UniqueConstraint("task_id", name="uq_workspaces_task"),
+    UniqueConstraint("idempotency_key", name="uq_workspaces_idempotency"),
+    Index("ix_workspaces_listing", "archived", "pinned", "updated_ms"),
+)
+
+workspace_repos = Table(
+    "workspace_repos",
+    metadata,
+    Column("workspace_id", S, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("slug", String(64), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("common_dir", Text, nullable=False),
+    Column("worktree_path", Text, nullable=False),
+    Column("branch", String(200), nullable=False),
+    Column("base_ref", String(200), nullable=False),
+    Column("base_oid", String(64), nullable=False),
+    Column("branch_created", Integer, nullable=False),
+    Column("enabled", Integer, nullable=False, server_default="1"),
+    Column("pr_number", Integer),
+    Column("pr_url", Text),
+    Column("pr_state", String(16)),
+    PrimaryKeyConstraint("workspace_id", "slug", name="pk_workspace_repos"),
+)
+
+workspace_sessions = Table(
+    "workspace_sessions",
+    metadata,
+    Column("id", S, primary_key=True),
+    Column("workspace_id", S, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("executor", String(64), nullable=False),
+    Column("agent_session_id", String(64), nullable=False),
+    Column("turns", Integer, nullable=False, server_default="0"),
+    Column("queue_paused", Integer, nullable=False, server_default="0"),
+    Column("pause_reason", Text),
+    Column("created_ms", BigInteger, nullable=False),
+    UniqueConstraint("workspace_id", "position", name="uq_workspace_sessions_position"),
+)
+
+session_messages = Table(
+    "session_messages",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column(
+        "session_id", S, ForeignKey("workspace_sessions.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("role", String(16), nullable=False),  # user | assistant | system
+    Column("author", String(200), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("turn_id", S),
+    Column("created_ms", BigInteger, nullable=False),
+    Index("ix_session_messages_session", "session_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+workspace_turns = Table(
+    "workspace_turns",
+    metadata,
+    Column("id", S, primary_key=True),
+    Column("workspace_id", S, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "session_id", S, ForeignKey("workspace_sessions.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("task_id", ID, nullable=False),
+    Column("run_id", ID),
+    Column("prompt", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending running completed failed cancelled
+    Column("error", Text),
+    Column("before_heads", Text),
+    Column("after_heads", Text),
+    Column("requested_by", String(200), nullable=False),
+    Column("source_key", String(200)),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("started_ms", BigInteger),
+    Column("ended_ms", BigInteger),
+    UniqueConstraint("source_key", name="uq_workspace_turns_source"),
+    Index("ix_workspace_turns_workspace", "workspace_id", "status"),
+    Index("ix_workspace_turns_run", "run_id"),
+    Index("ix_workspace_turns_session", "session_id", "created_ms"),
+)
+
+queued_messages = Table(
+    "queued_messages",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column(
+        "session_id", S, ForeignKey("workspace_sessions.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("text", Text, nullable=False),
+    Column("principal", String(200), nullable=False),
+    Column("source_key", String(200)),
+    Column("state", String(16), nullable=False),  # queued | started | cancelled
+    Column("created_ms", BigInteger, nullable=False),
+    UniqueConstraint("source_key", name="uq_queued_messages_source"),
+    Index("ix_queued_messages_session", "session_id", "state", "id"),
+    sqlite_autoincrement=True,
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", S, primary_key=True),
+    Column("kind", String(16), nullable=False),  # confirm (the requester) | approval (approver)
+    Column("op", String(32), nullable=False),
+    Column("args", Text, nullable=False),
+    Column("args_hash", String(64), nullable=False),
+    Column("nonce", String(32), nullable=False),
+    Column("workspace_id", S, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("requester_name", String(200), nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("chat_id", String(200), nullable=False),
+    Column("thread_id", String(200), nullable=False, server_default=""),
+    Column("status", String(16), nullable=False),  # pending approved denied expired failed
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("decided_by", String(200)),
+    Column("decided_ms", BigInteger),
+    Column("result", Text),
+    Index("ix_approvals_pending", "status", "expires_ms"),
+)
+
+chat_bindings = Table(
+    "chat_bindings",
+    metadata,
+    Column("platform", String(32), nullable=False),
+    Column("chat_id", String(200), nullable=False),
+    Column("thread_id", String(200), nullable=False, server_default=""),
+    Column("workspace_id", S, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("platform", "chat_id", "thread_id", name="pk_chat_bindings"),
+)
+
+workspace_audit = Table(
+    "workspace_audit",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("workspace_id", S, nullable=False),  # kept after the workspace is deleted
+    Column("repo", String(64)),
+    Column("op", String(32), nullable=False),
+    Column("principal", String(200), nullable=False),
+    Column("args", Text),
+    Column("approval_id", S),
+    Column("outcome", String(16), nullable=False),  # ok | refused | failed | requested
+    Column("detail", Text),
+    Column("before_oid", String(64)),
+    Column("after_oid", String(64)),
+    Index("ix_workspace_audit_ws", "workspace_id", "id"),
+    sqlite_autoincrement=True,
+)

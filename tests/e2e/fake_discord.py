@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 T = TypeVar("T")
 
@@ -20,6 +20,7 @@ GUILD_ID = 900000000000000002
 CHANNEL_ID = 900000000000000003
 THREAD_ID = 900000000000000004
 USER_ID = 900000000000000005
+DM_CHANNEL_ID = 900000000000000006
 BOT_USER = {
     "id": str(APP_ID),
     "username": "kanbanbot",
@@ -38,6 +39,18 @@ HUMAN = {
 }
 MESSAGE_CONTENT_INTENT = 1 << 15
 MAX_CONTENT = 2000
+#: The attachment_size_limit this fake announces and enforces per uploaded file (8 MiB).
+MAX_UPLOAD = 8 * 1024 * 1024
+#: Discord drops an interaction not answered within 3 s (the user sees "interaction failed").
+ACK_DEADLINE = 3.0
+# Interaction type → the callback types Discord accepts for it: a command (2) may be answered or
+# deferred; a component press (3) may also update or defer-update its message; autocomplete (4)
+# only with choices.
+_CALLBACK_TYPES = {2: {4, 5, 9, 10, 12}, 3: {4, 5, 6, 7, 9}, 4: {8}}
+_MAX_ROWS = 5
+_MAX_ROW_BUTTONS = 5
+_MAX_CUSTOM_ID = 100
+_MAX_LABEL = 80
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -99,6 +112,16 @@ def _member(user: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
+class Upload:
+    """One ``files[n]`` part of a multipart request."""
+
+    field: str  # "files[0]"
+    filename: str
+    content: bytes
+    content_type: str
+
+
+@dataclass
 class Call:
     """One REST request the client made."""
 
@@ -106,7 +129,8 @@ class Call:
     route: str  # "POST /channels/{channel_id}/messages"
     path: str
     query: dict[str, str]
-    body: Any
+    body: Any  # the JSON body, or a multipart request's payload_json
+    files: list[Upload] = field(default_factory=list)
 
 
 @dataclass
@@ -117,6 +141,16 @@ class Posted:
     content: str
     payload: dict[str, Any]
     interaction_id: int | None = None
+    message_id: int = 0
+    files: list[Upload] = field(default_factory=list)
+
+    @property
+    def buttons(self) -> list[list[tuple[str, str]]]:
+        """(label, custom_id) of the message's buttons, row by row."""
+        return [
+            [(c.get("label", ""), c.get("custom_id", "")) for c in row["components"]]
+            for row in self.payload.get("components") or []
+        ]
 
 
 @dataclass
@@ -124,6 +158,8 @@ class _Interaction:
     id: int
     token: str
     channel_id: int
+    kind: int
+    created: float
 
 
 @dataclass
@@ -149,11 +185,13 @@ class FakeDiscord:
         self._changed = asyncio.Condition()
         self._failures: dict[str, deque[web.Response]] = defaultdict(deque)
         self._interactions: dict[str, _Interaction] = {}
+        self._messages: dict[int, dict[str, Any]] = {}  # the bot's messages, as Discord keeps them
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        app = web.Application(middlewares=[self._record])
+        # Room for an upload past 8 MiB, so the fake (not aiohttp) refuses it as Discord does.
+        app = web.Application(middlewares=[self._record], client_max_size=2 * MAX_UPLOAD)
         api = "/api/v10"
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get(f"{api}/users/@me", self._me)
@@ -218,25 +256,62 @@ class FakeDiscord:
         await self._ws.send_json({"op": 0, "t": event, "s": self._seq, "d": data})
 
     async def slash(
-        self, args: str | None, *, channel_id: int = CHANNEL_ID, user: dict[str, Any] = HUMAN
+        self,
+        args: str | None,
+        *,
+        channel_id: int = CHANNEL_ID,
+        user: dict[str, Any] = HUMAN,
+        command: str = "kanban",
     ) -> int:
-        """Someone runs ``/kanban args:…``; returns the interaction id."""
+        """Someone runs ``/<command> args:…``; returns the interaction id."""
         options = [] if args is None else [{"name": "args", "type": 3, "value": args}]
-        return await self._interact(2, options, channel_id, user)
+        data = {"id": self._command_id(command), "name": command, "type": 1, "options": options}
+        return await self._interact(2, data, channel_id, user)
 
     async def autocomplete(self, current: str) -> int:
         """Someone is typing into the ``args`` option; returns the interaction id."""
         options = [{"name": "args", "type": 3, "value": current, "focused": True}]
-        return await self._interact(4, options, CHANNEL_ID, HUMAN)
+        data = {"id": self._command_id("kanban"), "name": "kanban", "type": 1, "options": options}
+        return await self._interact(4, data, CHANNEL_ID, HUMAN)
+
+    async def press(self, message_id: int, custom_id: str, *, user: dict[str, Any] = HUMAN) -> int:
+        """Someone clicks a button under one of the bot's messages; returns the interaction id."""
+        message = self._messages[message_id]
+        pressable = {
+            c.get("custom_id")
+            for row in message["components"]
+            for c in row["components"]
+            if not c.get("disabled")
+        }
+        assert custom_id in pressable, f"no button {custom_id!r} on message {message_id}"
+        data = {"custom_id": custom_id, "component_type": 2}
+        return await self._interact(3, data, int(message["channel_id"]), user, message=message)
 
     async def message(
-        self, content: str, *, channel_id: int = CHANNEL_ID, author: dict[str, Any] = HUMAN
+        self,
+        content: str,
+        *,
+        channel_id: int = CHANNEL_ID,
+        author: dict[str, Any] = HUMAN,
+        dm: bool = False,
+        **extra: Any,
     ) -> int:
-        """Someone types a message; returns its id."""
-        message = self._message(channel_id, content, author)
-        message["member"] = {k: v for k, v in _member(author).items() if k != "user"}
+        """Someone types a message (in a DM with the bot if ``dm``); returns its id."""
+        message = self._message(DM_CHANNEL_ID if dm else channel_id, content, author, **extra)
+        if dm:
+            del message["guild_id"]  # DMs carry neither a guild nor a member
+        else:
+            message["member"] = {k: v for k, v in _member(author).items() if k != "user"}
         await self.dispatch("MESSAGE_CREATE", message)
         return int(message["id"])
+
+    async def edit(self, message_id: int, content: str, *, channel_id: int = CHANNEL_ID) -> None:
+        """Someone edits their message: MESSAGE_UPDATE with the new content."""
+        message = self._message(channel_id, content, HUMAN)
+        message["id"] = str(message_id)
+        message["edited_timestamp"] = datetime.now(UTC).isoformat()
+        message["member"] = {k: v for k, v in _member(HUMAN).items() if k != "user"}
+        await self.dispatch("MESSAGE_UPDATE", message)
 
     def posted_to(self, channel_id: int) -> list[Posted]:
         return [p for p in self.posted if p.channel_id == channel_id]
@@ -249,42 +324,55 @@ class FakeDiscord:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _command_id(self, name: str) -> str:
+        synced = next((c["id"] for c in self.commands if c["name"] == name), None)
+        return synced or "910000000000000001"
+
     async def _interact(
-        self, kind: int, options: list[dict[str, Any]], channel_id: int, user: dict[str, Any]
+        self,
+        kind: int,
+        data: dict[str, Any],
+        channel_id: int,
+        user: dict[str, Any],
+        *,
+        message: dict[str, Any] | None = None,
     ) -> int:
-        interaction = _Interaction(next(self._ids), f"itoken-{next(self._ids)}", channel_id)
+        interaction = _Interaction(
+            next(self._ids),
+            f"itoken-{next(self._ids)}",
+            channel_id,
+            kind,
+            asyncio.get_running_loop().time(),
+        )
         self._interactions[interaction.token] = interaction
         channel = _thread() if channel_id == THREAD_ID else _channel(channel_id)
-        await self.dispatch(
-            "INTERACTION_CREATE",
-            {
-                "id": str(interaction.id),
-                "application_id": str(APP_ID),
-                "type": kind,
-                "token": interaction.token,
-                "version": 1,
-                "locale": "en-US",
-                "guild_locale": "en-US",
-                "app_permissions": "2147483647",
-                "attachment_size_limit": 8388608,
-                "entitlements": [],
-                "authorizing_integration_owners": {"0": str(GUILD_ID)},
-                "context": 0,
-                "data": {
-                    "id": "910000000000000001",
-                    "name": "kanban",
-                    "type": 1,
-                    "options": options,
-                },
-                "guild_id": str(GUILD_ID),
-                "channel_id": str(channel_id),
-                "channel": channel,
-                "member": _member(user),
-            },
-        )
+        payload: dict[str, Any] = {
+            "id": str(interaction.id),
+            "application_id": str(APP_ID),
+            "type": kind,
+            "token": interaction.token,
+            "version": 1,
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "app_permissions": "2147483647",
+            "attachment_size_limit": MAX_UPLOAD,
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "context": 0,
+            "data": data,
+            "guild_id": str(GUILD_ID),
+            "channel_id": str(channel_id),
+            "channel": channel,
+            "member": _member(user),
+        }
+        if message is not None:
+            payload["message"] = message
+        await self.dispatch("INTERACTION_CREATE", payload)
         return interaction.id
 
-    def _message(self, channel_id: int, content: str, author: dict[str, Any]) -> dict[str, Any]:
+    def _message(
+        self, channel_id: int, content: str, author: dict[str, Any], **extra: Any
+    ) -> dict[str, Any]:
         return {
             "id": str(next(self._ids)),
             "channel_id": str(channel_id),
@@ -303,6 +391,7 @@ class FakeDiscord:
             "pinned": False,
             "flags": 0,
             "components": [],
+            **extra,
         }
 
     async def _changed_now(self) -> None:
@@ -313,7 +402,8 @@ class FakeDiscord:
     async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/gateway":
             return await handler(request)
-        raw = await request.read()
+        body, files = await self._read_body(request)
+        request["body"], request["files"] = body, files
         canonical = request.match_info.route.resource
         route = canonical.canonical.removeprefix("/api/v10") if canonical else request.path
         self.calls.append(
@@ -322,7 +412,8 @@ class FakeDiscord:
                 f"{request.method} {route}",
                 request.path,
                 dict(request.query),
-                json.loads(raw) if raw else None,
+                body,
+                files,
             )
         )
         await self._changed_now()
@@ -333,46 +424,95 @@ class FakeDiscord:
             return json_response({"message": "401: Unauthorized", "code": 0}, 401)
         return await handler(request)
 
-    def _check_message(self, body: dict[str, Any]) -> web.Response | None:
-        """Discord's own 50035 for oversize content; our rule that nothing may ping."""
+    @staticmethod
+    async def _read_body(request: web.Request) -> tuple[Any, list[Upload]]:
+        """A JSON body, or multipart/form-data: ``payload_json`` plus ``files[n]`` parts."""
+        if request.content_type != "multipart/form-data":
+            raw = await request.read()
+            return (json.loads(raw) if raw else None), []
+        body: Any = None
+        files: list[Upload] = []
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            assert isinstance(part, BodyPartReader), "no nested multipart in Discord requests"
+            content = bytes(await part.read())
+            if part.name == "payload_json":
+                body = json.loads(content)
+            elif part.name and part.name.startswith("files["):
+                files.append(
+                    Upload(
+                        part.name,
+                        part.filename or "",
+                        content,
+                        part.headers.get("Content-Type", "application/octet-stream"),
+                    )
+                )
+        return body, files
+
+    def _check_message(self, body: dict[str, Any], files: list[Upload]) -> web.Response | None:
+        """Discord's own checks on a new message; our rule that nothing may ping."""
         content = body.get("content") or ""
         if len(content) > MAX_CONTENT:
-            return json_response(
-                {
-                    "code": 50035,
-                    "message": "Invalid Form Body",
-                    "errors": {
-                        "content": {
-                            "_errors": [
-                                {
-                                    "code": "BASE_TYPE_MAX_LENGTH",
-                                    "message": "Must be 2000 or fewer in length.",
-                                }
-                            ]
-                        }
-                    },
-                },
-                400,
+            return _invalid_form(
+                "content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length."
             )
         if body.get("allowed_mentions") != {"parse": []}:
             self.violations.append(f"allowed_mentions was {body.get('allowed_mentions')!r}")
             return json_response(
                 {"code": 50035, "message": "fake: allowed_mentions must be {'parse': []}"}, 400
             )
-        if not content.strip():
+        if any(len(upload.content) > MAX_UPLOAD for upload in files):
+            return json_response({"code": 40005, "message": "Request entity too large"}, 413)
+        components = body.get("components") or []
+        refused = _check_components(components)
+        if refused is not None:
+            self.violations.append(f"components refused: {refused}")
+            return _invalid_form("components", "COMPONENT_INVALID", refused)
+        if not content.strip() and not files and not components:
             return json_response({"code": 50006, "message": "Cannot send an empty message"}, 400)
         return None
 
     async def _post(
-        self, channel_id: int, body: dict[str, Any], interaction_id: int | None
+        self, request: web.Request, channel_id: int, interaction_id: int | None
     ) -> web.Response:
-        refused = self._check_message(body)
+        body: dict[str, Any] = request["body"]
+        files: list[Upload] = request["files"]
+        refused = self._check_message(body, files)
         if refused is not None:
             return refused
-        message = self._message(channel_id, body["content"], BOT_USER)
-        self.posted.append(Posted(channel_id, body["content"], body, interaction_id))
+        message = self._message(
+            channel_id,
+            body.get("content") or "",
+            BOT_USER,
+            components=body.get("components") or [],
+            attachments=[self._attachment(upload) for upload in files],
+        )
+        if interaction_id is not None:
+            message["webhook_id"] = str(APP_ID)  # interaction followups are webhook messages
+        self._messages[int(message["id"])] = message
+        self.posted.append(
+            Posted(
+                channel_id,
+                body.get("content") or "",
+                body,
+                interaction_id,
+                int(message["id"]),
+                files,
+            )
+        )
         await self._changed_now()
         return json_response(message)
+
+    def _attachment(self, upload: Upload) -> dict[str, Any]:
+        attachment_id = str(next(self._ids))
+        url = f"http://127.0.0.1:{self._port}/attachments/{attachment_id}/{upload.filename}"
+        return {
+            "id": attachment_id,
+            "filename": upload.filename,
+            "size": len(upload.content),
+            "url": url,
+            "proxy_url": url,
+        }
 
     async def _me(self, request: web.Request) -> web.Response:
         return json_response(BOT_USER)
@@ -393,7 +533,7 @@ class FakeDiscord:
         )
 
     async def _sync(self, request: web.Request) -> web.Response:
-        commands = await request.json()
+        commands = request["body"]
         self.commands = [
             {**command, "id": str(next(self._ids)), "application_id": str(APP_ID), "version": "1"}
             for command in commands
@@ -402,8 +542,20 @@ class FakeDiscord:
         return json_response(self.commands)
 
     async def _callback(self, request: web.Request) -> web.Response:
-        body = await request.json()
+        body = request["body"]
         interaction_id = int(request.match_info["interaction_id"])
+        interaction = self._interactions.get(request.match_info["token"])
+        if interaction is None or interaction.id != interaction_id:
+            return json_response({"code": 10062, "message": "Unknown interaction"}, 404)
+        late = asyncio.get_running_loop().time() - interaction.created
+        if late > ACK_DEADLINE:
+            self.violations.append(f"interaction {interaction_id} answered after {late:.1f}s")
+            return json_response({"code": 10062, "message": "Unknown interaction"}, 404)
+        if body["type"] not in _CALLBACK_TYPES[interaction.kind]:
+            self.violations.append(
+                f"callback type {body['type']} for an interaction of type {interaction.kind}"
+            )
+            return _invalid_form("type", "BASE_TYPE_CHOICES", "Value is not a valid enum value.")
         self.callbacks.append({"interaction_id": interaction_id, **body})
         await self._changed_now()
         if body["type"] == 8:  # autocomplete result: no message comes of it
@@ -412,7 +564,7 @@ class FakeDiscord:
             {
                 "interaction": {
                     "id": str(interaction_id),
-                    "type": 2,
+                    "type": interaction.kind,
                     "response_message_id": str(next(self._ids)),
                     "response_message_loading": body["type"] == 5,
                     "response_message_ephemeral": False,
@@ -426,13 +578,13 @@ class FakeDiscord:
             return json_response({"code": 10015, "message": "Unknown Webhook"}, 404)
         if not any(c["interaction_id"] == interaction.id for c in self.callbacks):
             self.violations.append(f"followup before the interaction {interaction.id} was answered")
-        return await self._post(interaction.channel_id, await request.json(), interaction.id)
+        return await self._post(request, interaction.channel_id, interaction.id)
 
     async def _delete_original(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
 
     async def _channel_message(self, request: web.Request) -> web.Response:
-        return await self._post(int(request.match_info["channel_id"]), await request.json(), None)
+        return await self._post(request, int(request.match_info["channel_id"]), None)
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -511,3 +663,39 @@ class FakeDiscord:
         )
         self.gateway_open = True
         await self._changed_now()
+
+
+def _invalid_form(key: str, code: str, message: str) -> web.Response:
+    """Discord's 400 for a body that fails validation."""
+    return json_response(
+        {
+            "code": 50035,
+            "message": "Invalid Form Body",
+            "errors": {key: {"_errors": [{"code": code, "message": message}]}},
+        },
+        400,
+    )
+
+
+def _check_components(rows: list[dict[str, Any]]) -> str | None:
+    """Discord's limits on a message's buttons; the reason they are refused, or None."""
+    if len(rows) > _MAX_ROWS:
+        return f"{len(rows)} action rows (at most {_MAX_ROWS})"
+    seen: set[str] = set()
+    for row in rows:
+        if row.get("type") != 1 or not 1 <= len(row.get("components", [])) <= _MAX_ROW_BUTTONS:
+            return f"an action row must hold 1..{_MAX_ROW_BUTTONS} components: {row!r}"
+        for button in row["components"]:
+            custom_id = button.get("custom_id")
+            if button.get("type") != 2 or button.get("style") not in range(1, 5):
+                return f"not an interactive button: {button!r}"
+            if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= _MAX_CUSTOM_ID:
+                return f"custom_id must be 1..{_MAX_CUSTOM_ID} characters: {custom_id!r}"
+            if custom_id in seen:
+                return f"duplicate custom_id {custom_id!r}"
+            seen.add(custom_id)
+            if len(button.get("label", "")) > _MAX_LABEL:
+                return f"label over {_MAX_LABEL} characters"
+            if not button.get("label") and not button.get("emoji"):
+                return "a button needs a label or an emoji"
+    return None

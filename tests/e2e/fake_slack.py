@@ -1,4 +1,4 @@
-"""A fake Slack on 127.0.0.1: Web API, response_url sink, Socket Mode websocket, signed drivers."""
+"""A fake Slack on 127.0.0.1: Web API, file uploads, response_url, Socket Mode, signed drivers."""
 
 from __future__ import annotations
 
@@ -29,6 +29,13 @@ BOT_USER_ID = "UBOT"
 DEFAULT_CHANNELS = frozenset({"C0001", "C0002"})
 #: The adapter splits at 4000; failing above that (real Slack truncates at 40k) catches bugs.
 DEFAULT_MAX_TEXT = 4000
+#: Block Kit limits Slack enforces (https://docs.slack.dev/reference/block-kit/blocks).
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_ACTIONS_ELEMENTS = 25
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+MAX_ACTION_ID = 255
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,52 @@ class Failure:
     status: int
     body: dict[str, Any] | str
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """A message the fake now shows in a channel (chat.postMessage or a response_url post)."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None = None
+    ephemeral: bool = False
+
+    def buttons(self) -> list[dict[str, Any]]:
+        """Every button element, in order."""
+        return [
+            element
+            for block in self.blocks
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+            if element.get("type") == "button"
+        ]
+
+    def labels(self) -> list[str]:
+        return [button["text"]["text"] for button in self.buttons()]
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file shared by files.completeUploadExternal, with the bytes POSTed to its upload URL."""
+
+    file_id: str
+    filename: str
+    title: str | None
+    declared_length: int
+    content: bytes
+    channel: str
+    thread_ts: str | None
+    initial_comment: str | None
+
+
+@dataclass
+class _PendingUpload:
+    filename: str
+    length: int
+    content: bytes | None = None
 
 
 @dataclass
@@ -82,6 +135,15 @@ class FakeSlack:
         self.posts: list[dict[str, Any]] = []
         #: (response id, JSON body) for every POST to a response_url.
         self.responses: list[tuple[str, dict[str, Any]]] = []
+        #: Every message now visible (posted or in_channel/ephemeral responses), in order.
+        self.messages: list[SlackMessage] = []
+        #: Files shared into a channel by files.completeUploadExternal, in order.
+        self.files: list[UploadedFile] = []
+        #: Requests to upload URLs: (file id, byte count), including refused ones.
+        self.upload_posts: list[tuple[str, int]] = []
+        self._uploads: dict[str, _PendingUpload] = {}
+        #: response id -> the channel its response_url posts into.
+        self._response_channels: dict[str, str] = {}
         #: Socket Mode acks the client sent back: {"envelope_id": …[, "payload": …]}.
         self.socket_acks: list[dict[str, Any]] = []
         self.socket_connections = 0
@@ -98,9 +160,11 @@ class FakeSlack:
     # --- lifecycle ---
 
     async def start(self) -> None:
-        app = web.Application()
+        # Slack takes files up to 1 GB; aiohttp's default 1 MiB body cap would refuse far less.
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post("/response/{rid}", self._response)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         app.router.add_get("/link", self._link)
         self._runner = web.AppRunner(app, shutdown_timeout=1)
         await self._runner.setup()
@@ -176,10 +240,12 @@ class FakeSlack:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         raw = await request.text()
+        # Arguments may come in the query string too (slack-sdk sends files.* methods' that way).
+        body: dict[str, Any] = dict(request.query)
         if request.content_type == "application/json":
-            body: dict[str, Any] = json.loads(raw) if raw else {}
+            body.update(json.loads(raw) if raw else {})
         else:
-            body = dict(parse_qsl(raw))
+            body.update(parse_qsl(raw))
         authorization = request.headers.get("Authorization")
         call = ApiCall(method, authorization, body)
         await self._record(lambda: self.calls.append(call))
@@ -195,6 +261,8 @@ class FakeSlack:
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "apps.connections.open": self._connections_open,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }.get(method)
         if handler is None:
             return web.json_response({"ok": True})
@@ -223,12 +291,114 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "no_text"})
         if len(text) > self.max_text:
             return web.json_response({"ok": False, "error": "msg_too_long"})
+        blocks = body.get("blocks")
+        if isinstance(blocks, str):  # form-encoded callers send blocks as a JSON string
+            blocks = json.loads(blocks)
+        errors = block_errors(blocks)
+        if errors:
+            return web.json_response({"ok": False, "error": "invalid_blocks", "errors": errors})
+        thread_ts = body.get("thread_ts") or None
+        shown = self._show(channel, text, blocks, thread_ts)
+
+        def posted() -> None:
+            self.posts.append(body)
+            self.messages.append(shown)
+
+        await self._record(posted)
+        message: dict[str, Any] = {"text": text, "ts": shown.ts, "blocks": shown.blocks}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        return web.json_response(
+            {"ok": True, "channel": channel, "ts": shown.ts, "message": message}
+        )
+
+    def _show(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        thread_ts: str | None,
+        *,
+        ephemeral: bool = False,
+    ) -> SlackMessage:
         ts = f"1700000000.{next(self._ts):06d}"
-        await self._record(lambda: self.posts.append(body))
-        message: dict[str, Any] = {"text": text, "ts": ts}
-        if body.get("thread_ts"):
-            message["thread_ts"] = body["thread_ts"]
-        return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": message})
+        # Slack gives every block without one a block_id, and echoes it in button presses.
+        shown = [{"block_id": f"blk{ts[-6:]}{i}", **block} for i, block in enumerate(blocks or [])]
+        return SlackMessage(channel, ts, text, shown, thread_ts, ephemeral)
+
+    # --- files (files_upload_v2: three steps) ---
+
+    async def _get_upload_url(self, body: dict[str, Any]) -> web.Response:
+        filename, length = body.get("filename"), str(body.get("length", ""))
+        if not filename or not length.isdigit():
+            return web.json_response({"ok": False, "error": "invalid_arguments"})
+        file_id = f"F{next(self._ids):08d}"
+        self._uploads[file_id] = _PendingUpload(str(filename), int(length))
+        return web.json_response(
+            {"ok": True, "upload_url": f"{self.origin}/upload/v1/{file_id}", "file_id": file_id}
+        )
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        failure = self._take_failure("upload")
+        if failure is not None:
+            return failure
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            field = form.get("file")
+            content = field.file.read() if isinstance(field, web.FileField) else b""
+        else:
+            content = await request.read()
+        await self._record(partial(self.upload_posts.append, (file_id, len(content))))
+        pending = self._uploads.get(file_id)
+        if pending is None:
+            return web.Response(status=404, text="not found")
+        pending.content = content
+        # What files.slack.com answers: plain text with the byte count.
+        return web.Response(text=f"OK - {len(content)}", content_type="text/plain")
+
+    async def _complete_upload(self, body: dict[str, Any]) -> web.Response:
+        try:
+            entries = json.loads(body.get("files", ""))
+        except json.JSONDecodeError:
+            return web.json_response({"ok": False, "error": "invalid_arguments"})
+        if not isinstance(entries, list) or not entries:
+            return web.json_response({"ok": False, "error": "invalid_arguments"})
+        channel = body.get("channel_id")
+        if channel is not None and channel not in self.channels:
+            return web.json_response({"ok": False, "error": "channel_not_found"})
+        pending = [(entry, self._uploads.get(str(entry.get("id")))) for entry in entries]
+        if any(upload is None or upload.content is None for _, upload in pending):
+            return web.json_response({"ok": False, "error": "file_not_found"})
+        shared: list[UploadedFile] = []
+        for entry, upload in pending:
+            assert upload is not None
+            assert upload.content is not None
+            shared.append(
+                UploadedFile(
+                    file_id=str(entry["id"]),
+                    filename=upload.filename,
+                    title=entry.get("title"),
+                    declared_length=upload.length,
+                    content=upload.content,
+                    channel=str(channel),
+                    thread_ts=body.get("thread_ts") or None,
+                    initial_comment=body.get("initial_comment"),
+                )
+            )
+            del self._uploads[str(entry["id"])]
+        if channel is not None:
+            await self._record(partial(self.files.extend, shared))
+        files = [
+            {
+                "id": f.file_id,
+                "name": f.filename,
+                "title": f.title or f.filename,
+                "size": len(f.content),
+            }
+            for f in shared
+        ]
+        return web.json_response({"ok": True, "files": files})
 
     async def _connections_open(self, body: dict[str, Any]) -> web.Response:
         return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self.port}/link"})
@@ -239,7 +409,27 @@ class FakeSlack:
         if failure is not None:
             return failure
         payload = await request.json()
-        await self._record(lambda: self.responses.append((rid, payload)))
+        errors = block_errors(payload.get("blocks"))
+        if errors:
+            return web.Response(status=400, text="invalid_blocks")
+        text = payload.get("text")
+        if not isinstance(text, str) or not text:
+            return web.Response(status=400, text="no_text")
+        # The fake's response ids are chosen by slash_payload/button_press: "r<n>" / "a<n>".
+        channel = self._response_channels.get(rid, "C0001")
+        shown = self._show(
+            channel,
+            text,
+            payload.get("blocks"),
+            None,
+            ephemeral=payload.get("response_type") != "in_channel",
+        )
+
+        def responded() -> None:
+            self.responses.append((rid, payload))
+            self.messages.append(shown)
+
+        await self._record(responded)
         return web.Response(text="ok")
 
     # --- Socket Mode ---
@@ -272,7 +462,7 @@ class FakeSlack:
         return ws
 
     async def socket_push(self, kind: str, payload: dict[str, Any]) -> str:
-        """Push an envelope (``slash_commands``, ``events_api``) to the connected client."""
+        """Push an envelope (``slash_commands``, ``events_api``, ``interactive``) to the client."""
         async with asyncio.timeout(DEADLINE):
             await self._socket_ready.wait()
         envelope_id = f"env-{next(self._ids)}"
@@ -308,6 +498,7 @@ class FakeSlack:
     ) -> dict[str, str]:
         """The form fields of a slash command, with a fresh response_url and trigger_id."""
         n = next(self._ids)
+        self._response_channels[f"r{n}"] = channel
         return {
             "token": "legacy-verification-token",
             "team_id": TEAM_ID,
@@ -366,6 +557,113 @@ class FakeSlack:
             ],
         }
 
+    def message_event(
+        self,
+        text: str,
+        *,
+        channel: str = "C0001",
+        user: str | None = "U0USER",
+        ts: str | None = None,
+        thread_ts: str | None = None,
+        event_id: str | None = None,
+        channel_type: str = "channel",
+        subtype: str | None = None,
+        bot_id: str | None = None,
+    ) -> dict[str, Any]:
+        """An ``event_callback`` envelope carrying a ``message`` (a user's, unless told)."""
+        envelope = self.mention_event(
+            text, channel=channel, ts=ts, thread_ts=thread_ts, event_id=event_id
+        )
+        event = envelope["event"]
+        event.update({"type": "message", "channel_type": channel_type})
+        if user is None:
+            del event["user"]
+        else:
+            event["user"] = user
+        if subtype is not None:
+            event["subtype"] = subtype
+        if bot_id is not None:
+            event["bot_id"] = bot_id
+        if subtype == "message_changed":
+            # An edit: the new message is nested; the event itself has no user or text.
+            event["message"] = {"type": "message", "user": user, "text": text, "ts": event["ts"]}
+            event["hidden"] = True
+            event.pop("user", None)
+            event.pop("text")
+        return envelope
+
+    def button_press(
+        self,
+        message: SlackMessage,
+        label: str,
+        *,
+        user: str = "U0USER",
+        user_name: str = "alice",
+        trigger_id: str | None = None,
+        thread_parent: bool = False,
+    ) -> dict[str, Any]:
+        """The ``block_actions`` payload Slack sends when ``user`` presses a button by label.
+
+        ``thread_parent``: the message has since got replies, so Slack reports it with
+        ``thread_ts`` equal to its own ``ts``.
+        """
+        block, element = next(
+            (block, element)
+            for block in message.blocks
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+            if element.get("text", {}).get("text") == label
+        )
+        n = next(self._ids)
+        thread_ts = message.ts if thread_parent else message.thread_ts
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": message.ts,
+            "channel_id": message.channel,
+            "is_ephemeral": message.ephemeral,
+        }
+        if thread_ts is not None:
+            container["thread_ts"] = thread_ts
+        self._response_channels[f"a{n}"] = message.channel
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user_name, "name": user_name, "team_id": TEAM_ID},
+            "api_app_id": "A0001",
+            "token": "legacy-verification-token",
+            "container": container,
+            "trigger_id": trigger_id or f"{n}.1.trigger{n}",
+            "team": {"id": TEAM_ID, "domain": "fake"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": message.channel, "name": "general"},
+            "state": {"values": {}},
+            "response_url": f"{self.origin}/response/a{n}",
+            "actions": [
+                {
+                    "action_id": element["action_id"],
+                    "block_id": block["block_id"],
+                    "text": element["text"],
+                    "value": element.get("value"),
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        if not message.ephemeral:
+            # Slack leaves the message out of presses on ephemeral messages.
+            shown: dict[str, Any] = {
+                "type": "message",
+                "user": BOT_USER_ID,
+                "bot_id": "BBOT",
+                "text": message.text,
+                "ts": message.ts,
+                "blocks": message.blocks,
+            }
+            if thread_ts is not None:
+                shown["thread_ts"] = thread_ts
+            payload["message"] = shown
+        return payload
+
     # --- signed drivers (Slack -> the adapter's HTTP listener) ---
 
     def sign(
@@ -403,3 +701,61 @@ class FakeSlack:
 
     async def post_event(self, url: str, payload: Mapping[str, Any], **kwargs: Any) -> HttpResult:
         return await self.signed_post(url, json.dumps(payload), "application/json", **kwargs)
+
+    async def post_interactive(
+        self, url: str, payload: Mapping[str, Any], **kwargs: Any
+    ) -> HttpResult:
+        """POST an interactive payload as Slack does: a form with one ``payload`` JSON field."""
+        body = urlencode({"payload": json.dumps(payload)})
+        return await self.signed_post(url, body, "application/x-www-form-urlencoded", **kwargs)
+
+
+def block_errors(blocks: object) -> list[str]:
+    """Why Slack would refuse these blocks (``invalid_blocks``); empty when they are fine."""
+    if blocks is None:
+        return []
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        return ["blocks must be an array of objects"]
+    errors = [f"more than {MAX_BLOCKS} blocks"] if len(blocks) > MAX_BLOCKS else []
+    action_ids: list[str] = []
+    for i, block in enumerate(blocks):
+        kind = block.get("type")
+        if kind == "section":
+            text = block.get("text") or {}
+            body = text.get("text")
+            if text.get("type") not in ("mrkdwn", "plain_text") or not isinstance(body, str):
+                errors.append(f"[{i}] section needs a text object")
+            elif not 1 <= len(body) <= MAX_SECTION_TEXT:
+                errors.append(f"[{i}] section text must be 1-{MAX_SECTION_TEXT} characters")
+        elif kind == "actions":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_ACTIONS_ELEMENTS:
+                errors.append(f"[{i}] actions needs 1-{MAX_ACTIONS_ELEMENTS} elements")
+                continue
+            for j, element in enumerate(elements):
+                errors.extend(f"[{i}][{j}] {e}" for e in _button_errors(element))
+                action_ids.append(str(element.get("action_id")))
+        else:
+            errors.append(f"[{i}] unsupported block type {kind!r} (this fake knows two)")
+    if len(set(action_ids)) != len(action_ids):
+        errors.append("action_id values must be unique in a message")
+    return errors
+
+
+def _button_errors(element: object) -> list[str]:
+    if not isinstance(element, dict) or element.get("type") != "button":
+        return ["not a button"]
+    errors = []
+    text = element.get("text") or {}
+    label = text.get("text")
+    if text.get("type") != "plain_text" or not isinstance(label, str):
+        errors.append("button text must be plain_text")
+    elif not 1 <= len(label) <= MAX_BUTTON_TEXT:
+        errors.append(f"button text must be 1-{MAX_BUTTON_TEXT} characters")
+    action_id = element.get("action_id")
+    if not isinstance(action_id, str) or not 1 <= len(action_id) <= MAX_ACTION_ID:
+        errors.append(f"action_id must be 1-{MAX_ACTION_ID} characters")
+    value = element.get("value")
+    if value is not None and (not isinstance(value, str) or len(value) > MAX_BUTTON_VALUE):
+        errors.append(f"value must be at most {MAX_BUTTON_VALUE} characters")
+    return errors

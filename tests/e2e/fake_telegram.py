@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 
 T = TypeVar("T")
 
@@ -39,7 +40,31 @@ ALICE = {
     "username": "alice",
 }
 MAX_TEXT = 4096
+#: Bots may upload files of up to 50 MB; larger requests get 413.
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_CALLBACK_DATA = 64
+MAX_BUTTONS, MAX_ROW = 100, 8
 DATE = 1_700_000_000
+#: Update types delivered when getUpdates names none ("all but chat_member and reactions").
+DEFAULT_UPDATE_TYPES = frozenset(
+    {
+        "message", "edited_message", "channel_post", "edited_channel_post", "inline_query",
+        "chosen_inline_result", "callback_query", "shipping_query", "pre_checkout_query",
+        "poll", "poll_answer", "my_chat_member", "chat_join_request",
+    }
+)  # fmt: skip
+#: How Telegram's server finds bot commands in a message (tdlib's match_bot_commands): a slash
+#: not after a word character, 1-64 ASCII letters, digits or underscores, an optional
+#: @username of 3-32, and no word character right after — so ``/new-session`` yields ``/new``.
+_BOT_COMMAND = re.compile(r"(?<![\w/<>])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/<>])")
+_MENU_COMMAND = re.compile(r"[a-z0-9_]{1,32}")
+_BUTTON_ACTIONS = frozenset(
+    {
+        "url", "callback_data", "web_app", "login_url", "switch_inline_query",
+        "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "copy_text",
+        "callback_game", "pay",
+    }
+)  # fmt: skip
 
 #: Telegram's HTML parse mode accepts these tags and nothing else.
 ALLOWED_TAGS = frozenset(
@@ -170,6 +195,29 @@ class Sent:
     message_thread_id: int | None
     parse_mode: str | None
     reply_to: int | None
+    #: ``inline_keyboard`` rows as sent (button dicts), or None.
+    keyboard: list[list[dict[str, Any]]] | None = None
+    #: The Message object the fake returned (what a callback query carries).
+    message: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def callback_data(self) -> list[str]:
+        """Every button's callback_data, row by row."""
+        rows = self.keyboard or []
+        return [key["callback_data"] for row in rows for key in row if "callback_data" in key]
+
+
+@dataclass
+class SentFile:
+    """A file the fake accepted through sendDocument (multipart upload)."""
+
+    message_id: int
+    chat_id: int
+    filename: str
+    content: bytes
+    mime: str
+    message_thread_id: int | None
+    caption: str | None = None
 
 
 @dataclass
@@ -182,14 +230,21 @@ class _Chat:
 class FakeTelegram:
     """``POST /bot<TOKEN>/<method>`` on 127.0.0.1:<ephemeral>, with long-polled getUpdates.
 
-    Tests push updates (``push_text``), inject failures (``fail_next``) and wait on what the bot
-    did (``wait_for``) — every recorded call wakes the waiters, so there is no polling.
+    Tests push updates (``push_text``, ``press`` for an inline-keyboard button), inject
+    failures (``fail_next``) and wait on what the bot did (``wait_for``) — every recorded call
+    wakes the waiters, so there is no polling. Messages (``sent``, with their keyboards), uploads
+    (``files``, from multipart sendDocument), answered callback queries (``answered``) and the
+    command menu (``commands``) are checked as Telegram checks them; getUpdates honours
+    ``allowed_updates``.
     """
 
     token: str = TOKEN
     calls: list[Call] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
     commands: list[dict[str, Any]] = field(default_factory=list)
+    files: list[SentFile] = field(default_factory=list)
+    #: callback_query_id → the answerCallbackQuery parameters.
+    answered: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -201,11 +256,15 @@ class FakeTelegram:
         self._failures: dict[str, deque[web.Response]] = defaultdict(deque)
         self._chats: dict[int, _Chat] = {}
         self._closing = False
+        self._allowed_updates: frozenset[str] = DEFAULT_UPDATE_TYPES
+        self._callback_ids = itertools.count(4_382_000_000_000_000_001)
+        self._pressed: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        app = web.Application()
+        # Uploads up to Telegram's own limit reach the handler, which answers 413 past it.
+        app = web.Application(client_max_size=MAX_UPLOAD_BYTES + 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         # Long polls in flight end at once on stop (see stop), so a short grace period is plenty.
         # No access log: request paths carry the token, and tests assert it is never logged.
@@ -261,11 +320,8 @@ class FakeTelegram:
             "from": user,
             "text": text,
         }
-        if text.startswith("/"):
-            command = text.split(maxsplit=1)[0]
-            message["entities"] = [
-                {"type": "bot_command", "offset": 0, "length": utf16_len(command)}
-            ]
+        if entities := bot_command_entities(text):
+            message["entities"] = entities
         if thread_id is not None:
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
@@ -285,6 +341,32 @@ class FakeTelegram:
         update = self.message_update(text, **kwargs)
         await self.push(update)
         return int(update["update_id"])
+
+    def press_update(
+        self, sent: Sent, data: str, *, user: dict[str, Any] = ALICE
+    ) -> dict[str, Any]:
+        """A callback_query update: ``user`` pressed the button with ``data`` under ``sent``.
+
+        Clients can only press buttons that exist, so any other ``data`` is a test error.
+        """
+        if data not in sent.callback_data:
+            raise ValueError(f"message {sent.message_id} has no button {data!r}")
+        query_id = str(next(self._callback_ids))
+        self._pressed.add(query_id)
+        query = {
+            "id": query_id,
+            "from": user,
+            "message": sent.message,
+            "chat_instance": str(-7 * abs(int(sent.chat_id))),
+            "data": data,
+        }
+        return {"update_id": next(self._update_ids), "callback_query": query}
+
+    async def press(self, sent: Sent, data: str, *, user: dict[str, Any] = ALICE) -> str:
+        """Press a button under ``sent``; returns the callback query id."""
+        update = self.press_update(sent, data, user=user)
+        await self.push(update)
+        return str(update["callback_query"]["id"])
 
     def fail_next(self, method: str, status: int, body: dict[str, Any] | None = None) -> None:
         """Answer the next call of ``method`` with ``status`` and ``body`` (an error envelope)."""
@@ -358,11 +440,16 @@ class FakeTelegram:
             result = True
         elif name == "sendmessage":
             result = self._send_message(params)
-        else:
-            # setMyCommands, getMyCommands, close, logOut, …: accepted.
+        elif name == "senddocument":
+            result = self._send_document(params)
+        elif name == "answercallbackquery":
+            result = self._answer_callback_query(params)
+        elif name == "setmycommands":
+            self.commands = _menu(params.get("commands"))
             result = True
-        if name == "setmycommands":
-            self.commands = list(params.get("commands", []))
+        else:
+            # getMyCommands, close, logOut, …: accepted.
+            result = True
         await self._record(Call(method, params))
         return result
 
@@ -370,9 +457,17 @@ class FakeTelegram:
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
         limit = int(params.get("limit") or 100)
+        allowed = params.get("allowed_updates")
+        # A list replaces the setting ([] means the default); no parameter keeps the last one.
+        if isinstance(allowed, list):
+            self._allowed_updates = frozenset(allowed) or DEFAULT_UPDATE_TYPES
+
+        def wanted(update: dict[str, Any]) -> bool:
+            return bool(self._allowed_updates.intersection(update.keys() - {"update_id"}))
 
         def pending() -> list[dict[str, Any]]:
-            return [u for u in self._updates if u["update_id"] >= offset]
+            # Telegram does not keep updates of a type the bot did not ask for.
+            return [u for u in self._updates if u["update_id"] >= offset and wanted(u)]
 
         async with self._changed:
             # An offset confirms every update below it: Telegram forgets them.
@@ -384,7 +479,7 @@ class FakeTelegram:
                             await self._changed.wait()
             return pending()[:limit]
 
-    def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _destination(self, params: dict[str, Any]) -> tuple[int, _Chat, int | None]:
         chat_id = params.get("chat_id")
         if not isinstance(chat_id, int) or chat_id not in self._chats:
             raise BotApiError(400, "Bad Request: chat not found")
@@ -392,6 +487,11 @@ class FakeTelegram:
         thread_id = params.get("message_thread_id")
         if thread_id is not None and thread_id not in known.topics:
             raise BotApiError(400, "Bad Request: message thread not found")
+        return chat_id, known, thread_id
+
+    def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, known, thread_id = self._destination(params)
+        keyboard = _inline_keyboard(params.get("reply_markup"))
         text = params.get("text")
         if not isinstance(text, str):
             raise BotApiError(400, "Bad Request: message text is empty")
@@ -410,23 +510,82 @@ class FakeTelegram:
         if utf16_len(visible) > MAX_TEXT:
             raise BotApiError(400, "Bad Request: message is too long")
         reply = params.get("reply_parameters")
-        message_id = next(self._message_ids)
+        message = self._message(known, thread_id, text=visible)
+        if keyboard is not None:
+            message["reply_markup"] = {"inline_keyboard": keyboard}
         self.sent.append(
             Sent(
-                message_id=message_id,
+                message_id=message["message_id"],
                 chat_id=chat_id,
                 text=text,
                 message_thread_id=thread_id,
                 parse_mode=parse_mode,
                 reply_to=reply.get("message_id") if isinstance(reply, dict) else None,
+                keyboard=keyboard,
+                message=message,
             )
         )
+        return message
+
+    def _send_document(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, known, thread_id = self._destination(params)
+        _inline_keyboard(params.get("reply_markup"))
+        document = params.get("document")
+        if not isinstance(document, FileField):
+            # A file_id or URL: the fake stores no files to refer to.
+            raise BotApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        content = document.file.read()
+        if not content:
+            raise BotApiError(400, "Bad Request: file must be non-empty")
+        if len(content) > MAX_UPLOAD_BYTES:
+            raise BotApiError(413, "Request Entity Too Large")
+        caption = params.get("caption")
+        if isinstance(caption, str) and len(caption) > 1024:
+            raise BotApiError(400, "Bad Request: message caption is too long")
+        message = self._message(known, thread_id)
+        message["document"] = {
+            "file_id": f"BQAC-fake-{message['message_id']}",
+            "file_unique_id": f"fake{message['message_id']}",
+            "file_name": document.filename,
+            "mime_type": document.content_type,
+            "file_size": len(content),
+        }
+        if isinstance(caption, str):
+            message["caption"] = caption
+        self.files.append(
+            SentFile(
+                message_id=message["message_id"],
+                chat_id=chat_id,
+                filename=document.filename,
+                content=content,
+                mime=document.content_type,
+                message_thread_id=thread_id,
+                caption=caption if isinstance(caption, str) else None,
+            )
+        )
+        return message
+
+    def _answer_callback_query(self, params: dict[str, Any]) -> bool:
+        query_id = str(params.get("callback_query_id", ""))
+        # Each query is answered once; unknown or answered ids get the same refusal.
+        if query_id not in self._pressed or query_id in self.answered:
+            raise BotApiError(
+                400,
+                "Bad Request: query is too old and response timeout expired or query ID is invalid",
+            )
+        text = params.get("text")
+        if isinstance(text, str) and len(text) > 200:
+            raise BotApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        self.answered[query_id] = params
+        return True
+
+    def _message(self, known: _Chat, thread_id: int | None, **fields: Any) -> dict[str, Any]:
         message: dict[str, Any] = {
-            "message_id": message_id,
+            "message_id": next(self._message_ids),
             "date": DATE,
             "chat": known.chat,
             "from": BOT_USER,
-            "text": visible,
+            **fields,
         }
         if thread_id is not None:
             message["message_thread_id"] = thread_id
@@ -437,6 +596,58 @@ class FakeTelegram:
         async with self._changed:
             self.calls.append(call)
             self._changed.notify_all()
+
+
+def bot_command_entities(text: str) -> list[dict[str, Any]]:
+    """The ``bot_command`` entities Telegram attaches to ``text`` (offsets in UTF-16 units)."""
+    return [
+        {
+            "type": "bot_command",
+            "offset": utf16_len(text[: match.start()]),
+            "length": utf16_len(match.group()),
+        }
+        for match in _BOT_COMMAND.finditer(text)
+    ]
+
+
+def _menu(commands: object) -> list[dict[str, Any]]:
+    """setMyCommands' list, checked as Telegram checks it."""
+    if not isinstance(commands, list) or len(commands) > 100:
+        raise BotApiError(400, "Bad Request: too many commands")
+    for command in commands:
+        if not isinstance(command, dict) or not _MENU_COMMAND.fullmatch(
+            str(command.get("command", ""))
+        ):
+            raise BotApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+        description = command.get("description")
+        if not isinstance(description, str) or not 1 <= len(description) <= 256:
+            raise BotApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+    return list(commands)
+
+
+def _inline_keyboard(markup: object) -> list[list[dict[str, Any]]] | None:
+    """The rows of an InlineKeyboardMarkup, or a 400 where Telegram would refuse it."""
+    if markup is None:
+        return None
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise BotApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
+    if sum(len(row) for row in rows) > MAX_BUTTONS or any(len(row) > MAX_ROW for row in rows):
+        raise BotApiError(400, "Bad Request: reply markup is too long")
+    for row in rows:
+        for key in row:
+            if not isinstance(key, dict) or not str(key.get("text", "")).strip():
+                raise BotApiError(400, "Bad Request: BUTTON_TEXT_INVALID")
+            if len(_BUTTON_ACTIONS.intersection(key)) != 1:
+                raise BotApiError(
+                    400, "Bad Request: text buttons are unallowed in the inline keyboard"
+                )
+            data = key.get("callback_data")
+            if "callback_data" in key and not (
+                isinstance(data, str) and 1 <= len(data.encode()) <= MAX_CALLBACK_DATA
+            ):
+                raise BotApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+    return rows
 
 
 async def _decode(request: web.Request) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from gateway import (
     Paragraph,
     Preformatted,
 )
+from gateway.messages import MessageKind
 from tests.e2e.fake_discord import (
     BOT_USER,
     CHANNEL_ID,
@@ -41,18 +43,26 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+Reply = Document | None | Awaitable[Document | None]
+
+
 class Sink:
-    """The gateway's side: records commands and answers with ``reply``."""
+    """The gateway's side: records what arrives and answers with ``reply``.
+
+    By default it answers commands and presses, and ignores plain text (as the router does in a
+    chat bound to no workspace).
+    """
 
     def __init__(self) -> None:
         self.received: list[IncomingMessage] = []
-        self.reply: Callable[[IncomingMessage], Document | None] = lambda m: Document.text(
-            f"ran: {m.text}"
+        self.reply: Callable[[IncomingMessage], Reply] = lambda m: (
+            None if m.kind is MessageKind.TEXT else Document.text(f"ran: {m.text}")
         )
 
     async def __call__(self, message: IncomingMessage) -> Document | None:
         self.received.append(message)
-        return self.reply(message)
+        reply = self.reply(message)
+        return await reply if inspect.isawaitable(reply) else reply
 
 
 @pytest.fixture
@@ -105,8 +115,8 @@ def make_adapter(
 
 async def test_slash_command_is_deferred_then_answered_with_followups(fake, sink, started):
     await started()
-    assert [c["name"] for c in fake.commands] == ["kanban"]
-    (option,) = fake.commands[0]["options"]
+    (kanban,) = [c for c in fake.commands if c["name"] == "kanban"]
+    (option,) = kanban["options"]
     assert (option["name"], option["type"], option["autocomplete"]) == ("args", 3, True)
 
     interaction = await fake.slash("list --all")
@@ -120,7 +130,11 @@ async def test_slash_command_is_deferred_then_answered_with_followups(fake, sink
     assert reply.content == "ran: list --all"
     assert reply.channel_id == CHANNEL_ID
     (message,) = sink.received
-    assert message.text == "list --all"
+    assert (message.kind, message.command, message.text) == (
+        MessageKind.COMMAND,
+        "kanban",
+        "list --all",
+    )
     assert message.delivery_id == str(interaction)
     assert message.chat == ChatRef("discord", str(CHANNEL_ID))
     assert message.user.key == f"discord:{USER_ID}"
@@ -152,15 +166,17 @@ async def test_text_command_in_a_thread_is_answered_in_that_thread(fake, sink, s
     assert fake.identify is not None
     assert fake.identify["intents"] & MESSAGE_CONTENT_INTENT
 
-    await fake.message("good morning", channel_id=THREAD_ID)  # not a command
+    await fake.message("good morning", channel_id=THREAD_ID)  # plain text: the sink says nothing
     await fake.message("/kanban list", channel_id=THREAD_ID, author=BOT_USER)  # a bot: ignored
-    await fake.message("/kanbanish nope", channel_id=THREAD_ID)
     message_id = await fake.message("/kanban  show 12 ", channel_id=THREAD_ID)
     (reply,) = await fake.wait_for(lambda: fake.posted_to(THREAD_ID))
 
     assert int(reply.payload["message_reference"]["message_id"]) == message_id
     assert reply.payload["allowed_mentions"] == {"parse": []}
-    (incoming,) = sink.received  # events are handled in order, so the others were skipped
+    # Events are handled in order, so the bot's message was skipped by the time the reply came.
+    plain, incoming = sink.received
+    assert (plain.kind, plain.command, plain.text) == (MessageKind.TEXT, "", "good morning")
+    assert (incoming.kind, incoming.command) == (MessageKind.COMMAND, "kanban")
     assert incoming.text == "show 12"
     assert incoming.delivery_id == str(message_id)
     assert incoming.chat == ChatRef("discord", str(CHANNEL_ID), str(THREAD_ID))

@@ -13,7 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.slack import SlackAdapter, create, mention_command, render_parts
+from adapters.slack import SlackAdapter, create, render_parts
+from adapters.slack_render import read_mention
 from gateway import (
     AdapterError,
     AdapterRateLimited,
@@ -25,6 +26,7 @@ from gateway import (
     Paragraph,
     Preformatted,
 )
+from gateway.messages import MessageKind
 from tests.e2e.fake_slack import APP_TOKEN, BOT_TOKEN, BOT_USER_ID, SIGNING_SECRET, FakeSlack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -194,22 +196,27 @@ async def test_mention_in_thread_replies_in_that_thread(
     )
 
 
-async def test_top_level_mention_starts_a_thread_and_other_mentions_are_ignored(
+async def test_top_level_mention_starts_a_thread_and_other_mentions_are_text(
     fake: FakeSlack, sink: Sink, adapter: SlackAdapter
 ) -> None:
     url = events_url(adapter)
-    # Neither of these is a command for us; the last one is, and the sink must see only it.
-    assert (await fake.post_event(url, fake.mention_event(f"<@{BOT_USER_ID}> hello"))).status == 200
+    # Someone else's mention is not ours at all; a mention without a command is plain text.
     assert (await fake.post_event(url, fake.mention_event("<@UOTHER> kanban list"))).status == 200
-    event = fake.mention_event(f"hey <@{BOT_USER_ID}>: Kanban  list --all", ts="1700000200.000001")
+    chat = fake.mention_event(f"<@{BOT_USER_ID}> hello", ts="1700000200.000001")
+    assert (await fake.post_event(url, chat)).status == 200
+    event = fake.mention_event(f"hey <@{BOT_USER_ID}>: Kanban  list --all", ts="1700000200.000002")
     await fake.post_event(url, event)
 
-    [message] = await sink.wait_for_count(1)
-    assert message.text == "list --all"
-    assert message.chat.thread_id == "1700000200.000001"
-    await fake.wait_for(lambda: len(fake.posts) == 1)
-    assert fake.posts[0]["thread_ts"] == "1700000200.000001"
-    assert len(sink.messages) == 1
+    messages = await sink.wait_for_count(2)
+    by_kind = {m.kind: m for m in messages}
+    assert len(by_kind) == 2
+    text, command = by_kind[MessageKind.TEXT], by_kind[MessageKind.COMMAND]
+    assert (text.text, text.command, text.chat.thread_id) == ("hello", "", "1700000200.000001")
+    assert (command.command, command.text) == ("Kanban", "list --all")  # as typed
+    assert command.chat.thread_id == "1700000200.000002"
+    await fake.wait_for(lambda: len(fake.posts) == 2)
+    assert {post["thread_ts"] for post in fake.posts} == {"1700000200.000001", "1700000200.000002"}
+    assert len(sink.messages) == 2
 
 
 async def test_retried_event_keeps_its_delivery_id(
@@ -460,13 +467,33 @@ def test_render_keeps_fences_balanced_at_every_cut() -> None:
 
 
 def test_mention_parsing() -> None:
-    assert mention_command("<@UBOT> kanban list --all", "UBOT", "kanban") == "list --all"
-    assert mention_command("<@UBOT|bot> KANBAN\ncreate &quot;x&amp;y&quot;", "UBOT", "kanban") == (
-        "create &quot;x&y&quot;"
+    command, text = MessageKind.COMMAND, MessageKind.TEXT
+    assert read_mention("<@UBOT> kanban list --all", "UBOT", "kanban") == (
+        command,
+        "kanban",
+        "list --all",
     )
-    assert mention_command("<@UBOT> kanban", "UBOT", "kanban") == ""
-    assert mention_command("<@UBOT> kanbanx", "UBOT", "kanban") is None
-    assert mention_command("<@UOTHER> kanban list", "UBOT", "kanban") is None
+    assert read_mention("<@UBOT|bot> KANBAN\ncreate &quot;x&amp;y&quot;", "UBOT", "kanban") == (
+        command,
+        "KANBAN",
+        "create &quot;x&y&quot;",
+    )
+    assert read_mention("<@UBOT> kanban", "UBOT", "kanban") == (command, "kanban", "")
+    assert read_mention("<@UBOT> kb list", "UBOT", "kb") == (command, "kanban", "list")
+    assert read_mention("<@UBOT> Git_Status --all", "UBOT", "kanban") == (
+        command,
+        "Git_Status",
+        "--all",
+    )
+    assert read_mention("<@UBOT> /gs", "UBOT", "kanban") == (command, "gs", "")
+    assert read_mention("<@UBOT> kanbanx &lt;y&gt;", "UBOT", "kanban") == (text, "", "kanbanx <y>")
+    assert read_mention("please <@UBOT>, add tests", "UBOT", "kanban") == (
+        text,
+        "",
+        "please add tests",
+    )
+    assert read_mention("<@UOTHER> kanban list", "UBOT", "kanban") is None
+    assert read_mention("no mention at all", "UBOT", "kanban") is None
 
 
 def test_entry_point_is_registered() -> None:

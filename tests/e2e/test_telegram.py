@@ -26,6 +26,8 @@ from gateway import (
     Paragraph,
     Preformatted,
 )
+from gateway.messages import MessageKind
+from gateway.slash import SLASH_COMMANDS
 from tests.e2e.fake_telegram import (
     ALICE,
     ALICE_ID,
@@ -125,8 +127,14 @@ def pre_contents(parts: list[str]) -> str:
 
 
 async def test_start_registers_the_command_menu(fake: FakeTelegram, adapter: TelegramAdapter):
-    assert fake.commands == [{"command": "kanban", "description": fake.commands[0]["description"]}]
-    assert fake.commands[0]["description"]
+    # Every slash command, under the underscore name Telegram's menu allows.
+    assert fake.commands == [
+        {"command": command.menu_name, "description": command.description}
+        for command in SLASH_COMMANDS
+    ]
+    assert {"kanban", "new_session", "git_status", "set_active_repo"} <= {
+        entry["command"] for entry in fake.commands
+    }
     assert fake.calls_of("getMe")
     assert fake.calls_of("deleteWebhook")
 
@@ -138,6 +146,7 @@ async def test_a_private_command_is_answered_in_the_same_chat(
     await fake.wait_for(lambda: fake.sent)
 
     [message] = sink.received
+    assert (message.kind, message.command) == (MessageKind.COMMAND, "kanban")
     assert message.text == 'create "fix <b> & co"  --assignee bob'
     assert message.chat == ChatRef("telegram", str(ALICE_ID))
     assert message.user == ChatUser("telegram", str(ALICE_ID), "alice")

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
-from gateway.access import CHAT_REFUSED, VERB_ROLES, AccessPolicy, Role, required_role
+from gateway.access import (
+    CHAT_REFUSED,
+    VERB_ROLES,
+    WS_ROLES,
+    AccessPolicy,
+    Role,
+    required_role,
+)
 from gateway.messages import ChatUser
 from kanban_core.commands import build_parser
 
@@ -71,3 +80,19 @@ def test_every_verb_of_the_chat_tree_is_classified():
     unclassified = set(tree.verb_parsers) - set(VERB_ROLES) - CHAT_REFUSED
     assert unclassified == set()
     assert not set(VERB_ROLES) & CHAT_REFUSED
+
+
+def test_every_ws_subcommand_is_classified():
+    """Deny by default for workspaces too: each ws subcommand names the role it needs."""
+    tree = build_parser(prog="/kanban", with_db_option=False, local_verbs=False)
+    ws = tree.verb_parsers["ws"]
+    (subparsers,) = [a for a in ws._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(subparsers.choices) == set(WS_ROLES)
+
+
+def test_workspace_requests_need_an_operator_and_reads_a_viewer():
+    assert required_role("ws", "diff") is Role.VIEWER
+    assert required_role("ws", "queue") is Role.VIEWER
+    assert required_role("ws", "push") is Role.OPERATOR
+    assert required_role("ws", "delete") is Role.OPERATOR
+    assert Role.OPERATOR < Role.APPROVER < Role.ADMIN

@@ -43,6 +43,7 @@ VERBS = (
     "audit",
     "mcp",
     "worker",
+    "ws",
 )
 
 

@@ -1,0 +1,1 @@
+"""Workspaces: records, worktree sets, sessions, approvals and the service that ties them."""
