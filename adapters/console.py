@@ -16,6 +16,7 @@ from gateway import (
     Document,
     Heading,
     IncomingMessage,
+    MessageKind,
     MessageSink,
     Preformatted,
 )
@@ -70,16 +71,31 @@ class ConsoleAdapter:
             line = await lines.get()
             if not line:
                 return  # stdin closed: keep serving notifications, stop reading
-            text = line.strip()
-            for prefix in ("/kanban", "kanban"):
-                if text == prefix or text.startswith(prefix + " "):
-                    text = text[len(prefix) :].strip()
-            if not text:
+            message = self._message(line.strip())
+            if message is None:
                 continue
-            self._count += 1
-            reply = await sink(IncomingMessage(CHAT, USER, text, f"console-{self._count}"))
+            reply = await sink(message)
             if reply is not None:
                 self._write(render(reply))
+
+    def _message(self, text: str) -> IncomingMessage | None:
+        """``/diff x`` is a command, ``> fix it`` a message to the agent, anything else kanban."""
+        for prefix in ("/kanban", "kanban"):
+            if text == prefix or text.startswith(prefix + " "):
+                text = text[len(prefix) :].strip()
+        if not text:
+            return None
+        self._count += 1
+        delivery = f"console-{self._count}"
+        if text.startswith(">"):
+            said = text[1:].strip()
+            return (
+                IncomingMessage(CHAT, USER, said, delivery, "", MessageKind.TEXT) if said else None
+            )
+        if text.startswith("/") and len(text) > 1:
+            word, _, rest = text[1:].partition(" ")
+            return IncomingMessage(CHAT, USER, rest.strip(), delivery, word)
+        return IncomingMessage(CHAT, USER, text, delivery)
 
     def _write(self, text: str) -> None:
         self._stdout.write(text.rstrip("\n") + "\n")
@@ -96,7 +112,21 @@ def render(document: Document) -> str:
             parts.append(block.text)
         else:
             parts.append(block.text)
+    if document.buttons:
+        parts.append("  ".join(f"[{b.label}: {_typed(b.action)}]" for b in document.buttons))
+    for attached in document.attachments:
+        parts.append(f"--- {attached.filename} ({len(attached.content)} bytes) ---")
+        parts.append(attached.content.decode("utf-8", errors="replace"))
     return "\n".join(parts)
+
+
+def _typed(action: str) -> str:
+    """What to type for a button the console cannot press."""
+    kind, _, rest = action.partition(":")
+    if kind in ("ap", "dn"):
+        verb = "approve" if kind == "ap" else "deny"
+        return f"/{verb} {rest.partition(':')[0]}"
+    return f"/{rest}" if kind == "k" else action
 
 
 def create(config: Mapping[str, object], environ: Mapping[str, str]) -> ConsoleAdapter:

@@ -6,23 +6,30 @@ Adapters import only this package's small public interfaces, re-exported here.
 from gateway.adapter import AdapterFactory, Capabilities, ChatAdapter, MessageSink
 from gateway.errors import AdapterError, AdapterRateLimited, AdapterRejected, GatewayError
 from gateway.messages import (
+    Attachment,
     Block,
+    Button,
     ChatRef,
     ChatUser,
     Document,
     Heading,
     IncomingMessage,
+    MessageKind,
     Paragraph,
     Preformatted,
 )
+from gateway.slash import SLASH_COMMANDS, SlashCommand
 from gateway.splitting import split_text
 
 __all__ = [
+    "SLASH_COMMANDS",
     "AdapterError",
     "AdapterFactory",
     "AdapterRateLimited",
     "AdapterRejected",
+    "Attachment",
     "Block",
+    "Button",
     "Capabilities",
     "ChatAdapter",
     "ChatRef",
@@ -31,8 +38,10 @@ __all__ = [
     "GatewayError",
     "Heading",
     "IncomingMessage",
+    "MessageKind",
     "MessageSink",
     "Paragraph",
     "Preformatted",
+    "SlashCommand",
     "split_text",
 ]

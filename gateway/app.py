@@ -23,6 +23,7 @@ from kanban_core import Kanban, KernelSettings
 from kanban_core.config import config_path, load_config
 from kanban_core.dispatcher import Dispatcher
 from kanban_core.spawn import SubprocessSpawner
+from kanban_core.workspace import reconcile
 
 log = logging.getLogger(__name__)
 ADAPTER_GROUP = "kanban_gateway.adapters"
@@ -66,7 +67,10 @@ class Gateway:
         dispatcher = Dispatcher(
             board, config=lambda: load_config(self.config_file, self.environ), spawner=spawner
         )
-        interval = load_config(self.config_file, self.environ).dispatcher.dispatch_interval_seconds
+        kernel_config = load_config(self.config_file, self.environ)
+        interval = kernel_config.dispatcher.dispatch_interval_seconds
+        recovered = await executor.run(reconcile.on_start, board, kernel_config.workspaces)
+        _log_recovery(recovered)
         claimer = f"{socket.gethostname()}:{os.getpid()}"
         notifier = Notifier(board, adapters, executor, gateway_config.notifier, claimer=claimer)
         loop = DispatchLoop(
@@ -75,6 +79,7 @@ class Gateway:
             interval_s=interval,
             worker_exited=spawner.any_exited,
             on_pass=lambda _report: notifier.nudge(),
+            before_pass=reconcile.Housekeeper(board, kernel_config.workspaces),
         )
         router = Router(
             board,
@@ -83,6 +88,10 @@ class Gateway:
             nudge=loop.nudge,
             dispatcher=dispatcher,
             environ=self.environ,
+            budgets={
+                name: _diff_budget(adapter.capabilities.max_message_chars)
+                for name, adapter in adapters.items()
+            },
         )
 
         async def sink(message: IncomingMessage) -> Document | None:
@@ -125,6 +134,26 @@ class Gateway:
             board.close()
         log.info("shutdown complete; workers keep running", extra={"action": "stopped"})
         return 0
+
+
+def _diff_budget(max_chars: int) -> int:
+    # A diff shares its message with a summary; past this it is sent as a file instead.
+    return max(500, int(max_chars * 0.6))
+
+
+def _log_recovery(report: reconcile.ReconcileReport) -> None:
+    if report.rolled_back:
+        log.warning("rolled back interrupted workspace creations: %s", report.rolled_back)
+    if report.settled:
+        log.info(
+            "settled %s workspace turn(s) that ended while the gateway was down", report.settled
+        )
+    if report.quarantined:
+        log.warning("quarantined unknown workspace directories: %s", report.quarantined)
+    if report.safe_mode:
+        log.error("workspace SAFE MODE, nothing moved or deleted: %s", report.safe_mode)
+    for note in report.notes:
+        log.warning("workspaces: %s", note)
 
 
 def run_gateway(settings: KernelSettings, environ: Mapping[str, str]) -> int:

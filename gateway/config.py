@@ -20,7 +20,9 @@ _GATEWAY_KEYS = {
 }
 #: Keys that look like they hold a secret; the file may only name an environment variable.
 _SECRET_SUFFIXES = ("token", "secret", "password", "passwd", "api_key", "apikey", "key")
-_KNOWN_TOP = {"board", "dispatcher", "assignees", "gateway", "platforms", "access"}
+_KNOWN_TOP = {
+    "board", "dispatcher", "assignees", "workspaces", "gateway", "platforms", "access"
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +113,10 @@ def _access(section: dict[str, Any], problems: list[str]) -> AccessPolicy:
                 str(role).upper()
             ]
         except KeyError:
-            problems.append(f"{where}: role must be viewer, operator or admin")
+            problems.append(f"{where}: role must be viewer, operator, approver or admin")
     console = str(section.get("console", "admin")).upper()
     if console not in Role.__members__:
-        problems.append("access.console: role must be viewer, operator or admin")
+        problems.append("access.console: role must be viewer, operator, approver or admin")
         console = "ADMIN"
     unknown = set(section) - {"users", "console"}
     problems += [f"access.{k}: unknown key" for k in sorted(unknown)]

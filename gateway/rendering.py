@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gateway.messages import Block, Document, Heading, Paragraph, Preformatted
+from gateway.messages import Block, Button, Document, Heading, Paragraph, Preformatted
 from kanban_core.commands import CommandResult
 from kanban_core.commands.result import Heading as ResultHeading, Table, Text
 from kanban_core.deliveries import Delivery
@@ -16,6 +16,7 @@ _KIND_ICONS = {
     "gave_up": "✖",
     "crashed": "✖",
     "timed_out": "⏱",
+    "workspace_notice": "🔔",
 }
 
 
@@ -60,6 +61,26 @@ def event_document(delivery: Delivery) -> Document:
         line = f"timed out{who}: {payload.get('error') or 'exceeded its max runtime'}"
     elif delivery.kind == "crashed":
         line = f"crashed{who}: {payload.get('error') or 'the worker died'}"
+    elif delivery.kind == "workspace_notice":
+        line = str(payload.get("text") or "")
     else:
         line = delivery.kind
-    return Document((Paragraph(head), Paragraph(line)))
+    return Document((Paragraph(head), Paragraph(line)), buttons=_fast_path(delivery))
+
+
+def _fast_path(delivery: Delivery) -> tuple[Button, ...]:
+    """Buttons under a notification: the next things people do after it."""
+    ref = f"t{delivery.task_id}"
+    if delivery.kind == "workspace_notice":
+        extra = delivery.payload.get("buttons") or []
+        return tuple(Button(str(label), str(action)) for label, action in extra)[:5]
+    buttons = [Button("Show", f"k:kanban show {ref}")]
+    if delivery.kind in ("blocked", "gave_up"):
+        buttons.append(Button("Unblock", f"k:kanban unblock {ref}"))
+    if delivery.workspace_kind == "worktree":
+        buttons += [
+            Button("Diff", f"k:diff --ws {ref}"),
+            Button("Commit", f"k:commit --ws {ref}"),
+            Button("PR", f"k:pr --ws {ref}"),
+        ]
+    return tuple(buttons)

@@ -35,12 +35,14 @@ class DispatchLoop:
         interval_s: float,
         worker_exited: Callable[[], bool] = lambda: False,
         on_pass: Callable[[DispatchReport], None] = lambda _report: None,
+        before_pass: Callable[[], object] = lambda: None,
     ) -> None:
         self.dispatcher = dispatcher
         self.executor = executor
         self.interval_s = interval_s
         self.worker_exited = worker_exited
         self.on_pass = on_pass
+        self.before_pass = before_pass
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -86,6 +88,12 @@ class DispatchLoop:
 
     async def _pass(self) -> None:
         self._idle.clear()
+        try:
+            # Workspace housekeeping first: a settled turn may have queued the next follow-up,
+            # which this very pass can then hand to a worker.
+            await self.executor.run(self.before_pass)
+        except Exception:
+            log.exception("workspace housekeeping failed", extra={"action": "housekeeping"})
         try:
             report = await self.executor.run(self.dispatcher.run_pass)
         except Exception:

@@ -31,7 +31,7 @@ _CLAIM = Query(
 )
 _EVENT = Query(
     "delivery_event",
-    "SELECT e.kind, e.payload, e.created_ms, t.title, t.assignee, t.status "
+    "SELECT e.kind, e.payload, e.created_ms, t.title, t.assignee, t.status, t.workspace_kind "
     "FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE e.id = :event_id",
 )
 _SENT = Query(
@@ -68,6 +68,7 @@ class Delivery:
     payload: dict[str, Any]
     title: str
     assignee: str | None
+    workspace_kind: str = "scratch"
 
 
 def claim(
@@ -96,6 +97,7 @@ def claim(
                 payload=json.loads(event[1]) if event[1] else {},
                 title=event[3],
                 assignee=event[4],
+                workspace_kind=event[6],
             )
         )
     return claimed

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -49,6 +50,7 @@ _DROPPED = (
     "GIT_EXEC_PATH",
 )
 _STDERR_CHARS = 2000
+_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 
 
 class GitOpError(WorkspaceError):
@@ -130,8 +132,11 @@ def run_git(
 
 
 def first_error(stderr: str) -> str:
-    """The most telling line of git's stderr (its ``fatal:``/``error:`` line), shortened."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    """The most telling line of git's stderr (its ``fatal:``/``error:`` line), shortened.
+
+    Credentials in URLs (``https://user:token@host``) are dropped: the line may reach a chat.
+    """
+    lines = [_USERINFO.sub(r"\1", line.strip()) for line in stderr.splitlines() if line.strip()]
     for line in lines:
         if line.startswith(("fatal:", "error:")):
             return line[:_STDERR_CHARS]

@@ -187,6 +187,34 @@ def remove(
     return done
 
 
+def remove_clean_worktree(checkout: RepoCheckout, *, locks_dir: Path) -> str | None:
+    """The archive retention sweep (D-09): remove one worktree only if it is clean.
+
+    No ``--force``: git's own dirty check runs again at removal time. The branch, its commits
+    and the container stay, so unarchiving recreates the tree from the branch. Returns what
+    happened, or None when there was nothing to do.
+    """
+    path, common = checkout.worktree, checkout.common_dir
+    if not path.is_dir() or path.is_symlink() or not common.is_dir():
+        return None
+    loss = loss_report(checkout)
+    if loss.uncommitted or loss.untracked:
+        return (
+            f"{checkout.slug}: kept {path} ({loss.uncommitted} uncommitted, "
+            f"{loss.untracked} untracked file(s) — never removed while dirty)"
+        )
+    with repo_lock(common, locks_dir):
+        entry = find_entry(common, path)
+        if entry is None or not (path / ".git").is_file():
+            return f"{checkout.slug}: kept {path} (not a registered worktree)"
+        check_linked(path, common)
+        try:
+            _git_remove(common, entry, force=False)
+        except WorkspaceError as exc:
+            return f"{checkout.slug}: kept {path} ({exc})"
+    return f"{checkout.slug}: removed the clean worktree {path} (branch {checkout.branch} kept)"
+
+
 def _remove_one(checkout: RepoCheckout, *, discard: bool, delete_branch: bool) -> list[str]:
     common, path, branch = checkout.common_dir, checkout.worktree, checkout.branch
     if not common.is_dir():

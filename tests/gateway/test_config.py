@@ -116,10 +116,10 @@ def test_every_problem_is_listed_by_key_path_at_once(tmp_path):
         "platforms.telegram.enabled: must be true or false",
         "platforms.slack.signing_secret: secrets never go in the file",
         "platforms.discord: must be a mapping",
-        "access.users.telegram:1: role must be viewer, operator or admin",
+        "access.users.telegram:1: role must be viewer, operator, approver or admin",
         "access.users.bob: name users as platform:user_id",
         "access.users.telegram:: name users as platform:user_id",
-        "access.console: role must be viewer, operator or admin",
+        "access.console: role must be viewer, operator, approver or admin",
         "access.groups: unknown key",
     ]
     for start in expected:

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -26,10 +19,10 @@ from kanban_core.gitops.github import (
     remote_url,
 )
 from kanban_core.gitops.runner import GitOpError
+from tests.gitrepos import TOKEN, FakeGitHub, Shim, fake_github, install_gh_shim, path_with
 from tests.kanban_core.gitops.conftest import BRANCH, Workspace
 
 REPO = RemoteRepo("github.com", "o", "r")
-TOKEN = "ghp_" + "S3cr3t" * 6
 
 
 def rest_pr(number: int, state: str = "open", merged: bool = False) -> dict[str, Any]:
@@ -44,127 +37,17 @@ def rest_pr(number: int, state: str = "open", merged: bool = False) -> dict[str,
     }
 
 
-# --- the fake GitHub REST API ---------------------------------------------------------------
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class FakeGitHub:
-    url: str
-    routes: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=dict)
-    seen: list[Seen] = field(default_factory=list)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    fake: FakeGitHub  # set on a per-test subclass
-
-    def _answer(self) -> None:
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        self.fake.seen.append(
-            Seen(
-                self.command,
-                parts.path,
-                parse_qs(parts.query),
-                dict(self.headers.items()),
-                json.loads(raw) if raw else None,
-            )
-        )
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-            status, payload = 401, {"message": "Bad credentials"}
-        else:
-            status, payload = self.fake.routes.get((self.command, parts.path), (404, {}))
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def do_POST(self) -> None:
-        self._answer()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
-    class Handler(_Handler):
-        pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake = FakeGitHub(url=f"http://127.0.0.1:{server.server_address[1]}/api/v3")
-    Handler.fake = fake
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with fake_github() as fake:
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-# --- the gh shim --------------------------------------------------------------------------------
-
-SHIM = """\
-import json, os, sys
-here = os.path.dirname(os.path.abspath(__file__))
-args = sys.argv[1:]
-names = ("GH_PROMPT_DISABLED", "GH_NO_UPDATE_NOTIFIER", "NO_COLOR")
-entry = {"argv": args, "cwd": os.getcwd(), "env": {k: os.environ.get(k) for k in names}}
-if "--body-file" in args:
-    entry["body"] = open(args[args.index("--body-file") + 1], encoding="utf-8").read()
-with open(os.path.join(here, "argv.jsonl"), "a", encoding="utf-8") as fh:
-    fh.write(json.dumps(entry) + "\\n")
-answers = json.load(open(os.path.join(here, "answers.json"), encoding="utf-8"))
-answer = answers.get(" ".join(args[:2]), {"rc": 1, "stderr": "unexpected call"})
-sys.stdout.write(answer.get("stdout", ""))
-sys.stderr.write(answer.get("stderr", ""))
-sys.exit(answer.get("rc", 0))
-"""
-
-
-@dataclass
-class Shim:
-    dir: Path
-
-    def answer(self, command: str, *, stdout: Any = "", rc: int = 0, stderr: str = "") -> None:
-        path = self.dir / "answers.json"
-        answers = json.loads(path.read_text()) if path.exists() else {}
-        text = stdout if isinstance(stdout, str) else json.dumps(stdout)
-        answers[command] = {"stdout": text, "rc": rc, "stderr": stderr}
-        path.write_text(json.dumps(answers))
-
-    @property
-    def calls(self) -> list[dict[str, Any]]:
-        log = self.dir / "argv.jsonl"
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 @pytest.fixture
 def gh_shim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Shim:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "gh_shim.py").write_text(SHIM)
-    gh = bin_dir / "gh"
-    gh.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{bin_dir / "gh_shim.py"}" "$@"\n')
-    gh.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return Shim(bin_dir)
+    shim = install_gh_shim(tmp_path / "bin")
+    monkeypatch.setenv("PATH", path_with(shim.dir))
+    return shim
 
 
 def gh_pr(number: int, state: str = "OPEN") -> dict[str, Any]:

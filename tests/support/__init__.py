@@ -1,0 +1,1 @@
+"""Helpers that run as real processes during tests (fake agents and the like)."""
