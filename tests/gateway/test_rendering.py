@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from gateway.messages import Document, Heading, Paragraph, Preformatted
+from gateway.messages import Button, Document, Heading, Paragraph, Preformatted
 from gateway.rendering import event_document, result_document
 from kanban_core import TaskId
 from kanban_core.commands import CommandResult
-from kanban_core.commands.result import Heading as ResultHeading, Table, Text
+from kanban_core.commands.result import Action, FileOut, Heading as ResultHeading, Table, Text
 from kanban_core.deliveries import Delivery
 
 
@@ -63,7 +63,9 @@ def test_no_output_says_so():
     assert result_document(CommandResult()).blocks == (Paragraph("(no output)"),)
 
 
-def delivery(kind: str, payload: dict[str, Any], assignee: str | None = "coder") -> Delivery:
+def delivery(
+    kind: str, payload: dict[str, Any], assignee: str | None = "coder", workspace: str = "scratch"
+) -> Delivery:
     return Delivery(
         id=1,
         event_id=2,
@@ -76,6 +78,7 @@ def delivery(kind: str, payload: dict[str, Any], assignee: str | None = "coder")
         payload=payload,
         title="migrate the database",
         assignee=assignee,
+        workspace_kind=workspace,
     )
 
 
@@ -116,3 +119,34 @@ def delivery(kind: str, payload: dict[str, Any], assignee: str | None = "coder")
 def test_each_event_kind_reads_title_first_then_what_happened(kind, payload, assignee, head, line):
     document = event_document(delivery(kind, payload, assignee))
     assert document.blocks == (Paragraph(f"{head} t7 migrate the database"), Paragraph(line))
+
+
+def test_a_workspace_notice_shows_its_text_and_its_buttons():
+    notice = delivery(
+        "workspace_notice",
+        {"text": "ws-1: 2 queued follow-up(s) paused", "buttons": [["Run next", "k:queue run"]]},
+    )
+    document = event_document(notice)
+    assert document.blocks[1] == Paragraph("ws-1: 2 queued follow-up(s) paused")
+    assert document.buttons == (Button("Run next", "k:queue run"),)
+
+
+def test_notifications_offer_the_next_steps_as_buttons():
+    plain = event_document(delivery("completed", {"summary": "done"}))
+    assert [b.action for b in plain.buttons] == ["k:kanban show t7"]
+    blocked = event_document(delivery("blocked", {"reason": "?"}, workspace="worktree"))
+    assert [b.label for b in blocked.buttons] == ["Show", "Unblock", "Diff", "Commit", "PR"]
+    assert Button("Diff", "k:diff --ws t7") in blocked.buttons
+
+
+def test_result_actions_and_files_reach_the_document():
+    result = CommandResult(
+        blocks=(Text("card"),),
+        actions=(Action("Confirm", "ap:ap-1:abc"),),
+        files=(FileOut("ws.diff", b"+x\n"),),
+    )
+    from gateway.router import _document
+
+    document = _document(result, "ws")
+    assert document.buttons == (Button("Confirm", "ap:ap-1:abc"),)
+    assert [(a.filename, a.content) for a in document.attachments] == [("ws.diff", b"+x\n")]
