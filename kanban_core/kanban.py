@@ -473,14 +473,14 @@ class Kanban:
 
     def max_event_id(self) -> int:
         """The newest event id."""
-        with self.db.transaction(write=False) as tx:
+        with self.db.transaction(write=False, single=True) as tx:
             return reads.max_event_id(tx)
 
     def events_after(
         self, after: int, *, task_id: TaskId | None = None, limit: int = 200
     ) -> builtins.list[Event]:
         """Events newer than a cursor."""
-        with self.db.transaction(write=False) as tx:
+        with self.db.transaction(write=False, single=task_id is None) as tx:
             if task_id is not None:
                 links.status_of(tx, task_id)
             return reads.events_after(tx, after, task_id=task_id, limit=limit)

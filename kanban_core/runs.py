@@ -48,7 +48,7 @@ _CLAIM_BY_ID = Query(
 )
 _CLAIM_NEXT = Query(
     "claim_next",
-    f"UPDATE tasks SET {_CLAIM_SET} WHERE id = ({_READY_PICK % ('{index:ix_tasks_ready}', '')}) "
+    f"UPDATE tasks SET {_CLAIM_SET} WHERE id = ({_READY_PICK % ('{index:ix_tasks_status}', '')}) "
     "AND status = 'ready' "
     f"RETURNING {TASK_COLUMNS}",
 )

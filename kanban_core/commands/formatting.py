@@ -27,7 +27,8 @@ def status_label(task: Task | TaskSummary) -> str:
     kind = task.block_kind  # a BlockKind or its text: both compare and format as the text
     if task.status is TaskStatus.BLOCKED and kind and kind != "human":
         return f"blocked ({kind})"
-    return task.status.value
+    # The member is its own text (a StrEnum); `.value` costs a descriptor call per row.
+    return task.status
 
 
 def task_table(tasks: Sequence[Task | TaskSummary]) -> Table:

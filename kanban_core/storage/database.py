@@ -127,13 +127,21 @@ class Database:
         return redact_url(self.url)
 
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[Transaction]:
-        """Run a block in one transaction; commit on success, roll back on any exception."""
+    def transaction(self, *, write: bool, single: bool = False) -> Iterator[Transaction]:
+        """Run a block in one transaction; commit on success, roll back on any exception.
+
+        ``single`` promises a read of one statement: on PostgreSQL it then runs in autocommit,
+        one round trip instead of three (BEGIN, the statement, COMMIT) — the statement is its
+        own snapshot anyway.
+        """
         if self.is_memory:
             with self._shared_lock:
                 yield from self._run(self._memory_connection(), write=write, pooled=False)
             return
         connection = self._acquire()
+        if single and not write and self.dialect == "postgresql":
+            yield from self._autocommit_read(connection)
+            return
         yield from self._run(connection, write=write, pooled=True)
 
     def close(self) -> None:
@@ -206,6 +214,24 @@ class Database:
                 _quiet_close(connection)
                 pooled = False
             if pooled:
+                self._release(connection)
+
+    def _autocommit_read(self, connection: Any) -> Iterator[Transaction]:
+        connection.autocommit = True  # the pooled connection is idle: no round trip
+        pooled = True
+        try:
+            with connection.cursor() as cursor:
+                yield Transaction(cursor, self.dialect)
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg"):
+                pooled = False  # a broken or confused connection is not reused
+                _quiet_close(connection)
+                if type(exc).__name__ in ("OperationalError", "InterfaceError"):
+                    raise StorageError(f"database error: {exc}") from exc
+            raise
+        finally:
+            if pooled:
+                connection.autocommit = False
                 self._release(connection)
 
     def _acquire(self) -> Any:

@@ -63,14 +63,8 @@ tasks = Table(
     Column("branch_name", String(200)),
     # claimed_at + max runtime, so the dispatcher finds overdue runs by index, not by scan.
     Column("deadline_ms", BigInteger),
-    Index(
-        "ix_tasks_ready",
-        text("priority DESC"),
-        "created_ms",
-        "id",
-        sqlite_where=text("status = 'ready'"),
-        postgresql_where=text("status = 'ready'"),
-    ),
+    # Every index here is written on each claim and complete (one WAL page each), so there are
+    # as few as the reads allow: the status index also orders the ready queue (claim --next).
     Index(
         "ix_tasks_ready_assignee",
         "assignee",
@@ -89,10 +83,11 @@ tasks = Table(
     Index(
         "ix_tasks_deadline",
         "deadline_ms",
-        sqlite_where=text("status = 'running'"),
-        postgresql_where=text("status = 'running'"),
+        # Only runs with a max runtime can be overdue; the others never enter the index.
+        sqlite_where=text("status = 'running' AND deadline_ms IS NOT NULL"),
+        postgresql_where=text("status = 'running' AND deadline_ms IS NOT NULL"),
     ),
-    Index("ix_tasks_status", "status", "priority", "created_ms"),
+    Index("ix_tasks_status", "status", text("priority DESC"), "created_ms", "id"),
     Index("ix_tasks_assignee_status", "assignee", "status"),
     Index("ix_tasks_tenant", "tenant"),
     # One live task per key; archiving a task frees its key.
@@ -151,9 +146,16 @@ task_runs = Table(
     Column("error", Text),
     Column("exit_code", Integer),
     Column("workspace_path", Text),
+    # Also serves a task's runs in order (attempts grow with ids).
     UniqueConstraint("task_id", "attempt", name="uq_task_runs_attempt"),
-    Index("ix_task_runs_task", "task_id", "id"),
-    Index("ix_task_runs_profile", "profile", "outcome", "ended_ms"),
+    # A worker's "recent work by this assignee": completed runs only, written once at the end.
+    Index(
+        "ix_task_runs_profile",
+        "profile",
+        "ended_ms",
+        sqlite_where=text("outcome = 'completed'"),
+        postgresql_where=text("outcome = 'completed'"),
+    ),
     sqlite_autoincrement=True,
 )
 
@@ -167,7 +169,6 @@ task_events = Table(
     Column("payload", Text),
     Column("created_ms", BigInteger, nullable=False),
     Index("ix_task_events_task", "task_id", "id"),
-    Index("ix_task_events_created", "created_ms"),
     sqlite_autoincrement=True,
 )
 

@@ -834,3 +834,21 @@ def test_settings_open_a_board(tmp_path):
     with Kanban.open(settings) as board:
         board.create(OPERATOR, title="in the default place")
     assert (tmp_path / ".kanban" / "kanban.db").is_file()
+
+
+def test_a_single_statement_read_leaves_the_pooled_connection_transactional(board):
+    # On PostgreSQL the read runs in autocommit; the connection must come back able to roll back.
+    board.create(OPERATOR, title="before")
+    with board.db.transaction(write=False, single=True) as tx:
+        assert tx.scalar(Query("count_tasks", "SELECT count(*) FROM tasks")) == 1
+    with pytest.raises(RuntimeError), board.db.transaction(write=True) as tx:
+        tx.execute(
+            Query(
+                "insert_doomed",
+                "INSERT INTO tasks (title, status, created_by, created_ms, updated_ms) "
+                "VALUES ('doomed', 'ready', 'x', 0, 0)",
+            )
+        )
+        raise RuntimeError("roll it back")
+    assert [t.title for t in board.list()] == ["before"]
+    assert board.events_after(board.max_event_id()) == []
