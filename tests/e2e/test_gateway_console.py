@@ -195,6 +195,8 @@ def test_create_a_task_hear_it_complete_and_stop_cleanly(start):
     done = gateway.out.next()
     assert done.startswith("completed by @demo: "), done
     assert "hello.txt" in done
+    # The console cannot press buttons: it prints what each one would run.
+    assert gateway.out.next() == "[Show: /kanban show t1]"
 
     gateway.type("list")
     row = gateway.out.wait_for(lambda line: "t1" in line)
