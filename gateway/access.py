@@ -108,15 +108,26 @@ class AccessPolicy:
         return self.users.get(user.key)
 
 
-def required_role(verb: str | None, sub: str | None = None) -> Role | None:
-    """The role a verb (and ``ws`` subcommand) needs from chat; None: not offered in chat."""
+#: ``ws queue`` actions that change something (the rest only show the queue).
+QUEUE_WRITES = frozenset({"run", "clear"})
+
+
+def required_role(
+    verb: str | None, sub: str | None = None, action: str | None = None
+) -> Role | None:
+    """The role a verb (and ``ws`` subcommand) needs from chat; None: not offered in chat.
+
+    ``action`` is the word after the subcommand (``ws queue run``): showing the queue is a
+    read, running or clearing it is not.
+    """
     if verb is None:
         return Role.VIEWER  # bare /kanban: help
     if verb in CHAT_REFUSED:
         return None
     if verb == "ws":
-        # Showing the queue is a read; running or clearing it is not.
-        if sub is None or sub == "queue":
+        if sub == "queue":
+            return Role.OPERATOR if action in QUEUE_WRITES else Role.VIEWER
+        if sub is None:
             return Role.VIEWER
         return WS_ROLES.get(sub, Role.VIEWER)  # unknown subcommands get a usage error
     return VERB_ROLES.get(verb, Role.VIEWER)  # unknown verbs get the parser's usage error

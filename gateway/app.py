@@ -55,6 +55,9 @@ class Gateway:
         self.environ = environ
         self.stop = asyncio.Event()
         self.config_file: Path = config_path(environ, settings.home)
+        #: Starts worker supervisors; they outlive the gateway (a restart is not a crash), and
+        #: the spawner stays reachable after ``run`` so an embedding process can reap them.
+        self.spawner = SubprocessSpawner(environ)
 
     async def run(self) -> int:
         """Start everything, serve until SIGTERM/SIGINT, drain, stop."""
@@ -63,7 +66,7 @@ class Gateway:
         adapters = load_adapters(gateway_config, self.environ)
         board = Kanban.open(self.settings)
         executor = KernelExecutor(threads=1 if board.db.dialect == "sqlite" else 4)
-        spawner = SubprocessSpawner(self.environ)
+        spawner = self.spawner
         dispatcher = Dispatcher(
             board, config=lambda: load_config(self.config_file, self.environ), spawner=spawner
         )
@@ -123,6 +126,8 @@ class Gateway:
             await asyncio.wait_for(loop.drain(), _STOP_TIMEOUT_S)
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), _STOP_TIMEOUT_S)
         finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                running.remove_signal_handler(signum)
             results = await asyncio.gather(
                 *(asyncio.wait_for(a.stop(), _STOP_TIMEOUT_S) for a in started),
                 return_exceptions=True,

@@ -11,7 +11,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
-from gateway.access import AccessPolicy, Role, required_role
+from gateway.access import QUEUE_WRITES, AccessPolicy, Role, required_role
 from gateway.executor import KernelExecutor
 from gateway.messages import Attachment, Button, Document, IncomingMessage, MessageKind
 from gateway.rendering import result_document
@@ -105,7 +105,7 @@ class Router:
     async def _run_routed(self, message: IncomingMessage, role: Role, argv: list[str]) -> Document:
         verb = next((word for word in argv if not word.startswith("-")), None)
         sub = _ws_subcommand(argv) if verb == "ws" else None
-        needed = required_role(verb, sub)
+        needed = required_role(verb, sub, _word_after(argv, sub) if sub else None)
         if needed is None or role < needed:
             why = (
                 "not available from chat"
@@ -230,6 +230,14 @@ def _document(result: CommandResult, verb: str | None) -> Document:
 def _ws_subcommand(argv: list[str]) -> str | None:
     after = argv[argv.index("ws") + 1 :]
     return next((word for word in after if not word.startswith("-")), None)
+
+
+def _word_after(argv: list[str], word: str) -> str | None:
+    """The action word after ``word`` (``queue`` → ``run``): a mutating one wherever it stands
+    (``queue --ws ws-1 run``), else the first non-option word."""
+    after = argv[argv.index(word) + 1 :] if word in argv else []
+    writes = [w for w in after if w in QUEUE_WRITES]
+    return writes[0] if writes else next((w for w in after if not w.startswith("-")), None)
 
 
 def _actor_name(message: IncomingMessage) -> str:

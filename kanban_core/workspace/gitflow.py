@@ -129,7 +129,7 @@ class GitFlow:
                 "next turn or /ws unarchive)"
             ]
         state = repo_status(
-            target.worktree, base_ref=target.base_oid, expected_branch=target.branch
+            target.worktree, base_ref=_live_base(target), expected_branch=target.branch
         )
         lines = summary.status_lines(target.slug, state)
         if target.pr_url:
@@ -330,6 +330,7 @@ class GitFlow:
             message,
             locks_dir=self.svc.locks_dir,
             author=(approval.requester_name, "kanban@localhost"),
+            branch=target.branch,  # checked again under the repo lock: a switch may race us
         )
         self._audit(
             ws.id,
@@ -604,6 +605,21 @@ def _branch_name(ref: str) -> str:
         if ref.startswith(prefix):
             return ref[len(prefix) :]
     return ref
+
+
+def _live_base(target: WorkspaceRepo) -> str:
+    # Status compares with the base branch as it is now, so "behind base" can show and the
+    # line names the branch; the recorded fork oid only once that ref is gone.
+    res = run_git(
+        target.worktree,
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        f"{target.base_ref}^{{commit}}",
+        check=False,
+    )
+    return target.base_ref if res.returncode == 0 else target.base_oid
 
 
 def _head(worktree: Path) -> str | None:

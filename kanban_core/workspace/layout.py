@@ -159,6 +159,11 @@ def safe_rmdir_container(container: Path, root: Path, ws_id: str) -> None:
     """Remove an emptied container: marker first, then rmdir; never recurse into anything."""
     real = owned_container(container, root, ws_id)
     marker_path = real / MARKER_NAME
+    # A symlink someone planted in the container is removed as a link (unlink never follows
+    # it, so its target is untouched); anything real left inside stops the removal.
+    for entry in list(real.iterdir()):
+        if entry.is_symlink():
+            entry.unlink()
     left = sorted(p.name for p in real.iterdir() if p.name != MARKER_NAME)
     if left:
         shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")

@@ -96,9 +96,11 @@ class WorkspaceService:
     def resolve(self, ref: str | None, place: ChatPlace | None) -> Workspace:
         """The workspace named, or the chat's bound one, or the only active one."""
         if ref:
-            if ref.startswith("t") or ref.isdigit():
+            # A task reference (t12, #12, 12); anything else ("t", "tomato") is a workspace id.
+            digits = ref.removeprefix("t").removeprefix("#")
+            if digits.isascii() and digits.isdigit():
                 with self.board.db.transaction(write=False) as tx:
-                    by_task = store.by_task(tx, TaskId(int(ref.lstrip("t#"))))
+                    by_task = store.by_task(tx, TaskId(int(digits)))
                 if by_task is not None:
                     return by_task
             return self.get(ref)

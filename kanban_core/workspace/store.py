@@ -110,11 +110,13 @@ _SET_PR = Query(
     "WHERE workspace_id = :ws AND slug = :slug",
 )
 
+# The workspace id is bound twice under two names: PostgreSQL deduces one type per parameter,
+# and a select-list value (text) and a comparison with the column (varchar) disagree.
 _INSERT_SESSION = Query(
     "session_insert",
     "INSERT INTO workspace_sessions (id, workspace_id, position, name, executor, "
     "agent_session_id, created_ms) SELECT :id, :ws, COALESCE(MAX(position), 0) + 1, :name, "
-    ":executor, :agent_session_id, {now} FROM workspace_sessions WHERE workspace_id = :ws "
+    ":executor, :agent_session_id, {now} FROM workspace_sessions WHERE workspace_id = :of_ws "
     "RETURNING position",
 )
 _SESSIONS = Query(
@@ -167,6 +169,10 @@ _SESSION_TURNS = Query(
     "turns_of_session",
     f"SELECT {_TURN_COLUMNS} FROM workspace_turns WHERE session_id = :session "
     "ORDER BY created_ms DESC, id DESC LIMIT :limit",
+)
+_STARTED_TURNS = Query(
+    "turns_started_in_session",
+    "SELECT count(*) FROM workspace_turns WHERE session_id = :session AND started_ms IS NOT NULL",
 )
 _START_TURN = Query(
     "turn_start",
@@ -341,6 +347,7 @@ def insert_session(
         {
             "id": session_id,
             "ws": ws_id,
+            "of_ws": ws_id,
             "name": name or "",
             "executor": executor,
             "agent_session_id": agent_session_id,
@@ -443,6 +450,11 @@ def session_turns(tx: Transaction, session_id: str, *, limit: int = 5) -> list[T
     return [
         _turn(row) for row in tx.fetchall(_SESSION_TURNS, {"session": session_id, "limit": limit})
     ]
+
+
+def started_turns(tx: Transaction, session_id: str) -> int:
+    """How many of a session's turns reached a worker (a stopped pending turn never did)."""
+    return int(tx.scalar(_STARTED_TURNS, {"session": session_id}))
 
 
 def start_turn(tx: Transaction, turn_id: str, run_id: int, heads: dict[str, str]) -> bool:

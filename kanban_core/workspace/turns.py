@@ -147,9 +147,28 @@ def begin(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
         ws = store.by_task(tx, task_id)
     if ws is None:
         return None
-    notes = ensure_worktrees(board, ws)
+    try:
+        notes = ensure_worktrees(board, ws)
+    except KanbanError as exc:
+        # The supervisor records this run's failure next, but the turn was never bound to the
+        # run: end it here, or it stays pending for ever and the queue stalls behind it.
+        with board.db.transaction(write=True) as tx:
+            pending = store.active_turn(tx, ws.id)
+            if pending is not None and pending.status is TurnStatus.PENDING:
+                reason = f"the workspace could not be prepared: {exc}"
+                if store.end_turn(tx, pending.id, TurnStatus.FAILED, reason, None):
+                    text = f"(failed) {reason}"
+                    store.add_message(
+                        tx, pending.session_id, "assistant", "agent", text, pending.id
+                    )
+                    _after_failure(tx, ws, pending, TurnStatus.FAILED, reason, [])
+        raise
     heads = _snapshot(ws)
     with board.db.transaction(write=True) as tx:
+        current = tasklink.current_run(tx, task_id)
+        if current is None or current[0] != run_id:
+            # A /stop (or a reclaim) ended the run between the claim and this start: no turn.
+            raise KanbanError(f"run {run_id} of t{task_id} already ended; no turn started")
         turn = store.active_turn(tx, ws.id)
         if turn is None or turn.status is not TurnStatus.PENDING:
             # Made ready from the board (an unblock), not by a message: continue the task.
@@ -174,7 +193,9 @@ def begin(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
         store.set_status(tx, ws.id, WorkspaceStatus.RUNNING)
         for note in notes:
             notify(tx, ws, note)
-    resume = session.turns > 1
+        # Resume only an agent session an earlier turn really started: a turn stopped while
+        # pending never reached the agent, and `--resume` of an unknown session fails.
+        resume = store.started_turns(tx, session.id) > 1
     return TurnContext(
         turn=turn,
         session=session,
@@ -227,23 +248,32 @@ def settle_turn(
         return False
     reply = summary if status is TurnStatus.COMPLETED else f"({outcome}) {reason}"
     store.add_message(tx, turn.session_id, "assistant", "agent", reply or "(no summary)", turn.id)
-    notices = list(alerts)
     if status is TurnStatus.COMPLETED:
         store.set_status(tx, ws.id, WorkspaceStatus.READY)
         advance(tx, ws)
+        for text in alerts:
+            notify(tx, ws, text)
     else:
-        new = WorkspaceStatus.PAUSED if status is TurnStatus.CANCELLED else WorkspaceStatus.FAILED
-        store.set_status(tx, ws.id, new, reason)
-        waiting = store.queued(tx, turn.session_id)
-        if waiting:
-            store.set_paused(tx, turn.session_id, f"turn {turn.id} {status.value}: {reason}")
-            notices.append(
-                f"{ws.id}: the agent's turn {status.value}; {len(waiting)} queued follow-up(s) "
-                "paused — nothing runs until you choose."
-            )
-    for text in notices:
-        notify(tx, ws, text, queue_buttons=status is not TurnStatus.COMPLETED)
+        _after_failure(tx, ws, turn, status, reason or "failed", alerts)
     return True
+
+
+def _after_failure(
+    tx: Transaction, ws: Workspace, turn: Turn, status: TurnStatus, reason: str, alerts: list[str]
+) -> None:
+    """A turn failed or was cancelled: the workspace says so and its queue waits for a person."""
+    new = WorkspaceStatus.PAUSED if status is TurnStatus.CANCELLED else WorkspaceStatus.FAILED
+    store.set_status(tx, ws.id, new, reason)
+    notices = list(alerts)
+    waiting = store.queued(tx, turn.session_id)
+    if waiting:
+        store.set_paused(tx, turn.session_id, f"turn {turn.id} {status.value}: {reason}")
+        notices.append(
+            f"{ws.id}: the agent's turn {status.value}; {len(waiting)} queued follow-up(s) "
+            "paused — nothing runs until you choose."
+        )
+    for text in notices:
+        notify(tx, ws, text, queue_buttons=True)
 
 
 def notify(tx: Transaction, ws: Workspace, text: str, *, queue_buttons: bool = False) -> None:

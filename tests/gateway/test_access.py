@@ -93,6 +93,9 @@ def test_every_ws_subcommand_is_classified():
 def test_workspace_requests_need_an_operator_and_reads_a_viewer():
     assert required_role("ws", "diff") is Role.VIEWER
     assert required_role("ws", "queue") is Role.VIEWER
+    assert required_role("ws", "queue", "show") is Role.VIEWER
+    assert required_role("ws", "queue", "run") is Role.OPERATOR
+    assert required_role("ws", "queue", "clear") is Role.OPERATOR
     assert required_role("ws", "push") is Role.OPERATOR
     assert required_role("ws", "delete") is Role.OPERATOR
     assert Role.OPERATOR < Role.APPROVER < Role.ADMIN

@@ -8,10 +8,13 @@ instructions in it, one per line or separated by ``;``:
   blocks until ``release-<name>`` appears there;
 - ``fail`` exits 3 without completing (the supervisor records the failure).
 
-Everything else is chatter. Each call appends one JSON line to ``calls.jsonl`` in the
-directory named by ``FAKE_AGENT_DIR`` — the agent and kanban session ids, the resume flag,
-the message, its cwd and pid — and, unless told to fail, the agent ends its turn with
-``kanban complete --summary "…"`` as a real agent would.
+Everything else is chatter. Run it by path (``python …/fake_agent.py "{prompt}"``), not with
+``-m``, which imports from the cwd, where the agent may just have written a ``tests.py``.
+
+Each call appends one JSON line to ``calls.jsonl`` in the directory named by ``FAKE_AGENT_DIR``
+— the agent and kanban session ids, the resume flag, the message, its cwd and pid — and, unless
+told to fail, the agent ends its turn with ``kanban complete --summary "…"`` as a real agent
+would.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def main(argv: list[str]) -> int:
         "turn_id": os.environ.get("KANBAN_TURN_ID"),
         "task": os.environ.get("KANBAN_TASK"),
         "message": message,
-        "cwd": os.getcwd(),
+        "cwd": str(Path.cwd()),
         "pid": os.getpid(),
     }
     with (log_dir / "calls.jsonl").open("a", encoding="utf-8") as log:

@@ -280,7 +280,7 @@ class Kit:
 
     def notices(self, ws: Workspace) -> list[dict[str, Any]]:
         return [
-            e.payload
+            e.payload or {}
             for e in self.board.detail(ws.task_id).events
             if e.kind == EventKind.WORKSPACE_NOTICE.value
         ]

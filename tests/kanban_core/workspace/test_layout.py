@@ -182,3 +182,20 @@ def test_safe_rmdir_container_refuses_without_proof(tmp_path: Path, root: Path) 
     assert nested.is_dir()
     assert outside.is_dir()
     assert [p.name for p in outside.iterdir()] == [MARKER_NAME]
+
+
+def test_a_symlink_planted_in_a_container_is_unlinked_and_its_target_kept(tmp_path):
+    root = tmp_path / "root"
+    ws_id = new_id("ws")
+    container = root / ws_id
+    container.mkdir(parents=True)
+    write_marker(container, ws_id, ["api"])
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("keep")
+    (container / "evil").symlink_to(victim)
+
+    safe_rmdir_container(container, root, ws_id)
+
+    assert not container.exists()
+    assert (victim / "keep.txt").read_text() == "keep"
