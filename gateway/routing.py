@@ -50,6 +50,8 @@ def command_argv(word: str, text: str, repos: Collection[str]) -> Routed:
     name = canonical(word)
     if name is None:
         normal = normalize_word(word)
+        if normal in ("start", "help"):  # what a new Telegram user types first
+            return Routed([])
         slug = normal.removeprefix("repo:") if normal.startswith("repo:") else None
         if slug is None and normal in repos:
             slug = normal

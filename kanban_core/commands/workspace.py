@@ -39,6 +39,13 @@ def register(sub: Any) -> None:
     p.add_argument("--base", help="the branch to start from (default: the repo's default)")
     p.add_argument("--branch", help="a branch name of your own (default: kanban/<id>-<slug>)")
     p.add_argument("--agent", help="the agent profile (default: workspaces.agent)")
+    p.add_argument(
+        "--spec",
+        default="",
+        metavar="ID",
+        help="the spec id for a feature/task-{spec_id}-{task_number}-… template",
+    )
+    p.add_argument("--task-number", default="", metavar="N")
     p.set_defaults(handler=new)
 
     p = verbs.add_parser("list", help="active workspaces (--archived for the others)")
@@ -143,6 +150,8 @@ def new(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         base=args.base,
         branch=args.branch,
         executor=args.agent,
+        spec_id=args.spec,
+        task_number=args.task_number,
     )
     ws = made.workspace
     lines = [

@@ -51,6 +51,11 @@ _PENDING = Query(
     f"SELECT {_COLUMNS} FROM approvals WHERE status = 'pending' AND workspace_id = :ws "
     "AND expires_ms > {now} ORDER BY created_ms",
 )
+_WITHDRAW = Query(
+    "approval_withdraw",
+    "UPDATE approvals SET status = 'expired', decided_ms = {now}, result = :why "
+    "WHERE workspace_id = :ws AND status = 'pending'",
+)
 _RESULT = Query("approval_result", "UPDATE approvals SET result = :result WHERE id = :id")
 _AUDIT = Query(
     "workspace_audit_insert",
@@ -167,6 +172,11 @@ def expire_due(tx: Transaction, *, limit: int = 100) -> list[Approval]:
     """Mark requests past their TTL expired (= denied); returns them."""
     due = [_approval(row) for row in tx.fetchall(_EXPIRED, {"limit": limit})]
     return [a for a in due if tx.execute(_EXPIRE_ONE, {"id": a.id})]
+
+
+def withdraw_pending(tx: Transaction, ws_id: str, why: str) -> int:
+    """Close a workspace's undecided requests (it is gone); returns how many."""
+    return tx.execute(_WITHDRAW, {"ws": ws_id, "why": why})
 
 
 def set_result(tx: Transaction, approval_id: str, result: str) -> None:

@@ -8,6 +8,9 @@ with those arguments and no others. Nothing reaches a remote before that.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -175,6 +178,12 @@ class GitFlow:
         lines += [f"  {oid} {subject}" for oid, subject in plan.commits[:10]]
         kind = ApprovalKind.CONFIRM
         if force_with_lease:
+            if plan.remote_oid is None:
+                raise push.PushRefused(
+                    f"{plan.branch} does not exist on {plan.remote} yet: push it without "
+                    "--force-with-lease",
+                    "no_lease",
+                )
             kind = ApprovalKind.APPROVAL
             lines.insert(
                 0,
@@ -441,18 +450,9 @@ class GitFlow:
             if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
         }
         try:
-            proc = subprocess.run(
-                list(scripts[name]),
-                cwd=target.worktree,
-                env=env,
-                capture_output=True,
-                timeout=self.cfg.script_timeout_seconds,
-                check=False,
-                start_new_session=True,
+            code, output = _run_script(
+                list(scripts[name]), target.worktree, env, self.cfg.script_timeout_seconds
             )
-            code, output = proc.returncode, (proc.stdout + proc.stderr).decode("utf-8", "replace")
-        except subprocess.TimeoutExpired:
-            code, output = -1, f"timed out after {self.cfg.script_timeout_seconds}s"
         except OSError as exc:
             code, output = -1, f"cannot start: {exc}"
         text, _ = secrets.redact(output[-_OUTPUT_CHARS:])
@@ -598,6 +598,27 @@ class GitFlow:
                 before_oid=before,
                 after_oid=after,
             )
+
+
+def _run_script(argv: list[str], cwd: Path, env: dict[str, str], timeout: int) -> tuple[int, str]:
+    """Run a script in its own process group; on timeout the whole group is killed."""
+    with subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    ) as proc:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its children too (a test runner's workers)
+            proc.communicate()
+            return -1, f"timed out after {timeout}s (the script and its children were stopped)"
+    return proc.returncode, out.decode("utf-8", "replace")
 
 
 def _branch_name(ref: str) -> str:

@@ -132,6 +132,8 @@ class WorkspaceService:
         base: str | None = None,
         branch: str | None = None,
         executor: str | None = None,
+        spec_id: str = "",
+        task_number: str = "",
     ) -> Created:
         """Create the worktrees (all or none), then start the first session's first turn."""
         title = clean_title(title)
@@ -154,6 +156,8 @@ class WorkspaceService:
             title=title,
             template=self.cfg.branch_template,
             custom_branch=branch,
+            spec_id=spec_id,
+            task_number=task_number,
         )
         session_id = new_id("sess")
         with self.board.db.transaction(write=True) as tx:
@@ -345,6 +349,7 @@ class WorkspaceService:
         )
         with self.board.db.transaction(write=True) as tx:
             store.delete(tx, ws.id)
+            approvals.withdraw_pending(tx, ws.id, "the workspace was deleted")
             if tasklink.task_status(tx, ws.task_id) not in (None, "archived", "running"):
                 tasks.archive(tx, ws.task_id)
             approvals.audit(

@@ -193,6 +193,15 @@ _ENDED_RUN_TURNS = Query(
     "WHERE t.status = 'running' AND r.ended_ms IS NOT NULL LIMIT :limit",
 )
 
+# A pending turn whose task left the ready queue some other way (blocked by a spawn failure,
+# completed or archived by hand) can never start; it is ended so the queue does not wait on it.
+_STRANDED = Query(
+    "turns_stranded",
+    f"SELECT {', '.join('t.' + c.strip() for c in _TURN_COLUMNS.split(','))} "
+    "FROM workspace_turns t JOIN tasks k ON k.id = t.task_id "
+    "WHERE t.status = 'pending' AND k.status IN ('blocked', 'done', 'archived') LIMIT :limit",
+)
+
 _ENQUEUE = Query(
     "queue_insert",
     "INSERT INTO queued_messages (session_id, text, principal, source_key, state, created_ms) "
@@ -483,6 +492,11 @@ def end_turn(
 def turns_with_ended_runs(tx: Transaction, *, limit: int = 100) -> list[Turn]:
     """Running turns whose run already ended (their supervisor died before settling them)."""
     return [_turn(row) for row in tx.fetchall(_ENDED_RUN_TURNS, {"limit": limit})]
+
+
+def stranded_turns(tx: Transaction, *, limit: int = 100) -> list[Turn]:
+    """Pending turns that can no longer start."""
+    return [_turn(row) for row in tx.fetchall(_STRANDED, {"limit": limit})]
 
 
 # -- queue -----------------------------------------------------------------------------------

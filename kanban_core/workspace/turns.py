@@ -292,7 +292,19 @@ def settle_all(board: Kanban, *, limit: int = 50) -> int:
     done = 0
     with board.db.transaction(write=False) as tx:
         orphaned = store.turns_with_ended_runs(tx, limit=limit)
+        stranded = store.stranded_turns(tx, limit=limit)
         queued_ws = store.workspaces_with_queue(tx)
+    for turn in stranded:
+        with board.db.transaction(write=True) as tx:
+            if (
+                not store.lock(tx, turn.workspace_id)
+                or (ws := store.get(tx, turn.workspace_id)) is None
+            ):
+                continue
+            reason = "its task left the ready queue before a worker started it"
+            if store.end_turn(tx, turn.id, TurnStatus.FAILED, reason, None):
+                _after_failure(tx, ws, turn, TurnStatus.FAILED, reason, [])
+                done += 1
     for turn in orphaned:
         with board.db.transaction(write=False) as tx:
             ws = store.get(tx, turn.workspace_id)

@@ -841,14 +841,18 @@ def test_a_single_statement_read_leaves_the_pooled_connection_transactional(boar
     board.create(OPERATOR, title="before")
     with board.db.transaction(write=False, single=True) as tx:
         assert tx.scalar(Query("count_tasks", "SELECT count(*) FROM tasks")) == 1
-    with pytest.raises(RuntimeError), board.db.transaction(write=True) as tx:
-        tx.execute(
-            Query(
-                "insert_doomed",
-                "INSERT INTO tasks (title, status, created_by, created_ms, updated_ms) "
-                "VALUES ('doomed', 'ready', 'x', 0, 0)",
-            )
-        )
-        raise RuntimeError("roll it back")
+    doomed = Query(
+        "insert_doomed",
+        "INSERT INTO tasks (title, status, created_by, created_ms, updated_ms) "
+        "VALUES ('doomed', 'ready', 'x', 0, 0)",
+    )
+
+    def write_then_fail() -> None:
+        with board.db.transaction(write=True) as tx:
+            tx.execute(doomed)
+            raise RuntimeError("roll it back")
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
     assert [t.title for t in board.list()] == ["before"]
     assert board.events_after(board.max_event_id()) == []

@@ -485,3 +485,54 @@ def test_only_configured_scripts_run_in_their_worktree(kit: Kit, ws: Workspace) 
     with pytest.raises(WhichRepo):
         flow.run_script(ws, kit.caller(), None, "where")
     assert ("run", "ok") in kit.audit_ops(ws.id)
+
+
+def test_a_script_past_its_timeout_is_stopped_with_its_children(kit: Kit, ws: Workspace) -> None:
+    spawn_child = (
+        sys.executable,
+        "-c",
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "open('child.pid', 'w').write(str(child.pid))\n"
+        "time.sleep(600)\n",
+    )
+    kit.configure(
+        script_timeout_seconds=1,
+        repos={
+            "api": RepoConfig("api", kit.api, scripts={"hang": spawn_child}, github_repo="o/api"),
+            "web": RepoConfig("web", kit.web, github_repo="o/web"),
+        },
+    )
+
+    code, output = kit.flow({"PATH": os.environ["PATH"]}).run_script(
+        ws, kit.caller(), "api", "hang"
+    )
+
+    assert code == -1
+    assert "timed out" in output
+    child = int((ws.repos[0].worktree / "child.pid").read_text())
+    assert wait_until_gone(child)
+
+
+def wait_until_gone(pid: int, timeout_s: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return True  # killed; only its (reparented) entry waits to be reaped
+        time.sleep(0.02)
+    return False
+
+
+def test_force_with_lease_of_a_branch_the_remote_lacks_is_refused_at_once(
+    kit: Kit, ws: Workspace
+) -> None:
+    commit_all(kit, ws, "api")
+    with pytest.raises(PushRefused, match="without --force-with-lease"):
+        kit.flow().request_push(ws, kit.caller(), "api", force_with_lease=True)
+    assert kit.count("approvals", "op = 'push'") == 0

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kanban_core.workspace import reconcile, service as service_module, store
+from kanban_core.workspace import reconcile, service as service_module, store, worktree_set
 from kanban_core.workspace.layout import new_id, write_marker
 from tests.kanban_core.workspace.conftest import Kit, branches, git
 
@@ -16,7 +16,7 @@ class _Crash(BaseException):
 
 
 def test_a_creation_interrupted_by_a_crash_is_rolled_back_at_start(kit: Kit, monkeypatch):
-    real_create = service_module.create
+    real_create = worktree_set.create
 
     def create_then_die(*args: Any, **kwargs: Any) -> Any:
         real_create(*args, **kwargs)

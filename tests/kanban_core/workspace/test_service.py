@@ -10,6 +10,7 @@ import pytest
 
 from kanban_core.errors import InvalidTransition, KanbanError, ValidationError
 from kanban_core.workspace import store
+from kanban_core.workspace.approvals import ApprovalRefused
 from kanban_core.workspace.layout import MARKER_NAME
 from kanban_core.workspace.records import SessionState, TurnStatus, WorkspaceStatus
 from tests.kanban_core.workspace.conftest import (
@@ -321,3 +322,27 @@ def test_worktree_paths_are_real_directories(kit: Kit) -> None:
     for repo in ws.repos:
         assert not repo.worktree.is_symlink()
         assert (repo.worktree / ".git").is_file()
+
+
+def test_the_spec_branch_template_takes_its_fields_from_the_command(kit: Kit) -> None:
+    kit.configure(branch_template="feature/task-{spec_id}-{task_number}-{slug}")
+    made = kit.create("Add login", repos=("api",), spec_id="auth", task_number="3")
+    assert made.workspace.branch == "feature/task-auth-3-add-login"
+
+
+def test_deleting_a_workspace_withdraws_its_pending_requests(kit: Kit) -> None:
+    ws = kit.create("Add login", repos=("api",)).workspace
+    kit.run_turn(ws)
+    ws = kit.get(ws)
+    (ws.repos[0].worktree / "x.py").write_text("x = 1\n")
+    flow = kit.flow()
+    pending = flow.request_commit(ws, kit.caller(), "api", message="add x", scope=None)
+    deletion = flow.request_delete(ws, kit.caller(), delete_branch=False)
+    flow.decide(
+        kit.caller(may_approve=True, principal="telegram:2", name="bob"),
+        deletion.approval.id,
+        nonce=deletion.approval.nonce,
+        approve=True,
+    )
+    with pytest.raises(ApprovalRefused, match="already used"):
+        flow.decide(kit.caller(), pending.approval.id, nonce=pending.approval.nonce, approve=True)

@@ -432,3 +432,18 @@ def test_a_turn_stopped_between_claim_and_start_never_starts(kit: Kit) -> None:
     assert kit.turn(made.first_turn.turn_id).status is TurnStatus.CANCELLED
     assert kit.get(ws).status is WorkspaceStatus.PAUSED
     assert turns.finish(kit.board, claim.run_id) is False
+
+
+def test_a_pending_turn_whose_task_was_blocked_by_hand_is_ended_not_waited_on(kit: Kit) -> None:
+    ws = kit.create("Add login", repos=("api",)).workspace
+    kit.svc.follow_up(kit.get(ws), kit.caller(), "and docs")  # queued behind the first turn
+    kit.board.block(Actor("alice"), ws.task_id, "not now")
+
+    assert turns.settle_all(kit.board) >= 1
+
+    with kit.board.db.transaction(write=False) as tx:
+        assert store.active_turn(tx, ws.id) is None
+        (session,) = store.sessions(tx, ws.id)
+    assert session.queue_paused
+    assert kit.get(ws).status is WorkspaceStatus.FAILED
+    assert any("paused" in n.get("text", "") for n in kit.notices(ws))
