@@ -8,8 +8,8 @@ from typing import Any
 from kanban_core.commands import workspace_git
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, Heading, Table, Text
-from kanban_core.workspace.records import ChatPlace, Workspace
-from kanban_core.workspace.service import Caller, WorkspaceService
+from kanban_core.workspace.records import Caller, ChatPlace, Workspace
+from kanban_core.workspace.service import WorkspaceService
 from kanban_core.workspace.turns import TurnRequest
 
 

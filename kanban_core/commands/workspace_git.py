@@ -7,7 +7,8 @@ from typing import Any
 
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, FileOut, Text
-from kanban_core.workspace.gitflow import Card, GitFlow, WhichRepo
+from kanban_core.workspace.gitbase import Card, WhichRepo
+from kanban_core.workspace.gitflow import GitFlow
 from kanban_core.workspace.records import ApprovalKind, Workspace
 from kanban_core.workspace.service import WorkspaceService
 

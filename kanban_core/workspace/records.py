@@ -202,3 +202,14 @@ class ChatPlace:
     platform: str
     chat_id: str
     thread_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking and from where: identity from context, never from an argument."""
+
+    principal: str  # a stable key: telegram:123, cli:alice
+    name: str  # for people to read
+    place: ChatPlace
+    may_approve: bool = False
+    source_key: str | None = None  # the chat delivery, for idempotency

@@ -20,8 +20,8 @@ from kanban_core.workspace import store, turns
 from kanban_core.workspace.config import RepoConfig, WorkspacesConfig
 from kanban_core.workspace.gitflow import GitFlow
 from kanban_core.workspace.layout import managed_root
-from kanban_core.workspace.records import ChatPlace, Turn, Workspace
-from kanban_core.workspace.service import Caller, Created, WorkspaceService
+from kanban_core.workspace.records import Caller, ChatPlace, Turn, Workspace
+from kanban_core.workspace.service import Created, WorkspaceService
 from kanban_core.workspace.turns import TurnContext
 from tests.gitrepos import bare_origin
 

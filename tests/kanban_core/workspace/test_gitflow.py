@@ -17,7 +17,8 @@ from kanban_core.gitops.github import GhMissing
 from kanban_core.gitops.push import PushRefused, PushRejected
 from kanban_core.workspace.approvals import ApprovalRefused
 from kanban_core.workspace.config import GitHubConfig, RepoConfig
-from kanban_core.workspace.gitflow import Card, GitFlow, WhichRepo
+from kanban_core.workspace.gitbase import Card, WhichRepo
+from kanban_core.workspace.gitflow import GitFlow
 from kanban_core.workspace.records import ApprovalKind, Workspace
 from tests.gitrepos import TOKEN, FakeGitHub, Shim, fake_github, install_gh_shim
 from tests.kanban_core.workspace.conftest import Kit, commit, git, remote_heads
