@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, FileOut, Text
 from kanban_core.workspace.gitbase import Card, WhichRepo
 from kanban_core.workspace.gitflow import GitFlow
-from kanban_core.workspace.records import ApprovalKind, Workspace
+from kanban_core.workspace.records import ApprovalKind, Caller, Workspace
 from kanban_core.workspace.service import WorkspaceService
 
 
@@ -141,61 +142,61 @@ def diff(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     return CommandResult(blocks=tuple(blocks), files=files)
 
 
-def commit(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
-    """``ws commit``: a confirmation card."""
+def _request(
+    ctx: CommandContext,
+    args: argparse.Namespace,
+    ask: Callable[[GitFlow, Workspace, Caller], Card],
+) -> CommandResult:
+    """A write request: its card, or the question of which repository."""
     from kanban_core.commands.workspace import caller
 
     _svc, ws, git = _context(ctx, args)
     try:
-        return card(
-            git.request_commit(ws, caller(ctx), args.repo, message=args.message, scope=args.scope),
-            ctx,
-        )
+        return card(ask(git, ws, caller(ctx)), ctx)
     except WhichRepo as exc:
         return _which(exc)
+
+
+def commit(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``ws commit``: a confirmation card."""
+    return _request(
+        ctx,
+        args,
+        lambda git, ws, who: git.request_commit(
+            ws, who, args.repo, message=args.message, scope=args.scope
+        ),
+    )
 
 
 def push(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws push``: a confirmation card (an approval with --force-with-lease)."""
-    from kanban_core.commands.workspace import caller
-
-    _svc, ws, git = _context(ctx, args)
-    try:
-        return card(
-            git.request_push(ws, caller(ctx), args.repo, force_with_lease=args.force_with_lease),
-            ctx,
-        )
-    except WhichRepo as exc:
-        return _which(exc)
+    return _request(
+        ctx,
+        args,
+        lambda git, ws, who: git.request_push(
+            ws, who, args.repo, force_with_lease=args.force_with_lease
+        ),
+    )
 
 
 def pr(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws pr``: a confirmation card."""
-    from kanban_core.commands.workspace import caller
-
-    _svc, ws, git = _context(ctx, args)
-    try:
-        return card(
-            git.request_pr(ws, caller(ctx), args.repo, title=args.title, draft=args.draft), ctx
-        )
-    except WhichRepo as exc:
-        return _which(exc)
+    return _request(
+        ctx,
+        args,
+        lambda git, ws, who: git.request_pr(ws, who, args.repo, title=args.title, draft=args.draft),
+    )
 
 
 def attach(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws attach``: a confirmation card."""
-    from kanban_core.commands.workspace import caller
-
-    _svc, ws, git = _context(ctx, args)
-    try:
-        return card(
-            git.request_attach(
-                ws, caller(ctx), args.repo, ref=args.ref, force_attach=args.force_attach
-            ),
-            ctx,
-        )
-    except WhichRepo as exc:
-        return _which(exc)
+    return _request(
+        ctx,
+        args,
+        lambda git, ws, who: git.request_attach(
+            ws, who, args.repo, ref=args.ref, force_attach=args.force_attach
+        ),
+    )
 
 
 def delete(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
