@@ -155,7 +155,10 @@ def decide(
         if decider != found.requested_by and (approve or not may_approve):
             raise ApprovalRefused("only the person who asked can confirm this")
     else:
-        if not may_approve:
+        # The requester may always withdraw their own request; deciding otherwise is an
+        # approver's job.
+        withdrawing = not approve and decider == found.requested_by
+        if not may_approve and not withdrawing:
             raise ApprovalRefused("deciding this needs the approver role")
         if approve and four_eyes and decider == found.requested_by:
             raise ApprovalRefused("four-eyes mode: someone else must approve your request")

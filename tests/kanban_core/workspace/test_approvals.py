@@ -191,3 +191,20 @@ def test_a_decision_works_after_a_restart(durable_board: Kanban, tmp_path: Path)
         assert remote_heads(kit.api_remote) == remote  # a commit is local
     finally:
         kit.board.close()
+
+
+def test_the_requester_may_withdraw_a_request_only_an_approver_could_grant(kit: Kit) -> None:
+    ws = kit.create("Add login", repos=("api",)).workspace
+    kit.run_turn(ws)
+    ws = kit.get(ws)
+    (ws.repos[0].worktree / "draft.txt").write_text("unsaved\n")
+    flow = kit.flow()
+    card = flow.request_delete(ws, kit.caller(), delete_branch=False)
+    assert card.approval.kind is ApprovalKind.APPROVAL
+    with pytest.raises(ApprovalRefused, match="approver role"):
+        flow.decide(kit.caller(), card.approval.id, nonce=card.approval.nonce, approve=True)
+
+    lines = flow.decide(kit.caller(), card.approval.id, nonce=card.approval.nonce, approve=False)
+
+    assert "cancelled" in lines[0]
+    assert (ws.repos[0].worktree / "draft.txt").exists()
