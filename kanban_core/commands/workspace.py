@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kanban_core.commands import workspace_git
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, Heading, Table, Text
 from kanban_core.workspace.records import Caller, ChatPlace, Workspace
-from kanban_core.workspace.service import WorkspaceService
-from kanban_core.workspace.turns import TurnRequest
+
+if TYPE_CHECKING:
+    # The workspace machinery (git, GitHub, the service) loads only for `ws` commands, so
+    # `kanban list` stays a short process.
+    from kanban_core.workspace.service import WorkspaceService
+    from kanban_core.workspace.turns import TurnRequest
 
 
 def register(sub: Any) -> None:
@@ -120,6 +124,8 @@ def _ws_arg(p: argparse.ArgumentParser, *, positional: bool = False) -> None:
 
 def service(ctx: CommandContext) -> WorkspaceService:
     """The workspace service for this command (config re-read, so edits apply at once)."""
+    from kanban_core.workspace.service import WorkspaceService
+
     # A terminal user may name a repository by path; a chat user only by configured name.
     return WorkspaceService(ctx.board(), ctx.config(), allow_paths=ctx.interactive)
 

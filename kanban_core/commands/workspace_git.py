@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, FileOut, Text
-from kanban_core.workspace.gitbase import Card, WhichRepo
-from kanban_core.workspace.gitflow import GitFlow
 from kanban_core.workspace.records import ApprovalKind, Caller, Workspace
-from kanban_core.workspace.service import WorkspaceService
+
+if TYPE_CHECKING:
+    from kanban_core.workspace.gitbase import Card, WhichRepo
+    from kanban_core.workspace.gitflow import GitFlow
+    from kanban_core.workspace.service import WorkspaceService
 
 
 def register(verbs: Any) -> None:
@@ -92,6 +94,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def flow(ctx: CommandContext, svc: WorkspaceService) -> GitFlow:
     """The git operations with the caller's environment (tokens come from there only)."""
+    from kanban_core.workspace.gitflow import GitFlow
+
     return GitFlow(svc, ctx.environ)
 
 
@@ -149,6 +153,7 @@ def _request(
 ) -> CommandResult:
     """A write request: its card, or the question of which repository."""
     from kanban_core.commands.workspace import caller
+    from kanban_core.workspace.gitbase import WhichRepo
 
     _svc, ws, git = _context(ctx, args)
     try:
@@ -213,6 +218,7 @@ def delete(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 def run(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws run <script>``."""
     from kanban_core.commands.workspace import caller
+    from kanban_core.workspace.gitbase import WhichRepo
 
     _svc, ws, git = _context(ctx, args)
     try:
