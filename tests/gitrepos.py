@@ -1,4 +1,4 @@
-"""Test doubles shared by the gitops and workspace tests: plain git, a fake GitHub, a gh shim."""
+"""Shared test doubles: real git repositories, a fake GitHub REST API and a gh shim."""
 
 from __future__ import annotations
 
@@ -15,26 +15,114 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 #: The token the fake GitHub accepts (shaped like a real one, so redaction can be checked).
 TOKEN = "ghp_" + "S3cr3t" * 6
 
+# --- plain git ------------------------------------------------------------------------------
+
+#: No global or system git config and a fixed identity (also handed to gateway subprocesses).
+GIT_ENV = {
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+}
+_LEAKS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "EMAIL")
+_PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apply :data:`GIT_ENV`; drop a surrounding hook's ``GIT_*`` and any proxy (all is local).
+
+    Autouse wherever it is imported (``from tests.gitrepos import isolated_git as isolated_git``
+    in a conftest or test module); a fixture may also name it as a parameter.
+    """
+    for name, value in GIT_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in (*_LEAKS, *_PROXIES):
+        monkeypatch.delenv(name, raising=False)
+
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:
-    """The test's own plain git call (not the code under test)."""
+    """The test's own plain git call (not the code under test); stdout, stripped."""
     out = subprocess.run(
         ["git", "-C", str(cwd), *args], check=check, capture_output=True, text=True
     )
     return out.stdout.strip()
 
 
-def bare_origin(repo: Path, bare: Path) -> Path:
-    """A bare ``origin`` of ``repo`` holding its ``main``, with ``origin/HEAD`` set."""
+def write(path: Path, text: str | bytes) -> Path:
+    """Write a file, making its directories."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def commit(cwd: Path, name: str, text: str = "x\n", message: str | None = None) -> str:
+    """Write ``name`` and commit just it (``add <name>`` unless told); the new HEAD."""
+    write(cwd / name, text)
+    git(cwd, "add", "--", name)
+    git(cwd, "commit", "-q", "-m", message or f"add {name}")
+    return head(cwd)
+
+
+def head(cwd: Path) -> str:
+    return git(cwd, "rev-parse", "HEAD")
+
+
+def make_repo(
+    parent: Path,
+    name: str,
+    text: str | None = None,
+    message: str | None = None,
+    *,
+    initial: bool = True,
+    branch: str = "main",
+) -> Path:
+    """``git init -b branch parent/name``, then (if ``initial``) commit README.md.
+
+    The README holds ``text``, by default the repository's name and a newline.
+    """
+    path = parent / name
+    git(parent, "init", "-q", "-b", branch, str(path))
+    if initial:
+        commit(path, "README.md", f"{name}\n" if text is None else text, message)
+    return path
+
+
+def bare_origin(repo: Path, bare: Path, *, upstream: bool = False) -> Path:
+    """A bare ``origin`` of ``repo`` holding its ``main``, with ``origin/HEAD`` set.
+
+    ``upstream`` also makes ``main`` track ``origin/main`` (``push -u``).
+    """
     git(repo, "init", "-q", "--bare", "-b", "main", str(bare))
     git(repo, "remote", "add", "origin", str(bare))
-    git(repo, "push", "-q", "origin", "main")
+    git(repo, "push", "-q", *(["-u"] if upstream else []), "origin", "main")
     git(repo, "fetch", "-q", "origin")
     git(repo, "remote", "set-head", "origin", "main")
     return bare
+
+
+def branches(repo: Path) -> list[str]:
+    """Every local branch, as a full refname."""
+    return git(repo, "for-each-ref", "--format=%(refname)", "refs/heads").splitlines()
+
+
+def worktree_list(repo: Path) -> str:
+    return git(repo, "worktree", "list", "--porcelain")
+
+
+def remote_heads(bare: Path) -> str:
+    """Every ref of a (bare) repository with its object id."""
+    return git(bare, "for-each-ref", "--format=%(refname) %(objectname)")
 
 
 # --- the fake GitHub REST API ---------------------------------------------------------------

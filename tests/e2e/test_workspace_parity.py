@@ -36,12 +36,10 @@ from tests.e2e.workspace_support import (
     FakeGitHub,
     Project,
     button,
-    git,
-    git_env,
-    ls_remote,
     source_state,
     write_config,
 )
+from tests.gitrepos import git, isolated_git as isolated_git, remote_heads
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -86,12 +84,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
-    for name, value in git_env().items():
-        monkeypatch.setenv(name, value)
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "KANBAN_CONFIG", "KANBAN_DB_URL"):
+def project(tmp_path: Path, isolated_git: None, monkeypatch: pytest.MonkeyPatch) -> Project:
+    for name in ("KANBAN_CONFIG", "KANBAN_DB_URL", "KANBAN_DISABLE_WORKTREE_CLEANUP"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("KANBAN_DISABLE_WORKTREE_CLEANUP", raising=False)
     return Project.make(tmp_path)
 
 
@@ -173,7 +168,7 @@ async def test_p1_single_repo_happy_path(
 ) -> None:
     api, origin = project.repos["api"], project.remotes["api"]
     source_before = source_state(api)
-    remote_before = ls_remote(origin)
+    remote_before = remote_heads(origin)
     mark = gw.mark()
 
     reply = await gw.say('/ws new "Add login" --repo api --body "write login.py; wait p1"')
@@ -212,11 +207,11 @@ async def test_p1_single_repo_happy_path(
     message = git(repo.worktree, "log", "-1", "--format=%B")
     assert HEADER.match(message.splitlines()[0]), message
     assert f"Task: t{ws.task_id}" in message, message
-    assert ls_remote(origin) == remote_before  # nothing pushed
+    assert remote_heads(origin) == remote_before  # nothing pushed
 
     # /pr: a card; still nothing on the remote until it is confirmed.
     pr_card = gw.card_of(await gw.say("/pr"))
-    assert ls_remote(origin) == remote_before
+    assert remote_heads(origin) == remote_before
     assert not github.pulls
     opened = await gw.press(pr_card, "Confirm")
     assert "opened PR #1" in opened.text, opened.text
@@ -227,7 +222,7 @@ async def test_p1_single_repo_happy_path(
         "acme/api",
     )
     assert pull["html_url"] in opened.text
-    assert f"refs/heads/{ws.branch}" in ls_remote(origin)
+    assert f"refs/heads/{ws.branch}" in remote_heads(origin)
     assert gw.workspace(ws.id).repos[0].pr_url == pull["html_url"]
     assert source_state(api) == source_before
 
@@ -241,7 +236,7 @@ async def test_p1_single_repo_happy_path(
 async def test_two_repos_two_sessions_queue_review_commit_push_pr_archive(
     gw: ChatGateway, project: Project, github: FakeGitHub
 ) -> None:
-    remotes_before = {name: ls_remote(bare) for name, bare in project.remotes.items()}
+    remotes_before = {name: remote_heads(bare) for name, bare in project.remotes.items()}
     sources_before = {name: source_state(repo) for name, repo in project.repos.items()}
     ws_id = await new_workspace(
         gw, "Login everywhere", "api", "web", body="write api/login.py; write web/login.js"
@@ -301,17 +296,17 @@ async def test_two_repos_two_sessions_queue_review_commit_push_pr_archive(
         subject = git(repo.worktree, "log", "-1", "--format=%s")
         assert HEADER.match(subject), subject
         assert git(repo.worktree, "status", "--porcelain") == ""
-    assert {n: ls_remote(b) for n, b in project.remotes.items()} == remotes_before
+    assert {n: remote_heads(b) for n, b in project.remotes.items()} == remotes_before
 
     # Push web after confirming; the PR for api pushes api after its confirmation only.
     card = gw.card_of(await gw.say("/push --repo web"))
-    assert {n: ls_remote(b) for n, b in project.remotes.items()} == remotes_before
+    assert {n: remote_heads(b) for n, b in project.remotes.items()} == remotes_before
     pushed = await gw.press(card, "Confirm")
     assert "pushed" in pushed.text, pushed.text
-    assert f"refs/heads/{ws.branch}" in ls_remote(project.remotes["web"])
-    assert ls_remote(project.remotes["api"]) == remotes_before["api"]
+    assert f"refs/heads/{ws.branch}" in remote_heads(project.remotes["web"])
+    assert remote_heads(project.remotes["api"]) == remotes_before["api"]
     card = gw.card_of(await gw.say("/repo:api pr"))
-    assert ls_remote(project.remotes["api"]) == remotes_before["api"]
+    assert remote_heads(project.remotes["api"]) == remotes_before["api"]
     opened = await gw.press(card, "Confirm")
     assert "opened PR #1" in opened.text, opened.text
     [pull] = github.pulls
@@ -320,7 +315,7 @@ async def test_two_repos_two_sessions_queue_review_commit_push_pr_archive(
         ws.branch,
         "main",
     )
-    assert f"refs/heads/{ws.branch}" in ls_remote(project.remotes["api"])
+    assert f"refs/heads/{ws.branch}" in remote_heads(project.remotes["api"])
 
     # Archive: hidden from the list, everything kept.
     archived = await gw.say("/ws archive")
@@ -540,12 +535,12 @@ async def test_p5_force_push_waits_for_an_approver(gw: ChatGateway, project: Pro
     card = gw.card_of(await gw.say("/commit"))
     assert "committed" in (await gw.press(card, "Confirm")).text
     ours = git(repo.worktree, "rev-parse", "HEAD")
-    remote_before = ls_remote(origin)
+    remote_before = remote_heads(origin)
 
     refused = await gw.say("/push")
     plain = await gw.press(gw.card_of(refused), "Confirm") if refused.keyboard else refused
     assert "⚠" in plain.text, plain.text
-    assert ls_remote(origin) == remote_before
+    assert remote_heads(origin) == remote_before
 
     card = gw.card_of(await gw.say("/push --force-with-lease"))
     assert "FORCE" in card.text, card.text
@@ -554,11 +549,11 @@ async def test_p5_force_push_waits_for_an_approver(gw: ChatGateway, project: Pro
     # The operator who asked cannot approve their own high-risk request.
     own = await gw.press(card, "Approve")
     assert "needs the approver role" in own.text, own.text
-    assert ls_remote(origin) == remote_before
+    assert remote_heads(origin) == remote_before
 
     approved = await gw.press(card, "Approve", user=BOB)
     assert "pushed" in approved.text, approved.text
-    assert f"refs/heads/{ws.branch} {ours}" in ls_remote(origin)
+    assert f"refs/heads/{ws.branch} {ours}" in remote_heads(origin)
     again = await gw.press(card, "Approve", user=BOB)
     assert "already used" in again.text, again.text
     rows = [(op, who, outcome) for _r, op, who, _ap, outcome, _d in gw.audit(ws_id)]

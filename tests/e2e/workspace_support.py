@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from kanban_core import Kanban, KernelSettings
 from kanban_core.workspace import approvals, store
 from kanban_core.workspace.records import Session, Turn, Workspace
 from tests.e2e.fake_telegram import ALICE, ALICE_ID, TOKEN, FakeTelegram, Sent
+from tests.gitrepos import GIT_ENV, bare_origin, git, make_repo
 
 T = TypeVar("T")
 
@@ -58,31 +58,6 @@ REPLY_S = 30.0
 
 
 # -- git -----------------------------------------------------------------------------------------
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    """The test's own git call (not the code under test)."""
-    out = subprocess.run(
-        ["git", "-C", str(cwd), *args], check=check, capture_output=True, text=True
-    )
-    return out.stdout.strip()
-
-
-def git_env() -> dict[str, str]:
-    """Neither the user's git config nor a surrounding hook's environment may leak in."""
-    return {
-        "GIT_CONFIG_GLOBAL": "/dev/null",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.invalid",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "test@example.invalid",
-    }
-
-
-def ls_remote(bare: Path) -> str:
-    """Every ref of a bare remote with its object id."""
-    return git(bare, "for-each-ref", "--format=%(refname) %(objectname)")
 
 
 def source_state(repo: Path) -> str:
@@ -123,19 +98,9 @@ class Project:
             path.mkdir()
         project = cls(tmp, home, data, src, agent_dir)
         for name in names:
-            repo = src / name
-            git(src, "init", "-q", "-b", "main", str(repo))
-            (repo / "README.md").write_text(f"{name}\n", encoding="utf-8")
-            git(repo, "add", "README.md")
-            git(repo, "commit", "-q", "-m", f"start {name}")
-            bare = tmp / "remotes" / f"{name}.git"
-            git(tmp, "init", "-q", "--bare", "-b", "main", str(bare))
-            git(repo, "remote", "add", "origin", str(bare))
-            git(repo, "push", "-q", "origin", "main")
-            git(repo, "fetch", "-q", "origin")
-            git(repo, "remote", "set-head", "origin", "main")
+            repo = make_repo(src, name, message=f"start {name}")
             project.repos[name] = repo
-            project.remotes[name] = bare
+            project.remotes[name] = bare_origin(repo, tmp / "remotes" / f"{name}.git")
         return project
 
     def calls(self) -> list[dict[str, Any]]:
@@ -288,7 +253,7 @@ class ChatGateway:
         self.settings = settings
         self.environ = {
             **os.environ,
-            **git_env(),
+            **GIT_ENV,
             "KANBAN_HOME": str(project.home),
             "KANBAN_DB_URL": settings.db_url,
             TELEGRAM_TOKEN_ENV: TOKEN,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import git
@@ -13,6 +12,15 @@ import pytest
 
 from kanban_core import Task, TaskId, TaskStatus, WorkspaceKind, worktrees as wt
 from kanban_core.workspaces import WorkspaceError, worktree_root
+from tests.gitrepos import (
+    bare_origin,
+    branches,
+    commit,
+    git as run,  # `git` is GitPython here
+    isolated_git as isolated_git,  # autouse: every test here gets an isolated git
+    make_repo,
+    worktree_list,
+)
 
 TASK = Task(
     id=TaskId(42),
@@ -43,36 +51,9 @@ TASK = Task(
 BRANCH = "kanban/42-fix-the-login-bug"
 
 
-@pytest.fixture(autouse=True)
-def _git_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Neither the user's git config nor a hook's environment may leak into these repositories.
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for who in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{who}_NAME", "Test")
-        monkeypatch.setenv(f"GIT_{who}_EMAIL", "test@example.invalid")
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def run(cwd: Path, *args: str) -> str:
-    out = subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-def commit(cwd: Path, name: str, text: str = "x\n") -> str:
-    (cwd / name).write_text(text, encoding="utf-8")
-    run(cwd, "add", "--", name)
-    run(cwd, "commit", "-q", "-m", f"add {name}")
-    return run(cwd, "rev-parse", "HEAD")
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "proj"
-    run(tmp_path, "init", "-q", "-b", "main", str(path))
-    commit(path, "README.md", "hello\n")
-    return path
+    return make_repo(tmp_path, "proj", "hello\n")
 
 
 @pytest.fixture
@@ -91,11 +72,13 @@ def ensure(repo: Path, root: Path, *, allow_dirty_base: bool = False, **changes:
 
 
 def kanban_branches(repo: Path) -> list[str]:
-    return run(repo, "branch", "--list", "--format=%(refname:short)", "kanban*").split()
+    return [
+        b.removeprefix("refs/heads/") for b in branches(repo) if b.startswith("refs/heads/kanban")
+    ]
 
 
 def worktree_count(repo: Path) -> int:
-    return run(repo, "worktree", "list", "--porcelain").count("worktree ")
+    return worktree_list(repo).count("worktree ")
 
 
 def snapshot(repo: Path) -> tuple[str, bytes, dict[str, bytes], str]:
@@ -119,15 +102,6 @@ def assert_nothing_created(repo: Path, root: Path) -> None:
     if repo.is_dir() and (repo / ".git").exists():
         assert kanban_branches(repo) == []
     assert not root.exists()
-
-
-def push_remote(tmp_path: Path, repo: Path) -> Path:
-    remote = tmp_path / "remote.git"
-    run(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
-    run(repo, "remote", "add", "origin", str(remote))
-    run(repo, "push", "-q", "-u", "origin", "main")
-    run(repo, "remote", "set-head", "origin", "main")
-    return remote
 
 
 # --- naming -----------------------------------------------------------------------------------
@@ -254,7 +228,7 @@ def test_non_ascii_title_gives_task_slug(repo: Path, root: Path, title: str) -> 
 
 
 def test_base_is_origin_head_when_there_is_one(tmp_path: Path, repo: Path, root: Path) -> None:
-    push_remote(tmp_path, repo)
+    bare_origin(repo, tmp_path / "remote.git", upstream=True)
     commit(repo, "local.txt")  # local main is ahead of origin/main
     path, _, _ = ensure(repo, root)
     assert run(path, "rev-parse", "HEAD") == run(repo, "rev-parse", "origin/main")
@@ -330,8 +304,7 @@ def test_subdirectory_of_a_repo(repo: Path, root: Path) -> None:
 
 
 def test_empty_repo(tmp_path: Path, root: Path) -> None:
-    empty = tmp_path / "empty"
-    run(tmp_path, "init", "-q", "-b", "main", str(empty))
+    empty = make_repo(tmp_path, "empty", initial=False)
     with pytest.raises(WorkspaceError, match="create an initial commit first"):
         ensure(empty, root)
     assert run(empty, "for-each-ref") == ""
@@ -504,7 +477,7 @@ def test_rollback_never_deletes_a_branch_that_moved(
 def test_removes_a_clean_worktree_whose_branch_was_pushed(
     tmp_path: Path, repo: Path, root: Path
 ) -> None:
-    remote = push_remote(tmp_path, repo)
+    remote = bare_origin(repo, tmp_path / "remote.git", upstream=True)
     before = snapshot(repo)
     path, branch, _ = ensure(repo, root)
     tip = commit(path, "feature.txt")
@@ -548,7 +521,7 @@ def test_keeps_a_sibling_worktree_and_the_repo_dir(repo: Path, root: Path) -> No
 
 
 def test_refuses_unpushed_commits(tmp_path: Path, repo: Path, root: Path) -> None:
-    push_remote(tmp_path, repo)
+    bare_origin(repo, tmp_path / "remote.git", upstream=True)
     path, branch, _ = ensure(repo, root)
     commit(path, "one.txt")
     commit(path, "two.txt")

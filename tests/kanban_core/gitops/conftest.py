@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,35 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.gitrepos import (
+    bare_origin,
+    git,
+    isolated_git as isolated_git,  # autouse: every test here gets an isolated git
+    make_repo,
+)
+
 BRANCH = "kanban/42-fix-login"
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    """The test's own plain git call (not the code under test)."""
-    out = subprocess.run(
-        ["git", "-C", str(cwd), *args], check=check, capture_output=True, text=True
-    )
-    return out.stdout.strip()
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def commit(cwd: Path, name: str, text: str = "x\n", message: str | None = None) -> str:
-    write(cwd / name, text)
-    git(cwd, "add", "--", name)
-    git(cwd, "commit", "-q", "-m", message or f"add {name}")
-    return git(cwd, "rev-parse", "HEAD")
-
-
-def head(cwd: Path) -> str:
-    return git(cwd, "rev-parse", "HEAD")
 
 
 @dataclass(frozen=True)
@@ -50,28 +28,6 @@ class Workspace:
     branch: str
 
 
-@pytest.fixture(autouse=True)
-def _git_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Neither the user's git config nor a surrounding hook's environment may leak in,
-    # and nothing may reach a proxy: every server in these tests is on 127.0.0.1.
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for who in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{who}_NAME", "Test")
-        monkeypatch.setenv(f"GIT_{who}_EMAIL", "test@example.invalid")
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "EMAIL"):
-        monkeypatch.delenv(name, raising=False)
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def locks_dir(tmp_path: Path) -> Path:
     return tmp_path / "home" / "locks"
@@ -80,22 +36,13 @@ def locks_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A repository on ``main`` with one commit."""
-    path = tmp_path / "repo"
-    git(tmp_path, "init", "-q", "-b", "main", str(path))
-    commit(path, "README.md", "hello\n", "initial commit")
-    return path
+    return make_repo(tmp_path, "repo", "hello\n", "initial commit")
 
 
 @pytest.fixture
 def remote(tmp_path: Path, repo: Path) -> Path:
     """A bare ``origin`` holding ``main``, with ``origin/HEAD`` set in ``repo``."""
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    git(repo, "remote", "add", "origin", str(bare))
-    git(repo, "push", "-q", "origin", "main")
-    git(repo, "fetch", "-q", "origin")
-    git(repo, "remote", "set-head", "origin", "main")
-    return bare
+    return bare_origin(repo, tmp_path / "remote.git")
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from kanban_core.gitops.commits import (
 )
 from kanban_core.gitops.runner import GitOpError
 from kanban_core.gitops.status import FileChange
-from tests.kanban_core.gitops.conftest import BRANCH, Workspace, commit, git, head, write
+from tests.gitrepos import commit, git, head, write
+from tests.kanban_core.gitops.conftest import BRANCH, Workspace
 
 MESSAGE = "spirit(auth): add login\n\nBody line\n# not a comment\n\nTask: t42\n"
 

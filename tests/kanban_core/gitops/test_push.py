@@ -15,7 +15,8 @@ from kanban_core.gitops.push import (
     push,
 )
 from kanban_core.gitops.runner import GitOpError
-from tests.kanban_core.gitops.conftest import BRANCH, Workspace, commit, git, head, write
+from tests.gitrepos import commit, git, head, write
+from tests.kanban_core.gitops.conftest import BRANCH, Workspace
 
 
 def remote_tip(bare: Path, branch: str = BRANCH) -> str:

@@ -8,7 +8,8 @@ import pytest
 
 from kanban_core.gitops.runner import GitOpError
 from kanban_core.gitops.status import FileChange, repo_status, unified_diff
-from tests.kanban_core.gitops.conftest import BRANCH, Workspace, commit, git, head, write
+from tests.gitrepos import commit, git, head, write
+from tests.kanban_core.gitops.conftest import BRANCH, Workspace
 
 
 def status_of(wt: Path, base: str = "main"):

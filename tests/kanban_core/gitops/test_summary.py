@@ -7,7 +7,8 @@ from pathlib import Path
 
 from kanban_core.gitops.status import FileChange, RepoStatus, repo_status, unified_diff
 from kanban_core.gitops.summary import MINUS, diff_budgeted, status_lines
-from tests.kanban_core.gitops.conftest import BRANCH, Workspace, commit, git, write
+from tests.gitrepos import commit, git, write
+from tests.kanban_core.gitops.conftest import BRANCH, Workspace
 
 CLEAN = RepoStatus(
     head_oid="0" * 40,

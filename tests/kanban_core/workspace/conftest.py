@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from kanban_core.workspace.layout import managed_root
 from kanban_core.workspace.records import Caller, ChatPlace, Turn, Workspace
 from kanban_core.workspace.service import Created, WorkspaceService
 from kanban_core.workspace.turns import TurnContext
-from tests.gitrepos import bare_origin
+from tests.gitrepos import bare_origin, git, isolated_git as isolated_git, make_repo
 
 WS = "ws-1700000000-4f2a9c"
 WS2 = "ws-1700000001-b00b1e"
@@ -31,49 +30,9 @@ WS2 = "ws-1700000001-b00b1e"
 Entries = list[tuple[str, dict[str, object]]]
 
 
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    """The test's own plain git call (not the code under test)."""
-    out = subprocess.run(
-        ["git", "-C", str(cwd), *args], check=check, capture_output=True, text=True
-    )
-    return out.stdout.strip()
-
-
-def commit(cwd: Path, name: str, text: str = "x\n") -> str:
-    path = cwd / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    git(cwd, "add", "--", name)
-    git(cwd, "commit", "-q", "-m", f"add {name}")
-    return git(cwd, "rev-parse", "HEAD")
-
-
-def branches(repo: Path) -> list[str]:
-    return git(repo, "for-each-ref", "--format=%(refname)", "refs/heads").splitlines()
-
-
-def worktree_list(repo: Path) -> str:
-    return git(repo, "worktree", "list", "--porcelain")
-
-
-def make_repo(parent: Path, name: str, *, initial: bool = True, branch: str = "main") -> Path:
-    path = parent / name
-    git(parent, "init", "-q", "-b", branch, str(path))
-    if initial:
-        commit(path, "README.md", f"{name}\n")
-    return path
-
-
 @pytest.fixture(autouse=True)
-def _git_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Neither the user's git config nor a surrounding hook's environment may leak in.
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for who in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{who}_NAME", "Test")
-        monkeypatch.setenv(f"GIT_{who}_EMAIL", "test@example.invalid")
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"):
-        monkeypatch.delenv(name, raising=False)
+def _git_env(isolated_git: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Git isolated, and worktree cleanup as configured (no override from the environment)."""
     monkeypatch.delenv("KANBAN_DISABLE_WORKTREE_CLEANUP", raising=False)
 
 
@@ -94,13 +53,7 @@ def api(repos: Path) -> Path:
 @pytest.fixture
 def origin(tmp_path: Path, api: Path) -> Path:
     """A bare ``origin`` of api holding ``main``, with ``origin/HEAD`` set in api."""
-    bare = tmp_path / "remotes" / "api.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    git(api, "remote", "add", "origin", str(bare))
-    git(api, "push", "-q", "origin", "main")
-    git(api, "fetch", "-q", "origin")
-    git(api, "remote", "set-head", "origin", "main")
-    return bare
+    return bare_origin(api, tmp_path / "remotes" / "api.git")
 
 
 @pytest.fixture
@@ -293,10 +246,6 @@ def source_state(repo: Path) -> tuple[str, str, str]:
         git(repo, "stash", "list"),
         git(repo, "rev-parse", "HEAD"),
     )
-
-
-def remote_heads(bare: Path) -> str:
-    return git(bare, "for-each-ref", "--format=%(refname) %(objectname)")
 
 
 def make_kit(board: Kanban, tmp_path: Path) -> Kit:

@@ -10,7 +10,8 @@ from kanban_core import Kanban
 from kanban_core.workspace import approvals
 from kanban_core.workspace.approvals import ApprovalRefused
 from kanban_core.workspace.records import ApprovalKind, ApprovalStatus, Workspace
-from tests.kanban_core.workspace.conftest import Kit, git, make_kit, remote_heads, reopen
+from tests.gitrepos import git, remote_heads
+from tests.kanban_core.workspace.conftest import Kit, make_kit, reopen
 
 
 def _dirty(kit: Kit, repos: tuple[str, ...] = ("api",)) -> Workspace:

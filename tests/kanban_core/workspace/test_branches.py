@@ -24,7 +24,7 @@ from kanban_core.gitops.branches import (
 from kanban_core.gitops.runner import GitOpError
 from kanban_core.workspaces import WorkspaceError
 from kanban_core.worktrees import slugify
-from tests.kanban_core.workspace.conftest import git
+from tests.gitrepos import git
 
 D05 = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,99}$")
 HOSTILE = [

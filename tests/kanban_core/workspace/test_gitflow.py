@@ -20,8 +20,17 @@ from kanban_core.workspace.config import GitHubConfig, RepoConfig
 from kanban_core.workspace.gitbase import Card, WhichRepo
 from kanban_core.workspace.gitflow import GitFlow
 from kanban_core.workspace.records import ApprovalKind, Workspace
-from tests.gitrepos import TOKEN, FakeGitHub, Shim, fake_github, install_gh_shim
-from tests.kanban_core.workspace.conftest import Kit, commit, git, remote_heads
+from tests.gitrepos import (
+    TOKEN,
+    FakeGitHub,
+    Shim,
+    commit,
+    fake_github,
+    git,
+    install_gh_shim,
+    remote_heads,
+)
+from tests.kanban_core.workspace.conftest import Kit
 
 BUDGET = 3800
 

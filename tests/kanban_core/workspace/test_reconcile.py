@@ -8,7 +8,8 @@ import pytest
 
 from kanban_core.workspace import reconcile, service as service_module, store, worktree_set
 from kanban_core.workspace.layout import new_id, write_marker
-from tests.kanban_core.workspace.conftest import Kit, branches, git
+from tests.gitrepos import branches, git
+from tests.kanban_core.workspace.conftest import Kit
 
 
 class _Crash(BaseException):

@@ -13,14 +13,8 @@ from kanban_core.workspace import store
 from kanban_core.workspace.approvals import ApprovalRefused
 from kanban_core.workspace.layout import MARKER_NAME
 from kanban_core.workspace.records import SessionState, TurnStatus, WorkspaceStatus
-from tests.kanban_core.workspace.conftest import (
-    Kit,
-    branches,
-    commit,
-    git,
-    source_state,
-    worktree_list,
-)
+from tests.gitrepos import branches, commit, git, worktree_list
+from tests.kanban_core.workspace.conftest import Kit, source_state
 
 BRANCH_RE = r"^kanban/[0-9a-f]{4}-add-login$"
 

@@ -326,7 +326,7 @@ def test_stop_a_pending_turn_parks_the_task(kit: Kit) -> None:
 def test_a_worktree_deleted_by_hand_is_recreated_for_the_next_turn(kit: Kit) -> None:
     import shutil
 
-    from tests.kanban_core.workspace.conftest import commit, git, worktree_list
+    from tests.gitrepos import commit, git, worktree_list
 
     ws = kit.create().workspace
     kit.run_turn(ws)
@@ -349,7 +349,7 @@ def test_a_worktree_deleted_by_hand_is_recreated_for_the_next_turn(kit: Kit) -> 
 
 
 def test_an_agent_escaping_its_worktree_is_reported(kit: Kit) -> None:
-    from tests.kanban_core.workspace.conftest import commit, git
+    from tests.gitrepos import commit, git
 
     ws = kit.create(repos=("api",)).workspace
     claim, _context = kit.begin(ws)

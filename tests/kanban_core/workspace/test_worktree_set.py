@@ -31,17 +31,8 @@ from kanban_core.workspace.worktree_set import (
     rollback,
 )
 from kanban_core.workspaces import WorkspaceError
-from tests.kanban_core.workspace.conftest import (
-    WS,
-    WS2,
-    Entries,
-    Journal,
-    branches,
-    commit,
-    git,
-    make_repo,
-    worktree_list,
-)
+from tests.gitrepos import branches, commit, git, make_repo, worktree_list
+from tests.kanban_core.workspace.conftest import WS, WS2, Entries, Journal
 
 BRANCH = "kanban/4f2a-add-login"
 

@@ -15,7 +15,8 @@ from kanban_core.commands import CommandContext, CommandResult, run_command
 from kanban_core.commands.result import Text
 from kanban_core.workspace import store
 from kanban_core.workspace.records import WorkspaceStatus
-from tests.kanban_core.workspace.conftest import Kit, branches, git, remote_heads
+from tests.gitrepos import branches, git, remote_heads
+from tests.kanban_core.workspace.conftest import Kit
 
 Run = Callable[..., CommandResult]
 
