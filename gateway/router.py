@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 _DEDUPE_WINDOW = 10_000
 #: Verbs whose success should wake the dispatcher at once rather than at the next tick.
-_NUDGING = frozenset({"create", "complete", "unblock", "link", "unlink", "assign", "ws"})
+_NUDGING = frozenset({"create", "complete", "unblock", "link", "unlink", "assign"})
 _NOTIFY_VERBS = frozenset({"notify-subscribe", "notify-unsubscribe"})
 #: Inline diff budget when an adapter does not say (characters).
 DEFAULT_BUDGET = 3000
@@ -126,7 +126,8 @@ class Router:
             await self._audit(message, role, "error", "internal error")
             return Document.text("⚠ internal error; the gateway log has the details")
         await self._audit(message, role, "allowed", f"exit {result.exit_code}")
-        if result.ok and verb in _NUDGING:
+        # A workspace command wakes the dispatcher only when it started an agent turn.
+        if result.ok and (verb in _NUDGING or (verb == "ws" and result.created)):
             self.nudge()
         return _document(result, verb)
 

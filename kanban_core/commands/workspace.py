@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kanban_core.commands import workspace_git
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, Heading, Table, Text
+from kanban_core.domain import TaskId
 from kanban_core.workspace.records import Caller, ChatPlace, Workspace
 
 if TYPE_CHECKING:
@@ -307,9 +308,14 @@ def new_session(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         f"session {session.position} started with {session.executor}; it is now active "
         "(switch back: /sessions use 1)"
     ]
+    started: tuple[TaskId, ...] = ()
     if args.message:
-        lines.append(_turn_line(svc.follow_up(svc.get(ws.id), who, args.message)))
-    return CommandResult(blocks=tuple(Text(line) for line in lines))
+        request = svc.follow_up(svc.get(ws.id), who, args.message)
+        lines.append(_turn_line(request))
+        if request.turn_id is not None and not request.duplicate:
+            started = (ws.task_id,)
+    # `created` names the task whose turn started: the chat is subscribed, the dispatcher woken.
+    return CommandResult(blocks=tuple(Text(line) for line in lines), created=started)
 
 
 def sessions(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:

@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 
 def register(verbs: Any) -> None:
     """Add the git subcommands under ``ws``."""
-    from kanban_core.commands.workspace import lifecycle  # noqa: F401 - keeps one tree
-
     p = verbs.add_parser("status", help="branch, ahead/behind and changed files per repo")
     _common(p)
     p.set_defaults(handler=status)

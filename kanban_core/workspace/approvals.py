@@ -171,6 +171,11 @@ def decide(
     return decided
 
 
+def any_due(tx: Transaction) -> bool:
+    """Whether some request waits to be expired (a read, so idle ticks take no write lock)."""
+    return tx.fetchone(_EXPIRED, {"limit": 1}) is not None
+
+
 def expire_due(tx: Transaction, *, limit: int = 100) -> list[Approval]:
     """Mark requests past their TTL expired (= denied); returns them."""
     due = [_approval(row) for row in tx.fetchall(_EXPIRED, {"limit": limit})]

@@ -241,7 +241,11 @@ class GitFlow(GitExecutions):
         self, caller: Caller, approval_id: str, *, nonce: str | None, approve: bool
     ) -> list[str]:
         """Approve (and execute, once) or deny a request."""
+        refusal: approvals.ApprovalRefused | None = None
+        decided: Approval | None = None
+        asked: Approval | None = None
         with self.svc.board.db.transaction(write=True) as tx:
+            # A refusal still commits: deciding may have marked the request expired.
             try:
                 decided = approvals.decide(
                     tx,
@@ -252,20 +256,13 @@ class GitFlow(GitExecutions):
                     may_approve=caller.may_approve,
                     four_eyes=self.cfg.four_eyes,
                 )
-                outcome = "approved" if approve else "denied"
             except approvals.ApprovalRefused as exc:
-                decided, outcome = None, f"refused: {exc}"
-            ws_id = decided.workspace_id if decided else (approvals.get(tx, approval_id) or None)
-        if decided is None:
-            self._audit(
-                ws_id if isinstance(ws_id, str) else getattr(ws_id, "workspace_id", "?"),
-                caller,
-                "decide",
-                "refused",
-                outcome,
-                approval_id,
-            )
-            raise approvals.ApprovalRefused(outcome.removeprefix("refused: "))
+                refusal, asked = exc, approvals.get(tx, approval_id)
+        if refusal is not None or decided is None:
+            ws_id = asked.workspace_id if asked else "?"
+            self._audit(ws_id, caller, "decide", "refused", f"refused: {refusal}", approval_id)
+            raise refusal or approvals.ApprovalRefused(f"no such request {approval_id}")
+        outcome = "approved" if approve else "denied"
         self._audit(decided.workspace_id, caller, decided.op, outcome, None, approval_id)
         if not approve:
             return [f"{decided.op} cancelled ({approval_id})"]

@@ -97,6 +97,9 @@ def on_start(board: Kanban, config: WorkspacesConfig) -> ReconcileReport:
 def housekeeping(board: Kanban) -> tuple[int, list[str]]:
     """Settle turns, start queued follow-ups, expire approvals (each a short transaction)."""
     settled = turns.settle_all(board)
+    with board.db.transaction(write=False) as tx:
+        if not approvals.any_due(tx):
+            return settled, []
     with board.db.transaction(write=True) as tx:
         expired = approvals.expire_due(tx)
         for approval in expired:

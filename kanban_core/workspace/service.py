@@ -69,14 +69,6 @@ class WorkspaceService(SessionOps):
 
     # -- lookups ----------------------------------------------------------------------------
 
-    def get(self, ws_id: str) -> Workspace:
-        """A workspace by id, or a one-line error."""
-        with self.board.db.transaction(write=False) as tx:
-            found = store.get(tx, ws_id)
-        if found is None:
-            raise ValidationError(f"no workspace {ws_id!r} (see /ws list)")
-        return found
-
     def resolve(self, ref: str | None, place: ChatPlace | None) -> Workspace:
         """The workspace named, or the chat's bound one, or the only active one."""
         if ref:

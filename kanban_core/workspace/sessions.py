@@ -41,8 +41,13 @@ class SessionOps:
     config: KanbanConfig
     cfg: WorkspacesConfig
 
-    def get(self, ws_id: str) -> Workspace:  # provided by the service
-        raise NotImplementedError
+    def get(self, ws_id: str) -> Workspace:
+        """A workspace by id, or a one-line error."""
+        with self.board.db.transaction(write=False) as tx:
+            found = store.get(tx, ws_id)
+        if found is None:
+            raise ValidationError(f"no workspace {ws_id!r} (see /ws list)")
+        return found
 
     # -- sessions and the queue -------------------------------------------------------------
 

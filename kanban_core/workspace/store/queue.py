@@ -37,7 +37,10 @@ _WORKSPACES_WITH_QUEUE = Query(
     "queue_workspaces",
     "SELECT DISTINCT s.workspace_id FROM queued_messages q "
     "JOIN workspace_sessions s ON s.id = q.session_id "
-    "WHERE q.state = 'queued' AND s.queue_paused = 0",
+    "WHERE q.state = 'queued' AND s.queue_paused = 0 "
+    # A workspace whose turn is still running has nothing to start yet: no write lock per tick.
+    "AND NOT EXISTS (SELECT 1 FROM workspace_turns t WHERE t.workspace_id = s.workspace_id "
+    "AND t.status IN ('pending', 'running'))",
 )
 
 
@@ -75,7 +78,7 @@ def set_queued_state(tx: Transaction, queued_id: int, state: str) -> bool:
 
 
 def workspaces_with_queue(tx: Transaction) -> list[str]:
-    """Workspaces with queued follow-ups in an unpaused session."""
+    """Idle workspaces with queued follow-ups in an unpaused session."""
     return [str(row[0]) for row in tx.fetchall(_WORKSPACES_WITH_QUEUE)]
 
 
