@@ -30,3 +30,25 @@ TASK_JSON_KEYS = frozenset(
         "branch_name",
     }
 )
+
+#: The task keys of the reference's shapes (ours add ``repo`` and ``branch_name``).
+REFERENCE_TASK_KEYS = TASK_JSON_KEYS - {"repo", "branch_name"}
+
+#: Every key of a run's JSON (``runs --json``, ``show --json``'s runs, ``Run.to_json``).
+RUN_JSON_KEYS = frozenset(
+    {
+        "id",
+        "task_id",
+        "attempt",
+        "profile",
+        "claimer",
+        "status",
+        "outcome",
+        "summary",
+        "metadata",
+        "error",
+        "worker_pid",
+        "started_at",
+        "ended_at",
+    }
+)

@@ -10,73 +10,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
 from kanban_core import Kanban, KernelSettings, TaskId, TaskStatus, health
+from tests.support.processes import Lines, alive, wait_for
 
 pytestmark = pytest.mark.e2e
 
 STOP_TIMEOUT_S = 15.0
 T1 = TaskId(1)
-
-
-class Lines:
-    """Collects a stream's lines on a thread, so a test can wait for one."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _pump(self, stream: IO[bytes]) -> None:
-        for raw in iter(stream.readline, b""):
-            self._queue.put(raw.decode("utf-8", errors="replace").rstrip("\n"))
-        self._queue.put(None)
-
-    def next(self, timeout: float = 30.0) -> str:
-        """The next line; fails after ``timeout`` seconds or at the end of the stream."""
-        return self.wait_for(lambda _line: True, timeout)
-
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 30.0) -> str:
-        """The first new line matching ``predicate``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no matching line within {timeout}s; saw {self.seen!r}")
-            try:
-                line = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                self._queue.put(None)  # stay at the end for later calls
-                raise AssertionError(f"the stream ended; saw {self.seen!r}")
-            self.seen.append(line)
-            if predicate(line):
-                return line
-
-    def rest(self) -> str:
-        """Everything seen, once the stream has closed (call after the process exited)."""
-        self._thread.join(timeout=10)
-        while True:
-            try:
-                line = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if line is not None:
-                self.seen.append(line)
-        return "\n".join(self.seen)
 
 
 class GatewayProcess:
@@ -163,26 +112,6 @@ def start(home: Path) -> Iterator[Callable[..., GatewayProcess]]:
 
 def open_board(home: Path) -> Kanban:
     return Kanban.open(KernelSettings(home=home, db_url=f"sqlite:///{home / 'kanban.db'}"))
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` is a live process (a zombie is not alive)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_create_a_task_hear_it_complete_and_stop_cleanly(start):

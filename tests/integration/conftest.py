@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
+
+from tests.support.processes import Lines
 
 PG_URL = os.environ.get("KANBAN_TEST_PG_URL", "")
 #: The operator every command runs as unless a test says otherwise (``--mine`` relies on it).
@@ -90,49 +89,13 @@ def refusal_problem(result: Outcome, code: int, needle: str) -> str | None:
     return None
 
 
-class LineReader:
-    """Collects a process's stdout lines on a thread, so a test can wait on a condition."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _pump(self, stream: IO[bytes]) -> None:
-        for raw in iter(stream.readline, b""):
-            self._lines.put(raw.decode("utf-8").rstrip("\n"))
-        self._lines.put(None)
-
-    def join(self) -> None:
-        """Wait until the stream is closed and drained."""
-        self._thread.join(timeout=COMMAND_TIMEOUT_S)
-
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 20.0) -> str:
-        """The first new line matching ``predicate``; fails after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no matching line within {timeout}s; saw {self.seen!r}")
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise AssertionError(f"the process closed stdout; saw {self.seen!r}")
-            self.seen.append(line)
-            if predicate(line):
-                return line
-
-
 class Follower:
     """A streaming command (``tail``/``watch`` without ``--once``) and the lines it printed."""
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
         self.proc = proc
-        self.lines = LineReader(proc.stdout)
+        self.lines = Lines(proc.stdout)
         self.code: int | None = None
         self.err = ""
 
@@ -152,7 +115,7 @@ class Follower:
             assert proc.stdout is not None
             self.err = proc.stderr.read().decode("utf-8")
             proc.stderr.close()
-            self.lines.join()
+            self.lines.join(COMMAND_TIMEOUT_S)
             proc.stdout.close()
 
 

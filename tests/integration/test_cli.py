@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import OPERATOR, Cli, refusal_problem, worker_env
+from tests.shapes import REFERENCE_TASK_KEYS, RUN_JSON_KEYS
 
 pytestmark = pytest.mark.integration
 
@@ -49,47 +50,7 @@ VERBS = (
     "reclaim",
     "edit",
 )
-TASK_KEYS = {
-    "id",
-    "title",
-    "body",
-    "assignee",
-    "status",
-    "block_kind",
-    "priority",
-    "tenant",
-    "workspace_kind",
-    "workspace_path",
-    "created_by",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "result",
-    "skills",
-    "max_runtime_seconds",
-    "idempotency_key",
-    "attempts",
-    "current_run_id",
-    "consecutive_failures",
-    "last_failure_error",
-}
 SHOW_KEYS = {"task", "parents", "children", "comments", "events", "runs"}
-RUN_KEYS = {
-    "id",
-    "task_id",
-    "attempt",
-    "profile",
-    "claimer",
-    "status",
-    "outcome",
-    "summary",
-    "metadata",
-    "error",
-    "worker_pid",
-    "started_at",
-    "ended_at",
-}
 CLAIM_KEYS = {
     "task_id",
     "run_id",
@@ -221,11 +182,14 @@ def test_create_list_show_in_text_and_json(cli: Cli) -> None:
         "--skill", "python", "--skill", "git", "--skill", "python",
         "--idempotency-key", "ship-1",
     )  # fmt: skip
-    assert TASK_KEYS | {"created"} <= set(data)  # the reference shape (newer fields may follow)
+    # The reference's shape; newer fields may follow.
+    assert REFERENCE_TASK_KEYS | {"created"} <= set(data)
     child = data["id"]
     assert child == "t2"
     assert {
-        k: v for k, v in data.items() if k in TASK_KEYS | {"created"} and not k.endswith("_at")
+        k: v
+        for k, v in data.items()
+        if k in REFERENCE_TASK_KEYS | {"created"} and not k.endswith("_at")
     } == {
         "id": "t2",
         "title": "Ship it",
@@ -266,7 +230,7 @@ def test_create_list_show_in_text_and_json(cli: Cli) -> None:
     listed = cli.tasks()
     assert isinstance(listed, list)
     assert ids(listed) == [child, parent, "t3", mine]  # priority first, then age
-    assert all(set(task) >= TASK_KEYS for task in listed)
+    assert all(set(task) >= REFERENCE_TASK_KEYS for task in listed)
     filters = cli.run_many(
         [
             ("list", "--json", "--assignee", "coder"),
@@ -352,7 +316,7 @@ def test_edit(sqlite_cli: Cli) -> None:
     task_id = cli.create("old", "--body", "old body", "--tenant", "acme", "--priority", "1")
     assert cli.ok("edit", task_id, "--title", "new 🆕").out == f"Edited {task_id}\n"
     data = cli.json("edit", task_id, "--body", "", "--tenant", "none", "--priority", "7")
-    assert set(data) >= TASK_KEYS
+    assert set(data) >= REFERENCE_TASK_KEYS
     assert (data["title"], data["body"], data["tenant"], data["priority"]) == (
         "new 🆕",
         None,
@@ -564,8 +528,8 @@ def test_worker_acts_on_its_own_run(cli: Cli) -> None:
     ]
     assert len(detail["runs"]) == 1
     attempt = detail["runs"][0]
-    assert set(attempt) >= RUN_KEYS
-    assert {k: attempt[k] for k in RUN_KEYS - {"started_at", "ended_at"}} == {
+    assert set(attempt) >= RUN_JSON_KEYS
+    assert {k: attempt[k] for k in RUN_JSON_KEYS - {"started_at", "ended_at"}} == {
         "id": run,
         "task_id": task_id,
         "attempt": 1,

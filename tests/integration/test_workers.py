@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from kanban_core.logs import log_path
 from kanban_core.spawn import SubprocessSpawner
 from kanban_core.storage import Query
 from tests.integration.conftest import Cli, Outcome
+from tests.support.processes import alive, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -178,27 +178,6 @@ kanban("complete", "--summary", "read my context")
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` is a live process (a zombie is not alive)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def processes_under(root: Path) -> list[int]:

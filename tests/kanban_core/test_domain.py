@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 import pytest
 
 from kanban_core import (
@@ -13,7 +10,6 @@ from kanban_core import (
     RunId,
     RunOutcome,
     Subscription,
-    Task,
     TaskId,
     TaskStatus,
     ValidationError,
@@ -31,58 +27,9 @@ from kanban_core.domain import (
     format_run_id,
     parse_run_id,
 )
+from tests.factories import task_record
 from tests.kanban_core.support import worker
-from tests.shapes import TASK_JSON_KEYS
-
-RUN_KEYS = {
-    "id",
-    "task_id",
-    "attempt",
-    "profile",
-    "claimer",
-    "status",
-    "outcome",
-    "summary",
-    "metadata",
-    "error",
-    "worker_pid",
-    "started_at",
-    "ended_at",
-}
-
-
-BASE_TASK = Task(
-    id=TaskId(42),
-    title="write the tests",
-    body=None,
-    assignee=None,
-    status=TaskStatus.READY,
-    block_kind=None,
-    priority=0,
-    tenant=None,
-    workspace_kind=WorkspaceKind.SCRATCH,
-    workspace_path=None,
-    created_by="alice",
-    created_ms=1_700_000_000_999,
-    updated_ms=1_700_000_001_000,
-    started_ms=None,
-    completed_ms=None,
-    result=None,
-    skills=(),
-    max_runtime_s=None,
-    idempotency_key=None,
-    attempts=0,
-    current_run_id=None,
-    lease_expires_ms=None,
-    consecutive_failures=0,
-    last_failure_error=None,
-)
-
-
-def make_record(**overrides: Any) -> Task:
-    """A Task value with plausible defaults, independent of any database."""
-    return dataclasses.replace(BASE_TASK, **overrides)
-
+from tests.shapes import RUN_JSON_KEYS, TASK_JSON_KEYS
 
 # -- task ids ---------------------------------------------------------------------------------
 
@@ -177,7 +124,7 @@ def test_terminal_and_satisfying_sets():
 
 
 def test_task_to_json_of_a_value():
-    task = make_record(
+    task = task_record(
         status=TaskStatus.BLOCKED,
         block_kind=BlockKind.GAVE_UP,
         workspace_kind=WorkspaceKind.DIR,
@@ -262,7 +209,7 @@ def test_run_comment_and_event_to_json(board, operator, make_task):
     detail = board.detail(task.id)
     (run,) = detail.runs
     run_json = run.to_json()
-    assert set(run_json) == RUN_KEYS
+    assert set(run_json) == RUN_JSON_KEYS
     assert run_json["id"] == claim.run_id
     assert run_json["task_id"] == task.ref
     assert run_json["attempt"] == 1

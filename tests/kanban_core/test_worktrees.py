@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import git
 import pytest
 
-from kanban_core import Task, TaskId, TaskStatus, WorkspaceKind, worktrees as wt
+from kanban_core import Task, TaskId, WorkspaceKind, worktrees as wt
 from kanban_core.workspaces import WorkspaceError, worktree_root
+from tests.factories import task_record
 from tests.gitrepos import (
     bare_origin,
     branches,
@@ -22,32 +23,6 @@ from tests.gitrepos import (
     worktree_list,
 )
 
-TASK = Task(
-    id=TaskId(42),
-    title="Fix the login bug",
-    body=None,
-    assignee=None,
-    status=TaskStatus.READY,
-    block_kind=None,
-    priority=0,
-    tenant=None,
-    workspace_kind=WorkspaceKind.WORKTREE,
-    workspace_path=None,
-    created_by="alice",
-    created_ms=0,
-    updated_ms=0,
-    started_ms=None,
-    completed_ms=None,
-    result=None,
-    skills=(),
-    max_runtime_s=None,
-    idempotency_key=None,
-    attempts=0,
-    current_run_id=None,
-    lease_expires_ms=None,
-    consecutive_failures=0,
-    last_failure_error=None,
-)
 BRANCH = "kanban/42-fix-the-login-bug"
 
 
@@ -61,8 +36,14 @@ def root(tmp_path: Path) -> Path:
     return worktree_root(tmp_path / "home")
 
 
-def task(**changes: object) -> Task:
-    return dataclasses.replace(TASK, **changes)  # type: ignore[arg-type]
+def task(**changes: Any) -> Task:
+    defaults: dict[str, Any] = {
+        "title": "Fix the login bug",
+        "workspace_kind": WorkspaceKind.WORKTREE,
+        "created_ms": 0,
+        "updated_ms": 0,
+    }
+    return task_record(**(defaults | changes))
 
 
 def ensure(repo: Path, root: Path, *, allow_dirty_base: bool = False, **changes: object):

@@ -31,6 +31,7 @@ from tests.gitrepos import (
     remote_heads,
 )
 from tests.kanban_core.workspace.conftest import Kit
+from tests.support.processes import alive, wait_for
 
 BUDGET = 3800
 
@@ -521,22 +522,7 @@ def test_a_script_past_its_timeout_is_stopped_with_its_children(kit: Kit, ws: Wo
     assert code == -1
     assert "timed out" in output
     child = int((ws.repos[0].worktree / "child.pid").read_text())
-    assert wait_until_gone(child)
-
-
-def wait_until_gone(pid: int, timeout_s: float = 10.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except FileNotFoundError:
-            return True
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return True  # killed; only its (reparented) entry waits to be reaped
-        time.sleep(0.02)
-    return False
+    wait_for(lambda: not alive(child), 10, "the script's child to be stopped")
 
 
 def test_force_with_lease_of_a_branch_the_remote_lacks_is_refused_at_once(

@@ -1,0 +1,84 @@
+"""Waiting on subprocesses in tests: their output lines, their liveness, any condition."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+class Lines:
+    """Collects a stream's lines on a thread, so a test can wait for one."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            self._queue.put(raw.decode("utf-8", errors="replace").rstrip("\n"))
+        self._queue.put(None)
+
+    def next(self, timeout: float = 30.0) -> str:
+        """The next line; fails after ``timeout`` seconds or at the end of the stream."""
+        return self.wait_for(lambda _line: True, timeout)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 30.0) -> str:
+        """The first new line matching ``predicate``; fails after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching line within {timeout}s; saw {self.seen!r}")
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                self._queue.put(None)  # stay at the end for later calls
+                raise AssertionError(f"the stream ended; saw {self.seen!r}")
+            self.seen.append(line)
+            if predicate(line):
+                return line
+
+    def join(self, timeout: float = 30.0) -> None:
+        """Wait until the stream is closed and read."""
+        self._thread.join(timeout=timeout)
+
+    def rest(self) -> str:
+        """Everything seen, once the stream has closed (call after the process exited)."""
+        self.join(timeout=10)
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.seen.append(line)
+        return "\n".join(self.seen)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` is a live process (a zombie is not alive)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
