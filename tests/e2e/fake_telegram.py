@@ -9,7 +9,7 @@ import itertools
 import json
 import re
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any, TypeVar
@@ -666,3 +666,14 @@ async def _decode(request: web.Request) -> dict[str, Any]:
         except ValueError:
             params[key] = value
     return params
+
+
+@contextlib.asynccontextmanager
+async def running() -> AsyncIterator[FakeTelegram]:
+    """A started fake Bot API, stopped afterwards (the tests' fixture body)."""
+    server = FakeTelegram()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

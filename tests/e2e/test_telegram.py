@@ -35,6 +35,7 @@ from tests.e2e.fake_telegram import (
     TOKEN,
     FakeTelegram,
     parse_telegram_html,
+    running,
     utf16_len,
 )
 
@@ -77,12 +78,8 @@ class Sink:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegram]:
-    server = FakeTelegram()
-    await server.start()
-    try:
+    async with running() as server:
         yield server
-    finally:
-        await server.stop()
 
 
 def make_adapter(fake: FakeTelegram, token: str | None = TOKEN) -> TelegramAdapter:

@@ -26,7 +26,7 @@ from kanban_core import KernelSettings
 from kanban_core.workspace import store, turns
 from kanban_core.workspace.records import TurnStatus, WorkspaceStatus
 from tests.e2e import test_telegram as telegram_e2e
-from tests.e2e.fake_telegram import ALICE, BOT_USERNAME, FakeTelegram
+from tests.e2e.fake_telegram import ALICE, BOT_USERNAME, FakeTelegram, running
 from tests.e2e.workspace_support import (
     BOB,
     CAROL,
@@ -92,12 +92,8 @@ def project(tmp_path: Path, isolated_git: None, monkeypatch: pytest.MonkeyPatch)
 
 @pytest.fixture
 async def telegram() -> AsyncIterator[FakeTelegram]:
-    server = FakeTelegram()
-    await server.start()
-    try:
+    async with running() as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
