@@ -29,13 +29,17 @@ from kanban_core.recovery import FailurePolicy
 from kanban_core.spawn import Spawner, SpawnError, WorkerSpec
 from kanban_core.storage import Query
 
-# Counted per configured assignee and in total, each from a covering index: a GROUP BY over
-# every running task would visit thousands of table rows on each pass.
+# Counted per configured assignee and in total from the running tasks' own index, which holds
+# the assignee: a GROUP BY over every running task would visit thousands of table rows on each
+# pass, and the plain assignee index would walk each assignee's whole history.
 _RUNNING_FOR = Query(
     "running_for_assignee",
-    "SELECT count(*) FROM tasks WHERE assignee = :assignee AND status = 'running'",
+    "SELECT count(*) FROM tasks {index:ix_tasks_running} "
+    "WHERE assignee = :assignee AND status = 'running'",
 )
-_RUNNING_TOTAL = Query("running_total", "SELECT count(*) FROM tasks WHERE status = 'running'")
+_RUNNING_TOTAL = Query(
+    "running_total", "SELECT count(*) FROM tasks {index:ix_tasks_running} WHERE status = 'running'"
+)
 _READY_FOR = Query(
     "ready_for_assignee",
     "SELECT id, priority, created_ms FROM tasks {index:ix_tasks_ready_assignee} "

@@ -21,7 +21,10 @@ _DELETE_EVENTS = Query(
     "gc_events",
     "DELETE FROM task_events WHERE created_ms < :cutoff "
     "AND task_id IN (SELECT id FROM tasks WHERE status IN ('done', 'archived')) "
-    "AND id NOT IN (SELECT event_id FROM notify_deliveries)",
+    "AND id NOT IN (SELECT event_id FROM notify_deliveries) "
+    # The newest event stays: event ids are max + 1 (no AUTOINCREMENT), so deleting it would
+    # hand its id out again, and a cursor already past it would miss the new event.
+    "AND id < (SELECT max(id) FROM task_events)",
 )
 _NOW = Query("gc_now", "SELECT {now}")
 #: Only files the worker supervisor writes (``t42.log``, ``t42.log.1``) are ever deleted.

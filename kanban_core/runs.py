@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import replace
 from typing import Any
 
 from kanban_core import events, links, notify
@@ -30,8 +29,11 @@ from kanban_core.errors import InvalidTransition, PermissionDenied, StaleRun, Ta
 from kanban_core.rows import TASK_COLUMNS, dump_json, task_from_row
 from kanban_core.storage import Query, Transaction
 
+# The run's id is allocated here, so the run row is inserted with it and the task needs no
+# second UPDATE to point at its run.
 _CLAIM_SET = (
-    "status = 'running', attempts = attempts + 1, lease_owner = :claimer, "
+    "status = 'running', attempts = attempts + 1, current_run_id = {next_id:task_runs}, "
+    "lease_owner = :claimer, "
     "lease_expires_ms = {now} + :ttl_ms, heartbeat_ms = {now}, "
     "started_ms = COALESCE(started_ms, {now}), updated_ms = {now}, "
     "deadline_ms = CASE WHEN max_runtime_s IS NULL THEN NULL "
@@ -60,9 +62,9 @@ _CLAIM_NEXT_FOR = Query(
 )
 _INSERT_RUN = Query(
     "insert_run",
-    "INSERT INTO task_runs (task_id, attempt, profile, claimer, token_hash, status, started_ms, "
-    "lease_ttl_ms, heartbeat_ms, max_runtime_s) VALUES (:task_id, :attempt, :profile, :claimer, "
-    ":token_hash, 'running', {now}, :ttl_ms, {now}, :max_runtime_s) RETURNING id",
+    "INSERT INTO task_runs (id, task_id, attempt, profile, claimer, token_hash, status, "
+    "started_ms, lease_ttl_ms, heartbeat_ms, max_runtime_s) VALUES (:id, :task_id, :attempt, "
+    ":profile, :claimer, :token_hash, 'running', {now}, :ttl_ms, {now}, :max_runtime_s)",
 )
 _INSERT_CLOSED_RUN = Query(
     "insert_closed_run",
@@ -72,9 +74,6 @@ _INSERT_CLOSED_RUN = Query(
 )
 _BUMP_ATTEMPTS = Query(
     "bump_attempts", "UPDATE tasks SET attempts = attempts + 1 WHERE id = :id RETURNING attempts"
-)
-_SET_CURRENT_RUN = Query(
-    "set_current_run", "UPDATE tasks SET current_run_id = :run_id WHERE id = :id"
 )
 _CLOSE_RUN = Query(
     "close_run",
@@ -177,28 +176,27 @@ def claim(
     if row is None:
         return None
     task = task_from_row(row)
-    token = secrets.token_urlsafe(24)
-    run_id = RunId(
-        tx.scalar(
-            _INSERT_RUN,
-            {
-                "task_id": task.id,
-                "attempt": task.attempts,
-                "profile": task.assignee,
-                "claimer": claimer,
-                "token_hash": hash_token(token),
-                "ttl_ms": ttl_ms,
-                "max_runtime_s": task.max_runtime_s,
-            },
-        )
-    )
-    tx.execute(_SET_CURRENT_RUN, {"run_id": run_id, "id": task.id})
-    lease = task.lease_expires_ms
+    run_id, lease = task.current_run_id, task.lease_expires_ms
+    assert run_id is not None
     assert lease is not None
+    token = secrets.token_urlsafe(24)
+    tx.execute(
+        _INSERT_RUN,
+        {
+            "id": run_id,
+            "task_id": task.id,
+            "attempt": task.attempts,
+            "profile": task.assignee,
+            "claimer": claimer,
+            "token_hash": hash_token(token),
+            "ttl_ms": ttl_ms,
+            "max_runtime_s": task.max_runtime_s,
+        },
+    )
     events.append(
         tx, task.id, EventKind.CLAIMED, {"claimer": claimer, "lease_expires_ms": lease}, run_id
     )
-    return Claim(replace(task, current_run_id=run_id), run_id, task.attempts, token, lease)
+    return Claim(task, run_id, task.attempts, token, lease)
 
 
 def complete(

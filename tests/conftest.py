@@ -53,6 +53,36 @@ def pg_database_url() -> Iterator[str]:
         admin.close()
 
 
+def create_pg_database() -> str:
+    import psycopg
+
+    name = f"kanban_fresh_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fresh_url(db_url, tmp_path):
+    """An empty database of the test's dialect: a new SQLite file, or a new PostgreSQL database."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'fresh' / 'kanban.db'}"
+    else:
+        url = create_pg_database()
+        try:
+            yield url
+        finally:
+            drop_pg_database(url)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest) -> str:
     """Each kernel test runs once per database."""

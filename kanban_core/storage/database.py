@@ -24,6 +24,10 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _NO_PARAMS: Mapping[str, object] = {}
 _MAX_IDLE_CONNECTIONS = 4
 _JOURNAL_MODE = Query("journal_mode", "PRAGMA journal_mode")
+#: Page size of new SQLite boards. A claim or a complete dirties about a dozen pages, each
+#: written whole to the WAL: 1 KiB pages made claim→complete ~25% faster than the default 4 KiB
+#: (see the README's benchmarks); existing boards keep the size they were created with.
+SQLITE_PAGE_SIZE = 1024
 _PASSWORD_PARAM = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 
 
@@ -168,6 +172,9 @@ class Database:
         while True:
             connection = self._connect_sqlite()
             try:
+                # A new file's page size can be chosen until its first page is written. Small
+                # pages: a WAL commit writes (and checksums) every page it dirtied, whole.
+                connection.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
                 mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if str(mode).lower() == "wal":
                     return

@@ -71,13 +71,26 @@ def _upgrade(db: Database) -> None:
             _run_alembic(db)
 
 
-def _run_alembic(db: Database) -> None:
+def migrate_to(db: Database, revision: str) -> None:
+    """Upgrade or downgrade to a given revision (migration tests and support work only)."""
+    if revision not in REVISIONS:
+        raise StorageError(f"unknown schema revision {revision!r}")
+    current = schema_version(db)
+    with _MIGRATION_LOCK:
+        if current is not None and REVISIONS.index(revision) < REVISIONS.index(current):
+            _run_alembic(db, revision, downgrade=True)
+        elif current != revision:
+            _run_alembic(db, revision)
+
+
+def _run_alembic(db: Database, target: str = "head", *, downgrade: bool = False) -> None:
     import sqlalchemy as sa
     from alembic import command
     from alembic.config import Config
     from sqlalchemy.pool import NullPool, StaticPool
 
     engine: Any
+    shared = None
     if db.dialect == "sqlite":
         # Migrate through a connection opened our way (pragmas, WAL) — for :memory: the very
         # connection the kernel uses, or the schema would land in a different database.
@@ -89,6 +102,10 @@ def _run_alembic(db: Database) -> None:
 
         @sa.event.listens_for(engine, "begin")
         def _begin_immediate(connection: Any) -> None:
+            # Table rebuilds (drop the old table, rename the new one) need foreign keys off,
+            # which SQLite only allows outside a transaction; migrations/env.py re-checks
+            # every reference before the migration commits.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         engine = sa.create_engine(db.sqlalchemy_url(), poolclass=NullPool)
@@ -98,10 +115,15 @@ def _run_alembic(db: Database) -> None:
     try:
         with engine.connect() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            if downgrade:
+                command.downgrade(config, target)
+            else:
+                command.upgrade(config, target)
             connection.commit()
     except sa.exc.SQLAlchemyError as exc:
         raise StorageError(f"cannot migrate {db.describe()}: {exc}") from exc
     finally:
+        if shared is not None:
+            shared.execute("PRAGMA foreign_keys=ON")
         if not db.is_memory:
             engine.dispose()

@@ -26,6 +26,10 @@ ID = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData()
 
+#: The statuses of a task that waits (for parents, a claim or a person): ix_tasks_status.
+WAITING_STATUSES = "status = 'triage' OR status = 'todo' OR status = 'ready' OR status = 'blocked'"
+COMPLETED_BY_PROFILE = "outcome = 'completed' AND profile IS NOT NULL"
+
 tasks = Table(
     "tasks",
     metadata,
@@ -63,8 +67,21 @@ tasks = Table(
     Column("branch_name", String(200)),
     # claimed_at + max runtime, so the dispatcher finds overdue runs by index, not by scan.
     Column("deadline_ms", BigInteger),
-    # Every index here is written on each claim and complete (one WAL page each), so there are
-    # as few as the reads allow: the status index also orders the ready queue (claim --next).
+    # An index is written by a claim or a complete only when a column it holds (or its WHERE
+    # reads) changes, and each costs a WAL page per transaction. So nothing here holds status
+    # for every task: waiting tasks, ready tasks and running tasks each have their own partial
+    # index, and a task leaving one of them (ready -> running -> done) touches only those.
+    Index(
+        "ix_tasks_status",
+        "status",
+        text("priority DESC"),
+        "created_ms",
+        "id",
+        # Spelled as ORs: SQLite uses a partial index only when a query term equals one of its
+        # terms (status = 'ready' matches an OR term, never an IN list).
+        sqlite_where=text(WAITING_STATUSES),
+        postgresql_where=text(WAITING_STATUSES),
+    ),
     Index(
         "ix_tasks_ready_assignee",
         "assignee",
@@ -80,6 +97,13 @@ tasks = Table(
         sqlite_where=text("status = 'running'"),
         postgresql_where=text("status = 'running'"),
     ),
+    # The dispatcher's live count of running tasks per assignee, from the index alone.
+    Index(
+        "ix_tasks_running",
+        "assignee",
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
+    ),
     Index(
         "ix_tasks_deadline",
         "deadline_ms",
@@ -87,8 +111,7 @@ tasks = Table(
         sqlite_where=text("status = 'running' AND deadline_ms IS NOT NULL"),
         postgresql_where=text("status = 'running' AND deadline_ms IS NOT NULL"),
     ),
-    Index("ix_tasks_status", "status", text("priority DESC"), "created_ms", "id"),
-    Index("ix_tasks_assignee_status", "assignee", "status"),
+    Index("ix_tasks_assignee", "assignee"),
     Index("ix_tasks_tenant", "tenant"),
     # One live task per key; archiving a task frees its key.
     Index(
@@ -148,15 +171,18 @@ task_runs = Table(
     Column("workspace_path", Text),
     # Also serves a task's runs in order (attempts grow with ids).
     UniqueConstraint("task_id", "attempt", name="uq_task_runs_attempt"),
-    # A worker's "recent work by this assignee": completed runs only, written once at the end.
+    # A worker's "recent work by this assignee": completed runs of an assignee only, written
+    # once at the end (runs of unassigned tasks are never looked up this way).
     Index(
         "ix_task_runs_profile",
         "profile",
         "ended_ms",
-        sqlite_where=text("outcome = 'completed'"),
-        postgresql_where=text("outcome = 'completed'"),
+        sqlite_where=text(COMPLETED_BY_PROFILE),
+        postgresql_where=text(COMPLETED_BY_PROFILE),
     ),
-    sqlite_autoincrement=True,
+    # No AUTOINCREMENT (here and on task_events): it rewrites sqlite_sequence on every insert,
+    # one more WAL page per claim. Ids still never repeat, because rows are never deleted here
+    # and gc never deletes the newest event (a new rowid is always max + 1).
 )
 
 task_events = Table(
@@ -169,7 +195,6 @@ task_events = Table(
     Column("payload", Text),
     Column("created_ms", BigInteger, nullable=False),
     Index("ix_task_events_task", "task_id", "id"),
-    sqlite_autoincrement=True,
 )
 
 notify_subscriptions = Table(

@@ -10,6 +10,9 @@ spelled as a placeholder and filled in per dialect:
 * ``{index:NAME}``  ``INDEXED BY NAME`` on SQLite, whose planner (without ANALYZE statistics)
                      prefers the broad status index over the partial ones and then visits
                      every ready or running task; nothing on PostgreSQL;
+* ``{next_id:TABLE}`` the id the next row of TABLE gets: ``max(id) + 1`` on SQLite (a rowid
+                     without AUTOINCREMENT, under the one writer's lock), the id sequence's
+                     ``nextval`` on PostgreSQL;
 * ``{unindexed}``    ``+`` on SQLite (keeps the planner off the status index where a narrower
                      one applies), nothing on PostgreSQL;
 * ``:name``          bind parameters, rewritten to ``%(name)s`` for psycopg.
@@ -40,13 +43,18 @@ _FRAGMENTS: dict[DialectName, dict[str, str]] = {
         "unindexed": "",
     },
 }
-_PLACEHOLDER = re.compile(r"\{(now|skip_locked|for_update|unindexed|index:\w+)\}")
+_PLACEHOLDER = re.compile(r"\{(now|skip_locked|for_update|unindexed|index:\w+|next_id:\w+)\}")
 _BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 def _fragment(dialect: DialectName, key: str) -> str:
     if key.startswith("index:"):
         return f"INDEXED BY {key[6:]}" if dialect == "sqlite" else ""
+    if key.startswith("next_id:"):
+        table = key[8:]
+        if dialect == "sqlite":
+            return f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table})"
+        return f"nextval(pg_get_serial_sequence('{table}', 'id'))"
     return _FRAGMENTS[dialect][key]
 
 

@@ -56,6 +56,19 @@ def test_gc_deletes_only_old_events_of_finished_tasks(board, operator, make_task
     assert report.deliveries == 0
 
 
+def test_gc_keeps_the_newest_event_so_its_id_is_never_handed_out_again(board, operator, make_task):
+    task = make_task()
+    board.complete(operator, task.id)
+    newest = event_ids(board, task.id)[-1]
+    age_events(board, 10)
+
+    assert gc(board, operator).events == 1  # created goes, completed (the newest) stays
+    assert event_ids(board, task.id) == [newest]
+    board.comment(operator, task.id, "later")
+    assert board.events_after(newest) == [e for e in board.detail(task.id).events if e.id > newest]
+    assert event_ids(board, task.id)[-1] == newest + 1
+
+
 def test_gc_keeps_events_younger_than_the_retention(board, operator, make_task):
     task = make_task()
     board.complete(operator, task.id)
@@ -78,6 +91,7 @@ def test_gc_keeps_events_a_delivery_still_needs(board, operator, make_task):
     assert (report.events, report.deliveries) == (1, 0)  # the pending delivery keeps its event
     assert event_ids(board, task.id) == [completed]
 
+    make_task()  # a newer event, so the completed one is not the newest (which gc keeps)
     execute(board, "UPDATE notify_deliveries SET status = 'sent'")
     report = gc(board, operator)
     assert (report.events, report.deliveries) == (1, 1)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from kanban_core.storage.database import redact_url
 from kanban_core.storage.migrate import ensure_schema, schema_version
 from kanban_core.storage.migrations import HEAD, REVISIONS
 from kanban_core.storage.schema import metadata
-from tests.conftest import PG_URL
+from tests.conftest import create_pg_database, drop_pg_database
 
 MIGRATIONS = Path(kanban_core.__file__).parent / "storage" / "migrations"
 REPO = Path(kanban_core.__file__).parent.parent
@@ -46,36 +45,6 @@ OPERATOR = Actor(name="alice")
 
 
 # -- fixtures ---------------------------------------------------------------------------------
-
-
-def create_pg_database() -> str:
-    import psycopg
-
-    name = f"kanban_storage_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    return PG_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_pg_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def fresh_url(db_url, tmp_path):
-    """An empty database of the test's dialect: a new SQLite file, or a new PostgreSQL database."""
-    if db_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'fresh' / 'kanban.db'}"
-    else:
-        url = create_pg_database()
-        try:
-            yield url
-        finally:
-            drop_pg_database(url)
 
 
 @pytest.fixture
@@ -125,6 +94,16 @@ def test_placeholders_per_dialect():
     assert query.render("postgresql") == (
         "SELECT CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT) FROM t "
         "FOR UPDATE SKIP LOCKED -- FOR UPDATE {other}"
+    )
+
+
+def test_index_hints_and_next_ids_per_dialect():
+    query = Query("q", "SELECT {next_id:task_runs} FROM t {index:ix_t}")
+    assert query.render("sqlite") == (
+        "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM task_runs) FROM t INDEXED BY ix_t"
+    )
+    assert query.render("postgresql") == (
+        "SELECT nextval(pg_get_serial_sequence('task_runs', 'id')) FROM t "
     )
 
 
@@ -268,7 +247,10 @@ def top_level_parts(body: str) -> list[str]:
 
 
 def normalise_ddl(sql: str) -> str:
-    """DDL without layout: a table's definitions sorted (ALTER TABLE ADD COLUMN appends them)."""
+    """DDL without layout: definitions sorted (ALTER TABLE ADD COLUMN appends them), and
+    identifiers unquoted (a table rebuilt by a migration is renamed, and SQLite quotes the new
+    name)."""
+    sql = re.sub(r'"(\w+)"', r"\1", sql)
     sql = re.sub(r"\s*([(),])\s*", r"\1", " ".join(sql.split()))
     if sql.startswith("CREATE TABLE"):
         head, body = sql.split("(", 1)
@@ -292,6 +274,7 @@ def test_normalise_ddl():
     assert normalise_ddl("CREATE TABLE t ( b INT , a DECIMAL(10, 2) NOT NULL )") == (
         "CREATE TABLE t(a DECIMAL(10,2)NOT NULL,b INT)"
     )
+    assert normalise_ddl('CREATE TABLE "t" (a INT)') == "CREATE TABLE t(a INT)"
     assert normalise_ddl("CREATE INDEX i ON t (a DESC, b)  WHERE x = 1") == (
         "CREATE INDEX i ON t(a DESC,b)WHERE x = 1"
     )
