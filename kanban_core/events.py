@@ -35,13 +35,18 @@ def append(
     kind: EventKind,
     payload: dict[str, Any] | None = None,
     run_id: int | None = None,
+    *,
+    fan_out: bool = True,
 ) -> int:
-    """Record one event; terminal kinds also queue a delivery per subscription. Returns its id."""
+    """Record one event; terminal kinds also queue a delivery per subscription. Returns its id.
+
+    ``fan_out=False`` is for a caller that already knows the task has no subscriptions.
+    """
     event_id: int = tx.scalar(
         _INSERT,
         {"task_id": task_id, "run_id": run_id, "kind": kind.value, "payload": dump_json(payload)},
     )
-    if kind in NOTIFYING_EVENT_KINDS:
+    if fan_out and kind in NOTIFYING_EVENT_KINDS:
         tx.execute(_FAN_OUT, {"event_id": event_id, "task_id": task_id})
     return event_id
 

@@ -108,11 +108,19 @@ _DONE_SET = (
     f"not_before_ms = NULL, {_OFF_RUNNING}"
 )
 _BLOCK_SET = f"status = 'blocked', block_kind = :block_kind, {_OFF_RUNNING}"
+# What else a completion has to do, answered by its UPDATE: subscriptions to fan out to and
+# end, children to promote. Most tasks have neither, and each check is a statement saved.
+_FOLLOW_UPS = (
+    "EXISTS (SELECT 1 FROM notify_subscriptions s WHERE s.task_id = tasks.id), "
+    "EXISTS (SELECT 1 FROM task_links l WHERE l.parent_id = tasks.id)"
+)
 _COMPLETE_FENCED = Query(
-    "complete_fenced", f"UPDATE tasks SET {_DONE_SET} WHERE {_FENCE} RETURNING {TASK_COLUMNS}"
+    "complete_fenced",
+    f"UPDATE tasks SET {_DONE_SET} WHERE {_FENCE} RETURNING {TASK_COLUMNS}, {_FOLLOW_UPS}",
 )
 _COMPLETE_AS_READ = Query(
-    "complete_as_read", f"UPDATE tasks SET {_DONE_SET} WHERE {_AS_READ} RETURNING {TASK_COLUMNS}"
+    "complete_as_read",
+    f"UPDATE tasks SET {_DONE_SET} WHERE {_AS_READ} RETURNING {TASK_COLUMNS}, {_FOLLOW_UPS}",
 )
 _BLOCK_FENCED = Query(
     "block_fenced", f"UPDATE tasks SET {_BLOCK_SET} WHERE {_FENCE} RETURNING {TASK_COLUMNS}"
@@ -234,6 +242,7 @@ def complete(
     elif summary is not None or metadata is not None:
         run_id = _synthetic_run(tx, task, RunOutcome.COMPLETED, summary or result, encoded)
     first_line = (summary or result or "").strip().splitlines()
+    subscribed, has_children = _follow_ups(tx, row)
     events.append(
         tx,
         task_id,
@@ -243,10 +252,25 @@ def complete(
             "result_len": len(result or ""),
         },
         run_id,
+        fan_out=subscribed,
     )
-    notify.end_subscriptions(tx, task_id)
-    links.promote_children(tx, task_id)
+    if subscribed:
+        notify.end_subscriptions(tx, task_id)
+    if has_children:
+        links.promote_children(tx, task_id)
     return task
+
+
+def _follow_ups(tx: Transaction, row: tuple[Any, ...]) -> tuple[bool, bool]:
+    """(subscribed, has children) as the completing UPDATE saw them.
+
+    Trusted on SQLite, whose single writer lets nothing subscribe or link before this commits.
+    On PostgreSQL a link or a subscription may commit meanwhile, so there both follow-ups always
+    run, each statement seeing whatever committed before it.
+    """
+    if tx.dialect != "sqlite":
+        return True, True
+    return bool(row[-2]), bool(row[-1])
 
 
 def block(
