@@ -1,1 +1,1 @@
-"""Chat platform adapters, one module per platform, loaded through entry points (issue #4)."""
+"""Chat platform adapters via entry points (issue #4): ``<platform>.py`` and ``<platform>_*.py``."""

@@ -3,68 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Final
 
 import aiohttp
 import discord
 import yarl
-from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.discord_commands import DEFAULT_VERBS, command_tree, suggest_verbs
+from adapters.discord_errors import platform_errors
+from adapters.discord_inbound import button_press, slash_message, typed_message
 from adapters.discord_render import Outgoing, outgoing, render
 from gateway import (
     AdapterError,
-    AdapterRateLimited,
     AdapterRejected,
     Capabilities,
     ChatRef,
-    ChatUser,
     Document,
     IncomingMessage,
     MessageSink,
 )
-from gateway.messages import MessageKind
-from gateway.slash import SLASH_COMMANDS
 
 __all__ = ["DEFAULT_VERBS", "DiscordAdapter", "create"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VERBS: Final[tuple[str, ...]] = (
-    "list",
-    "show",
-    "create",
-    "comment",
-    "block",
-    "unblock",
-    "complete",
-    "assign",
-    "stats",
-    "runs",
-    "tail",
-    "status",
-    "dispatch",
-    "archive",
-    "context",
-    "log",
-)
 MAX_MESSAGE_CHARS: Final = 2000
 # Discord takes 8 MB (more on boosted servers); the gateway caps every platform at 5 MB.
 MAX_ATTACHMENT_BYTES: Final = 5_000_000
-_KANBAN: Final = "kanban"
-# "/word rest": the word may be a command, an alias or a repository slug (the router decides);
-# a "@BotName" suffix is dropped. Anything else starting with "/" (a path) is not for us.
-_TEXT_COMMAND: Final = re.compile(r"/([\w.:-]+)(?:@\S*)?(?:\s+(.*))?", re.DOTALL)
-# Messages people type; joins, pins, thread starters and other system messages are not.
-_USER_MESSAGES: Final = frozenset({discord.MessageType.default, discord.MessageType.reply})
-# Discord shows at most 25 autocomplete choices and 100-character descriptions.
-_MAX_CHOICES: Final = 25
-_MAX_DESCRIPTION: Final = 100
 # discord.py sleeps through shorter 429s itself; 30 s is the smallest cap it accepts. Longer waits
 # raise RateLimited, which we turn into AdapterRateLimited so the notifier backs off instead.
 _MAX_RATELIMIT_WAIT: Final = 30.0
@@ -72,13 +41,6 @@ _START_TIMEOUT: Final = 60.0
 _STOP_TIMEOUT: Final = 10.0
 _NO_MENTIONS: Final = discord.AllowedMentions.none()
 _FAILED_REPLY: Final = Document.text("Sorry, that command failed; the gateway logged the error.")
-_THREAD_TYPES: Final = frozenset(
-    {
-        discord.ChannelType.public_thread,
-        discord.ChannelType.private_thread,
-        discord.ChannelType.news_thread,
-    }
-)
 
 Post = Callable[..., Awaitable[object]]
 
@@ -126,10 +88,10 @@ class DiscordAdapter:
         self._apply_endpoint_overrides()
         self._sink = sink
         client = self._build_client()
-        tree = self._build_tree(client)
+        tree = command_tree(client, on_slash=self._on_slash, suggest=self.suggest)
         self._client = client
         try:
-            with _platform_errors():
+            with platform_errors():
                 try:
                     await client.login(self._token)
                 except discord.LoginFailure as exc:
@@ -166,7 +128,7 @@ class DiscordAdapter:
         if client is None:
             raise AdapterError("discord: adapter not started")
         channel = client.get_partial_messageable(int(chat.thread_id or chat.chat_id))
-        with _platform_errors():
+        with platform_errors():
             for message in self.outgoing(document):
                 await channel.send(**message.kwargs())
 
@@ -225,43 +187,9 @@ class DiscordAdapter:
             client.event(on_message)
         return client
 
-    def _build_tree(self, client: discord.Client) -> app_commands.CommandTree[discord.Client]:
-        tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
-        for slash in SLASH_COMMANDS:
-            tree.add_command(self._app_command(slash.name, slash.description))
-            for alias in slash.aliases:
-                about = f"Same as /{slash.name}: {slash.description}"
-                tree.add_command(self._app_command(alias, about))
-        return tree
-
-    def _app_command(self, word: str, description: str) -> app_commands.Command[Any, ..., None]:
-        """``/word args:…``: the interaction arrives as command ``word`` with ``args`` as text."""
-        hint = "what to run, e.g. list --all" if word == _KANBAN else "the rest of the command"
-
-        @app_commands.describe(args=hint)
-        async def callback(interaction: discord.Interaction, args: str = "") -> None:
-            await self._on_slash(interaction, word, args)
-
-        command: app_commands.Command[Any, ..., None] = app_commands.Command(
-            name=word, description=description[:_MAX_DESCRIPTION], callback=callback
-        )
-        if word == _KANBAN:
-
-            async def complete_verb(
-                _interaction: discord.Interaction, current: str
-            ) -> list[app_commands.Choice[str]]:
-                return [app_commands.Choice(name=v, value=v) for v in self.suggest(current)]
-
-            command.autocomplete("args")(complete_verb)
-        return command
-
     def suggest(self, current: str) -> list[str]:
         """Verbs starting with what the user typed, while the first word is being typed."""
-        typed = current.lstrip()
-        if any(ch.isspace() for ch in typed):
-            return []
-        prefix = typed.lower()
-        return [verb for verb in self._verbs if verb.startswith(prefix)][:_MAX_CHOICES]
+        return suggest_verbs(self._verbs, current)
 
     async def _wait_until_ready(self, client: discord.Client, task: asyncio.Task[None]) -> None:
         ready = asyncio.create_task(client.wait_until_ready())
@@ -290,13 +218,7 @@ class DiscordAdapter:
     async def _on_slash(self, interaction: discord.Interaction, word: str, args: str) -> None:
         # Defer first: Discord drops interactions not answered within 3 s, and commands can be slow.
         await interaction.response.defer(thinking=True)
-        incoming = IncomingMessage(
-            chat=_chat_ref(interaction.channel, interaction.channel_id),
-            user=_chat_user(interaction.user),
-            text=args.strip(),
-            delivery_id=str(interaction.id),
-            command=word,
-        )
+        incoming = slash_message(interaction, word, args)
         messages = self.outgoing(await self._run_sink(incoming) or Document(()))
         if not messages:
             # Nothing to say: remove the "thinking…" placeholder rather than leave it spinning.
@@ -306,52 +228,20 @@ class DiscordAdapter:
 
     async def _on_interaction(self, interaction: discord.Interaction) -> None:
         """A button press: acknowledge it, hand its opaque custom_id on, post the reply."""
-        if interaction.type is not discord.InteractionType.component:
-            return  # app commands and autocomplete are the CommandTree's
-        data: Mapping[str, object] = interaction.data or {}
-        action = data.get("custom_id")
-        if data.get("component_type") != discord.ComponentType.button.value:
-            return  # we only ever send buttons
-        if not isinstance(action, str) or not action:
+        incoming = button_press(interaction)
+        if incoming is None:
             return
         # A deferred update (type 6) within Discord's 3 s: the pressed message stays as it is and
         # the press does not show "interaction failed" while the gateway works.
         await interaction.response.defer()
-        incoming = IncomingMessage(
-            chat=_chat_ref(interaction.channel, interaction.channel_id),
-            user=_chat_user(interaction.user),
-            text=action,
-            delivery_id=str(interaction.id),
-            command="",
-            kind=MessageKind.ACTION,
-        )
         document = await self._run_sink(incoming)
         if document is not None:
             await _post_all(interaction.followup.send, self.outgoing(document))
 
     async def _on_message(self, message: discord.Message) -> None:
-        if message.author.bot or message.webhook_id is not None:
-            return  # never answer ourselves, other bots or webhooks: no reply loops
-        if message.type not in _USER_MESSAGES:
+        incoming = typed_message(message)
+        if incoming is None:
             return
-        content = message.content.strip()
-        if not content:
-            return  # only stickers or files, or content we may not read
-        if content.startswith("/"):
-            match = _TEXT_COMMAND.fullmatch(content)
-            if match is None:
-                return  # "/usr/bin …" is neither a command nor a plain message
-            word, text, kind = match.group(1), (match.group(2) or "").strip(), MessageKind.COMMAND
-        else:
-            word, text, kind = "", message.content, MessageKind.TEXT
-        incoming = IncomingMessage(
-            chat=_chat_ref(message.channel, message.channel.id),
-            user=_chat_user(message.author),
-            text=text,
-            delivery_id=str(message.id),
-            command=word,
-            kind=kind,
-        )
         document = await self._run_sink(incoming)
         if document is None:
             return
@@ -381,45 +271,6 @@ class DiscordAdapter:
 async def _post_all(post: Post, messages: Sequence[Outgoing]) -> None:
     for message in messages:
         await post(**message.kwargs())
-
-
-def _chat_ref(channel: object, channel_id: int | None) -> ChatRef:
-    if isinstance(channel, discord.Thread):
-        return ChatRef("discord", str(channel.parent_id), str(channel.id))
-    if isinstance(channel, discord.PartialMessageable) and channel.type in _THREAD_TYPES:
-        # An uncached thread: its parent is unknown, but replies only need the thread id.
-        return ChatRef("discord", str(channel.id), str(channel.id))
-    return ChatRef("discord", str(channel_id))
-
-
-def _chat_user(user: discord.User | discord.Member) -> ChatUser:
-    return ChatUser("discord", str(user.id), user.display_name)
-
-
-@contextlib.contextmanager
-def _platform_errors() -> Iterator[None]:
-    """Translate discord.py and network failures into the gateway's AdapterError family."""
-    try:
-        yield
-    except discord.RateLimited as exc:
-        raise AdapterRateLimited(exc.retry_after, "discord rate limit") from exc
-    except (discord.Forbidden, discord.NotFound) as exc:
-        raise AdapterRejected(f"discord refused: {exc}") from exc
-    except discord.HTTPException as exc:
-        if exc.status == 429:
-            # No Via header: Cloudflare, not Discord, is throttling us; discord.py does not retry.
-            raise AdapterRateLimited(_retry_after(exc), "discord rate limit") from exc
-        raise AdapterError(f"discord: {exc}") from exc
-    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
-        raise AdapterError(f"discord: network error: {exc!r}") from exc
-
-
-def _retry_after(exc: discord.HTTPException) -> float:
-    header = exc.response.headers.get("Retry-After")
-    try:
-        return float(header) if header else 60.0
-    except ValueError:
-        return 60.0
 
 
 def create(config: Mapping[str, object], environ: Mapping[str, str]) -> DiscordAdapter:

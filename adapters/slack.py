@@ -5,146 +5,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, Final, Literal
+from collections.abc import Mapping
+from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.webhook.async_client import AsyncWebhookClient
+from slack_sdk.errors import SlackClientError
 
-from adapters.slack_render import (
-    ACTION_PREFIX,
-    MAX_MESSAGE_CHARS,
-    MAX_PARTS,
+from adapters.slack_config import SlackConfig
+from adapters.slack_errors import describe_error
+from adapters.slack_inbound import (
     PLATFORM,
     action_message,
-    buttons_fallback,
-    describe_error,
-    map_api_error,
     mention_message,
-    render_parts,
-    reply_blocks,
     slash_command_names,
     slash_message,
     text_message,
-    too_large_line,
 )
+from adapters.slack_outbound import MAX_ATTACHMENT_BYTES, ReplyRoute, SlackSender
+from adapters.slack_render import ACTION_PREFIX, MAX_MESSAGE_CHARS, MAX_PARTS
 from gateway import (
     AdapterError,
     AdapterFactory,
-    AdapterRateLimited,
     Capabilities,
     ChatRef,
     Document,
     IncomingMessage,
     MessageSink,
 )
-from gateway.messages import Attachment
 
-__all__ = ["SlackAdapter", "SlackConfig", "create", "render_parts"]
+__all__ = ["SlackAdapter", "SlackConfig", "create"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_API_BASE_URL: Final = "https://slack.com/api/"
-#: Slack takes files up to 1 GB; the gateway's own ceiling for chat attachments is 5 MB.
-MAX_ATTACHMENT_BYTES: Final = 5 * 1024 * 1024
-#: A command reply waits for at most this long on a 429 before giving up (the notifier, which
-#: calls send() directly, has its own backoff and gets the AdapterRateLimited instead).
-MAX_REPLY_RETRY_AFTER: Final = 30.0
-#: Slack accepts this many posts to one slash command's response_url.
-RESPONSE_URL_USES: Final = 5
 FAILURE_REPLY: Final = "Sorry, that command failed; the details are in the gateway log."
-
-Mode = Literal["http", "socket"]
-Blocks = list[dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class SlackConfig:
-    """The adapter's section of config.yaml, validated; secrets are env var names, not values."""
-
-    mode: Mode = "socket"
-    # Names of environment variables, not secrets.
-    bot_token_env: str = "SLACK_BOT_TOKEN"  # noqa: S105
-    signing_secret_env: str = "SLACK_SIGNING_SECRET"  # noqa: S105
-    app_token_env: str = "SLACK_APP_TOKEN"  # noqa: S105
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 3000
-    path: str = "/slack/events"
-    api_base_url: str = DEFAULT_API_BASE_URL
-    command: str = "/kanban"
-    connect_timeout: float = 30.0
-    drain_timeout: float = 5.0
-
-    @property
-    def command_word(self) -> str:
-        """``kanban``: the word that must follow ``@bot`` in a mention."""
-        return self.command.lstrip("/")
-
-    @classmethod
-    def from_mapping(cls, config: Mapping[str, object]) -> SlackConfig:
-        """Validate a config section, naming every bad key at once."""
-        problems = [f"slack.{key}: unknown key" for key in config if key not in _CHECKS]
-        values: dict[str, Any] = {}
-        for key, (check, requirement) in _CHECKS.items():
-            if key not in config:
-                continue
-            value = check(config[key])
-            if value is None:
-                problems.append(f"slack.{key}: must be {requirement}, not {config[key]!r}")
-            else:
-                values[key] = value
-        if problems:
-            raise AdapterError("invalid slack configuration:\n  " + "\n  ".join(problems))
-        # The SDK joins base_url and the method name, so the trailing slash is required.
-        if not values.get("api_base_url", "/").endswith("/"):
-            values["api_base_url"] += "/"
-        if not values.get("command", "/").startswith("/"):
-            values["command"] = "/" + values["command"]
-        return cls(**values)
-
-
-def _string(value: object) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _mode(value: object) -> str | None:
-    return value if value in ("http", "socket") else None
-
-
-def _port(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
-        return value
-    return None
-
-
-def _positive(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    return None
-
-
-_CHECKS: Final[dict[str, tuple[Callable[[object], object], str]]] = {
-    "mode": (_mode, "'http' or 'socket'"),
-    "bot_token_env": (_string, "an environment variable name"),
-    "signing_secret_env": (_string, "an environment variable name"),
-    "app_token_env": (_string, "an environment variable name"),
-    "listen_host": (_string, "a host name or address"),
-    "listen_port": (_port, "an integer 0-65535"),
-    "path": (_string, "a URL path"),
-    "api_base_url": (_string, "a URL"),
-    "command": (_string, "a slash command name"),
-    "connect_timeout": (_positive, "a positive number of seconds"),
-    "drain_timeout": (_positive, "a positive number of seconds"),
-}
-
-
-# --- the adapter -------------------------------------------------------------------------------
 
 
 class SlackAdapter:
@@ -177,6 +73,7 @@ class SlackAdapter:
         self._socket: AsyncSocketModeHandler | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._bot_user_id: str | None = None
+        self._sender = SlackSender(self._running_app)
 
     def __repr__(self) -> str:
         return f"SlackAdapter(mode={self.config.mode!r}, running={self._app is not None})"
@@ -361,125 +258,21 @@ class SlackAdapter:
         if reply is None:
             return
         try:
-            await self._deliver(message.chat, reply, _Route(response_url), patient=True)
+            await self._sender.deliver(message.chat, reply, ReplyRoute(response_url), patient=True)
         except AdapterError as exc:
             logger.warning("slack: reply to delivery %s failed: %s", message.delivery_id, exc)
-
-    async def _respond(self, response_url: str, text: str, blocks: Blocks | None) -> bool:
-        try:
-            response = await AsyncWebhookClient(response_url).send(
-                text=text, blocks=blocks, response_type="in_channel"
-            )
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            # Not the exception text: it would log the response_url, a bearer capability.
-            logger.warning(
-                "slack: response_url failed (%s); using chat.postMessage", type(exc).__name__
-            )
-            return False
-        if response.status_code != 200:
-            logger.warning(
-                "slack: response_url answered %d; using chat.postMessage", response.status_code
-            )
-            return False
-        return True
 
     # --- outgoing ---
 
     async def send(self, chat: ChatRef, document: Document) -> None:
         """Post ``document`` to a channel (and thread): parts, buttons on the last, then files."""
-        await self._deliver(chat, document, _Route(None), patient=False)
+        await self._sender.deliver(chat, document, ReplyRoute(None), patient=False)
 
-    async def _deliver(
-        self, chat: ChatRef, document: Document, route: _Route, *, patient: bool
-    ) -> None:
-        messages: list[tuple[str, Blocks | None]] = [(p, None) for p in render_parts(document)]
-        if document.buttons:
-            if messages:
-                last = messages[-1][0]
-                messages[-1] = (last, reply_blocks(last, document.buttons))
-            else:
-                fallback = buttons_fallback(document.buttons)
-                messages.append((fallback, reply_blocks("", document.buttons)))
-        for text, blocks in messages:
-            await self._say(chat, text, blocks, route, patient=patient)
-        limit = self.capabilities.max_attachment_bytes
-        for attachment in document.attachments:
-            if len(attachment.content) > limit:
-                line = too_large_line(attachment, limit)
-                await self._say(chat, line, None, route, patient=patient)
-            else:
-                await _patiently(patient, partial(self._upload, chat, attachment))
-
-    async def _say(
-        self, chat: ChatRef, text: str, blocks: Blocks | None, route: _Route, *, patient: bool
-    ) -> None:
-        if route.response_url is not None and route.uses < RESPONSE_URL_USES:
-            # response_url works even when the bot is not in the channel, but only 5 times;
-            # whatever it refuses goes through chat.postMessage.
-            if await self._respond(route.response_url, text, blocks):
-                route.uses += 1
-                return
-            route.response_url = None
-        await _patiently(patient, partial(self._post, chat, text, blocks))
-
-    def _client_app(self) -> AsyncApp:
+    def _running_app(self) -> AsyncApp:
         app = self._app
         if app is None:
             raise AdapterError("slack adapter is not started")
         return app
-
-    async def _post(self, chat: ChatRef, text: str, blocks: Blocks | None) -> None:
-        app = self._client_app()
-        try:
-            await app.client.chat_postMessage(
-                channel=chat.chat_id,
-                # With blocks, Slack shows them and uses text for notifications and search.
-                text=text,
-                blocks=blocks,
-                thread_ts=chat.thread_id,
-                mrkdwn=True,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-        except SlackApiError as exc:
-            raise map_api_error(exc, "chat.postMessage") from exc
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            raise AdapterError(f"slack chat.postMessage failed: {describe_error(exc)}") from exc
-
-    async def _upload(self, chat: ChatRef, attachment: Attachment) -> None:
-        app = self._client_app()
-        try:
-            # files.getUploadURLExternal, a POST of the bytes, files.completeUploadExternal.
-            await app.client.files_upload_v2(
-                filename=attachment.filename,
-                title=attachment.filename,
-                content=attachment.content,
-                channel=chat.chat_id,
-                thread_ts=chat.thread_id,
-            )
-        except SlackApiError as exc:
-            raise map_api_error(exc, "file upload") from exc
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            raise AdapterError(f"slack file upload failed: {describe_error(exc)}") from exc
-
-
-@dataclass
-class _Route:
-    """How one reply goes out: through the slash command's response_url while it lasts."""
-
-    response_url: str | None
-    uses: int = field(default=0)
-
-
-async def _patiently(patient: bool, call: Callable[[], Awaitable[None]]) -> None:
-    """Run ``call``; when ``patient`` (a reply, which has no outbox), wait out one short 429."""
-    try:
-        await call()
-    except AdapterRateLimited as exc:
-        if not patient or exc.retry_after > MAX_REPLY_RETRY_AFTER:
-            raise
-        await asyncio.sleep(exc.retry_after)
-        await call()
 
 
 def create(config: Mapping[str, object], environ: Mapping[str, str]) -> SlackAdapter:

@@ -4,32 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import weakref
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from telegram import (
-    Bot,
-    BotCommand,
-    CallbackQuery,
-    LinkPreviewOptions,
-    Message,
-    MessageEntity,
-    ReplyParameters,
-    Update,
-    User,
-)
-from telegram.constants import ParseMode
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    InvalidToken,
-    RetryAfter,
-    TelegramError,
-)
+from telegram import Bot, BotCommand, CallbackQuery, Update
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -38,43 +19,28 @@ from telegram.ext import (
     filters,
 )
 
-from adapters.telegram_render import MAX_MESSAGE_CHARS, Outgoing, outgoing, render_parts, upload
+from adapters.telegram_errors import TokenRedactor, map_error, safe_cause
+from adapters.telegram_inbound import PLATFORM, read_button, read_message
+from adapters.telegram_outbound import send_one, send_with_one_retry
+from adapters.telegram_render import MAX_MESSAGE_CHARS, Outgoing, outgoing
 from gateway import (
     AdapterError,
-    AdapterRateLimited,
-    AdapterRejected,
     Capabilities,
     ChatRef,
-    ChatUser,
     Document,
     IncomingMessage,
     MessageSink,
 )
-from gateway.messages import MessageKind
 from gateway.slash import SLASH_COMMANDS
 
-__all__ = ["MAX_ATTACHMENT_BYTES", "TelegramAdapter", "create", "render_parts"]
+__all__ = ["MAX_ATTACHMENT_BYTES", "TelegramAdapter", "create"]
 
-PLATFORM = "telegram"
 DEFAULT_API_BASE_URL = "https://api.telegram.org"
 DEFAULT_POLL_TIMEOUT = 10
 #: Bots may upload 50 MB; the gateway sends chat-sized files only.
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
-#: A reply waits out one flood-control pause no longer than this; longer ones are dropped.
-MAX_REPLY_RETRY_AFTER = 30.0
 
 log = logging.getLogger(__name__)
-
-# The General topic of a forum is thread 1, and sending with message_thread_id=1 fails.
-_GENERAL_TOPIC = 1
-# BadRequest descriptions that mean the destination is gone for good, not a transient failure.
-_GONE = ("chat not found", "thread not found", "not enough rights", "have no rights")
-# Loggers that print the bot URL (and so the token): httpx logs every request at INFO.
-_TOKEN_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot")
-_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-# The command word runs to the first whitespace: Telegram's bot_command entity stops at a
-# hyphen (``/new-session`` is marked as ``/new``), but the user typed the whole word.
-_COMMAND_WORD = re.compile(r"/(\S+)")
 
 
 def create(config: Mapping[str, object], environ: Mapping[str, str]) -> TelegramAdapter:
@@ -123,7 +89,7 @@ class TelegramAdapter:
         self._poll_timeout = poll_timeout
         self._app: Application[Any, Any, Any, Any, Any, Any] | None = None
         self._sink: MessageSink | None = None
-        self._redactor: _RedactToken | None = None
+        self._redactor: TokenRedactor | None = None
         # Updates run concurrently so one slow command does not hold up every chat; this lock
         # per conversation keeps one chat's messages in the order they were sent.
         self._conversation_locks: weakref.WeakValueDictionary[
@@ -198,9 +164,9 @@ class TelegramAdapter:
             raise AdapterError("telegram: not started")
         for message in self._outgoing(document):
             try:
-                await self._send_one(app.bot, chat, message, reply_to=None)
+                await send_one(app.bot, chat, message, reply_to=None)
             except TelegramError as exc:
-                raise self._map_error(exc) from _safe_cause(exc)
+                raise self._map_error(exc) from safe_cause(exc)
 
     async def _initialize(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         try:
@@ -223,32 +189,9 @@ class TelegramAdapter:
             log.warning("telegram: setMyCommands failed: %s", self._map_error(exc))
 
     async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.message
-        if message is None or message.text is None:
-            return
-        user = message.from_user
-        # Anonymous channel posts and group admins (GroupAnonymousBot), other bots, and a linked
-        # channel's posts forwarded into its discussion group: no person to check access for.
-        if user is None or user.is_bot or message.is_automatic_forward:
-            return
-        command = _split_command(message)
-        if command is None:
-            kind, word, text = MessageKind.TEXT, "", message.text
-        else:
-            word, addressee, text = command
-            # In a group, ``/diff@OtherBot`` is for another bot (Telegram sends it to all).
-            if addressee and addressee.lower() != (context.bot.username or "").lower():
-                return
-            kind = MessageKind.COMMAND
-        incoming = IncomingMessage(
-            chat=_chat_ref(message),
-            user=_chat_user(user),
-            text=text,
-            delivery_id=str(update.update_id),
-            command=word,
-            kind=kind,
-        )
-        await self._dispatch(context.bot, incoming, message.message_id)
+        received = read_message(update, context.bot)
+        if received is not None:
+            await self._dispatch(context.bot, received.incoming, received.reply_to)
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -257,20 +200,9 @@ class TelegramAdapter:
         # Answered first, whatever the gateway makes of the press: until then the user's client
         # shows a spinner, and Telegram refuses answers after a few seconds.
         await self._answer(query)
-        message = query.message
-        # A button under an inline-mode message, or under one too old to read, has no chat
-        # (or no topic) we could answer in; payloads other than callback data are not ours.
-        if not isinstance(message, Message) or not isinstance(query.data, str):
-            return
-        incoming = IncomingMessage(
-            chat=_chat_ref(message),
-            user=_chat_user(query.from_user),
-            text=query.data,
-            delivery_id=query.id,
-            command="",
-            kind=MessageKind.ACTION,
-        )
-        await self._dispatch(context.bot, incoming, message.message_id)
+        received = read_button(query)
+        if received is not None:
+            await self._dispatch(context.bot, received.incoming, received.reply_to)
 
     async def _answer(self, query: CallbackQuery) -> None:
         try:
@@ -311,9 +243,7 @@ class TelegramAdapter:
         messages = self._outgoing(document)
         for index, message in enumerate(messages):
             try:
-                await self._send_with_one_retry(
-                    bot, chat, message, reply_to if index == 0 else None
-                )
+                await send_with_one_retry(bot, chat, message, reply_to if index == 0 else None)
             except TelegramError as exc:
                 log.warning(
                     "telegram: reply part %d/%d to chat %s not sent: %s",
@@ -324,99 +254,18 @@ class TelegramAdapter:
                 )
                 return
 
-    async def _send_with_one_retry(
-        self,
-        bot: Bot,
-        chat: ChatRef,
-        message: Outgoing,
-        reply_to: int | None,
-    ) -> None:
-        try:
-            await self._send_one(bot, chat, message, reply_to)
-        except RetryAfter as exc:
-            delay = _retry_after_seconds(exc)
-            if delay > MAX_REPLY_RETRY_AFTER:
-                raise
-            # Flood control: Telegram names the pause; sending before it ends fails again.
-            await asyncio.sleep(delay)
-            await self._send_one(bot, chat, message, reply_to)
-
-    async def _send_one(
-        self,
-        bot: Bot,
-        chat: ChatRef,
-        message: Outgoing,
-        reply_to: int | None,
-    ) -> None:
-        if chat.platform != PLATFORM:
-            raise AdapterRejected(f"telegram: cannot send to a {chat.platform} chat")
-        reply = (
-            None
-            if reply_to is None
-            else ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
-        )
-        if message.file is not None:
-            await bot.send_document(
-                chat_id=_chat_id(chat),
-                document=upload(message.file),
-                message_thread_id=_thread_id(chat),
-                reply_parameters=reply,
-            )
-            return
-        await bot.send_message(
-            chat_id=_chat_id(chat),
-            text=message.text,
-            parse_mode=ParseMode.HTML,
-            message_thread_id=_thread_id(chat),
-            link_preview_options=_NO_PREVIEW,
-            reply_parameters=reply,
-            reply_markup=message.keyboard,
-        )
-
     def _map_error(self, exc: TelegramError, context: str = "") -> AdapterError:
-        what = f"telegram: {context + ': ' if context else ''}{self._redact(str(exc))}"
-        if isinstance(exc, RetryAfter):
-            return AdapterRateLimited(_retry_after_seconds(exc), what)
-        if isinstance(exc, ChatMigrated):
-            return AdapterRejected(f"{what} (the group is now chat {exc.new_chat_id})")
-        if isinstance(exc, Forbidden):
-            return AdapterRejected(what)
-        if isinstance(exc, BadRequest) and any(gone in str(exc).lower() for gone in _GONE):
-            return AdapterRejected(what)
-        if isinstance(exc, InvalidToken):
-            return AdapterError(f"telegram: the Bot API rejected the token in {self._token_env}")
-        # NetworkError, TimedOut, other BadRequests, Conflict: the caller may retry later.
-        return AdapterError(what)
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._token, "<token>") if self._token else text
+        return map_error(exc, token=self._token, token_env=self._token_env, context=context)
 
     def _install_redactor(self) -> None:
-        self._redactor = _RedactToken(self._token)
-        for name in _TOKEN_LOGGERS:
-            logging.getLogger(name).addFilter(self._redactor)
+        self._redactor = TokenRedactor(self._token)
+        self._redactor.install()
 
     def _remove_redactor(self) -> None:
         if self._redactor is None:
             return
-        for name in _TOKEN_LOGGERS:
-            logging.getLogger(name).removeFilter(self._redactor)
+        self._redactor.remove()
         self._redactor = None
-
-
-class _RedactToken(logging.Filter):
-    """Replaces the bot token in log records: Bot API URLs embed it (``/bot<token>/getMe``)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self._token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self._token and self._token in message:
-            record.msg = message.replace(self._token, "<token>")
-            record.args = None
-        return True
 
 
 async def _teardown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -429,61 +278,3 @@ async def _teardown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     # A failed initialize() leaves the bot's HTTP clients open but the app "not initialized",
     # so app.shutdown() skips them; Bot.shutdown() is a no-op when they are already closed.
     await app.bot.shutdown()
-
-
-def _safe_cause(exc: TelegramError) -> TelegramError | None:
-    # InvalidToken raised by Bot.initialize() quotes the token; never chain it into our errors.
-    return None if isinstance(exc, InvalidToken) else exc
-
-
-def _retry_after_seconds(exc: RetryAfter) -> float:
-    # An int of seconds today; a timedelta with PTB_TIMEDELTA=1 and in PTB's next major version.
-    value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _chat_ref(message: Message) -> ChatRef:
-    thread = message.message_thread_id
-    # Outside forum topics message_thread_id names a reply chain, and sending to it fails.
-    topic = thread if message.is_topic_message and thread and thread != _GENERAL_TOPIC else None
-    return ChatRef(PLATFORM, str(message.chat.id), None if topic is None else str(topic))
-
-
-def _chat_id(chat: ChatRef) -> int | str:
-    # Numeric ids for chats; "@channelname" stays a string.
-    try:
-        return int(chat.chat_id)
-    except ValueError:
-        return chat.chat_id
-
-
-def _thread_id(chat: ChatRef) -> int | None:
-    if chat.thread_id is None:
-        return None
-    try:
-        thread = int(chat.thread_id)
-    except ValueError:
-        raise AdapterRejected(f"telegram: thread id {chat.thread_id!r} is not a topic id") from None
-    return None if thread == _GENERAL_TOPIC else thread
-
-
-def _chat_user(user: User) -> ChatUser:
-    return ChatUser(PLATFORM, str(user.id), user.username or user.full_name)
-
-
-def _split_command(message: Message) -> tuple[str, str, str] | None:
-    """``(word, addressee, rest)`` when ``message`` starts with a bot command, else None.
-
-    Telegram marks a command with a bot_command entity at offset 0 (``/etc/hosts`` gets none);
-    the word is taken from the text up to whitespace, the rest keeps the user's quoting.
-    """
-    text = message.text or ""
-    starts = any(
-        entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0
-        for entity in message.entities
-    )
-    match = _COMMAND_WORD.match(text) if starts else None
-    if match is None:
-        return None
-    word, _, addressee = match.group(1).partition("@")
-    return word, addressee, text[match.end() :].strip()

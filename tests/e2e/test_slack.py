@@ -13,8 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.slack import SlackAdapter, create, render_parts
-from adapters.slack_render import read_mention
+from adapters.slack import SlackAdapter, create
+from adapters.slack_inbound import read_mention
+from adapters.slack_render import render_parts
 from gateway import (
     AdapterError,
     AdapterRateLimited,

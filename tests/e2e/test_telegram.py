@@ -12,7 +12,8 @@ from importlib.metadata import entry_points
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from adapters.telegram import TelegramAdapter, create, render_parts
+from adapters.telegram import TelegramAdapter, create
+from adapters.telegram_render import render_parts
 from gateway import (
     AdapterError,
     AdapterRateLimited,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kanban_core import Actor, Kanban, KernelSettings, StorageError
+from kanban_core import Actor, Kanban, KernelSettings, StorageError, TaskId
 from kanban_core.storage import Database, Query
 from kanban_core.storage.database import SQLITE_PAGE_SIZE
 from kanban_core.storage.migrate import ensure_schema, migrate_to, schema_version
@@ -87,14 +87,14 @@ def test_after_the_upgrade_new_ids_follow_the_old_ones(board_0005, tmp_path):
     ensure_schema(board_0005)
     settings = KernelSettings(home=tmp_path / "home", db_url=board_0005.url)
     with Kanban.open(settings) as board:
-        claim = board.claim(OPERATOR, 7)
+        claim = board.claim(OPERATOR, TaskId(7))
         assert claim is not None
         assert claim.run_id == 17
         events = board.events_after(53)
         assert [(e.id, e.task_id, e.kind) for e in events] == [(54, 7, "claimed")]
-        board.complete(Actor(name="worker", run=claim.proof), 7)
-        assert board.get(7).status.value == "done"
-        assert board.detail(3).events[-1].id == 40  # old rows still read as before
+        board.complete(Actor(name="worker", run=claim.proof), TaskId(7))
+        assert board.get(TaskId(7)).status.value == "done"
+        assert board.detail(TaskId(3)).events[-1].id == 40  # old rows still read as before
 
 
 def test_sqlite_upgrade_drops_autoincrement_and_downgrade_restores_it(board_0005):

@@ -12,6 +12,15 @@ import pytest
 
 from kanban_core import Task, TaskId, WorkspaceKind, worktrees as wt
 from kanban_core.workspaces import WorkspaceError, worktree_root
+from kanban_core.worktrees import creation as worktree_creation
+from kanban_core.worktrees.marker import MARKER
+from kanban_core.worktrees.names import (
+    SLUG_MAX,
+    check_branch_name,
+    create_branch,
+    repo_dir_name,
+    slugify,
+)
 from tests.factories import task_record
 from tests.gitrepos import (
     bare_origin,
@@ -75,7 +84,7 @@ def snapshot(repo: Path) -> tuple[str, bytes, dict[str, bytes], str]:
 
 def marker_of(path: Path) -> dict[str, object]:
     git_dir = Path(run(path, "rev-parse", "--absolute-git-dir"))
-    data: dict[str, object] = json.loads((git_dir / wt.MARKER).read_text(encoding="utf-8"))
+    data: dict[str, object] = json.loads((git_dir / MARKER).read_text(encoding="utf-8"))
     return data
 
 
@@ -107,8 +116,8 @@ def assert_nothing_created(repo: Path, root: Path) -> None:
     ],
 )
 def test_slugify(title: str, slug: str) -> None:
-    assert wt.slugify(title) == slug
-    assert len(slug) <= wt.SLUG_MAX
+    assert slugify(title) == slug
+    assert len(slug) <= SLUG_MAX
 
 
 @pytest.mark.parametrize(
@@ -118,12 +127,12 @@ def test_slugify(title: str, slug: str) -> None:
 )  # fmt: skip
 def test_check_branch_name_rejects(repo: Path, name: str) -> None:
     with git.Repo(repo) as r, pytest.raises(WorkspaceError, match="invalid branch name"):
-        wt.check_branch_name(r, name)
+        check_branch_name(r, name)
 
 
 def test_check_branch_name_accepts(repo: Path) -> None:
     with git.Repo(repo) as r:
-        wt.check_branch_name(r, "kanban/42-task-2")
+        check_branch_name(r, "kanban/42-task-2")
 
 
 # --- creation ---------------------------------------------------------------------------------
@@ -135,7 +144,7 @@ def test_creates_worktree_on_new_branch(repo: Path, root: Path) -> None:
     assert created
     assert branch == BRANCH
     common = (repo / ".git").resolve()
-    assert path == root.resolve() / wt.repo_dir_name(common) / "t42"
+    assert path == root.resolve() / repo_dir_name(common) / "t42"
     assert path.parent.name.startswith("proj-")
     assert (path / ".git").is_file()
     assert (path / "README.md").read_text() == "hello\n"
@@ -246,7 +255,7 @@ def test_repo_given_as_a_linked_worktree(tmp_path: Path, repo: Path, root: Path)
     run(repo, "worktree", "add", "-q", "-b", "feature", str(linked))
     path, _, _ = ensure(linked, root)
     # One repository, one directory under the root, whichever checkout named it (F-05).
-    assert path.parent.name == wt.repo_dir_name((repo / ".git").resolve())
+    assert path.parent.name == repo_dir_name((repo / ".git").resolve())
     with pytest.raises(WorkspaceError, match="overlaps the repository checkout"):
         ensure(linked, repo / "worktrees", id=TaskId(7))  # inside the main checkout
 
@@ -357,7 +366,7 @@ def test_symlinked_repo_dir_under_root_is_refused(tmp_path: Path, repo: Path, ro
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     root.mkdir(parents=True)
-    (root / wt.repo_dir_name((repo / ".git").resolve())).symlink_to(elsewhere)
+    (root / repo_dir_name((repo / ".git").resolve())).symlink_to(elsewhere)
     with pytest.raises(WorkspaceError, match="is a symlink"):
         ensure(repo, root)
     assert list(elsewhere.iterdir()) == []
@@ -365,7 +374,7 @@ def test_symlinked_repo_dir_under_root_is_refused(tmp_path: Path, repo: Path, ro
 
 
 def test_foreign_directory_at_the_target_is_left_alone(repo: Path, root: Path) -> None:
-    target = root / wt.repo_dir_name((repo / ".git").resolve()) / "t42"
+    target = root / repo_dir_name((repo / ".git").resolve()) / "t42"
     target.mkdir(parents=True)
     (target / "keep.txt").write_text("not yours\n")
     with pytest.raises(WorkspaceError, match="already exists and is not a linked git worktree"):
@@ -377,8 +386,8 @@ def test_foreign_directory_at_the_target_is_left_alone(repo: Path, root: Path) -
 def test_another_tasks_worktree_at_the_target_is_refused(repo: Path, root: Path) -> None:
     path, _, _ = ensure(repo, root)
     git_dir = Path(run(path, "rev-parse", "--absolute-git-dir"))
-    marker = json.loads((git_dir / wt.MARKER).read_text())
-    (git_dir / wt.MARKER).write_text(json.dumps({**marker, "task": "t7"}))
+    marker = json.loads((git_dir / MARKER).read_text())
+    (git_dir / MARKER).write_text(json.dumps({**marker, "task": "t7"}))
     with pytest.raises(WorkspaceError, match="belongs to t7, not t42"):
         ensure(repo, root)
 
@@ -402,7 +411,7 @@ def test_failure_after_the_worktree_was_added_rolls_everything_back(
     def broken(git_dir: Path, marker: dict[str, object]) -> None:
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(wt, "_write_marker", broken)
+    monkeypatch.setattr(worktree_creation, "write_marker", broken)
     before = snapshot(repo)
     with pytest.raises(WorkspaceError, match="No space left on device; nothing was left behind"):
         ensure(repo, root)
@@ -416,16 +425,15 @@ def test_failure_after_the_worktree_was_added_rolls_everything_back(
 def test_failed_worktree_add_deletes_only_the_branch_it_made(
     monkeypatch: pytest.MonkeyPatch, repo: Path, root: Path
 ) -> None:
-    real_create_branch = wt._create_branch
-    target = root / wt.repo_dir_name((repo / ".git").resolve()) / "t42"
+    target = root / repo_dir_name((repo / ".git").resolve()) / "t42"
 
     def create_then_race(r: git.Repo, stem: str, oid: str, task_ref: str) -> str:
-        name = real_create_branch(r, stem, oid, task_ref)
+        name = create_branch(r, stem, oid, task_ref)
         target.mkdir()  # someone fills the target between our check and `worktree add`
         (target / "theirs.txt").write_text("theirs\n")
         return name
 
-    monkeypatch.setattr(wt, "_create_branch", create_then_race)
+    monkeypatch.setattr(worktree_creation, "create_branch", create_then_race)
     run(repo, "branch", "unrelated")
     with pytest.raises(WorkspaceError, match="already exists") as caught:
         ensure(repo, root)
@@ -446,7 +454,7 @@ def test_rollback_never_deletes_a_branch_that_moved(
         run(worktree, "switch", "-q", "--detach")
         raise OSError("boom")
 
-    monkeypatch.setattr(wt, "_write_marker", broken)
+    monkeypatch.setattr(worktree_creation, "write_marker", broken)
     with pytest.raises(WorkspaceError, match=f"could not undo: branch {BRANCH}"):
         ensure(repo, root)
     assert kanban_branches(repo) == [BRANCH]
@@ -569,7 +577,7 @@ def test_refuses_the_root_itself(repo: Path, root: Path) -> None:
 def test_refuses_a_symlink_to_a_worktree_elsewhere(tmp_path: Path, repo: Path, root: Path) -> None:
     victim = tmp_path / "victim"
     run(repo, "worktree", "add", "-q", "-b", "victim", str(victim))
-    link_dir = root / wt.repo_dir_name((repo / ".git").resolve())
+    link_dir = root / repo_dir_name((repo / ".git").resolve())
     link_dir.mkdir(parents=True)
     (link_dir / "t42").symlink_to(victim)
     removal = wt.remove_worktree(link_dir / "t42", root=root, task_id=TaskId(42))
@@ -580,7 +588,7 @@ def test_refuses_a_symlink_to_a_worktree_elsewhere(tmp_path: Path, repo: Path, r
 
 
 def test_refuses_a_plain_directory_without_marker(repo: Path, root: Path) -> None:
-    plain = root / wt.repo_dir_name((repo / ".git").resolve()) / "t42"
+    plain = root / repo_dir_name((repo / ".git").resolve()) / "t42"
     plain.mkdir(parents=True)
     (plain / "data.txt").write_text("keep\n")
     removal = wt.remove_worktree(plain, root=root, task_id=TaskId(42))
@@ -590,7 +598,7 @@ def test_refuses_a_plain_directory_without_marker(repo: Path, root: Path) -> Non
 
 
 def test_refuses_a_linked_worktree_without_marker(repo: Path, root: Path) -> None:
-    path = root / wt.repo_dir_name((repo / ".git").resolve()) / "t42"
+    path = root / repo_dir_name((repo / ".git").resolve()) / "t42"
     path.parent.mkdir(parents=True)
     run(repo, "worktree", "add", "-q", "-b", "someone", str(path))
     removal = wt.remove_worktree(path, root=root, task_id=TaskId(42))

@@ -23,7 +23,7 @@ from kanban_core.gitops.branches import (
 )
 from kanban_core.gitops.runner import GitOpError
 from kanban_core.workspaces import WorkspaceError
-from kanban_core.worktrees import slugify
+from kanban_core.worktrees.names import slugify
 from tests.gitrepos import git
 
 D05 = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,99}$")
