@@ -29,16 +29,12 @@ from kanban_core.recovery import FailurePolicy
 from kanban_core.spawn import Spawner, SpawnError, WorkerSpec
 from kanban_core.storage import Query
 
-# Counted per configured assignee and in total from the running tasks' own index, which holds
-# the assignee: a GROUP BY over every running task would visit thousands of table rows on each
-# pass, and the plain assignee index would walk each assignee's whole history.
-_RUNNING_FOR = Query(
-    "running_for_assignee",
-    "SELECT count(*) FROM tasks {index:ix_tasks_running} "
-    "WHERE assignee = :assignee AND status = 'running'",
-)
-_RUNNING_TOTAL = Query(
-    "running_total", "SELECT count(*) FROM tasks {index:ix_tasks_running} WHERE status = 'running'"
+# One scan of the running tasks' own index (it holds the assignee) gives every assignee's
+# count and the total: the plain assignee index would walk each assignee's whole history.
+_RUNNING_BY_ASSIGNEE = Query(
+    "running_by_assignee",
+    "SELECT assignee, count(*) FROM tasks {index:ix_tasks_running} "
+    "WHERE status = 'running' GROUP BY assignee",
 )
 _READY_FOR = Query(
     "ready_for_assignee",
@@ -47,16 +43,24 @@ _READY_FOR = Query(
     "AND (not_before_ms IS NULL OR not_before_ms <= {now}) "
     "ORDER BY priority DESC, created_ms, id LIMIT :limit",
 )
+# Ordered by the index's own key (assignee first, all NULL here): PostgreSQL then reads the
+# ready-by-assignee index from its NULL end instead of filtering the whole ready queue.
 _READY_UNASSIGNED = Query(
     "ready_unassigned",
     "SELECT id FROM tasks {index:ix_tasks_ready_assignee} "
     "WHERE status = 'ready' AND assignee IS NULL "
-    "ORDER BY priority DESC, created_ms, id LIMIT :limit",
+    "ORDER BY assignee, priority DESC, created_ms, id LIMIT :limit",
 )
+# The distinct assignees of ready tasks by hopping from one to the next in the index (a loose
+# index scan): a few lookups, where DISTINCT would read every ready task's entry.
 _READY_ASSIGNEES = Query(
     "ready_assignees",
-    "SELECT DISTINCT assignee FROM tasks {index:ix_tasks_ready_assignee} "
-    "WHERE status = 'ready' AND assignee IS NOT NULL",
+    "WITH RECURSIVE hop(assignee) AS ("
+    "SELECT min(assignee) FROM tasks {index:ix_tasks_ready_assignee} WHERE status = 'ready' "
+    "UNION ALL SELECT (SELECT min(t.assignee) FROM tasks t {index:ix_tasks_ready_assignee} "
+    "WHERE t.status = 'ready' AND t.assignee > hop.assignee) FROM hop "
+    "WHERE hop.assignee IS NOT NULL) "
+    "SELECT assignee FROM hop WHERE assignee IS NOT NULL",
 )
 _REPORT_LIMIT = 20
 
@@ -265,8 +269,8 @@ class Dispatcher:
     ) -> None:
         profiles = config.assignees
         with self.board.db.transaction(write=False) as tx:
-            running = {name: int(tx.scalar(_RUNNING_FOR, {"assignee": name})) for name in profiles}
-            free_global = config.dispatcher.max_in_progress - int(tx.scalar(_RUNNING_TOTAL))
+            running: dict[str | None, int] = dict(tx.fetchall(_RUNNING_BY_ASSIGNEE))
+            free_global = config.dispatcher.max_in_progress - sum(running.values())
             if max_spawn is not None:
                 free_global = min(free_global, max_spawn)
             candidates: list[tuple[int, int, int, str]] = []

@@ -349,22 +349,25 @@ def test_unassigned_and_unknown_assignees_are_reported_and_stay_ready(
     loose = make_task(title="nobody's").id
     ghost = [make_task(assignee="ghost").id, make_task(assignee="ghost").id]
     mine = make_task(assignee="alpha").id
+    # Unknown names on both sides of a known one, in index order: each is found.
+    first, last = make_task(assignee="aardvark").id, make_task(assignee="zed").id
+    unknown = {"aardvark": [first], "ghost": ghost, "zed": [last]}
 
     report = dispatcher.run_pass()
 
     assert [s.task_id for s in report.spawned] == [mine]
     assert report.skipped_unassigned == [loose]
-    assert report.skipped_unknown == {"ghost": ghost}
-    assert statuses(board, [loose, *ghost]) == [TaskStatus.READY] * 3
+    assert report.skipped_unknown == unknown
+    assert statuses(board, [loose, *ghost, first, last]) == [TaskStatus.READY] * 5
     data = report.to_json()
     assert data["skipped_unassigned"] == [f"t{loose}"]
-    assert data["skipped_unknown_assignee"] == {"ghost": [f"t{t}" for t in ghost]}
+    assert data["skipped_unknown_assignee"]["ghost"] == [f"t{t}" for t in ghost]
     assert report.counts()["unassigned"] == 1
-    assert report.counts()["unknown_assignee"] == 2
+    assert report.counts()["unknown_assignee"] == 4
 
     again = dispatcher.run_pass()  # still reported, still not dropped
     assert again.skipped_unassigned == [loose]
-    assert again.skipped_unknown == {"ghost": ghost}
+    assert again.skipped_unknown == unknown
     assert kinds(board, loose) == ["created"]
 
 
