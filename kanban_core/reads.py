@@ -44,11 +44,12 @@ _EVENTS = Query(
 )
 _RUNS = Query("task_runs", f"SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id = :id ORDER BY id")
 _LEASE = Query("task_lease", "SELECT lease_expires_ms FROM tasks WHERE id = :id")
-_COUNT_BY_STATUS = Query("count_by_status", "SELECT status, count(*) FROM tasks GROUP BY status")
-_COUNT_BY_ASSIGNEE = Query(
-    "count_by_assignee",
-    "SELECT assignee, status, count(*) FROM tasks WHERE assignee IS NOT NULL "
-    "AND status <> 'archived' GROUP BY assignee, status",
+# One pass over the table for both tallies: no index holds every task's status (each one would
+# be rewritten by every claim and complete), so counting done tasks means reading the table.
+_COUNT_BY_ASSIGNEE_AND_STATUS = Query(
+    "count_by_assignee_and_status",
+    "SELECT assignee, status, count(*) FROM tasks WHERE status <> 'archived' "
+    "GROUP BY assignee, status",
 )
 _OLDEST_READY = Query(
     "oldest_ready", "SELECT min(created_ms), {now} FROM tasks WHERE status = 'ready'"
@@ -194,12 +195,11 @@ def runs_of(tx: Transaction, task_id: TaskId) -> list[Run]:
 def stats(tx: Transaction) -> BoardStats:
     """Counts per status (archived excluded) and per assignee, and the oldest ready age."""
     by_status = {s.value: 0 for s in TaskStatus if s is not TaskStatus.ARCHIVED}
-    for status, count in tx.fetchall(_COUNT_BY_STATUS):
-        if status in by_status:
-            by_status[status] = count
     by_assignee: dict[str, dict[str, int]] = {}
-    for assignee, status, count in tx.fetchall(_COUNT_BY_ASSIGNEE):
-        by_assignee.setdefault(assignee, {})[status] = count
+    for assignee, status, count in tx.fetchall(_COUNT_BY_ASSIGNEE_AND_STATUS):
+        by_status[status] += count
+        if assignee is not None:
+            by_assignee.setdefault(assignee, {})[status] = count
     row = tx.fetchone(_OLDEST_READY)
     assert row is not None
     oldest, now = row
