@@ -33,7 +33,7 @@ from kanban_core import (
     ValidationError,
 )
 from kanban_core.storage import Database, Query
-from kanban_core.storage.database import redact_url
+from kanban_core.storage.database import SQLITE_CHECKPOINT_PAGES, SQLITE_PAGE_SIZE, redact_url
 from kanban_core.storage.migrate import ensure_schema, schema_version
 from kanban_core.storage.migrations import HEAD, REVISIONS
 from kanban_core.storage.schema import metadata
@@ -513,6 +513,8 @@ def test_a_file_database_is_in_wal_mode(tmp_path):
         assert pragma(board, "foreign_keys") == 1
         assert pragma(board, "busy_timeout") == 30_000
         assert pragma(board, "synchronous") == 1  # NORMAL
+        assert pragma(board, "wal_autocheckpoint") == SQLITE_CHECKPOINT_PAGES
+        assert pragma(board, "page_size") == SQLITE_PAGE_SIZE
     outside = sqlite3.connect(path)
     try:
         assert outside.execute("PRAGMA journal_mode").fetchone() == ("wal",)
