@@ -127,7 +127,12 @@ class DiscordAdapter:
         client = self._client
         if client is None:
             raise AdapterError("discord: adapter not started")
-        channel = client.get_partial_messageable(int(chat.thread_id or chat.chat_id))
+        target = chat.thread_id or chat.chat_id
+        if not target.isdigit():
+            # A subscription row can outlive a hand edit or a config change: say so once, for
+            # good, instead of retrying a send that cannot work.
+            raise AdapterRejected(f"discord: {target!r} is not a channel or thread id")
+        channel = client.get_partial_messageable(int(target))
         with platform_errors():
             for message in self.outgoing(document):
                 await channel.send(**message.kwargs())

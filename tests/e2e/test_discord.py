@@ -311,6 +311,13 @@ async def test_send_maps_platform_errors(fake, started):
     assert len(fake.posted_to(CHANNEL_ID)) == 1
 
 
+async def test_send_to_a_malformed_chat_id_is_refused_for_good(fake, started):
+    adapter = await started()
+    with pytest.raises(AdapterRejected, match="'general' is not a channel or thread id"):
+        await adapter.send(ChatRef("discord", "general"), Document.text("hi"))
+    assert fake.posted_to(CHANNEL_ID) == []
+
+
 async def test_start_without_a_token_fails_clearly_and_touches_nothing(fake, sink):
     adapter = make_adapter(fake, environ={})
     with pytest.raises(AdapterRejected, match="KANBAN_DISCORD_TOKEN"):
