@@ -194,7 +194,8 @@ def begin(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
         for note in notes:
             notify(tx, ws, note)
         # Resume only an agent session an earlier turn really started: a turn stopped while
-        # pending never reached the agent, and `--resume` of an unknown session fails.
+        # pending, or whose agent failed to start, never reached it, and `--resume` of an
+        # unknown session fails.
         resume = store.started_turns(tx, session.id) > 1
     return TurnContext(
         turn=turn,

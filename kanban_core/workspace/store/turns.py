@@ -41,9 +41,12 @@ _SESSION_TURNS = Query(
     f"SELECT {_TURN_COLUMNS} FROM workspace_turns WHERE session_id = :session "
     "ORDER BY created_ms DESC, id DESC LIMIT :limit",
 )
+# A turn whose run failed to start the agent (spawn_failed) never reached it either.
 _STARTED_TURNS = Query(
     "turns_started_in_session",
-    "SELECT count(*) FROM workspace_turns WHERE session_id = :session AND started_ms IS NOT NULL",
+    "SELECT count(*) FROM workspace_turns t WHERE t.session_id = :session "
+    "AND t.started_ms IS NOT NULL AND NOT EXISTS (SELECT 1 FROM task_runs r "
+    "WHERE r.id = t.run_id AND r.outcome = 'spawn_failed')",
 )
 _START_TURN = Query(
     "turn_start",
@@ -134,7 +137,8 @@ def session_turns(tx: Transaction, session_id: str, *, limit: int = 5) -> list[T
 
 
 def started_turns(tx: Transaction, session_id: str) -> int:
-    """How many of a session's turns reached a worker (a stopped pending turn never did)."""
+    """How many of a session's turns reached the agent (not a turn stopped while pending, nor
+    one whose agent could not be started)."""
     return int(tx.scalar(_STARTED_TURNS, {"session": session_id}))
 
 

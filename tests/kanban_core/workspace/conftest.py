@@ -180,15 +180,15 @@ class Kit:
         self.board.complete(Actor(AGENT, run=claim.proof), claim.task.id, summary=summary)
         return turns.finish(self.board, claim.run_id)
 
-    def crash(self, claim: Claim, error: str = "the agent exited with code 3") -> None:
+    def crash(
+        self,
+        claim: Claim,
+        error: str = "the agent exited with code 3",
+        outcome: RunOutcome = RunOutcome.CRASHED,
+    ) -> None:
         """The supervisor records a crash (the turn is settled separately)."""
         self.board.record_failure(
-            Actor("supervisor"),
-            claim.task.id,
-            claim.run_id,
-            RunOutcome.CRASHED,
-            error,
-            FailurePolicy(),
+            Actor("supervisor"), claim.task.id, claim.run_id, outcome, error, FailurePolicy()
         )
 
     def run_turn(self, ws: Workspace, summary: str = "done") -> TurnContext:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kanban_core import Actor, Kanban
+from kanban_core.domain import RunOutcome
 from kanban_core.errors import ValidationError
 from kanban_core.workspace import store, turns
 from kanban_core.workspace.records import SessionState, TurnStatus, WorkspaceStatus
@@ -378,6 +379,23 @@ def test_a_session_resumes_only_after_its_agent_really_started(kit: Kit) -> None
     kit.svc.follow_up(kit.get(ws), kit.caller(), "and then")
     _claim, later = kit.begin(kit.get(ws))
     assert later.resume is True
+
+
+def test_a_turn_whose_agent_could_not_start_does_not_make_the_next_one_resume(kit: Kit) -> None:
+    ws = kit.create().workspace
+    claim, _first = kit.begin(ws)
+    kit.crash(claim, "cannot start 'claude': No such file", RunOutcome.SPAWN_FAILED)
+    assert turns.finish(kit.board, claim.run_id) is True
+    assert kit.svc.follow_up(kit.get(ws), kit.caller(), "try again").turn_id is not None
+
+    claim2, second = kit.begin(kit.get(ws))
+
+    assert second.resume is False  # the agent never ran: its session does not exist yet
+    kit.crash(claim2)  # this time it ran, then failed
+    assert turns.finish(kit.board, claim2.run_id) is True
+    assert kit.svc.follow_up(kit.get(ws), kit.caller(), "once more").turn_id is not None
+    _claim3, third = kit.begin(kit.get(ws))
+    assert third.resume is True
 
 
 def test_a_worktree_that_cannot_be_restored_fails_the_turn_instead_of_stalling(kit: Kit) -> None:
