@@ -110,14 +110,26 @@ def push_remote(worktree: Path) -> str | None:
 
 
 def plan_push(
-    worktree: Path, *, branch: str, protected: Sequence[str] = DEFAULT_PROTECTED
+    worktree: Path,
+    *,
+    branch: str,
+    protected: Sequence[str] = DEFAULT_PROTECTED,
+    require: Sequence[str] = (),
 ) -> PushPlan:
-    """Check the worktree may push ``branch`` and list what would go (asks the remote once)."""
+    """Check the worktree may push ``branch`` and list what would go (asks the remote once).
+
+    ``require`` names branches the remote must have (a pull request's base), checked by the
+    same remote call.
+    """
     _preflight(worktree, branch, protected)
     remote = push_remote(worktree)
     if remote is None:
         raise PushRefused("the repository has no remote to push to", "no_remote")
-    remote_oid = _remote_oid(worktree, remote, branch)
+    heads = _remote_heads(worktree, remote, [branch, *require])
+    for name in require:
+        if name not in heads:
+            raise GitOpError(f"the base branch {name} does not exist on {remote}")
+    remote_oid = heads.get(branch)
     local = run_git(worktree, "rev-parse", "--verify", f"refs/heads/{branch}").text.strip()
     if remote_oid is not None and _have_commit(worktree, remote_oid):
         exclude = [f"^{remote_oid}"]
@@ -196,14 +208,15 @@ def _preflight(worktree: Path, branch: str, protected: Sequence[str]) -> None:
         raise PushRefused(f"the worktree is on {current}, not {branch}", "wrong_branch")
 
 
-def _remote_oid(worktree: Path, remote: str, branch: str) -> str | None:
+def _remote_heads(worktree: Path, remote: str, branches: Sequence[str]) -> dict[str, str]:
+    """{branch: oid} for those of ``branches`` the remote has."""
     res = run_git(
         worktree,
         "ls-remote",
         "--heads",
         "--",
         remote,
-        f"refs/heads/{branch}",
+        *(f"refs/heads/{name}" for name in branches),
         timeout=NETWORK_TIMEOUT_S,
         check=False,
     )
@@ -211,11 +224,13 @@ def _remote_oid(worktree: Path, remote: str, branch: str) -> str | None:
         kind, remedy = classify_push_error(res.stderr)
         hint = remedy if kind == "auth" else scrub_urls(first_error(res.stderr))
         raise GitOpError(f"cannot reach remote {remote}: {hint}")
+    wanted = {f"refs/heads/{name}": name for name in branches}
+    heads = {}
     for line in res.text.splitlines():
         oid, _, ref = line.partition("\t")
-        if ref == f"refs/heads/{branch}":
-            return oid
-    return None
+        if ref in wanted:  # exact: ls-remote patterns also match longer names ending the same
+            heads[wanted[ref]] = oid
+    return heads
 
 
 def _have_commit(worktree: Path, oid: str) -> bool:

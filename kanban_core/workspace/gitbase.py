@@ -6,14 +6,14 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kanban_core.errors import KanbanError, ValidationError
 from kanban_core.gitops import commits, github, push
-from kanban_core.gitops.runner import NETWORK_TIMEOUT_S, GitOpError, run_git
+from kanban_core.gitops.runner import run_git
 from kanban_core.gitops.status import RepoStatus, repo_status
 from kanban_core.workspace import approvals
 from kanban_core.workspace.records import Approval, ApprovalKind, Caller, Workspace, WorkspaceRepo
@@ -121,9 +121,12 @@ class GitBase:
             raise commits.NothingToCommit(f"{target.slug}: nothing to commit")
         return state
 
-    def _plan(self, target: WorkspaceRepo) -> push.PushPlan:
+    def _plan(self, target: WorkspaceRepo, *, require: Sequence[str] = ()) -> push.PushPlan:
         return push.plan_push(
-            target.worktree, branch=target.branch, protected=self.cfg.protected_branches
+            target.worktree,
+            branch=target.branch,
+            protected=self.cfg.protected_branches,
+            require=require,
         )
 
     def _host(self, target: WorkspaceRepo) -> github.PrHost:
@@ -140,16 +143,6 @@ class GitBase:
             return github.RemoteRepo(host="github.com", owner=owner, name=name)
         remote = push.push_remote(target.worktree) or "origin"
         return github.parse_remote_url(github.remote_url(target.worktree, remote))
-
-    def _check_remote_base(self, target: WorkspaceRepo, base: str) -> None:
-        remote = push.push_remote(target.worktree)
-        if remote is None:
-            raise push.PushRefused("the repository has no remote", "no_remote")
-        found = run_git(
-            target.worktree, "ls-remote", "--heads", "--", remote, base, timeout=NETWORK_TIMEOUT_S
-        ).text
-        if not found.strip():
-            raise GitOpError(f"the base branch {base} does not exist on {remote}")
 
     def _trailers(self, ws: Workspace, approval: Approval) -> list[tuple[str, str]]:
         values = {

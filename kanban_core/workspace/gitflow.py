@@ -158,13 +158,12 @@ class GitFlow(GitExecutions):
         host.check()
         remote_repo = self._remote_repo(target)
         base = branch_name(target.base_ref)
-        try:
-            plan: push.PushPlan | None = self._plan(target)
+        try:  # one remote call: what would be pushed, and whether the base exists there
+            plan: push.PushPlan | None = self._plan(target, require=[base])
         except push.PushRefused as exc:
             if exc.kind != "nothing_to_push":
                 raise
             plan = None
-        self._check_remote_base(target, base)
         title = title or self.svc.board.get(ws.task_id).title
         lines = [
             f"Open a {'draft ' if draft else ''}pull request on {remote_repo.slug}: "

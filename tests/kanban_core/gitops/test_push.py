@@ -51,6 +51,19 @@ def test_plan_lists_the_commits_to_push_newest_first(wt: Path) -> None:
     )
 
 
+def test_plan_checks_required_branches_with_the_same_remote_call(wt: Path) -> None:
+    commit(wt, "a.txt")
+    assert plan_push(wt, branch=BRANCH, require=["main"]).count == 1
+    with pytest.raises(GitOpError, match="the base branch release does not exist on origin"):
+        plan_push(wt, branch=BRANCH, require=["release"])
+
+
+def test_a_missing_base_is_reported_before_nothing_to_push(wt: Path) -> None:
+    with pytest.raises(GitOpError, match="base branch release does not exist"):
+        plan_push(wt, branch=BRANCH, require=["release"])
+    assert refused(wt, require=["main"]) == "nothing_to_push"
+
+
 def test_plan_lists_at_most_twenty_but_counts_all(wt: Path) -> None:
     for i in range(23):
         commit(wt, f"f{i}.txt")
