@@ -153,4 +153,18 @@ class SubprocessSpawner:
 
     def running(self) -> int:
         """How many supervisors this spawner started are still alive."""
-        return sum(1 for child in self._children.values() if child.poll() is None)
+        return len(self.live_pids())
+
+    def live_pids(self) -> list[int]:
+        """The pids of the supervisors this spawner started that are still alive."""
+        return [pid for pid, child in self._children.items() if child.poll() is None]
+
+    def wait_all(self, timeout: float) -> list[tuple[int, int]]:
+        """Wait for every supervisor to exit (each up to ``timeout`` s), then reap them all.
+
+        For an embedder that stops its workers itself (tests, a one-shot script); the gateway
+        never waits: supervisors outlive it on purpose.
+        """
+        for child in self._children.values():
+            child.wait(timeout=timeout)
+        return self.reap()

@@ -313,29 +313,18 @@ class ChatGateway:
             self.board.close()
 
     def _workers_done(self) -> bool:
-        return all(
-            child.poll() is not None
-            for gateway in self._started
-            for child in gateway.spawner._children.values()
-        )
+        return all(gateway.spawner.running() == 0 for gateway in self._started)
 
     def kill_workers(self) -> None:
         """SIGKILL whatever this test started that still runs (by recorded pid), then reap."""
         agents = {int(call["pid"]) for call in self.project.calls()}
         pids = {pid for pid in agents if _is_fake_agent(pid)}
-        pids |= {
-            pid
-            for g in self._started
-            for pid, child in g.spawner._children.items()
-            if child.poll() is None
-        }
+        pids |= {pid for g in self._started for pid in g.spawner.live_pids()}
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         for gateway in self._started:
-            for child in gateway.spawner._children.values():
-                child.wait(timeout=10)
-            gateway.spawner.reap()
+            gateway.spawner.wait_all(timeout=10)
 
     def supervisor_pids(self) -> list[int]:
         """The worker supervisors' pids, from the board's runs."""

@@ -301,8 +301,7 @@ class Harness:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         for spawner in self.spawners:
-            for child in spawner._children.values():
-                child.wait(timeout=30)
+            spawner.wait_all(timeout=30)
         self.board.close()
 
 
@@ -363,6 +362,24 @@ def test_a_worker_that_completes_hands_off_its_summary_and_metadata(any_harness:
     log = h.log(task_id)
     assert "COMPLETE-AGENT: done" in log
     assert "after recording its verdict" in log
+
+
+def test_the_spawner_knows_its_live_supervisors_and_can_wait_for_them(harness: Harness):
+    h = harness
+    h.configure({"patient": h.profile(WAITS_THEN_COMPLETES)})
+    task_id = h.create("wait for go", assignee="patient")
+    dispatcher = h.dispatcher()
+    spawner = h.spawners[-1]
+
+    (spawned,) = dispatcher.run_pass().spawned
+    h.wait_note(task_id, "waiting")
+
+    assert spawner.live_pids() == [spawned.pid]
+    assert spawner.running() == 1
+    (h.state / "go").touch()
+    assert spawner.wait_all(timeout=30) == [(spawned.pid, 0)]
+    assert (spawner.live_pids(), spawner.running(), spawner.reap()) == ([], 0, [])
+    assert h.task(task_id).status is TaskStatus.DONE
 
 
 def test_a_worker_that_blocks_stays_blocked(harness: Harness):
