@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from gateway.adapter import ChatAdapter
+from gateway.changes import ChangeMonitor
 from gateway.config import GatewayConfig, load_gateway_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.executor import KernelExecutor
@@ -111,9 +112,14 @@ class Gateway:
                 await adapter.start(sink)
                 started.append(adapter)
                 log.info("adapter %s started", name, extra={"action": "adapter_start"})
+            # Workers, the CLI and agents change the board from other processes: react at once.
+            changes = ChangeMonitor(
+                board.watch_changes(), executor, on_change=(loop.nudge, notifier.nudge)
+            )
             tasks = [
                 asyncio.create_task(loop.run(self.stop), name="dispatch"),
                 asyncio.create_task(notifier.run(self.stop), name="notifier"),
+                asyncio.create_task(changes.run(self.stop), name="changes"),
             ]
             log.info(
                 "gateway ready on %s with %s",

@@ -39,6 +39,7 @@ from kanban_core.errors import PermissionDenied, ValidationError
 from kanban_core.recovery import FailurePolicy, FailureVerdict, OverdueRun
 from kanban_core.settings import KernelSettings
 from kanban_core.storage import Database, Transaction
+from kanban_core.storage.changes import ChangeWatch
 from kanban_core.storage.migrate import ensure_schema
 from kanban_core.validation import (
     MAX_BODY_BYTES,
@@ -470,6 +471,10 @@ class Kanban:
         """Board counts."""
         with self.db.transaction(write=False) as tx:
             return reads.stats(tx)
+
+    def watch_changes(self) -> ChangeWatch:
+        """A hint source for wake-ups: has anyone changed the board since the last look?"""
+        return ChangeWatch(self.db)
 
     def max_event_id(self) -> int:
         """The newest event id."""

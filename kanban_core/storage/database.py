@@ -301,6 +301,20 @@ class Database:
             raise StorageError(f"cannot use {path}: {exc}") from exc
         return connection
 
+    def listen(self, channel: str) -> psycopg.Connection[Any]:
+        """A new PostgreSQL connection outside the pool, LISTENing on ``channel``; the caller
+        owns it (and closes it)."""
+        if self.dialect != "postgresql" or not channel.isidentifier():
+            raise StorageError(f"cannot listen on {channel!r} with {self.dialect}")
+        connection = self._connect_postgresql()
+        try:
+            connection.autocommit = True
+            connection.execute(f"LISTEN {channel}")
+        except Exception as exc:
+            _quiet_close(connection)
+            raise StorageError(f"cannot listen on {self.describe()}: {exc}") from exc
+        return connection
+
     def _connect_postgresql(self) -> psycopg.Connection[Any]:
         try:
             import psycopg

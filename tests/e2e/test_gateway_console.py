@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from kanban_core import Kanban, KernelSettings, TaskId, TaskStatus, health
+from kanban_core import Actor, Kanban, KernelSettings, TaskId, TaskStatus, health
 from tests.support.processes import Lines, alive, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -136,6 +136,27 @@ def test_create_a_task_hear_it_complete_and_stop_cleanly(start):
     assert code == 0, err
     assert "shutdown complete" in err
     assert "Traceback" not in err
+
+
+def test_a_task_created_by_another_process_starts_and_is_announced_at_once(start, home):
+    # The gateway's own timers are an hour (dispatch tick) and a minute (notifier poll) away:
+    # only the change watch can start t1 and deliver its completion within the timeout.
+    config = {
+        "dispatcher": {"dispatch_interval_seconds": 3600},
+        "gateway": {"notify_poll_ms": 60_000},
+    }
+    (home / "config.yaml").write_text(json.dumps(config), encoding="utf-8")
+    gateway = start()
+    shell = Actor(name="bob")
+    with open_board(home) as board:
+        wait_for(lambda: any(h.passes >= 1 for h in health.read(board)), 30, "the first pass")
+        task = board.create(shell, title="from the shell", assignee="demo").task
+        board.subscribe(shell, task.id, platform="console", chat_id="local")
+
+    gateway.out.wait_for(lambda line: line == f"✔ t{task.id} from the shell", timeout=20)
+    assert gateway.out.next().startswith("completed by @demo: ")
+    code, err = gateway.terminate()
+    assert code == 0, err
 
 
 WAITER = """
