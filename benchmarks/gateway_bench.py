@@ -18,6 +18,7 @@ from benchmarks.sizes import Sizes
 from benchmarks.timing import Progress
 from gateway import Capabilities, ChatRef, ChatUser, Document, IncomingMessage
 from gateway.access import AccessPolicy, Role
+from gateway.changes import ChangeMonitor
 from gateway.config import NotifierSettings
 from gateway.executor import KernelExecutor
 from gateway.notifier import Notifier
@@ -93,13 +94,15 @@ def event_to_send(backend: Backend, sizes: Sizes, log: Progress) -> float:
         log(f"{backend.name}: event → send latency")
 
         async def main() -> list[float]:
-            executor = KernelExecutor(threads=1)
+            executor = KernelExecutor(threads=1 if board.db.dialect == "sqlite" else 4)
             adapter = RecordingAdapter()
             notifier = Notifier(
                 board, {"bench": adapter}, executor, NotifierSettings(), claimer="bench"
             )
+            # Wired as the gateway wires it: changes by another connection nudge the notifier.
+            changes = ChangeMonitor(board.watch_changes(), executor, on_change=[notifier.nudge])
             stop = asyncio.Event()
-            runner = asyncio.create_task(notifier.run(stop))
+            runner = asyncio.gather(notifier.run(stop), changes.run(stop))
             samples = []
             try:
                 for i in range(sizes.notify_samples):
