@@ -19,7 +19,9 @@ from kanban_core.storage.changes import ChangeWatch
 log = logging.getLogger(__name__)
 #: SQLite: how often the newest event id is compared (one index lookup).
 PROBE_S = 0.02
-#: PostgreSQL: a look even without an announcement, in case the listening connection dropped.
+#: PostgreSQL: a look even without an announcement, in case the listening connection dropped;
+#: also the pause after a failed look, so a broken database is not hammered (or logged) 50 times
+#: a second.
 FALLBACK_S = 1.0
 
 
@@ -35,6 +37,7 @@ class ChangeMonitor:
         self.watch = watch
         self.executor = executor
         self.on_change = tuple(on_change)
+        self._failing = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch until ``stop`` is set; the listening connection is closed on the way out."""
@@ -44,7 +47,8 @@ class ChangeMonitor:
         try:
             while not stop.is_set():
                 announced.clear()
-                if await self._look():
+                changed = await self._look()
+                if changed:
                     for callback in self.on_change:
                         callback()
                 # The socket can change: a dropped listener is replaced on the next look.
@@ -55,19 +59,26 @@ class ChangeMonitor:
                     if current is not None:
                         loop.add_reader(current, announced.set)
                     fd = current
+                slow = self.watch.announces or changed is None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
-                        wait_first(announced.wait(), stop.wait()),
-                        PROBE_S if fd is None else FALLBACK_S,
+                        wait_first(announced.wait(), stop.wait()), FALLBACK_S if slow else PROBE_S
                     )
         finally:
             if fd is not None:
                 loop.remove_reader(fd)
             await self.executor.run(self.watch.close)
 
-    async def _look(self) -> bool:
+    async def _look(self) -> bool | None:
+        """Whether the board changed; None when the look failed (logged once per outage)."""
         try:
-            return await self.executor.run(self.watch.changed)
+            changed = await self.executor.run(self.watch.changed)
         except Exception:
-            log.exception("looking for changes failed", extra={"action": "watch"})
-            return False
+            if not self._failing:
+                log.exception("looking for changes failed", extra={"action": "watch"})
+            self._failing = True
+            return None
+        if self._failing:
+            log.info("looking for changes works again", extra={"action": "watch"})
+            self._failing = False
+        return changed

@@ -37,6 +37,11 @@ class ChangeWatch:
         changed, self._newest = newest != self._newest, newest
         return changed
 
+    @property
+    def announces(self) -> bool:
+        """True when changes are announced on ``fileno()`` (PostgreSQL); False: look often."""
+        return self._db.dialect == "postgresql"
+
     def fileno(self) -> int | None:
         """A socket that turns readable when a change is announced (PostgreSQL), else None."""
         return None if self._listener is None else int(self._listener.fileno())
