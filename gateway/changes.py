@@ -43,7 +43,6 @@ class ChangeMonitor:
         """Watch until ``stop`` is set; the listening connection is closed on the way out."""
         loop = asyncio.get_running_loop()
         announced = asyncio.Event()
-        fd: int | None = None
         try:
             while not stop.is_set():
                 announced.clear()
@@ -51,22 +50,22 @@ class ChangeMonitor:
                 if changed:
                     for callback in self.on_change:
                         callback()
-                # The socket can change: a dropped listener is replaced on the next look.
-                current = self.watch.fileno()
-                if current != fd:
+                slow = self.watch.announces or changed is None
+                # Registered only while waiting: the look may replace (or drop) the listening
+                # socket, and unread announcements would keep a registered reader firing.
+                fd = self.watch.fileno()
+                if fd is not None:
+                    loop.add_reader(fd, announced.set)
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            wait_first(announced.wait(), stop.wait()),
+                            FALLBACK_S if slow else PROBE_S,
+                        )
+                finally:
                     if fd is not None:
                         loop.remove_reader(fd)
-                    if current is not None:
-                        loop.add_reader(current, announced.set)
-                    fd = current
-                slow = self.watch.announces or changed is None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        wait_first(announced.wait(), stop.wait()), FALLBACK_S if slow else PROBE_S
-                    )
         finally:
-            if fd is not None:
-                loop.remove_reader(fd)
             await self.executor.run(self.watch.close)
 
     async def _look(self) -> bool | None:

@@ -12,6 +12,7 @@ from gateway import changes
 from gateway.changes import ChangeMonitor
 from gateway.executor import KernelExecutor
 from kanban_core import Actor, Kanban, KernelSettings
+from kanban_core.storage import Query
 from tests.gateway.support import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -81,3 +82,37 @@ async def test_a_failing_look_is_logged_once_and_the_monitor_recovers(tmp_path, 
 
 def _failures(caplog: pytest.LogCaptureFixture) -> int:
     return sum(r.getMessage() == "looking for changes failed" for r in caplog.records)
+
+
+async def test_a_dropped_listener_is_replaced_and_announcements_resume(
+    board: Kanban, executor: KernelExecutor, settings: KernelSettings, monkeypatch
+):
+    if board.db.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    monkeypatch.setattr(changes, "FALLBACK_S", 0.2)
+    watch = board.watch_changes()
+    woken: list[str] = []
+    monitor = ChangeMonitor(watch, executor, on_change=[lambda: woken.append("x")])
+    stop = asyncio.Event()
+    task = asyncio.create_task(monitor.run(stop))
+    await wait_until(lambda: woken == ["x"] and watch.fileno() is not None, "the first listener")
+
+    with board.db.transaction(write=True) as tx:  # the server drops the listener
+        tx.scalar(Query("kill_listener", KILL_LISTENER))
+    # The drop is a wake-up (anything may have been missed), and so is the new listener.
+    await wait_until(
+        lambda: len(woken) >= 3 and watch.fileno() is not None, "a new listener", within=10
+    )
+    seen = len(woken)
+    with Kanban.open(settings) as other:
+        other.create(Actor(name="bob"), title="after the drop")
+
+    await wait_until(lambda: len(woken) > seen, "the new listener to announce the create")
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+KILL_LISTENER = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE starts_with(query, 'LISTEN kanban_events') AND pid <> pg_backend_pid()"
+)
