@@ -18,6 +18,7 @@ from kanban_core import (
     runs,
     tasks,
 )
+from kanban_core.changes import ChangeWatch
 from kanban_core.domain import (
     Actor,
     BoardStats,
@@ -39,7 +40,6 @@ from kanban_core.errors import PermissionDenied, ValidationError
 from kanban_core.recovery import FailurePolicy, FailureVerdict, OverdueRun
 from kanban_core.settings import KernelSettings
 from kanban_core.storage import Database, Transaction
-from kanban_core.storage.changes import ChangeWatch
 from kanban_core.storage.migrate import ensure_schema
 from kanban_core.validation import (
     MAX_BODY_BYTES,

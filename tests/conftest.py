@@ -83,6 +83,19 @@ def fresh_url(db_url, tmp_path):
             drop_pg_database(url)
 
 
+_DROP_LISTENERS = Query(
+    "drop_change_listeners",
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE starts_with(query, 'LISTEN kanban_events') AND pid <> pg_backend_pid()",
+)
+
+
+def drop_change_listeners(db: Database) -> None:
+    """PostgreSQL terminates every connection LISTENing for board changes (a network cut)."""
+    with db.transaction(write=True) as tx:
+        tx.fetchall(_DROP_LISTENERS)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest) -> str:
     """Each kernel test runs once per database."""

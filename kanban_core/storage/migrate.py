@@ -75,8 +75,8 @@ def migrate_to(db: Database, revision: str) -> None:
     """Upgrade or downgrade to a given revision (migration tests and support work only)."""
     if revision not in REVISIONS:
         raise StorageError(f"unknown schema revision {revision!r}")
-    current = schema_version(db)
-    with _MIGRATION_LOCK:
+    with _MIGRATION_LOCK:  # read the version under the lock, as _upgrade does
+        current = schema_version(db)
         if current is not None and REVISIONS.index(revision) < REVISIONS.index(current):
             _run_alembic(db, revision, downgrade=True)
         elif current != revision:

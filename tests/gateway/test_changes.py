@@ -12,7 +12,7 @@ from gateway import changes
 from gateway.changes import ChangeMonitor
 from gateway.executor import KernelExecutor
 from kanban_core import Actor, Kanban, KernelSettings
-from kanban_core.storage import Query
+from tests.conftest import drop_change_listeners
 from tests.gateway.support import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -97,8 +97,7 @@ async def test_a_dropped_listener_is_replaced_and_announcements_resume(
     task = asyncio.create_task(monitor.run(stop))
     await wait_until(lambda: woken == ["x"] and watch.fileno() is not None, "the first listener")
 
-    with board.db.transaction(write=True) as tx:  # the server drops the listener
-        tx.scalar(Query("kill_listener", KILL_LISTENER))
+    drop_change_listeners(board.db)
     # The drop is a wake-up (anything may have been missed), and so is the new listener.
     await wait_until(
         lambda: len(woken) >= 3 and watch.fileno() is not None, "a new listener", within=10
@@ -110,9 +109,3 @@ async def test_a_dropped_listener_is_replaced_and_announcements_resume(
     await wait_until(lambda: len(woken) > seen, "the new listener to announce the create")
     stop.set()
     await asyncio.wait_for(task, 10)
-
-
-KILL_LISTENER = (
-    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-    "WHERE starts_with(query, 'LISTEN kanban_events') AND pid <> pg_backend_pid()"
-)

@@ -1,4 +1,4 @@
-"""kanban_core.storage.changes: the "has the board changed?" hint, on both databases."""
+"""kanban_core.changes: the "has the board changed?" hint, on both databases."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from kanban_core import Actor, Kanban, KernelSettings
-from kanban_core.storage import Query
-from kanban_core.storage.changes import ChangeWatch
+from kanban_core.changes import ChangeWatch
+from tests.conftest import drop_change_listeners
 from tests.support.processes import wait_for
 
 
@@ -77,14 +77,7 @@ def test_postgresql_announces_on_a_socket_and_survives_a_dropped_listener(
     assert watch.changed() is True
     assert watch.changed() is False
 
-    with board.db.transaction(write=True) as tx:  # the server drops the listener
-        tx.scalar(
-            Query(
-                "kill_listener",
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE starts_with(query, 'LISTEN kanban_events') AND pid <> pg_backend_pid()",
-            )
-        )
+    drop_change_listeners(board.db)
     wait_for(watch.changed, 10, "the dropped listener to count as a change")
     watch.changed()  # listens again (and reports the gap as a change)
     wait_for(lambda: not watch.changed(), 10, "the new listener to settle")

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from kanban_core import reads
 from kanban_core.errors import StorageError
-from kanban_core.storage.database import Database
-from kanban_core.storage.sql import Query
+from kanban_core.storage import Database
 
 #: The channel the migration's trigger announces new events on.
 CHANNEL = "kanban_events"
-_NEWEST_EVENT = Query("watch_newest_event", "SELECT COALESCE(max(id), 0) FROM task_events")
 
 
 class ChangeWatch:
@@ -33,7 +32,7 @@ class ChangeWatch:
         if self._db.dialect == "postgresql":
             return self._announced()
         with self._db.transaction(write=False, single=True) as tx:
-            newest = int(tx.scalar(_NEWEST_EVENT))
+            newest = reads.max_event_id(tx)
         changed, self._newest = newest != self._newest, newest
         return changed
 
