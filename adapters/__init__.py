@@ -1,1 +1,1 @@
-"""Chat platform adapters via entry points (issue #4): ``<platform>.py`` and ``<platform>_*.py``."""
+"""Chat platform adapters, found through entry points: ``<platform>.py`` and ``<platform>_*.py``."""

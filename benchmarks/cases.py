@@ -15,7 +15,7 @@ from benchmarks.sizes import Sizes
 from benchmarks.timing import Progress, median, per_call
 from kanban_core import Actor, Kanban, format_task_id
 from kanban_core.commands import CommandContext, run_command
-from kanban_core.render import render_blocks
+from kanban_core.commands.render import render_blocks
 from kanban_core.storage import Query
 
 OPERATOR = Actor(name="bench-operator")

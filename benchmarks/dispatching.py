@@ -13,9 +13,9 @@ from benchmarks.sizes import Sizes
 from benchmarks.timing import Progress, median
 from kanban_core import Actor, Kanban, KernelSettings
 from kanban_core.config import DispatcherConfig, KanbanConfig
-from kanban_core.dispatcher import Dispatcher
+from kanban_core.dispatch.dispatcher import Dispatcher
+from kanban_core.dispatch.spawn import WorkerSpec
 from kanban_core.profiles import AssigneeProfile
-from kanban_core.spawn import WorkerSpec
 from kanban_core.storage import Database, Query
 
 ASSIGNEE = "coder"

@@ -25,8 +25,8 @@ from gateway.notifier import Notifier
 from gateway.router import Router
 from gateway.scheduler import DispatchLoop
 from kanban_core import Actor, TaskId
-from kanban_core.dispatcher import Dispatcher
-from kanban_core.spawn import WorkerSpec
+from kanban_core.dispatch.dispatcher import Dispatcher
+from kanban_core.dispatch.spawn import WorkerSpec
 
 OPERATOR = Actor(name="bench-operator")
 CHAT = ChatRef("bench", "room")

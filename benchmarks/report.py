@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from kanban_core.render import display_width
+from kanban_core.commands.render import display_width
 
 #: A measured value (in base units: seconds, bytes, per second), a verdict or error text, or
 #: None when the backend was not measured.

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 
-from kanban_core.domain import TaskId, format_task_id
-from kanban_core.rows import dump_json
+from kanban_core.board.domain import TaskId, format_task_id
+from kanban_core.board.rows import dump_json
 from kanban_core.storage import Database, Query
 
 CHUNK = 20_000

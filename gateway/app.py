@@ -22,9 +22,9 @@ from gateway.router import Router
 from gateway.scheduler import DispatchLoop
 from kanban_core import Kanban, KernelSettings
 from kanban_core.config import config_path, load_config
-from kanban_core.dispatcher import Dispatcher
-from kanban_core.spawn import SubprocessSpawner
-from kanban_core.workspace import reconcile
+from kanban_core.dispatch.dispatcher import Dispatcher
+from kanban_core.dispatch.spawn import SubprocessSpawner
+from kanban_core.workspaces.interactive import reconcile
 
 log = logging.getLogger(__name__)
 ADAPTER_GROUP = "kanban_gateway.adapters"

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from gateway.executor import KernelExecutor, wait_first
-from kanban_core.changes import ChangeWatch
+from kanban_core.board.changes import ChangeWatch
 
 log = logging.getLogger(__name__)
 #: SQLite: how often the newest event id is compared (one index lookup).

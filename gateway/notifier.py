@@ -20,7 +20,7 @@ from gateway.executor import KernelExecutor, wait_first
 from gateway.messages import ChatRef
 from gateway.rendering import event_document
 from kanban_core import Kanban
-from kanban_core.deliveries import Delivery
+from kanban_core.board.deliveries import Delivery
 
 log = logging.getLogger(__name__)
 

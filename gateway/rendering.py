@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from gateway.messages import Block, Button, Document, Heading, Paragraph, Preformatted
+from kanban_core.board.deliveries import Delivery
 from kanban_core.commands import CommandResult
+from kanban_core.commands.render import render_table
 from kanban_core.commands.result import Heading as ResultHeading, Table, Text
-from kanban_core.deliveries import Delivery
-from kanban_core.render import render_table
 
 _KIND_ICONS = {
     "completed": "✔",

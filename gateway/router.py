@@ -17,7 +17,7 @@ from gateway.messages import Attachment, Button, Document, IncomingMessage, Mess
 from gateway.rendering import result_document
 from gateway.routing import Routed, action_argv, command_argv, text_argv
 from kanban_core import Actor, Kanban, KanbanError, format_task_id
-from kanban_core.audit import AuditEntry
+from kanban_core.board.audit import AuditEntry
 from kanban_core.commands import (
     CommandContext,
     CommandResult,
@@ -25,9 +25,9 @@ from kanban_core.commands import (
     run_command,
     split_command_line,
 )
-from kanban_core.dispatcher import Dispatcher
-from kanban_core.workspace import store
-from kanban_core.workspace.records import ChatPlace
+from kanban_core.dispatch.dispatcher import Dispatcher
+from kanban_core.workspaces.interactive import store
+from kanban_core.workspaces.interactive.records import ChatPlace
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway.executor import KernelExecutor, wait_first
-from kanban_core.dispatcher import Dispatcher, DispatchReport
+from kanban_core.dispatch.dispatcher import Dispatcher, DispatchReport
 
 log = logging.getLogger(__name__)
 #: How often finished worker supervisors are looked for (a finished worker may free a slot or

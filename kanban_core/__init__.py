@@ -1,6 +1,6 @@
 """The kanban kernel: tasks, links, runs, events and subscriptions on SQLite or PostgreSQL."""
 
-from kanban_core.domain import (
+from kanban_core.board.domain import (
     Actor,
     BlockKind,
     BoardStats,
@@ -22,6 +22,8 @@ from kanban_core.domain import (
     format_task_id,
     parse_task_id,
 )
+from kanban_core.board.kanban import Kanban
+from kanban_core.board.reads import TaskFilter
 from kanban_core.errors import (
     InvalidTransition,
     KanbanError,
@@ -32,8 +34,6 @@ from kanban_core.errors import (
     UsageError,
     ValidationError,
 )
-from kanban_core.kanban import Kanban
-from kanban_core.reads import TaskFilter
 from kanban_core.settings import KernelSettings
 
 __all__ = [

@@ -9,13 +9,13 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from kanban_core.board.domain import Actor, RunProof, parse_run_id, parse_task_id
+from kanban_core.board.kanban import Kanban
+from kanban_core.board.validation import clean_text
 from kanban_core.commands import CommandContext, CommandResult, build_parser, run_command
-from kanban_core.domain import Actor, RunProof, parse_run_id, parse_task_id
+from kanban_core.commands.render import render_blocks
 from kanban_core.errors import KanbanError
-from kanban_core.kanban import Kanban
-from kanban_core.render import render_blocks
 from kanban_core.settings import KernelSettings
-from kanban_core.validation import clean_text
 
 _MAX_USER_BYTES = 100
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kanban_core.board.validation import WorkspaceSpec, clean_name, parse_duration, parse_workspace
 from kanban_core.errors import ValidationError
 from kanban_core.profiles import (
     DEMO_PROFILE,
@@ -22,8 +23,7 @@ from kanban_core.profiles import (
     AssigneeProfile,
     Preset,
 )
-from kanban_core.validation import WorkspaceSpec, clean_name, parse_duration, parse_workspace
-from kanban_core.workspace.config import WorkspacesConfig, parse_workspaces
+from kanban_core.workspaces.interactive.config import WorkspacesConfig, parse_workspaces
 
 _BOARD_KEYS = {"db_url", "db_url_env", "sqlite_synchronous", "claim_ttl_seconds"}
 _PROFILE_KEYS = {

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kanban_core.domain import Task
-from kanban_core.validation import WorkspaceSpec
+from kanban_core.board.domain import Task
+from kanban_core.board.validation import WorkspaceSpec
 
 
 class Preset(enum.StrEnum):
@@ -43,7 +43,7 @@ PRESET_COMMANDS: dict[Preset, tuple[str, ...]] = {
         "{prompt}",
     ),
     Preset.GEMINI: ("gemini", "-p", "{prompt}"),
-    Preset.DEMO: (sys.executable, "-m", "kanban_core.demo_worker"),
+    Preset.DEMO: (sys.executable, "-m", "kanban_core.dispatch.demo_worker"),
 }
 
 

@@ -45,7 +45,10 @@ def init(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def gc(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``gc``."""
-    report = ctx.board().gc(
+    from kanban_core.workspaces import cleanup  # GitPython only when gc runs
+
+    report = cleanup.gc(
+        ctx.board(),
         ctx.actor,
         event_retention_days=args.event_retention_days,
         log_retention_days=args.log_retention_days,

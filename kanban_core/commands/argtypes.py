@@ -6,9 +6,14 @@ import argparse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kanban_core.domain import TaskId, parse_task_id
+from kanban_core.board.domain import TaskId, parse_task_id
+from kanban_core.board.validation import (
+    WorkspaceSpec,
+    parse_duration,
+    parse_metadata,
+    parse_workspace,
+)
 from kanban_core.errors import ValidationError
-from kanban_core.validation import WorkspaceSpec, parse_duration, parse_metadata, parse_workspace
 
 T = TypeVar("T")
 

@@ -7,15 +7,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kanban_core.domain import Actor, TaskId, parse_task_id
+from kanban_core.board.domain import Actor, TaskId, parse_task_id
+from kanban_core.board.kanban import Kanban
 from kanban_core.errors import UsageError
-from kanban_core.kanban import Kanban
 
 if TYPE_CHECKING:
     # The dispatcher and config machinery load only for the verbs that use them, keeping
     # `kanban list` a short process.
     from kanban_core.config import KanbanConfig
-    from kanban_core.dispatcher import Dispatcher
+    from kanban_core.dispatch.dispatcher import Dispatcher
 
 
 @dataclass
@@ -63,8 +63,8 @@ class CommandContext:
 
     def get_dispatcher(self) -> Dispatcher:
         """The dispatcher to run a pass with."""
-        from kanban_core.dispatcher import Dispatcher
-        from kanban_core.spawn import SubprocessSpawner
+        from kanban_core.dispatch.dispatcher import Dispatcher
+        from kanban_core.dispatch.spawn import SubprocessSpawner
 
         if self.dispatcher is None:
             self.dispatcher = Dispatcher(

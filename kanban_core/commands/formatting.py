@@ -7,9 +7,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from kanban_core.board.domain import Event, Run, Task, TaskStatus, format_task_id
+from kanban_core.board.reads import TaskSummary
 from kanban_core.commands.result import Table
-from kanban_core.domain import Event, Run, Task, TaskStatus, format_task_id
-from kanban_core.reads import TaskSummary
 
 STATUS_ICONS = {
     TaskStatus.TRIAGE: "?",

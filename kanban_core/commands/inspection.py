@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kanban_core.board.domain import TaskDetail, TaskStatus, format_run_id, format_task_id
+from kanban_core.board.reads import SORTS, TaskFilter
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.formatting import (
@@ -17,9 +19,7 @@ from kanban_core.commands.formatting import (
     timestamp,
 )
 from kanban_core.commands.result import Block, CommandResult, Heading, Table, Text, text
-from kanban_core.domain import TaskDetail, TaskStatus, format_run_id, format_task_id
 from kanban_core.errors import UsageError
-from kanban_core.reads import SORTS, TaskFilter
 
 SHOW_EVENTS = 20
 MAX_LIST_LIMIT = 1_000_000
@@ -241,7 +241,7 @@ def runs(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 
 def assignees(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
-    """``assignees``: every name used on the board (configured profiles join in issue #3)."""
+    """``assignees``: every assignee with tasks on the board, and its counts per status."""
     by_assignee = ctx.board().stats().by_assignee
     if args.json:
         return CommandResult(

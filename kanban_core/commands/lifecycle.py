@@ -7,10 +7,10 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from kanban_core.board.domain import TaskId, format_run_id, format_task_id, parse_task_id
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, Text, text
-from kanban_core.domain import TaskId, format_run_id, format_task_id, parse_task_id
 from kanban_core.errors import KanbanError, UsageError
 
 

@@ -37,7 +37,7 @@ def mcp(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``mcp``: serve until the client closes stdin, then exit quietly."""
     del args
     # Imported here so that every other verb (and chat) runs without loading the MCP SDK.
-    from kanban_core.mcp_server import run_stdio
+    from kanban_core.dispatch.mcp_server import run_stdio
 
     # Opened before serving so a wrong database URL fails the command, not the first tool call.
     board = ctx.board()
@@ -50,7 +50,7 @@ def mcp(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 def worker(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``worker``: the supervisor's entry point (the spec arrives on stdin, never in argv)."""
     del args
-    from kanban_core import worker as supervisor
+    from kanban_core.dispatch import supervisor
 
     code = supervisor.main(sys.stdin.read(), ctx.environ)
     return CommandResult(exit_code=code)

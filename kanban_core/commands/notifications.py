@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kanban_core.board.domain import format_task_id
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, Table, text
-from kanban_core.domain import format_task_id
 
 
 def register(sub: Any) -> None:

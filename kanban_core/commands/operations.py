@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kanban_core.board.domain import format_task_id
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.formatting import elapsed, timestamp
 from kanban_core.commands.result import Block, CommandResult, Heading, Table, Text, text
-from kanban_core.domain import format_task_id
 from kanban_core.errors import UsageError
 from kanban_core.storage import Query
 
@@ -105,7 +105,7 @@ def dispatch(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``status``."""
-    from kanban_core import health
+    from kanban_core.dispatch import health
 
     board = ctx.board()
     dispatchers = health.read(board)
@@ -159,7 +159,7 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def context(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``context``."""
-    from kanban_core import worker_context
+    from kanban_core.dispatch import worker_context
 
     task_id = args.task_id or ctx.default_task()
     return text(worker_context.build(ctx.board(), task_id).rstrip())
@@ -167,7 +167,7 @@ def context(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def log(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``log``: the whole log in a terminal (or its tail), a bounded tail from chat."""
-    from kanban_core.logs import log_path, tail
+    from kanban_core.dispatch.logs import log_path, tail
 
     if args.tail is not None and args.tail <= 0:
         raise UsageError("--tail must be a positive number of bytes")

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from kanban_core.domain import TaskId
+from kanban_core.board.domain import TaskId
 
 
 @dataclass(frozen=True, slots=True)

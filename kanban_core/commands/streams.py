@@ -11,13 +11,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kanban_core.board.domain import Event, EventKind, TaskId, format_task_id
+from kanban_core.board.kanban import Kanban
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.formatting import event_line
 from kanban_core.commands.result import CommandResult, Text
-from kanban_core.domain import Event, EventKind, TaskId, format_task_id
 from kanban_core.errors import UsageError
-from kanban_core.kanban import Kanban
 
 SNAPSHOT_EVENTS = 20
 # PostgreSQL hands out event ids at insert time, not commit time, so a row with a smaller id can

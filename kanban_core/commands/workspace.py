@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from kanban_core.board.domain import TaskId
 from kanban_core.commands import workspace_git
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, Heading, Table, Text
-from kanban_core.domain import TaskId
-from kanban_core.workspace.records import Caller, ChatPlace, Workspace
+from kanban_core.commands.workspace_access import caller, service, workspace
+from kanban_core.workspaces.interactive.records import Workspace
 
 if TYPE_CHECKING:
     # The workspace machinery (git, GitHub, the service) loads only for `ws` commands, so
     # `kanban list` stays a short process.
-    from kanban_core.workspace.service import WorkspaceService
-    from kanban_core.workspace.turns import TurnRequest
+    from kanban_core.workspaces.interactive.turns import TurnRequest
 
 
 def register(sub: Any) -> None:
@@ -120,29 +120,6 @@ def _ws_arg(p: argparse.ArgumentParser, *, positional: bool = False) -> None:
         p.add_argument("--ws", metavar="WS", help="workspace id (default: this chat's)")
 
 
-# -- shared helpers (also used by workspace_git) ----------------------------------------------
-
-
-def service(ctx: CommandContext) -> WorkspaceService:
-    """The workspace service for this command (config re-read, so edits apply at once)."""
-    from kanban_core.workspace.service import WorkspaceService
-
-    # A terminal user may name a repository by path; a chat user only by configured name.
-    return WorkspaceService(ctx.board(), ctx.config(), allow_paths=ctx.interactive)
-
-
-def caller(ctx: CommandContext) -> Caller:
-    """Who is asking, from the context only."""
-    place = ChatPlace(*ctx.place) if ctx.place else ChatPlace("cli", ctx.actor.name, "")
-    principal = ctx.principal or f"cli:{ctx.actor.name}"
-    return Caller(principal, ctx.actor.name, place, ctx.may_approve, ctx.source_key)
-
-
-def workspace(ctx: CommandContext, args: argparse.Namespace, svc: WorkspaceService) -> Workspace:
-    """The workspace the command names, or this chat's."""
-    return svc.resolve(getattr(args, "ws", None), caller(ctx).place)
-
-
 # -- handlers --------------------------------------------------------------------------------
 
 
@@ -207,9 +184,9 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws show``."""
     svc = service(ctx)
     ws = workspace(ctx, args, svc)
-    from kanban_core.workspace import approvals, store
-    from kanban_core.workspace.repair import checkout_of
-    from kanban_core.workspace.worktree_set import repo_health
+    from kanban_core.workspaces.interactive import approvals, store
+    from kanban_core.workspaces.interactive.repair import checkout_of
+    from kanban_core.workspaces.interactive.worktree_set import repo_health
 
     with svc.board.db.transaction(write=False) as tx:
         active = store.active_turn(tx, ws.id)

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, FileOut, Text
-from kanban_core.workspace.records import ApprovalKind, Caller, Workspace
+from kanban_core.commands.workspace_access import caller, service, workspace
+from kanban_core.workspaces.interactive.records import ApprovalKind, Caller, Workspace
 
 if TYPE_CHECKING:
-    from kanban_core.workspace.gitbase import Card, WhichRepo
-    from kanban_core.workspace.gitflow import GitFlow
-    from kanban_core.workspace.service import WorkspaceService
+    from kanban_core.workspaces.interactive.gitbase import Card, WhichRepo
+    from kanban_core.workspaces.interactive.gitflow import GitFlow
+    from kanban_core.workspaces.interactive.service import WorkspaceService
 
 
 def register(verbs: Any) -> None:
@@ -92,7 +93,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def flow(ctx: CommandContext, svc: WorkspaceService) -> GitFlow:
     """The git operations with the caller's environment (tokens come from there only)."""
-    from kanban_core.workspace.gitflow import GitFlow
+    from kanban_core.workspaces.interactive.gitflow import GitFlow
 
     return GitFlow(svc, ctx.environ)
 
@@ -110,7 +111,6 @@ def review_actions(ws: Workspace) -> tuple[Action, ...]:
 def _context(
     ctx: CommandContext, args: argparse.Namespace
 ) -> tuple[WorkspaceService, Workspace, GitFlow]:
-    from kanban_core.commands.workspace import service, workspace
 
     svc = service(ctx)
     return svc, workspace(ctx, args, svc), flow(ctx, svc)
@@ -150,8 +150,7 @@ def _request(
     ask: Callable[[GitFlow, Workspace, Caller], Card],
 ) -> CommandResult:
     """A write request: its card, or the question of which repository."""
-    from kanban_core.commands.workspace import caller
-    from kanban_core.workspace.gitbase import WhichRepo
+    from kanban_core.workspaces.interactive.gitbase import WhichRepo
 
     _svc, ws, git = _context(ctx, args)
     try:
@@ -204,7 +203,6 @@ def attach(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def delete(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws delete``: the preflight report as a confirmation or approval card."""
-    from kanban_core.commands.workspace import caller, service
 
     svc = service(ctx)
     ws = svc.resolve(args.ws, caller(ctx).place)
@@ -215,8 +213,7 @@ def delete(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws run <script>``."""
-    from kanban_core.commands.workspace import caller
-    from kanban_core.workspace.gitbase import WhichRepo
+    from kanban_core.workspaces.interactive.gitbase import WhichRepo
 
     _svc, ws, git = _context(ctx, args)
     try:
@@ -231,7 +228,6 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def set_repo(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws repo <slug>`` / ``--all``."""
-    from kanban_core.commands.workspace import caller
 
     svc, ws, _git = _context(ctx, args)
     if not args.slug and not args.all:
@@ -249,7 +245,6 @@ def set_repo(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def decide(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws approve|deny <id>``."""
-    from kanban_core.commands.workspace import caller, service
 
     svc = service(ctx)
     lines = flow(ctx, svc).decide(caller(ctx), args.request, nonce=args.nonce, approve=args.approve)

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from kanban_core import Actor, Kanban, KernelSettings, TaskId, TaskStatus, health
+from kanban_core import Actor, Kanban, KernelSettings, TaskId, TaskStatus
+from kanban_core.dispatch import health
 from tests.support.processes import Lines, alive, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -24,7 +24,7 @@ from gateway.access import AccessPolicy, Role
 from gateway.executor import KernelExecutor
 from gateway.router import Router
 from kanban_core import Kanban, KernelSettings, TaskId
-from kanban_core.audit import AuditEntry
+from kanban_core.board.audit import AuditEntry
 from tests.e2e import (
     test_discord as discord_e2e,
     test_slack as slack_e2e,

@@ -23,8 +23,8 @@ import pytest
 from gateway.access import Role, required_role
 from gateway.routing import action_argv, command_argv
 from kanban_core import KernelSettings
-from kanban_core.workspace import store, turns
-from kanban_core.workspace.records import TurnStatus, WorkspaceStatus
+from kanban_core.workspaces.interactive import store, turns
+from kanban_core.workspaces.interactive.records import TurnStatus, WorkspaceStatus
 from tests.e2e import test_telegram as telegram_e2e
 from tests.e2e.fake_telegram import ALICE, BOT_USERNAME, FakeTelegram, running
 from tests.e2e.workspace_support import (

@@ -29,8 +29,8 @@ from aiohttp import web
 
 from gateway.app import Gateway
 from kanban_core import Kanban, KernelSettings
-from kanban_core.workspace import approvals, store
-from kanban_core.workspace.records import Session, Turn, Workspace
+from kanban_core.workspaces.interactive import approvals, store
+from kanban_core.workspaces.interactive.records import Session, Turn, Workspace
 from tests.e2e.fake_telegram import ALICE, ALICE_ID, TOKEN, FakeTelegram, Sent
 from tests.gitrepos import GIT_ENV, bare_origin, git, make_repo
 

@@ -15,8 +15,8 @@ from gateway.errors import AdapterError, AdapterRateLimited, AdapterRejected
 from gateway.messages import ChatRef
 from gateway.notifier import Notifier
 from kanban_core import EventKind, RunOutcome, Task, TaskId
-from kanban_core.events import append
-from kanban_core.recovery import FailurePolicy
+from kanban_core.board.events import append
+from kanban_core.board.recovery import FailurePolicy
 from tests.gateway.support import InMemoryAdapter, rows, wait_until
 
 pytestmark = pytest.mark.anyio

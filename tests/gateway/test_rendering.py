@@ -10,9 +10,9 @@ import pytest
 from gateway.messages import Button, Document, Heading, Paragraph, Preformatted
 from gateway.rendering import event_document, result_document
 from kanban_core import TaskId
+from kanban_core.board.deliveries import Delivery
 from kanban_core.commands import CommandResult
 from kanban_core.commands.result import Action, FileOut, Heading as ResultHeading, Table, Text
-from kanban_core.deliveries import Delivery
 
 
 def test_text_and_headings_become_paragraphs_and_headings():

@@ -12,7 +12,7 @@ from gateway.access import AccessPolicy, Role
 from gateway.messages import ChatRef, ChatUser, Document, IncomingMessage, Preformatted
 from gateway.router import Router
 from kanban_core import TaskId, TaskStatus
-from kanban_core.audit import AuditEntry
+from kanban_core.board.audit import AuditEntry
 from tests.gateway.support import text_of
 from tests.kanban_core.support import snapshot
 

@@ -15,8 +15,8 @@ from gateway.executor import KernelExecutor
 from gateway.scheduler import EXIT_CHECK_S, DispatchLoop
 from kanban_core import EventKind, TaskStatus
 from kanban_core.config import KanbanConfig
-from kanban_core.dispatcher import Dispatcher, DispatchReport
-from kanban_core.spawn import WorkerSpec
+from kanban_core.dispatch.dispatcher import Dispatcher, DispatchReport
+from kanban_core.dispatch.spawn import WorkerSpec
 from tests.gateway.support import wait_until
 
 pytestmark = pytest.mark.anyio

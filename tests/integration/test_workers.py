@@ -24,9 +24,9 @@ import pytest
 
 from kanban_core import Actor, Kanban, KernelSettings, RunOutcome, Task, TaskId, TaskStatus
 from kanban_core.config import load_config
-from kanban_core.dispatcher import Dispatcher, DispatchReport
-from kanban_core.logs import log_path
-from kanban_core.spawn import SubprocessSpawner
+from kanban_core.dispatch.dispatcher import Dispatcher, DispatchReport
+from kanban_core.dispatch.logs import log_path
+from kanban_core.dispatch.spawn import SubprocessSpawner
 from kanban_core.storage import Query
 from tests.integration.conftest import Cli, Outcome
 from tests.support.processes import alive, wait_for

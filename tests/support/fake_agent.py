@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-#: The prompt ends with "message from <who>:\n<text>" (kanban_core.workspace.turns._prompt).
+#: The prompt ends with "message from <who>:\n<text>" (see workspaces.interactive.turns._prompt).
 _MARKER = "message from "
 _WAIT_LIMIT_S = 120.0
 _POLL_S = 0.02

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kanban_core.commands import CommandResult
+from kanban_core.commands.render import render_blocks
 from kanban_core.commands.result import Heading, Table, Text
-from kanban_core.render import render_blocks
 
 #: Every verb the tree registers (checked against the parser in test_parser.py).
 VERBS = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kanban_core import Actor, BlockKind
+from kanban_core.board.runs import block as kernel_block
 from kanban_core.commands.inspection import SHOW_EVENTS
-from kanban_core.runs import block as kernel_block
 from tests.kanban_core.commands.support import (
     assert_ok,
     facts as facts_of,

@@ -1,0 +1,1 @@
+"""The board: tasks, links, runs, events, reads, subscriptions and deliveries; the Kanban facade."""

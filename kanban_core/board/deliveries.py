@@ -1,0 +1,141 @@
+"""The notification outbox, seen from the sender: claim due deliveries, then mark each one.
+
+One row per (terminal event, subscriber) is written in the event's own transaction (events.py).
+A sender claims rows for the platforms it serves with a lease, sends, and marks them sent; a
+failure puts the row back with a backoff, and after the last attempt it is dead (and loud). A
+sender killed between claim and send leaves a lease that expires, so the row is sent again:
+at least once, never lost.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kanban_core.board.domain import TaskId
+from kanban_core.storage import Query, Transaction
+
+_RELEASE_EXPIRED = Query(
+    "release_expired_deliveries",
+    "UPDATE notify_deliveries SET status = 'pending', claimed_by = NULL, claim_expires_ms = NULL "
+    "WHERE status = 'sending' AND claim_expires_ms < {now}",
+)
+_CLAIM = Query(
+    "claim_deliveries",
+    "UPDATE notify_deliveries SET status = 'sending', claimed_by = :claimer, "
+    "claim_expires_ms = {now} + :lease_ms, attempts = attempts + 1 "
+    "WHERE id IN (SELECT id FROM notify_deliveries WHERE status = 'pending' "
+    "AND platform = :platform AND next_try_ms <= {now} ORDER BY id LIMIT :limit {skip_locked}) "
+    "RETURNING id, event_id, task_id, platform, chat_id, thread_id, attempts",
+)
+_EVENT = Query(
+    "delivery_event",
+    "SELECT e.kind, e.payload, e.created_ms, t.title, t.assignee, t.status, t.workspace_kind "
+    "FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE e.id = :event_id",
+)
+_SENT = Query(
+    "delivery_sent",
+    "UPDATE notify_deliveries SET status = 'sent', sent_ms = {now}, claimed_by = NULL, "
+    "claim_expires_ms = NULL WHERE id = :id AND status = 'sending' AND claimed_by = :claimer",
+)
+_RETRY = Query(
+    "delivery_retry",
+    "UPDATE notify_deliveries SET status = :status, next_try_ms = {now} + :delay_ms, "
+    "last_error = :error, claimed_by = NULL, claim_expires_ms = NULL "
+    "WHERE id = :id AND status = 'sending' AND claimed_by = :claimer",
+)
+_DEAD = Query(
+    "dead_deliveries",
+    "SELECT d.id, d.task_id, d.platform, d.chat_id, d.thread_id, d.attempts, d.last_error, "
+    "e.kind FROM notify_deliveries d JOIN task_events e ON e.id = d.event_id "
+    "WHERE d.status = 'dead' ORDER BY d.id DESC LIMIT :limit",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One claimed notification, with what is needed to render it."""
+
+    id: int
+    event_id: int
+    task_id: TaskId
+    platform: str
+    chat_id: str
+    thread_id: str
+    attempts: int
+    kind: str
+    payload: dict[str, Any]
+    title: str
+    assignee: str | None
+    workspace_kind: str = "scratch"
+
+
+def claim(
+    tx: Transaction, *, platform: str, claimer: str, lease_ms: int, limit: int = 20
+) -> list[Delivery]:
+    """Claim due deliveries for one platform (expired claims are released first)."""
+    tx.execute(_RELEASE_EXPIRED)
+    rows = tx.fetchall(
+        _CLAIM, {"platform": platform, "claimer": claimer, "lease_ms": lease_ms, "limit": limit}
+    )
+    claimed = []
+    for row in sorted(rows):
+        event = tx.fetchone(_EVENT, {"event_id": row[1]})
+        if event is None:
+            continue
+        claimed.append(
+            Delivery(
+                id=row[0],
+                event_id=row[1],
+                task_id=TaskId(row[2]),
+                platform=row[3],
+                chat_id=row[4],
+                thread_id=row[5],
+                attempts=row[6],
+                kind=event[0],
+                payload=json.loads(event[1]) if event[1] else {},
+                title=event[3],
+                assignee=event[4],
+                workspace_kind=event[6],
+            )
+        )
+    return claimed
+
+
+def mark_sent(tx: Transaction, delivery_id: int, *, claimer: str) -> bool:
+    """Record a successful send; False if the claim was lost meanwhile."""
+    return bool(tx.execute(_SENT, {"id": delivery_id, "claimer": claimer}))
+
+
+def mark_failed(
+    tx: Transaction, delivery_id: int, *, claimer: str, error: str, delay_ms: int, dead: bool
+) -> None:
+    """Put a delivery back for a later try, or mark it dead."""
+    tx.execute(
+        _RETRY,
+        {
+            "id": delivery_id,
+            "claimer": claimer,
+            "status": "dead" if dead else "pending",
+            "delay_ms": delay_ms,
+            "error": error[:500],
+        },
+    )
+
+
+def dead_letters(tx: Transaction, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest undeliverable notifications."""
+    return [
+        {
+            "id": r[0],
+            "task_id": f"t{r[1]}",
+            "platform": r[2],
+            "chat_id": r[3],
+            "thread_id": r[4] or None,
+            "attempts": r[5],
+            "last_error": r[6],
+            "kind": r[7],
+        }
+        for r in tx.fetchall(_DEAD, {"limit": limit})
+    ]

@@ -1,0 +1,543 @@
+"""The Kanban facade: validated operations, each in one transaction. What CLI and gateway call."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from kanban_core.board import (
+    audit,
+    deliveries,
+    links,
+    maintenance,
+    notify,
+    reads,
+    recovery,
+    runs,
+    tasks,
+)
+from kanban_core.board.changes import ChangeWatch
+from kanban_core.board.domain import (
+    Actor,
+    BoardStats,
+    Claim,
+    CreateResult,
+    Event,
+    GcReport,
+    Run,
+    RunId,
+    RunOutcome,
+    Subscription,
+    Task,
+    TaskDetail,
+    TaskId,
+    TaskStatus,
+    format_task_id,
+)
+from kanban_core.board.recovery import FailurePolicy, FailureVerdict, OverdueRun
+from kanban_core.board.validation import (
+    MAX_BODY_BYTES,
+    MAX_COMMENT_BYTES,
+    MAX_SUMMARY_BYTES,
+    WorkspaceSpec,
+    check_metadata,
+    clean_idempotency_key,
+    clean_name,
+    clean_optional,
+    clean_repo,
+    clean_skills,
+    clean_text,
+    clean_title,
+)
+from kanban_core.errors import PermissionDenied, ValidationError
+from kanban_core.storage import Database, Transaction
+from kanban_core.storage.migrate import ensure_schema
+
+if TYPE_CHECKING:
+    # The board needs settings of this shape, not how they are read (that is config's job).
+    from kanban_core.settings import KernelSettings
+
+_PRIORITY_RANGE = range(-1_000_000, 1_000_001)
+_MAX_TTL_S = 7 * 86400
+_MAX_PLATFORM_CHARS = 32
+_MAX_RETENTION_DAYS = 36_500
+
+
+class Kanban:
+    """A board. Every method is one transaction; reads never write."""
+
+    def __init__(self, db: Database, settings: KernelSettings) -> None:
+        self.db = db
+        self.settings = settings
+
+    @classmethod
+    def open(cls, settings: KernelSettings) -> Kanban:
+        """Open (creating or upgrading the schema if needed) the board the settings point at."""
+        db = Database(settings.db_url, synchronous=settings.synchronous)
+        try:
+            ensure_schema(db)
+        except BaseException:
+            db.close()
+            raise
+        return cls(db, settings)
+
+    def close(self) -> None:
+        """Release every database connection."""
+        self.db.close()
+
+    def __enter__(self) -> Kanban:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- authoring --------------------------------------------------------------------------
+
+    def create(
+        self,
+        actor: Actor,
+        *,
+        title: str,
+        body: str | None = None,
+        assignee: str | None = None,
+        parents: Iterable[TaskId] = (),
+        workspace: WorkspaceSpec | None = None,
+        tenant: str | None = None,
+        priority: int = 0,
+        triage: bool = False,
+        idempotency_key: str | None = None,
+        max_runtime_s: int | None = None,
+        skills: Iterable[str] = (),
+        repo: str | None = None,
+    ) -> CreateResult:
+        """Create a task; with an idempotency key, a retry returns the live task that holds it."""
+        new = tasks.NewTask(
+            title=clean_title(title),
+            created_by=actor.name,
+            body=clean_optional(body, field="body", max_bytes=MAX_BODY_BYTES),
+            assignee=clean_name(assignee, field="assignee"),
+            parents=tuple(parents),
+            workspace=workspace,
+            tenant=clean_name(tenant, field="tenant"),
+            priority=_check_priority(priority),
+            triage=triage,
+            idempotency_key=clean_idempotency_key(idempotency_key),
+            max_runtime_s=_check_positive(max_runtime_s, "max runtime"),
+            skills=clean_skills(list(skills)),
+            repo=clean_repo(repo, workspace),
+        )
+        for attempt in range(3):
+            try:
+                with self.db.transaction(write=True) as tx:
+                    if actor.run is not None:
+                        new = replace(new, created_by=runs.worker_name(tx, actor.run))
+                    return tasks.create(tx, new)
+            except Exception as exc:
+                # Two creates with one key raced past the lookup; the loser finds the winner now.
+                if attempt == 2 or not self.db.is_unique_violation(exc):
+                    raise
+        raise AssertionError("unreachable")
+
+    def edit(
+        self,
+        actor: Actor,
+        task_id: TaskId,
+        *,
+        title: str | None = None,
+        body: str | None = None,
+        priority: int | None = None,
+        tenant: str | None = None,
+    ) -> Task:
+        """Change title, body, priority or tenant (an empty body or tenant clears it)."""
+        _require_operator(actor, "edit")
+        clean_body = (
+            None if body is None else clean_optional(body, field="body", max_bytes=MAX_BODY_BYTES)
+        )
+        with self.db.transaction(write=True) as tx:
+            return tasks.edit(
+                tx,
+                task_id,
+                title=None if title is None else clean_title(title),
+                body=clean_body,
+                clear_body=body is not None and clean_body is None,
+                priority=None if priority is None else _check_priority(priority),
+                tenant=None if tenant is None else clean_name(tenant, field="tenant"),
+                clear_tenant=tenant is not None and clean_name(tenant, field="tenant") is None,
+            )
+
+    def assign(self, actor: Actor, task_id: TaskId, assignee: str | None) -> Task:
+        """Assign (or with None, unassign) a task that is not running."""
+        _require_operator(actor, "assign")
+        name = clean_name(assignee, field="assignee")
+        with self.db.transaction(write=True) as tx:
+            return tasks.assign(tx, task_id, name)
+
+    def link(self, actor: Actor, parent_id: TaskId, child_id: TaskId) -> bool:
+        """Make child depend on parent; False if the link existed."""
+        with self.db.transaction(write=True) as tx:
+            if actor.run is not None:
+                runs.worker_name(tx, actor.run)  # workers may link, but only while their run lives
+            return links.link(tx, parent_id, child_id)
+
+    def unlink(self, actor: Actor, parent_id: TaskId, child_id: TaskId) -> bool:
+        """Remove a dependency; False if there was none."""
+        _require_operator(actor, "unlink")
+        with self.db.transaction(write=True) as tx:
+            return links.unlink(tx, parent_id, child_id)
+
+    def comment(self, actor: Actor, task_id: TaskId, body: str) -> int:
+        """Add a comment authored by the actor; returns its id."""
+        text = clean_text(body, field="comment", max_bytes=MAX_COMMENT_BYTES)
+        with self.db.transaction(write=True) as tx:
+            return tasks.comment(tx, task_id, self._author(tx, actor), text)
+
+    def archive(self, actor: Actor, task_id: TaskId) -> Task:
+        """Archive a task (closing an open run as reclaimed)."""
+        _require_operator(actor, "archive")
+        with self.db.transaction(write=True) as tx:
+            return tasks.archive(tx, task_id)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        actor: Actor,
+        task_id: TaskId | None = None,
+        *,
+        ttl_s: int | None = None,
+        assignee: str | None = None,
+    ) -> Claim | None:
+        """Claim a ready task (or the next one); returns the run and its secret token."""
+        _require_operator(actor, "claim")
+        ttl = ttl_s if ttl_s is not None else self.settings.claim_ttl_s
+        if not 0 < ttl <= _MAX_TTL_S:
+            raise ValidationError(f"--ttl must be between 1 and {_MAX_TTL_S} seconds")
+        with self.db.transaction(write=True) as tx:
+            return runs.claim(
+                tx,
+                claimer=actor.name,
+                ttl_ms=ttl * 1000,
+                task_id=task_id,
+                assignee=clean_name(assignee, field="assignee"),
+            )
+
+    def complete(
+        self,
+        actor: Actor,
+        task_id: TaskId,
+        *,
+        result: str | None = None,
+        summary: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Task:
+        """Complete a task; a worker must prove its run (stale attempts are refused)."""
+        runs.check_scope(actor.run, task_id)
+        clean_result = clean_optional(result, field="result", max_bytes=MAX_SUMMARY_BYTES)
+        clean_summary = clean_optional(summary, field="summary", max_bytes=MAX_SUMMARY_BYTES)
+        with self.db.transaction(write=True) as tx:
+            return runs.complete(
+                tx,
+                task_id,
+                proof=actor.run,
+                result=clean_result,
+                summary=clean_summary,
+                metadata=check_metadata(metadata),
+            )
+
+    def block(self, actor: Actor, task_id: TaskId, reason: str | None) -> Task:
+        """Block a task for a human; the reason is kept as a comment and on the run."""
+        runs.check_scope(actor.run, task_id)
+        text = clean_optional(reason, field="reason", max_bytes=MAX_COMMENT_BYTES)
+        if text is None:
+            if actor.run is not None:
+                raise ValidationError("a worker must say why it is blocked")
+            text = f"blocked by {actor.name}"
+        else:
+            text = text.strip()
+        with self.db.transaction(write=True) as tx:
+            if reason:
+                tasks.comment(tx, task_id, self._author(tx, actor), f"BLOCKED: {text}")
+            return runs.block(tx, task_id, proof=actor.run, reason=text)
+
+    def unblock(self, actor: Actor, task_id: TaskId, reason: str | None = None) -> Task:
+        """Lift a block: ready, or todo while parents are unfinished."""
+        _require_operator(actor, "unblock")
+        text = clean_optional(reason, field="reason", max_bytes=MAX_COMMENT_BYTES)
+        with self.db.transaction(write=True) as tx:
+            task = runs.unblock(tx, task_id)
+            if text:
+                tasks.comment(tx, task_id, actor.name, f"UNBLOCK: {text}")
+            return task
+
+    def heartbeat(self, actor: Actor, task_id: TaskId, note: str | None = None) -> int:
+        """Renew a worker's lease; returns the new expiry in epoch milliseconds."""
+        if actor.run is None:
+            raise PermissionDenied(
+                "heartbeat needs a worker's run credentials "
+                "(KANBAN_RUN_ID and KANBAN_RUN_TOKEN, as printed by claim)"
+            )
+        text = clean_optional(note, field="note", max_bytes=MAX_COMMENT_BYTES)
+        with self.db.transaction(write=True) as tx:
+            return runs.heartbeat(tx, task_id, proof=actor.run, note=text)
+
+    def reclaim(self, actor: Actor, task_id: TaskId, reason: str | None = None) -> Task:
+        """Operator requeue of a running task."""
+        _require_operator(actor, "reclaim")
+        text = clean_optional(reason, field="reason", max_bytes=MAX_COMMENT_BYTES)
+        with self.db.transaction(write=True) as tx:
+            return runs.reclaim(tx, task_id, reason=text, actor=actor.name)
+
+    def set_workspace(
+        self, actor: Actor, task_id: TaskId, *, path: str, branch: str | None = None
+    ) -> None:
+        """A worker records its workspace (fenced on its run)."""
+        if actor.run is None:
+            raise PermissionDenied("only the run's worker records its workspace")
+        with self.db.transaction(write=True) as tx:
+            runs.set_workspace(tx, task_id, proof=actor.run, path=path, branch=branch)
+
+    def record_failure(
+        self,
+        actor: Actor,
+        task_id: TaskId,
+        run_id: RunId,
+        outcome: RunOutcome,
+        error: str,
+        policy: FailurePolicy,
+        *,
+        evidence: str | None = None,
+    ) -> FailureVerdict:
+        """End a run that produced no verdict; requeue with backoff or give up at the limit."""
+        with self.db.transaction(write=True) as tx:
+            if actor.run is not None:
+                runs.check_scope(actor.run, task_id)
+                if actor.run.run_id != run_id:
+                    raise PermissionDenied("a worker may only report on its own run")
+                runs.worker_name(tx, actor.run)  # proves the token
+            return recovery.record_failure(
+                tx, task_id, run_id, outcome, error, policy, evidence=evidence
+            )
+
+    def set_worker(self, task_id: TaskId, run_id: RunId, *, pid: int, host: str) -> None:
+        """Record the supervising process of a run."""
+        with self.db.transaction(write=True) as tx:
+            recovery.set_worker(tx, task_id, run_id, pid=pid, host=host)
+
+    def expired_leases(self, limit: int = 100) -> builtins.list[tuple[TaskId, RunId, str | None]]:
+        """Running tasks whose lease has run out."""
+        with self.db.transaction(write=False) as tx:
+            return recovery.expired_leases(tx, limit=limit)
+
+    def overdue_runs(self, *, grace_ms: int, limit: int = 100) -> builtins.list[OverdueRun]:
+        """Running tasks past their max runtime plus grace."""
+        with self.db.transaction(write=False) as tx:
+            return recovery.overdue_runs(tx, grace_ms=grace_ms, limit=limit)
+
+    # -- notifications ----------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        actor: Actor,
+        task_id: TaskId,
+        *,
+        platform: str,
+        chat_id: str,
+        thread_id: str | None = None,
+        user_id: str | None = None,
+    ) -> bool:
+        """Subscribe a chat to a task's terminal events; False if it already was."""
+        _require_operator(actor, "notify-subscribe")
+        values = _subscription_values(platform, chat_id, thread_id)
+        uid = None if user_id is None else clean_text(user_id, field="user id", max_bytes=200)
+        with self.db.transaction(write=True) as tx:
+            status = links.status_of(tx, task_id)
+            if status in (TaskStatus.DONE, TaskStatus.ARCHIVED):
+                raise ValidationError(
+                    f"{format_task_id(task_id)} is {status.value}; it has no more events to notify"
+                )
+            return notify.subscribe(tx, task_id, user_id=uid, **values)
+
+    def unsubscribe(
+        self, actor: Actor, task_id: TaskId, *, platform: str, chat_id: str, thread_id: str | None
+    ) -> bool:
+        """Remove a subscription; False if there was none."""
+        _require_operator(actor, "notify-unsubscribe")
+        values = _subscription_values(platform, chat_id, thread_id)
+        with self.db.transaction(write=True) as tx:
+            links.status_of(tx, task_id)
+            return notify.unsubscribe(tx, task_id, **values)
+
+    def subscriptions(self, task_id: TaskId | None = None) -> list[Subscription]:
+        """All subscriptions, or one task's."""
+        with self.db.transaction(write=False) as tx:
+            if task_id is not None:
+                links.status_of(tx, task_id)
+            return notify.subscriptions(tx, task_id)
+
+    def claim_deliveries(
+        self, *, platform: str, claimer: str, lease_ms: int, limit: int = 20
+    ) -> builtins.list[deliveries.Delivery]:
+        """Claim due notifications for one platform (the notifier's side of the outbox)."""
+        with self.db.transaction(write=True) as tx:
+            return deliveries.claim(
+                tx, platform=platform, claimer=claimer, lease_ms=lease_ms, limit=limit
+            )
+
+    def delivery_sent(self, delivery_id: int, *, claimer: str) -> bool:
+        """Mark a notification sent."""
+        with self.db.transaction(write=True) as tx:
+            return deliveries.mark_sent(tx, delivery_id, claimer=claimer)
+
+    def delivery_failed(
+        self, delivery_id: int, *, claimer: str, error: str, delay_ms: int, dead: bool
+    ) -> None:
+        """Put a notification back for a retry, or mark it dead."""
+        with self.db.transaction(write=True) as tx:
+            deliveries.mark_failed(
+                tx, delivery_id, claimer=claimer, error=error, delay_ms=delay_ms, dead=dead
+            )
+
+    def dead_letters(self, *, limit: int = 20) -> builtins.list[dict[str, Any]]:
+        """Undeliverable notifications, newest first."""
+        with self.db.transaction(write=False) as tx:
+            return deliveries.dead_letters(tx, limit=limit)
+
+    def record_audit(self, entry: audit.AuditEntry) -> None:
+        """Append a chat command to the audit log."""
+        with self.db.transaction(write=True) as tx:
+            audit.record(tx, entry)
+
+    def audit_log(self, *, limit: int = 50) -> builtins.list[audit.AuditEntry]:
+        """The newest audit entries."""
+        with self.db.transaction(write=False) as tx:
+            return audit.recent(tx, limit=limit)
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def gc(self, actor: Actor, *, event_retention_days: int, log_retention_days: int) -> GcReport:
+        """The board's part of gc: old events/deliveries of finished tasks and old worker logs."""
+        _require_operator(actor, "gc")
+        for days in (event_retention_days, log_retention_days):
+            if not 0 <= days <= _MAX_RETENTION_DAYS:
+                raise ValidationError(f"retention days must be between 0 and {_MAX_RETENTION_DAYS}")
+        with self.db.transaction(write=True) as tx:
+            removed_events, deliveries = maintenance.collect(
+                tx, event_retention_days=event_retention_days
+            )
+        logs = maintenance.collect_logs(self.settings.logs_dir, retention_days=log_retention_days)
+        return GcReport(events=removed_events, deliveries=deliveries, log_files=logs)
+
+    def promote_all(self) -> list[TaskId]:
+        """The safety-net promotion sweep (the dispatcher runs it periodically)."""
+        with self.db.transaction(write=True) as tx:
+            return links.promote_all(tx)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _author(tx: Transaction, actor: Actor) -> str:
+        # A worker's comments carry its proven run's identity, never a name it chose.
+        return actor.name if actor.run is None else runs.worker_name(tx, actor.run)
+
+    def get(self, task_id: TaskId) -> Task:
+        """One task."""
+        with self.db.transaction(write=False) as tx:
+            return reads.get(tx, task_id)
+
+    def list(self, flt: reads.TaskFilter | None = None) -> builtins.list[Task]:
+        """Tasks matching a filter."""
+        with self.db.transaction(write=False) as tx:
+            return reads.list_tasks(tx, flt or reads.TaskFilter())
+
+    def list_summaries(
+        self, flt: reads.TaskFilter | None = None
+    ) -> builtins.list[reads.TaskSummary]:
+        """The rows of the ``list`` table (cheaper than whole tasks)."""
+        with self.db.transaction(write=False) as tx:
+            return reads.list_summaries(tx, flt or reads.TaskFilter())
+
+    def detail(self, task_id: TaskId) -> TaskDetail:
+        """Everything about one task."""
+        with self.db.transaction(write=False) as tx:
+            return reads.detail(tx, task_id)
+
+    def runs(self, task_id: TaskId) -> builtins.list[Run]:
+        """A task's attempts."""
+        with self.db.transaction(write=False) as tx:
+            return reads.runs_of(tx, task_id)
+
+    def stats(self) -> BoardStats:
+        """Board counts."""
+        with self.db.transaction(write=False) as tx:
+            return reads.stats(tx)
+
+    def watch_changes(self) -> ChangeWatch:
+        """A hint source for wake-ups: has anyone changed the board since the last look?"""
+        return ChangeWatch(self.db)
+
+    def max_event_id(self) -> int:
+        """The newest event id."""
+        with self.db.transaction(write=False, single=True) as tx:
+            return reads.max_event_id(tx)
+
+    def events_after(
+        self, after: int, *, task_id: TaskId | None = None, limit: int = 200
+    ) -> builtins.list[Event]:
+        """Events newer than a cursor."""
+        with self.db.transaction(write=False, single=task_id is None) as tx:
+            if task_id is not None:
+                links.status_of(tx, task_id)
+            return reads.events_after(tx, after, task_id=task_id, limit=limit)
+
+    def recent_events(
+        self, *, task_id: TaskId | None = None, limit: int = 20
+    ) -> builtins.list[Event]:
+        """The newest events."""
+        with self.db.transaction(write=False) as tx:
+            if task_id is not None:
+                links.status_of(tx, task_id)
+            return reads.recent_events(tx, task_id=task_id, limit=limit)
+
+    def task_tags(self, task_ids: Iterable[TaskId]) -> dict[TaskId, tuple[str | None, str | None]]:
+        """(tenant, assignee) for each task that still exists."""
+        out: dict[TaskId, tuple[str | None, str | None]] = {}
+        with self.db.transaction(write=False) as tx:
+            for task_id in task_ids:
+                tags = reads.task_tags(tx, task_id)
+                if tags is not None:
+                    out[task_id] = tags
+        return out
+
+
+def _require_operator(actor: Actor, verb: str) -> None:
+    if actor.run is not None:
+        raise PermissionDenied(f"a worker may not {verb}; ask a human (block with a reason)")
+
+
+def _check_priority(priority: int) -> int:
+    if priority not in _PRIORITY_RANGE:
+        raise ValidationError("priority must be between -1000000 and 1000000")
+    return priority
+
+
+def _check_positive(value: int | None, field: str) -> int | None:
+    if value is not None and value <= 0:
+        raise ValidationError(f"{field} must be positive")
+    return value
+
+
+def _subscription_values(platform: str, chat_id: str, thread_id: str | None) -> dict[str, Any]:
+    name = clean_name(platform, field="platform")
+    if name is None:
+        raise ValidationError("--platform is required")
+    if len(name) > _MAX_PLATFORM_CHARS:
+        raise ValidationError(f"platform names are at most {_MAX_PLATFORM_CHARS} characters")
+    return {
+        "platform": name.lower(),
+        "chat_id": clean_text(chat_id, field="chat id", max_bytes=200),
+        "thread_id": None
+        if thread_id is None
+        else clean_text(thread_id, field="thread id", max_bytes=200),
+    }

@@ -1,0 +1,326 @@
+"""The worker supervisor (``kanban worker``): runs one agent attempt and always records a verdict.
+
+It prepares the workspace, starts the agent in its own process group with the run's credentials
+in its environment, renews the lease while the agent lives, appends the agent's output to the
+task's log, enforces the max runtime, and — when the agent exits without completing or blocking —
+records the outcome itself with the log's tail as evidence. Exit 0 without a verdict is a
+protocol failure, not a success.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import suppress
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from kanban_core.board.domain import (
+    Actor,
+    RunId,
+    RunOutcome,
+    RunProof,
+    TaskId,
+    TaskStatus,
+    WorkspaceKind,
+)
+from kanban_core.board.kanban import Kanban
+from kanban_core.board.recovery import FailurePolicy
+from kanban_core.dispatch.logs import log_path, tail
+from kanban_core.dispatch.spawn import SUPERVISOR_TOKEN_ENV, WorkerSpec
+from kanban_core.errors import KanbanError, StaleRun, StorageError
+from kanban_core.profiles import render_command, worker_prompt
+from kanban_core.settings import KernelSettings
+from kanban_core.workspaces import places
+
+if TYPE_CHECKING:
+    from kanban_core.workspaces.interactive.turns import TurnContext
+
+#: Environment an agent inherits from the supervisor; everything else is withheld (the gateway's
+#: chat tokens live in that environment), except the names a profile passes through.
+_INHERITED = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TERM",
+    "SHELL",
+    "TMPDIR",
+    "TZ",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+)
+_EVIDENCE_BYTES = 4000
+_POLL_S = 0.25
+_PR_SET_PDEATHSIG = 1
+
+
+class Supervisor:
+    """One attempt at one task."""
+
+    def __init__(self, spec: WorkerSpec, token: str, environ: Mapping[str, str]) -> None:
+        self.spec = spec
+        self.environ = environ
+        self.proof = RunProof(TaskId(spec.task_id), RunId(spec.run_id), token)
+        self.actor = Actor(name="supervisor", run=self.proof)
+        self.home = Path(spec.home)
+        self.log = log_path(self.home, spec.task_id)
+        self.policy = FailurePolicy(spec.failure_limit, spec.backoff_base_s, spec.backoff_cap_s)
+        self.agent: subprocess.Popen[bytes] | None = None
+        self.tenant: str | None = None
+        self.turn_env: dict[str, str] = {}
+        self._stopping = False
+
+    def run(self) -> int:
+        """Supervise the attempt; returns the process exit code."""
+        settings = KernelSettings(home=self.home, db_url=self.spec.db_url)
+        with Kanban.open(settings) as board:
+            task = board.get(self.proof.task_id)
+            if task.status is not TaskStatus.RUNNING or task.current_run_id != self.proof.run_id:
+                self.note(f"run r{self.spec.run_id} is no longer current; nothing to do")
+                return 0
+            turn = None
+            branch: str | None = None
+            try:
+                if task.workspace_kind is WorkspaceKind.WORKTREE:
+                    turn = _begin_turn(board, task.id, self.proof.run_id)
+                if turn is not None:
+                    path, branch = turn.cwd, turn.workspace.branch
+                    for note in turn.notes:
+                        self.note(note)
+                else:
+                    prepared = places.prepare(task, self.spec.profile(), self.home)
+                    path, branch = prepared.path, prepared.branch
+                board.set_workspace(self.actor, task.id, path=str(path), branch=branch)
+            except KanbanError as exc:
+                code = self._fail(board, RunOutcome.SPAWN_FAILED, f"workspace: {exc}")
+                self._finish_turn(board)
+                return code
+            self.note(f"workspace at {path}" + (f" (turn {turn.turn.id})" if turn else ""))
+            self.tenant = task.tenant
+            mcp_config = self._write_mcp_config()
+            command = self.spec.command
+            if turn is not None:
+                command += self.spec.resume_args if turn.resume else self.spec.first_turn_args
+                self.turn_env = turn.env
+            try:
+                argv = render_command(
+                    command,
+                    {
+                        "prompt": turn.prompt if turn else worker_prompt(task),
+                        "task_id": task.ref,
+                        "run_id": str(self.spec.run_id),
+                        "workspace": str(path),
+                        "mcp_config": str(mcp_config),
+                        "agent_session_id": turn.session.agent_session_id if turn else "",
+                    },
+                )
+                return self._supervise(board, argv, path, task.tenant)
+            finally:
+                with suppress(OSError):
+                    mcp_config.unlink()
+                if turn is not None:
+                    self._finish_turn(board)
+
+    def _finish_turn(self, board: Kanban) -> None:
+        """End the workspace turn this run carried out (once; the gateway settles it otherwise)."""
+        from kanban_core.workspaces.interactive import turns
+
+        try:
+            turns.finish(board, self.proof.run_id)
+        except KanbanError as exc:
+            self.note(f"could not settle the workspace turn (the gateway will): {exc}")
+
+    def _supervise(self, board: Kanban, argv: list[str], cwd: Path, tenant: str | None) -> int:
+        env = self._agent_env(cwd, tenant)
+        self.note(f"starting {argv[0]}")
+        try:
+            with self.log.open("ab") as sink:
+                self.agent = subprocess.Popen(
+                    argv,
+                    preexec_fn=_die_with_parent,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            return self._fail(board, RunOutcome.SPAWN_FAILED, f"cannot start {argv[0]!r}: {exc}")
+        signal.signal(signal.SIGTERM, self._on_term)
+        started = last_beat = time.monotonic()
+        interval = max(1.0, self.spec.lease_ttl_s / 3)
+        max_runtime = self.spec.max_runtime_s
+        code: int | None = None
+        while code is None:
+            try:
+                # Short waits, so a SIGTERM (a dispatcher timing the run out) is acted on well
+                # within the grace period it allows before SIGKILL.
+                code = self.agent.wait(timeout=_POLL_S)
+                continue
+            except subprocess.TimeoutExpired:
+                pass
+            if self._stopping:
+                self._terminate()
+                return self._fail(board, RunOutcome.CRASHED, "the supervisor was terminated")
+            if max_runtime and time.monotonic() - started > max_runtime:
+                self._terminate()
+                return self._fail(
+                    board, RunOutcome.TIMED_OUT, f"exceeded its max runtime of {max_runtime}s"
+                )
+            if time.monotonic() - last_beat < interval:
+                continue
+            last_beat = time.monotonic()
+            try:
+                board.heartbeat(self.actor, self.proof.task_id)
+            except StaleRun:
+                # The run is over: the agent recorded a verdict, or a dispatcher reclaimed or
+                # timed it out. Either way this attempt may not touch the task any more.
+                self.note("the run ended elsewhere; stopping the agent")
+                self._terminate()
+                return 0
+            except StorageError as exc:
+                self.note(f"heartbeat failed, will retry: {exc}")
+        # Whatever the agent left behind in its process group (MCP servers, dev servers, a
+        # `sleep` it forked) goes with it, on a natural exit too.
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.agent.pid, signal.SIGKILL)
+        return self._after_exit(board, code)
+
+    def _after_exit(self, board: Kanban, code: int) -> int:
+        task = board.get(self.proof.task_id)
+        if task.status is not TaskStatus.RUNNING or task.current_run_id != self.proof.run_id:
+            self.note(f"agent exited with code {code} after recording its verdict")
+            return 0
+        if code == 0:
+            reason = "the agent exited 0 without completing or blocking (protocol failure)"
+        elif code < 0:
+            reason = f"the agent was killed by signal {-code}"
+        else:
+            reason = f"the agent exited with code {code} without completing or blocking"
+        return self._fail(board, RunOutcome.CRASHED, reason)
+
+    def _fail(self, board: Kanban, outcome: RunOutcome, reason: str) -> int:
+        self.note(f"{outcome.value}: {reason}")
+        try:
+            verdict = board.record_failure(
+                self.actor,
+                self.proof.task_id,
+                self.proof.run_id,
+                outcome,
+                reason,
+                self.policy,
+                evidence=tail(self.log, _EVIDENCE_BYTES),
+            )
+        except StaleRun:
+            return 0  # someone else recorded this run's end first
+        if verdict.gave_up:
+            self.note("gave up: blocked for a human")
+        else:
+            delay = verdict.backoff_ms // 1000
+            self.note(f"failure {verdict.failures}/{verdict.limit}; retry in {delay}s")
+        return 1
+
+    def _terminate(self) -> None:
+        agent = self.agent
+        if agent is None or agent.poll() is not None:
+            return
+        with suppress(ProcessLookupError):
+            os.killpg(agent.pid, signal.SIGTERM)
+        try:
+            agent.wait(timeout=self.spec.terminate_grace_s)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait()
+
+    def _on_term(self, signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        self._stopping = True
+
+    def _agent_env(self, cwd: Path, tenant: str | None) -> dict[str, str]:
+        env = {k: self.environ[k] for k in _INHERITED if k in self.environ}
+        env |= {k: self.environ[k] for k in self.spec.pass_env if k in self.environ}
+        env |= dict(self.spec.env)
+        env |= {
+            "KANBAN_TASK": f"t{self.spec.task_id}",
+            "KANBAN_RUN_ID": str(self.spec.run_id),
+            "KANBAN_RUN_TOKEN": self.proof.token,
+            "KANBAN_WORKSPACE": str(cwd),
+            "KANBAN_DB_URL": self.spec.db_url,
+            "KANBAN_HOME": self.spec.home,
+            "KANBAN_TENANT": tenant or "",
+        }
+        env |= self.turn_env
+        # The agent must find the same `kanban` as the supervisor, whatever its PATH says.
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
+        return env
+
+    def _write_mcp_config(self) -> Path:
+        run_dir = self.home / "runs"
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = run_dir / f"r{self.spec.run_id}-mcp.json"
+        server = {
+            "command": sys.executable,
+            "args": ["-m", "kanban_core", "mcp"],
+            "env": {
+                "KANBAN_TASK": f"t{self.spec.task_id}",
+                "KANBAN_RUN_ID": str(self.spec.run_id),
+                "KANBAN_RUN_TOKEN": self.proof.token,
+                "KANBAN_DB_URL": self.spec.db_url,
+                "KANBAN_HOME": self.spec.home,
+                "KANBAN_TENANT": self.tenant or "",
+            },
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the run token
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"mcpServers": {"kanban": server}}, handle)
+        return path
+
+    def note(self, message: str) -> None:
+        """Append a supervisor line to the task's log."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with self.log.open("a", encoding="utf-8") as handle:
+            handle.write(f"[kanban {stamp}] r{self.spec.run_id}: {message}\n")
+
+
+def _begin_turn(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
+    # Imported here: only worktree tasks pay for the workspace machinery.
+    from kanban_core.workspaces.interactive import turns
+
+    return turns.begin(board, task_id, run_id)
+
+
+def _die_with_parent() -> None:
+    """In the agent, before exec: receive SIGTERM if the supervisor dies (Linux).
+
+    The agent has its own process group (so its whole tree can be stopped), which also means a
+    SIGKILLed supervisor would leave it running; the parent-death signal closes that gap.
+    """
+    with suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def main(stdin_text: str, environ: Mapping[str, str]) -> int:
+    """Entry point of ``kanban worker``: the spec on stdin, the token in the environment."""
+    token = environ.get(SUPERVISOR_TOKEN_ENV, "")
+    spec = WorkerSpec.from_json(stdin_text)
+    if not token:
+        raise KanbanError(f"kanban worker needs {SUPERVISOR_TOKEN_ENV}")
+    supervisor = Supervisor(spec, token, environ)
+    supervisor.note(f"supervisor {os.getpid()} on {socket.gethostname()}")
+    return supervisor.run()

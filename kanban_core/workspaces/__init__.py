@@ -1,0 +1,1 @@
+"""Places to work: scratch and dir workspaces, worktrees, git operations, interactive workspaces."""

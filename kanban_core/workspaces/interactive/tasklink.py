@@ -1,0 +1,92 @@
+"""How agent turns move the workspace's task: reopen it for a turn, park it, stop its run."""
+
+from __future__ import annotations
+
+from kanban_core.board import events, runs
+from kanban_core.board.domain import EventKind, RunId, RunOutcome, TaskId
+from kanban_core.errors import InvalidTransition
+from kanban_core.storage import Query, Transaction
+
+_STATUS = Query("turn_task_status", "SELECT status FROM tasks WHERE id = :id {for_update}")
+# A turn is one attempt: a failure blocks the task at once (max_retries = 1) instead of being
+# retried with the same prompt behind the person's back; their next message is the retry.
+_REOPEN = Query(
+    "turn_reopen_task",
+    f"UPDATE tasks SET status = {runs.WAITING_OR_READY}, block_kind = NULL, "
+    "assignee = :assignee, max_retries = 1, consecutive_failures = 0, "
+    "last_failure_error = NULL, not_before_ms = NULL, updated_ms = {now} "
+    "WHERE id = :id AND status IN ('triage', 'todo', 'ready', 'done', 'blocked')",
+)
+_PARK = Query(
+    "turn_park_task",
+    "UPDATE tasks SET status = 'blocked', block_kind = 'human', updated_ms = {now} "
+    "WHERE id = :id AND status IN ('ready', 'todo')",
+)
+_STOP = Query(
+    "turn_stop_task",
+    "UPDATE tasks SET status = 'blocked', block_kind = 'human', current_run_id = NULL, "
+    "lease_owner = NULL, lease_expires_ms = NULL, heartbeat_ms = NULL, deadline_ms = NULL, "
+    "updated_ms = {now} WHERE id = :id AND status = 'running' AND current_run_id = :run_id",
+)
+_CURRENT_RUN = Query(
+    "turn_current_run",
+    "SELECT t.current_run_id, r.worker_pid, r.worker_host FROM tasks t "
+    "LEFT JOIN task_runs r ON r.id = t.current_run_id WHERE t.id = :id AND t.status = 'running'",
+)
+_RUN_END = Query(
+    "turn_run_end",
+    "SELECT outcome, summary, error, ended_ms FROM task_runs WHERE id = :run_id",
+)
+
+
+def task_status(tx: Transaction, task_id: TaskId) -> str | None:
+    """The task's status (locked for this transaction on PostgreSQL)."""
+    value = tx.scalar(_STATUS, {"id": task_id})
+    return None if value is None else str(value)
+
+
+def reopen_for_turn(tx: Transaction, task_id: TaskId, assignee: str) -> None:
+    """Make the task dispatchable for one more agent turn."""
+    before = task_status(tx, task_id)
+    if before in ("archived", None):
+        raise InvalidTransition(f"t{task_id} is archived; unarchive the task to continue")
+    if before == "running":
+        raise InvalidTransition(f"t{task_id} is running")
+    tx.execute(_REOPEN, {"id": task_id, "assignee": assignee})
+    if before == "blocked":
+        events.append(tx, task_id, EventKind.UNBLOCKED, {"reason": "a new agent turn"})
+    elif before in ("done", "triage"):
+        events.append(tx, task_id, EventKind.REOPENED, {"from": before})
+
+
+def park(tx: Transaction, task_id: TaskId, reason: str) -> bool:
+    """Take a not-yet-claimed task out of the ready queue (a stopped pending turn)."""
+    if tx.execute(_PARK, {"id": task_id}):
+        events.append(tx, task_id, EventKind.BLOCKED, {"reason": reason, "kind": "human"})
+        return True
+    return False
+
+
+def current_run(tx: Transaction, task_id: TaskId) -> tuple[RunId, int | None, str | None] | None:
+    """The running task's run id and its supervisor's pid and host."""
+    row = tx.fetchone(_CURRENT_RUN, {"id": task_id})
+    if row is None or row[0] is None:
+        return None
+    return RunId(int(row[0])), row[1], row[2]
+
+
+def stop_run(tx: Transaction, task_id: TaskId, run_id: RunId, reason: str) -> bool:
+    """End a running turn's run as cancelled and hold the task for a person; False if it ended."""
+    if not tx.execute(_STOP, {"id": task_id, "run_id": run_id}):
+        return False
+    runs.close(tx, run_id, RunOutcome.CANCELLED, error=reason)
+    events.append(tx, task_id, EventKind.BLOCKED, {"reason": reason, "kind": "human"}, run_id)
+    return True
+
+
+def run_end(tx: Transaction, run_id: int) -> tuple[str | None, str | None, str | None] | None:
+    """(outcome, summary, error) of an ended run; None while it is still open."""
+    row = tx.fetchone(_RUN_END, {"run_id": run_id})
+    if row is None or row[3] is None:
+        return None
+    return row[0], row[1], row[2]

@@ -1,0 +1,1 @@
+"""Tests of kanban_core.storage."""

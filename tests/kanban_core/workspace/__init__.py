@@ -1,1 +1,0 @@
-"""Tests of kanban_core.workspace: layout, branches, worktree sets, orphans."""

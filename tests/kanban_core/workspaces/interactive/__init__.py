@@ -1,0 +1,1 @@
+"""Tests of kanban_core.workspaces.interactive: layout, branches, worktree sets, orphans."""
