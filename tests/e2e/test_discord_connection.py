@@ -1,0 +1,129 @@
+"""Discord's gateway connection: unreachable at start, lost while running; quiet logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from discord.voice_client import VoiceClient
+
+from adapters.discord import DiscordAdapter
+from gateway import AdapterError, ChatRef, Document, IncomingMessage
+from tests.e2e import test_discord as discord_e2e
+from tests.e2e.fake_discord import FakeDiscord
+from tests.support.relay import Relay
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+
+anyio_backend = discord_e2e.anyio_backend
+fake = discord_e2e.fake
+WAIT = 15.0
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def until(predicate: Callable[[], object], timeout: float = WAIT) -> None:  # noqa: ASYNC109
+    """Wait for ``predicate()`` to hold, re-checking every 20 ms, failing after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+class Received:
+    """A sink recording the delivery ids that arrived."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    async def __call__(self, message: IncomingMessage) -> Document | None:
+        self.ids.append(message.delivery_id)
+        return Document.text("ok")
+
+
+@pytest.fixture
+async def relay(fake: FakeDiscord) -> AsyncIterator[Relay]:
+    port = int(fake.gateway_url.split(":")[2].split("/")[0])
+    relay = Relay(port)
+    await relay.start()
+    fake.resume_url = f"ws://127.0.0.1:{relay.port}/gateway"
+    yield relay
+    await relay.cut()
+
+
+async def test_unreachable_gateway_at_start_fails_in_one_line(
+    fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"ws://127.0.0.1:{closed_port()}/gateway"
+    adapter = discord_e2e.make_adapter(fake, gateway_url=url)
+    caplog.set_level(logging.DEBUG)
+
+    with pytest.raises(AdapterError) as raised:
+        await asyncio.wait_for(adapter.start(Received()), WAIT)
+
+    message = str(raised.value)
+    assert message.startswith(f"discord: cannot reach the gateway at {url}: "), message
+    assert "\n" not in message
+    assert "sequence" not in message
+    # REST worked (login and command sync); nothing logged a traceback or an error on the way.
+    assert any(call.route.startswith("PUT /applications") for call in fake.calls)
+    loud = [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+    assert loud == []
+    await adapter.stop()  # a second stop after the failed start is quiet too
+    with pytest.raises(AdapterError, match="not started"):
+        await adapter.send(ChatRef("discord", "1"), Document.text("late"))
+
+
+async def test_connection_lost_while_running_is_retried_with_backoff(
+    fake: FakeDiscord, relay: Relay, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter: DiscordAdapter = discord_e2e.make_adapter(
+        fake, gateway_url=f"ws://127.0.0.1:{relay.port}/gateway"
+    )
+    sink = Received()
+    await adapter.start(sink)
+    try:
+        caplog.set_level(logging.INFO)
+        await relay.cut()  # the network goes away: the link drops, new connections are refused
+
+        def retries() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if "cannot reach the gateway" in r.getMessage()]
+
+        await until(retries)
+        assert all(r.levelno == logging.WARNING and not r.exc_info for r in retries())
+        assert "retrying in" in retries()[0].getMessage()
+
+        await relay.start()  # the network is back: discord.py resumes the session
+        await fake.wait_for(lambda: fake.resumes and fake.gateway_open, timeout=WAIT)
+        interaction = await fake.slash("list")
+        await fake.wait_for(lambda: fake.replies_to(interaction), timeout=WAIT)
+        assert sink.ids == [str(interaction)]
+    finally:
+        await adapter.stop()
+
+
+async def test_start_does_not_warn_about_voice_support(
+    fake: FakeDiscord, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # discord.py warns once per process; pretend this is the process's first client.
+    monkeypatch.setattr(VoiceClient, "warn_nacl", True)
+    monkeypatch.setattr(VoiceClient, "warn_dave", True)
+    caplog.set_level(logging.INFO)
+    adapter = discord_e2e.make_adapter(fake)
+    await adapter.start(Received())
+    await adapter.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == []
+    # Only those two lines are dropped: discord.py's other client messages still come through.
+    assert any(r.name == "discord.client" for r in caplog.records)
