@@ -12,10 +12,11 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.connection_watch import ConnectionWatch, describe
 from adapters.discord_commands import DEFAULT_VERBS, command_tree, suggest_verbs
 from adapters.discord_errors import platform_errors
 from adapters.discord_inbound import button_press, slash_message, typed_message
-from adapters.discord_logs import ConnectionWatch, describe, drop_voice_warnings
+from adapters.discord_logs import connection_watch, drop_voice_warnings
 from adapters.discord_render import Outgoing, outgoing, render
 from gateway import (
     AdapterError,
@@ -93,7 +94,7 @@ class DiscordAdapter:
         tree = command_tree(client, on_slash=self._on_slash, suggest=self.suggest)
         self._client = client
         # The URL discord.py opens first; reconnects may go to the resume URL Discord hands out.
-        self._watch = watch = ConnectionWatch(str(DiscordWebSocket.DEFAULT_GATEWAY))
+        self._watch = watch = connection_watch(str(DiscordWebSocket.DEFAULT_GATEWAY))
         watch.install()
         try:
             with platform_errors():
@@ -231,9 +232,7 @@ class DiscordAdapter:
         if ready in done:
             return
         if failed in done or (task in done and watch.failed.is_set()):
-            raise AdapterError(
-                f"discord: cannot reach the gateway at {watch.url}: {describe(watch.last_error)}"
-            )
+            raise AdapterError(watch.message())
         if task not in done:
             raise AdapterError(f"discord: not ready after {_START_TIMEOUT:g}s")
         exc = task.exception()

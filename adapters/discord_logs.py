@@ -1,17 +1,17 @@
-"""discord.py's log lines the gateway reshapes: voice warnings dropped, reconnect tracebacks cut."""
+"""discord.py's log lines the gateway reshapes: voice warnings dropped, reconnects in one line."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Final
 
-__all__ = ["CLIENT_LOGGER", "ConnectionWatch", "drop_voice_warnings"]
+from adapters.connection_watch import ConnectionWatch
+
+__all__ = ["CLIENT_LOGGER", "connection_watch", "drop_voice_warnings"]
 
 #: discord.py logs both its voice warnings and its reconnect attempts here.
 CLIENT_LOGGER: Final = "discord.client"
 _VOICE_SUFFIX: Final = "voice will NOT be supported"
-_RECONNECT_PREFIX: Final = "Attempting a reconnect"
 
 
 class _VoiceWarnings(logging.Filter):
@@ -36,51 +36,11 @@ def drop_voice_warnings() -> None:
         logger.addFilter(_VOICE_FILTER)
 
 
-class ConnectionWatch(logging.Filter):
-    """Watches discord.py's reconnect attempts: keeps the last error, logs it in one line.
-
-    discord.py logs each failed gateway connection with a full traceback before backing off; a
-    network outage deserves one warning line per attempt instead. The first failure is also how
-    ``start`` learns that the gateway cannot be reached at all.
-    """
-
-    def __init__(self, url: str) -> None:
-        super().__init__()
-        self.url = url
-        self.last_error: BaseException | None = None
-        self.failed = asyncio.Event()
-        #: Until the first connection is up, ``start`` reports a failure itself, in one line.
-        self.connected = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not (isinstance(record.msg, str) and record.msg.startswith(_RECONNECT_PREFIX)):
-            return True
-        error = record.exc_info[1] if record.exc_info else None
-        self.last_error = error
-        self.failed.set()
-        record.msg = "discord: cannot reach the gateway at %s (%s); retrying in %.2fs"
-        record.args = (self.url, describe(error), *_delay(record.args))
-        record.levelno, record.levelname = logging.WARNING, "WARNING"
-        record.exc_info = record.exc_text = None
-        return self.connected
-
-    def install(self) -> None:
-        """Start watching discord.py's client logger."""
-        logging.getLogger(CLIENT_LOGGER).addFilter(self)
-
-    def remove(self) -> None:
-        """Stop watching."""
-        logging.getLogger(CLIENT_LOGGER).removeFilter(self)
-
-
-def describe(error: BaseException | None) -> str:
-    """A short reason: the exception's text, or its type when it has none."""
-    if error is None:
-        return "connection failed"
-    return str(error) or type(error).__name__
-
-
-def _delay(args: object) -> tuple[float]:
-    if isinstance(args, tuple) and args and isinstance(args[0], int | float):
-        return (float(args[0]),)
-    return (0.0,)
+def connection_watch(url: str) -> ConnectionWatch:
+    """A watch on discord.py's "Attempting a reconnect in …s" tracebacks."""
+    return ConnectionWatch(
+        logger=CLIENT_LOGGER,
+        prefix="Attempting a reconnect",
+        label="discord",
+        target=lambda: f"the gateway at {url}",
+    )
