@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
+import yaml
 from discord.voice_client import VoiceClient
 
 from adapters.discord import DiscordAdapter
@@ -22,6 +26,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 anyio_backend = discord_e2e.anyio_backend
 fake = discord_e2e.fake
 WAIT = 15.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def closed_port() -> int:
@@ -127,3 +132,42 @@ async def test_start_does_not_warn_about_voice_support(
     assert warnings == []
     # Only those two lines are dropped: discord.py's other client messages still come through.
     assert any(r.name == "discord.client" for r in caplog.records)
+
+
+async def test_gateway_process_exits_1_with_one_line_when_the_gateway_is_unreachable(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    # config.example.yaml as a user would adapt it: Discord enabled, pointed at the fake, whose
+    # REST API answers while the websocket URL leads nowhere.
+    document = yaml.safe_load((ROOT / "config.example.yaml").read_text(encoding="utf-8"))
+    url = f"ws://127.0.0.1:{closed_port()}/gateway"
+    document["platforms"]["discord"].update(
+        enabled=True, api_base_url=fake.api_base_url, gateway_url=url, guild_ready_timeout=0.05
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env |= {"KANBAN_HOME": str(home), "DISCORD_BOT_TOKEN": fake.token}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "gateway",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+
+    assert process.returncode == 1, err.decode()
+    text = err.decode()
+    assert "Traceback" not in text, text
+    assert "voice" not in text, text
+    assert "sequence" not in text, text
+    problems = [line for line in text.splitlines() if url in line]
+    assert len(problems) == 1, text
+    assert f"discord: cannot reach the gateway at {url}: Cannot connect" in problems[0], text
+    assert out == b""
