@@ -257,6 +257,11 @@ class FakeDiscord:
                     await self._changed.wait()
         return result
 
+    async def close_gateway(self, code: int) -> None:
+        """Close the bot's gateway connection with ``code``, as Discord does (4004: bad token)."""
+        assert self._ws is not None, "no gateway connection"
+        await self._ws.close(code=code)
+
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Send a gateway DISPATCH the way Discord does."""
         assert self._ws is not None, "no gateway connection"

@@ -118,6 +118,31 @@ async def test_connection_lost_while_running_is_retried_with_backoff(
         await adapter.stop()
 
 
+async def test_a_connection_discord_ends_for_good_is_logged_once(
+    fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = discord_e2e.make_adapter(fake)
+    await adapter.start(Received())
+    try:
+        caplog.set_level(logging.INFO)
+        await fake.close_gateway(4004)  # the token was revoked: discord.py stops retrying
+
+        def ended() -> list[str]:
+            return [
+                r.getMessage()
+                for r in caplog.records
+                if "connection ended for good" in r.getMessage()
+            ]
+
+        await until(ended)
+        [line] = ended()
+        assert line.startswith("discord: the gateway connection ended for good ("), line
+        assert "4004" in line, line
+        assert line.endswith("; restart the gateway"), line
+    finally:
+        await adapter.stop()
+
+
 async def test_start_does_not_warn_about_voice_support(
     fake: FakeDiscord, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
