@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
+import aiohttp
 import discord
 import yarl
 from discord.gateway import DiscordWebSocket
@@ -102,6 +103,10 @@ class DiscordAdapter:
                     await client.login(self._token)
                 except discord.LoginFailure as exc:
                     raise AdapterRejected(f"discord: the bot token was refused: {exc}") from exc
+                except (aiohttp.ClientConnectionError, OSError) as exc:
+                    raise AdapterError(
+                        f"discord: cannot reach the API at {Route.BASE}: {describe(exc)}"
+                    ) from exc
                 await tree.sync()
             # discord.py retries a lost connection with backoff by itself once it has connected;
             # a first connection that fails is caught by the watch and fails start instead.

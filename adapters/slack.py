@@ -150,7 +150,12 @@ class SlackAdapter:
         # Fail fast on a bad token here, not on the first command (Bolt calls auth.test lazily).
         try:
             auth = await app.client.auth_test()
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
+            raise AdapterError(
+                f"slack: cannot reach the Web API at {self.config.api_base_url} "
+                f"(auth.test failed): {describe_error(exc)}"
+            ) from exc
+        except (SlackClientError, aiohttp.ClientError) as exc:
             raise AdapterError(f"slack auth.test failed: {describe_error(exc)}") from exc
         user_id = auth.get("user_id")
         return user_id if isinstance(user_id, str) else None

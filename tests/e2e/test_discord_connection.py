@@ -196,3 +196,14 @@ async def test_gateway_process_exits_1_with_one_line_when_the_gateway_is_unreach
     assert len(problems) == 1, text
     assert f"discord: cannot reach the gateway at {url}: Cannot connect" in problems[0], text
     assert out == b""
+
+
+async def test_an_unreachable_api_at_start_fails_in_one_line(fake: FakeDiscord) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/api/v10"
+    adapter = discord_e2e.make_adapter(fake, api_base_url=url)
+    with pytest.raises(AdapterError) as raised:
+        await asyncio.wait_for(adapter.start(Received()), WAIT)
+    message = str(raised.value)
+    assert message.startswith(f"discord: cannot reach the API at {url}: Cannot connect"), message
+    assert fake.calls == []
+    await adapter.stop()

@@ -77,3 +77,14 @@ async def test_socket_lost_while_running_is_reconnected(
             assert APP_TOKEN not in text, text
     finally:
         await adapter.stop()
+
+
+async def test_an_unreachable_web_api_at_start_fails_in_one_line(sink: slack_e2e.Sink) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/api/"
+    adapter = create({"mode": "socket", "api_base_url": url}, ENV)
+    with pytest.raises(AdapterError) as raised:
+        await adapter.start(sink)
+    message = str(raised.value)
+    assert message.startswith(f"slack: cannot reach the Web API at {url} (auth.test failed): ")
+    assert "\n" not in message
+    await adapter.stop()
