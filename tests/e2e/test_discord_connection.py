@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from adapters.discord import DiscordAdapter
 from gateway import AdapterError, ChatRef, Document, IncomingMessage
 from tests.e2e import test_discord as discord_e2e
 from tests.e2e.fake_discord import FakeDiscord
-from tests.support.relay import Relay
+from tests.support.network import Relay, closed_port, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -27,23 +25,6 @@ anyio_backend = discord_e2e.anyio_backend
 fake = discord_e2e.fake
 WAIT = 15.0
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-async def until(predicate: Callable[[], object], timeout: float = WAIT) -> None:  # noqa: ASYNC109
-    """Wait for ``predicate()`` to hold, re-checking every 20 ms, failing after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 class Received:

@@ -11,8 +11,7 @@ from adapters.telegram import create
 from gateway import AdapterError
 from tests.e2e import test_telegram as telegram_e2e
 from tests.e2e.fake_telegram import FakeTelegram
-from tests.e2e.test_discord_connection import closed_port, until
-from tests.support.relay import Relay
+from tests.support.network import Relay, closed_port, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -1,9 +1,29 @@
-"""A TCP relay on loopback that a test can cut and restore: a network outage, on demand."""
+"""Network conditions for tests: a loopback relay to cut and restore, a port nobody serves."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import time
+from collections.abc import Callable
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def until(predicate: Callable[[], object], timeout: float = 15.0) -> None:  # noqa: ASYNC109
+    """Wait for ``predicate()`` to hold, re-checking every 20 ms, failing after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
 
 
 class Relay:
