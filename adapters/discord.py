@@ -13,9 +13,11 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.connection_watch import ConnectionWatch, describe
 from adapters.discord_commands import DEFAULT_VERBS, command_tree, suggest_verbs
 from adapters.discord_errors import platform_errors
 from adapters.discord_inbound import button_press, slash_message, typed_message
+from adapters.discord_logs import connection_watch, drop_voice_warnings
 from adapters.discord_render import Outgoing, outgoing, render
 from gateway import (
     AdapterError,
@@ -73,6 +75,7 @@ class DiscordAdapter:
         self._guild_ready_timeout = guild_ready_timeout
         self._client: discord.Client | None = None
         self._connect_task: asyncio.Task[None] | None = None
+        self._watch: ConnectionWatch | None = None
         self._sink: MessageSink | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -86,41 +89,64 @@ class DiscordAdapter:
                 f"discord: no bot token; set the environment variable {self._token_env}"
             )
         self._apply_endpoint_overrides()
+        drop_voice_warnings()
         self._sink = sink
         client = self._build_client()
         tree = command_tree(client, on_slash=self._on_slash, suggest=self.suggest)
         self._client = client
+        # The URL discord.py opens first; reconnects may go to the resume URL Discord hands out.
+        self._watch = watch = connection_watch(str(DiscordWebSocket.DEFAULT_GATEWAY))
+        watch.install()
         try:
             with platform_errors():
                 try:
                     await client.login(self._token)
                 except discord.LoginFailure as exc:
                     raise AdapterRejected(f"discord: the bot token was refused: {exc}") from exc
+                except (aiohttp.ClientConnectionError, OSError) as exc:
+                    raise AdapterError(
+                        f"discord: cannot reach the API at {Route.BASE}: {describe(exc)}"
+                    ) from exc
                 await tree.sync()
-            self._connect_task = asyncio.create_task(
+            # discord.py retries a lost connection with backoff by itself once it has connected;
+            # a first connection that fails is caught by the watch and fails start instead.
+            self._connect_task = task = asyncio.create_task(
                 client.connect(reconnect=True), name="discord-connect"
             )
-            await self._wait_until_ready(client, self._connect_task)
+            await self._wait_until_ready(client, task, watch)
+            watch.connected = True
+            task.add_done_callback(self._connection_ended)
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
-        """Close the client and wait for its connection task; a second call does nothing."""
-        client, task = self._client, self._connect_task
-        self._client = self._connect_task = None
+        """Close the client and end its connection task; a second call does nothing, never raises
+        because the connection had died."""
+        client, task, watch = self._client, self._connect_task, self._watch
+        self._client = self._connect_task = self._watch = None
         self._sink = None
         if client is None:
             return
-        await client.close()
-        if task is None:
-            return
         try:
-            await asyncio.wait_for(task, _STOP_TIMEOUT)
-        except (discord.DiscordException, OSError, aiohttp.ClientError, TimeoutError):
-            # The failure was already reported by start() or logged by discord.py; stopping must
-            # not raise because the connection had died.
-            log.debug("discord connection ended with an error", exc_info=True)
+            await client.close()
+            if task is not None:
+                await _end(task, grace=_STOP_TIMEOUT if client.is_ready() else 0.0)
+        finally:
+            if watch is not None:
+                watch.remove()
+
+    def _connection_ended(self, task: asyncio.Task[None]) -> None:
+        # discord.py gives up only on errors retrying cannot fix (token revoked, intents
+        # withdrawn); say so once, loudly, rather than sit deaf until someone notices.
+        if task is not self._connect_task or task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error(
+                "discord: the gateway connection ended for good (%s); restart the gateway",
+                describe(error),
+            )
 
     async def send(self, chat: ChatRef, document: Document) -> None:
         """Post ``document`` (buttons, then files) to the chat's thread if any, else the chat."""
@@ -196,16 +222,22 @@ class DiscordAdapter:
         """Verbs starting with what the user typed, while the first word is being typed."""
         return suggest_verbs(self._verbs, current)
 
-    async def _wait_until_ready(self, client: discord.Client, task: asyncio.Task[None]) -> None:
+    async def _wait_until_ready(
+        self, client: discord.Client, task: asyncio.Task[None], watch: ConnectionWatch
+    ) -> None:
         ready = asyncio.create_task(client.wait_until_ready())
+        failed = asyncio.create_task(watch.failed.wait())
         try:
             done, _ = await asyncio.wait(
-                {ready, task}, timeout=_START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+                {ready, failed, task}, timeout=_START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             ready.cancel()
+            failed.cancel()
         if ready in done:
             return
+        if failed in done or (task in done and watch.failed.is_set()):
+            raise AdapterError(watch.message())
         if task not in done:
             raise AdapterError(f"discord: not ready after {_START_TIMEOUT:g}s")
         exc = task.exception()
@@ -216,7 +248,9 @@ class DiscordAdapter:
             ) from exc
         if isinstance(exc, discord.ConnectionClosed) and exc.code == 4004:
             raise AdapterRejected("discord: the gateway refused the bot token") from exc
-        raise AdapterError(f"discord: the gateway connection ended before ready: {exc!r}") from exc
+        raise AdapterError(
+            f"discord: the gateway connection ended before ready: {describe(exc)}"
+        ) from exc
 
     # -- incoming --------------------------------------------------------------------------------
 
@@ -271,6 +305,19 @@ class DiscordAdapter:
             # opaque button payload, so only its kind is logged.
             log.exception("discord: the gateway failed on a %s", incoming.kind.value)
             return _FAILED_REPLY
+
+
+async def _end(task: asyncio.Task[None], *, grace: float) -> None:
+    """Let the connection task finish within ``grace`` seconds, then cancel it; never raise."""
+    if grace > 0:
+        await asyncio.wait({task}, timeout=grace)
+    if not task.done():
+        # Still in a backoff sleep or a handshake: nothing left to wait for.
+        task.cancel()
+    results = await asyncio.gather(task, return_exceptions=True)
+    if isinstance(results[0], BaseException) and not isinstance(results[0], asyncio.CancelledError):
+        # Already reported by start() or logged as the connection ended.
+        log.debug("discord connection ended with %r", results[0])
 
 
 async def _post_all(post: Post, messages: Sequence[Outgoing]) -> None:

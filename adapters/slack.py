@@ -14,6 +14,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackClientError
 
+from adapters.connection_watch import ConnectionWatch
 from adapters.slack_config import SlackConfig
 from adapters.slack_errors import describe_error
 from adapters.slack_inbound import (
@@ -39,6 +40,8 @@ from gateway import (
 __all__ = ["SlackAdapter", "SlackConfig", "create"]
 
 logger = logging.getLogger(__name__)
+#: Socket Mode's own log lines (connections, reconnects), apart from Bolt's request logging.
+SOCKET_LOGGER: Final = "adapters.slack.socket"
 
 FAILURE_REPLY: Final = "Sorry, that command failed; the details are in the gateway log."
 
@@ -71,6 +74,7 @@ class SlackAdapter:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._watch: ConnectionWatch | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._bot_user_id: str | None = None
         self._sender = SlackSender(self._running_app)
@@ -146,7 +150,12 @@ class SlackAdapter:
         # Fail fast on a bad token here, not on the first command (Bolt calls auth.test lazily).
         try:
             auth = await app.client.auth_test()
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
+            raise AdapterError(
+                f"slack: cannot reach the Web API at {self.config.api_base_url} "
+                f"(auth.test failed): {describe_error(exc)}"
+            ) from exc
+        except (SlackClientError, aiohttp.ClientError) as exc:
             raise AdapterError(f"slack auth.test failed: {describe_error(exc)}") from exc
         user_id = auth.get("user_id")
         return user_id if isinstance(user_id, str) else None
@@ -177,15 +186,43 @@ class SlackAdapter:
             raise AdapterError(
                 f"slack apps.connections.open failed: {describe_error(exc)}"
             ) from exc
-        handler = AsyncSocketModeHandler(app, app_token=self._app_token)
+        handler = AsyncSocketModeHandler(
+            app, app_token=self._app_token, logger=logging.getLogger(SOCKET_LOGGER)
+        )
         self._socket = handler
+        # slack_sdk retries a failed websocket connection forever, logging a traceback each time;
+        # at start one failure is enough to say, in one line, that Slack cannot be reached.
+        self._watch = watch = ConnectionWatch(
+            logger=SOCKET_LOGGER,
+            prefix="Failed to connect",
+            label="slack",
+            target=lambda: f"the Socket Mode websocket at {_without_query(handler.client.wss_uri)}",
+        )
+        watch.install()
+        connect = asyncio.create_task(handler.connect_async())  # type: ignore[no-untyped-call]
+        failed = asyncio.create_task(watch.failed.wait())
         try:
-            async with asyncio.timeout(self.config.connect_timeout):
-                await handler.connect_async()  # type: ignore[no-untyped-call]
-        except TimeoutError as exc:
+            done, _ = await asyncio.wait(
+                {connect, failed},
+                timeout=self.config.connect_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            failed.cancel()
+            if not connect.done():
+                connect.cancel()
+            await asyncio.gather(connect, failed, return_exceptions=True)
+        if connect in done and connect.exception() is None:
+            watch.connected = True
+        elif watch.failed.is_set():
+            raise AdapterError(watch.message())
+        elif connect in done:
+            error = connect.exception()
+            raise AdapterError(f"slack socket mode failed to connect: {error}") from error
+        else:
             raise AdapterError(
                 f"slack socket mode did not connect within {self.config.connect_timeout:g}s"
-            ) from exc
+            )
         logger.info("slack: connected in socket mode")
 
     async def stop(self) -> None:
@@ -197,6 +234,9 @@ class SlackAdapter:
             await runner.cleanup()
         if socket is not None:
             await socket.close_async()  # type: ignore[no-untyped-call]
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.remove()
         tasks = set(self._tasks)
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.config.drain_timeout)
@@ -273,6 +313,11 @@ class SlackAdapter:
         if app is None:
             raise AdapterError("slack adapter is not started")
         return app
+
+
+def _without_query(url: str | None) -> str:
+    # Slack's websocket URL carries a one-time ticket in its query: never log it.
+    return (url or "?").split("?", 1)[0]
 
 
 def create(config: Mapping[str, object], environ: Mapping[str, str]) -> SlackAdapter:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import Bot, BotCommand, CallbackQuery, Update
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -136,6 +136,7 @@ class TelegramAdapter:
             await app.updater.start_polling(
                 timeout=timedelta(seconds=self._poll_timeout),
                 allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
+                error_callback=self._polling_failed,
             )
         except BaseException:
             await _teardown(app)
@@ -176,8 +177,18 @@ class TelegramAdapter:
             raise AdapterError(
                 f"telegram: the Bot API rejected the token in {self._token_env} (getMe failed)"
             ) from None
+        except NetworkError as exc:
+            # Unreachable (DNS, refused, timed out): say where, in one line; the gateway exits.
+            raise self._map_error(
+                exc, f"cannot reach the Bot API at {self._api_base_url} (getMe failed)"
+            ) from exc
         except TelegramError as exc:
             raise self._map_error(exc, "getMe failed") from exc
+
+    def _polling_failed(self, exc: TelegramError) -> None:
+        # PTB retries getUpdates with a growing pause (up to 30 s) by itself; without this
+        # callback it logs a full traceback on every failed poll of an outage.
+        log.warning("%s; retrying", self._map_error(exc, f"polling {self._api_base_url} failed"))
 
     async def _register_menu(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         # The menu is a convenience: commands work without it, so a failure is only logged.

@@ -10,7 +10,14 @@ from telegram import Bot, CallbackQuery, Message, MessageEntity, Update, User
 from gateway import ChatRef, ChatUser, IncomingMessage
 from gateway.messages import MessageKind
 
-__all__ = ["GENERAL_TOPIC", "PLATFORM", "Received", "read_button", "read_message"]
+__all__ = [
+    "GENERAL_TOPIC",
+    "PLATFORM",
+    "Received",
+    "message_delivery_id",
+    "read_button",
+    "read_message",
+]
 
 PLATFORM = "telegram"
 #: The General topic of a forum is thread 1, and sending with message_thread_id=1 fails.
@@ -50,11 +57,21 @@ def read_message(update: Update, bot: Bot) -> Received | None:
         chat=_chat_ref(message),
         user=_chat_user(user),
         text=text,
-        delivery_id=str(update.update_id),
+        delivery_id=message_delivery_id(bot, message),
         command=word,
         kind=kind,
     )
     return Received(incoming, message.message_id)
+
+
+def message_delivery_id(bot: Bot, message: Message) -> str:
+    """``<bot id>:<chat id>:<message id>``: the same for every copy of one message, forever.
+
+    Not the update id: Telegram restarts update ids at a random number after a week without
+    updates, and another bot (a new token) counts from its own start, so an old id can come
+    back for a new message. A message id is unique only within its chat (and its bot).
+    """
+    return f"{bot.id}:{message.chat.id}:{message.message_id}"
 
 
 def read_button(query: CallbackQuery) -> Received | None:

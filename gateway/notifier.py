@@ -24,6 +24,12 @@ from kanban_core.board.deliveries import Delivery
 
 log = logging.getLogger(__name__)
 
+#: A notification no running gateway has taken for this long (its platform is enabled nowhere)
+#: becomes a dead letter, listed by ``kanban status``, instead of waiting forever.
+UNSERVED_AFTER_S = 3600
+#: How often a notifier looks for such notifications.
+_UNSERVED_SWEEP_S = 60.0
+
 
 class Notifier:
     """Delivers terminal-event notifications to the chats that subscribed."""
@@ -42,7 +48,9 @@ class Notifier:
         self.executor = executor
         self.settings = settings
         self.claimer = claimer
+        self.unserved_after_s = UNSERVED_AFTER_S
         self._wake = asyncio.Event()
+        self._next_sweep = 0.0
 
     def nudge(self) -> None:
         """Look for new deliveries now."""
@@ -54,6 +62,7 @@ class Notifier:
             # Cleared before the pass, so a nudge arriving during it causes another pass.
             self._wake.clear()
             try:
+                await self._sweep_unserved()
                 busy = await self.deliver_once()
             except Exception:
                 log.exception("notifier pass failed", extra={"action": "notify"})
@@ -71,6 +80,30 @@ class Notifier:
             *(self._platform_batch(name, adapter) for name, adapter in self.adapters.items())
         )
         return sum(batches)
+
+    async def expire_unserved(self) -> list[tuple[int, str]]:
+        """Dead-letter notifications for platforms no running gateway serves; log each loudly."""
+        expired = await self.executor.run(
+            self.board.expire_unserved_deliveries,
+            served=sorted(self.adapters),
+            after_ms=int(self.unserved_after_s * 1000),
+        )
+        for delivery_id, platform in expired:
+            log.error(
+                "DEAD LETTER: notification %s to %s: no running gateway has %s enabled",
+                delivery_id,
+                platform,
+                platform,
+                extra={"action": "dead_letter", "delivery": delivery_id},
+            )
+        return expired
+
+    async def _sweep_unserved(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + _UNSERVED_SWEEP_S
+        await self.expire_unserved()
 
     async def _platform_batch(self, platform: str, adapter: ChatAdapter) -> int:
         batch = await self.executor.run(

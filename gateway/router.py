@@ -8,7 +8,6 @@ a thread with the sender's identity taken from the platform, never from the text
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 from gateway.access import QUEUE_WRITES, AccessPolicy, Role, required_role
@@ -17,7 +16,7 @@ from gateway.messages import Attachment, Button, Document, IncomingMessage, Mess
 from gateway.rendering import result_document
 from gateway.routing import Routed, action_argv, command_argv, text_argv
 from kanban_core import Actor, Kanban, KanbanError, format_task_id
-from kanban_core.board.audit import AuditEntry
+from kanban_core.board.audit import AuditEntry, claim_delivery
 from kanban_core.commands import (
     CommandContext,
     CommandResult,
@@ -31,7 +30,10 @@ from kanban_core.workspaces.interactive.records import ChatPlace
 
 log = logging.getLogger(__name__)
 
-_DEDUPE_WINDOW = 10_000
+#: How long a delivery's key is kept: a redelivery within this window runs nothing. Telegram
+#: keeps unconfirmed updates for 24 hours and Slack retries for minutes; past the window a key is
+#: forgotten (and a delivery that old would run again).
+DEDUPE_KEEP_HOURS = 48
 #: Verbs whose success should wake the dispatcher at once rather than at the next tick.
 _NUDGING = frozenset({"create", "complete", "unblock", "link", "unlink", "assign"})
 _NOTIFY_VERBS = frozenset({"notify-subscribe", "notify-unsubscribe"})
@@ -61,21 +63,20 @@ class Router:
         self.nudge = nudge
         self.budgets = dict(budgets or {})
         self._parser = build_parser(prog="/kanban", with_db_option=False, local_verbs=False)
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.dedupe_keep_ms = DEDUPE_KEEP_HOURS * 3600 * 1000
 
     async def handle(self, message: IncomingMessage) -> Document | None:
         """Run one message; None for a redelivery, or for chatter in an unbound chat."""
-        key = (message.chat.platform, message.delivery_id)
-        if key in self._seen:
+        if message.kind is not MessageKind.TEXT and not await self._first_delivery(message):
             return None
-        self._seen[key] = None
-        if len(self._seen) > _DEDUPE_WINDOW:
-            self._seen.popitem(last=False)
         role = self.access.role_of(message.user)
         if message.kind is MessageKind.TEXT:
             # Plain chatter is only ever a follow-up in a bound chat, and only from a known
             # user; everything else is ignored silently (the bot must not answer every line).
             if role is None or await self._bound_repos(message) is None:
+                return None
+            # Claimed only now: chatter the bot ignores costs no write.
+            if not await self._first_delivery(message):
                 return None
             routed = text_argv(message.text)
         else:
@@ -94,6 +95,27 @@ class Router:
             await self._audit(message, role, "refused", routed.refusal)
             return Document.text(f"⚠ {routed.refusal}")
         return await self._run_routed(message, role, routed.argv)
+
+    async def _first_delivery(self, message: IncomingMessage) -> bool:
+        """Claim the delivery's key in the database; False for a redelivery.
+
+        Durable and shared: a platform redelivering after a gateway restart, or to a second
+        gateway on the same board, is dropped too. The key is claimed before the command runs,
+        so a retry arriving while the first copy is still running is dropped as well.
+        """
+
+        def claim() -> bool:
+            with self.board.db.transaction(write=True) as tx:
+                return claim_delivery(
+                    tx, message.chat.platform, message.delivery_id, keep_ms=self.dedupe_keep_ms
+                )
+
+        try:
+            return await self.executor.run(claim)
+        except KanbanError:
+            # The command itself will meet the same database and report it to the user.
+            log.exception("delivery dedupe failed", extra={"action": "dedupe"})
+            return True
 
     async def _route(self, message: IncomingMessage) -> Routed:
         if message.kind is MessageKind.ACTION:

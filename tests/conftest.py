@@ -23,7 +23,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _TABLES = (
     "notify_deliveries, notify_subscriptions, task_events, task_runs, task_comments, "
     "task_links, tasks, workspaces, workspace_repos, workspace_sessions, session_messages, "
-    "workspace_turns, queued_messages, approvals, chat_bindings, workspace_audit"
+    "workspace_turns, queued_messages, approvals, chat_bindings, workspace_audit, chat_deliveries, "
+    "dispatcher_health"
 )
 
 

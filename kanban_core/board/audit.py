@@ -18,7 +18,18 @@ _RECENT = Query(
     "SELECT id, created_ms, platform, chat_id, thread_id, user_id, user_name, role, text, "
     "outcome, detail FROM audit_log ORDER BY id DESC LIMIT :limit",
 )
+_FORGET_DELIVERIES = Query(
+    "forget_chat_deliveries",
+    "DELETE FROM chat_deliveries WHERE created_ms < {now} - :keep_ms",
+)
+_CLAIM_DELIVERY = Query(
+    "claim_chat_delivery",
+    "INSERT INTO chat_deliveries (platform, delivery_id, created_ms) "
+    "VALUES (:platform, :delivery_id, {now}) ON CONFLICT (platform, delivery_id) DO NOTHING",
+)
 MAX_TEXT = 4000
+#: Longer platform delivery ids are cut to the column's width (real ones are far shorter).
+MAX_DELIVERY_ID = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,17 @@ def record(tx: Transaction, entry: AuditEntry) -> None:
             "detail": entry.detail,
         },
     )
+
+
+def claim_delivery(tx: Transaction, platform: str, delivery_id: str, *, keep_ms: int) -> bool:
+    """Record a chat delivery as handled; False when it already was (a redelivery).
+
+    Keys older than ``keep_ms`` are forgotten first, so a delivery redelivered later than that
+    would run again: the window must outlast every platform's redelivery horizon.
+    """
+    tx.execute(_FORGET_DELIVERIES, {"keep_ms": keep_ms})
+    params = {"platform": platform, "delivery_id": delivery_id[:MAX_DELIVERY_ID]}
+    return bool(tx.execute(_CLAIM_DELIVERY, params))
 
 
 def recent(tx: Transaction, *, limit: int) -> list[AuditEntry]:

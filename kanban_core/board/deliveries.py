@@ -10,6 +10,7 @@ at least once, never lost.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,21 @@ _DEAD = Query(
     "SELECT d.id, d.task_id, d.platform, d.chat_id, d.thread_id, d.attempts, d.last_error, "
     "e.kind FROM notify_deliveries d JOIN task_events e ON e.id = d.event_id "
     "WHERE d.status = 'dead' ORDER BY d.id DESC LIMIT :limit",
+)
+
+# Due (or claimed) long ago and still not sent: no running sender serves its platform.
+_UNSERVED = (
+    "((status = 'pending' AND next_try_ms < {now} - :after_ms) "
+    "OR (status = 'sending' AND claim_expires_ms < {now} - :after_ms))"
+)
+_OVERDUE = Query(
+    "overdue_deliveries",
+    f"SELECT id, platform FROM notify_deliveries WHERE {_UNSERVED} ORDER BY id LIMIT :limit",
+)
+_ABANDON = Query(
+    "abandon_delivery",
+    "UPDATE notify_deliveries SET status = 'dead', last_error = :error, claimed_by = NULL, "
+    f"claim_expires_ms = NULL WHERE id = :id AND {_UNSERVED}",
 )
 
 
@@ -122,6 +138,29 @@ def mark_failed(
             "error": error[:500],
         },
     )
+
+
+def expire_unserved(
+    tx: Transaction, *, served: Collection[str], after_ms: int, limit: int = 500
+) -> list[tuple[int, str]]:
+    """Mark dead what no sender has taken for ``after_ms``; returns (id, platform) of each.
+
+    A pending delivery is claimed within a poll by any sender serving its platform, so one due
+    for longer has none: its platform is not enabled in any running gateway. Platforms in
+    ``served`` are left alone (the caller sends those itself, late or not).
+    """
+    expired = []
+    for delivery_id, platform in tx.fetchall(_OVERDUE, {"after_ms": after_ms, "limit": limit}):
+        if platform in served:
+            continue
+        error = (
+            f"no running gateway delivers to {platform} (not configured or not enabled) "
+            f"for {after_ms // 60_000} min"
+        )
+        params = {"id": delivery_id, "after_ms": after_ms, "error": error}
+        if tx.execute(_ABANDON, params):
+            expired.append((int(delivery_id), str(platform)))
+    return expired
 
 
 def dead_letters(tx: Transaction, *, limit: int = 20) -> list[dict[str, Any]]:

@@ -399,6 +399,13 @@ class Kanban:
                 tx, delivery_id, claimer=claimer, error=error, delay_ms=delay_ms, dead=dead
             )
 
+    def expire_unserved_deliveries(
+        self, *, served: builtins.list[str], after_ms: int
+    ) -> builtins.list[tuple[int, str]]:
+        """Dead-letter notifications no sender has taken for ``after_ms`` (see deliveries)."""
+        with self.db.transaction(write=True) as tx:
+            return deliveries.expire_unserved(tx, served=served, after_ms=after_ms)
+
     def dead_letters(self, *, limit: int = 20) -> builtins.list[dict[str, Any]]:
         """Undeliverable notifications, newest first."""
         with self.db.transaction(write=False) as tx:

@@ -108,7 +108,7 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     from kanban_core.dispatch import health
 
     board = ctx.board()
-    dispatchers = health.read(board)
+    dispatchers = health.read(board, stale_after=health.stale_after_s(_interval_s(ctx)))
     stats = board.stats()
     with board.db.transaction(write=False) as tx:
         deliveries = {row[0]: int(row[1]) for row in tx.fetchall(_DELIVERIES)}
@@ -128,6 +128,7 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         rows = tuple(
             (
                 d.name,
+                "stopped" if d.stopped else "running",
                 f"{elapsed(d.age_s)} ago",
                 f"{d.last_pass_duration_ms} ms",
                 str(d.passes),
@@ -135,9 +136,11 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
             )
             for d in dispatchers
         )
-        blocks.append(Table(("NAME", "LAST PASS", "TOOK", "PASSES", "LAST ERROR"), rows))
+        blocks.append(Table(("NAME", "STATE", "LAST PASS", "TOOK", "PASSES", "LAST ERROR"), rows))
     else:
-        blocks.append(Text("(no dispatcher has run yet: `kanban dispatch` or `kanban gateway`)"))
+        blocks.append(
+            Text("(no dispatcher has run in the last hour: `kanban gateway` or `kanban dispatch`)")
+        )
     counts = "  ".join(f"{k}={v}" for k, v in stats.by_status.items())
     blocks += [Heading("Board"), Text(counts)]
     dead = deliveries.get("dead", 0)
@@ -155,6 +158,17 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
             )
         )
     return CommandResult(blocks=tuple(blocks))
+
+
+def _interval_s(ctx: CommandContext) -> float:
+    """The configured dispatch interval; the default when config.yaml cannot be read."""
+    from kanban_core.config import DispatcherConfig
+    from kanban_core.errors import KanbanError
+
+    try:
+        return float(ctx.config().dispatcher.dispatch_interval_seconds)
+    except KanbanError:
+        return float(DispatcherConfig().dispatch_interval_seconds)
 
 
 def context(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:

@@ -10,6 +10,13 @@ from typing import Any
 from kanban_core.board.kanban import Kanban
 from kanban_core.storage import Query
 
+#: A dispatcher that has not passed for this long is forgotten: hidden by reads and deleted by
+#: the next pass of any dispatcher on the board (reads never write).
+FORGET_AFTER_S = 3600
+#: Shown as stopped after this many dispatch intervals of silence (and never sooner than 2 min).
+STALE_INTERVALS = 3
+MIN_STALE_S = 120.0
+
 _UPSERT = Query(
     "record_pass",
     "INSERT INTO dispatcher_health (name, host, pid, last_pass_ms, last_pass_duration_ms, "
@@ -24,8 +31,14 @@ _UPSERT = Query(
 _ALL = Query(
     "dispatcher_health",
     "SELECT name, host, pid, last_pass_ms, last_pass_duration_ms, last_error, last_error_ms, "
-    "passes, counts, {now} FROM dispatcher_health ORDER BY last_pass_ms DESC",
+    "passes, counts, {now} FROM dispatcher_health WHERE last_pass_ms >= {now} - :forget_ms "
+    "ORDER BY last_pass_ms DESC",
 )
+_FORGET = Query(
+    "forget_dispatchers",
+    "DELETE FROM dispatcher_health WHERE last_pass_ms < {now} - :forget_ms",
+)
+_FORGET_MS = FORGET_AFTER_S * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +55,14 @@ class DispatcherHealth:
     passes: int
     counts: dict[str, int]
     age_s: float
+    #: Silent for longer than its dispatch interval allows: the process is gone (or stuck).
+    stopped: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The ``status --json`` entry."""
         return {
             "name": self.name,
+            "state": "stopped" if self.stopped else "running",
             "host": self.host,
             "pid": self.pid,
             "last_pass_at": self.last_pass_ms // 1000,
@@ -78,12 +94,20 @@ def record_pass(
     }
     with board.db.transaction(write=True) as tx:
         tx.execute(_UPSERT, params)
+        tx.execute(_FORGET, {"forget_ms": _FORGET_MS})
 
 
-def read(board: Kanban) -> list[DispatcherHealth]:
-    """Every dispatcher that has ever recorded a pass, newest first."""
+def stale_after_s(interval_s: float) -> float:
+    """How long a dispatcher passing every ``interval_s`` may be silent before it counts as
+    stopped."""
+    return max(MIN_STALE_S, STALE_INTERVALS * interval_s)
+
+
+def read(board: Kanban, *, stale_after: float = MIN_STALE_S) -> list[DispatcherHealth]:
+    """Dispatchers that passed within the last hour, newest first; those silent for longer
+    than ``stale_after`` seconds are marked stopped."""
     with board.db.transaction(write=False) as tx:
-        rows = tx.fetchall(_ALL)
+        rows = tx.fetchall(_ALL, {"forget_ms": _FORGET_MS})
     return [
         DispatcherHealth(
             name=r[0],
@@ -96,6 +120,7 @@ def read(board: Kanban) -> list[DispatcherHealth]:
             passes=r[7],
             counts=json.loads(r[8]) if r[8] else {},
             age_s=max(0.0, (r[9] - r[3]) / 1000),
+            stopped=(r[9] - r[3]) / 1000 > stale_after,
         )
         for r in rows
     ]

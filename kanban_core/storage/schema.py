@@ -270,6 +270,17 @@ audit_log = Table(
     sqlite_autoincrement=True,
 )
 
+# Chat deliveries a gateway accepted (migration 0008): a redelivery finds its key and is dropped.
+chat_deliveries = Table(
+    "chat_deliveries",
+    metadata,
+    Column("platform", String(32), nullable=False),
+    Column("delivery_id", String(200), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("platform", "delivery_id"),
+    Index("ix_chat_deliveries_created", "created_ms"),
+)
+
 # -- workspaces (migration 0004) ------------------------------------------------------------
 # A workspace is one task's set of git worktrees (one per repository) plus its agent sessions.
 # Ids are generated text (`ws-<unix>-<hex>`): they become directory names, so never user input.

@@ -9,7 +9,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
@@ -121,6 +121,11 @@ class Upload:
     content_type: str
 
 
+#: What the recording middleware read from a request, for the route handlers.
+BODY: Final = web.RequestKey[Any]("body", object)
+FILES: Final = web.RequestKey("files", list[Upload])
+
+
 @dataclass
 class Call:
     """One REST request the client made."""
@@ -175,6 +180,9 @@ class FakeDiscord:
     identify: dict[str, Any] | None = None
     violations: list[str] = field(default_factory=list)
     gateway_open: bool = False
+    #: Where READY tells the bot to resume (a relay in front of the fake, in outage tests).
+    resume_url: str | None = None
+    resumes: int = 0
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -248,6 +256,11 @@ class FakeDiscord:
                 while not (result := predicate()):
                     await self._changed.wait()
         return result
+
+    async def close_gateway(self, code: int) -> None:
+        """Close the bot's gateway connection with ``code``, as Discord does (4004: bad token)."""
+        assert self._ws is not None, "no gateway connection"
+        await self._ws.close(code=code)
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Send a gateway DISPATCH the way Discord does."""
@@ -403,7 +416,7 @@ class FakeDiscord:
         if request.path == "/gateway":
             return await handler(request)
         body, files = await self._read_body(request)
-        request["body"], request["files"] = body, files
+        request[BODY], request[FILES] = body, files
         canonical = request.match_info.route.resource
         route = canonical.canonical.removeprefix("/api/v10") if canonical else request.path
         self.calls.append(
@@ -475,8 +488,8 @@ class FakeDiscord:
     async def _post(
         self, request: web.Request, channel_id: int, interaction_id: int | None
     ) -> web.Response:
-        body: dict[str, Any] = request["body"]
-        files: list[Upload] = request["files"]
+        body: dict[str, Any] = request[BODY]
+        files: list[Upload] = request[FILES]
         refused = self._check_message(body, files)
         if refused is not None:
             return refused
@@ -533,7 +546,7 @@ class FakeDiscord:
         )
 
     async def _sync(self, request: web.Request) -> web.Response:
-        commands = request["body"]
+        commands = request[BODY]
         self.commands = [
             {**command, "id": str(next(self._ids)), "application_id": str(APP_ID), "version": "1"}
             for command in commands
@@ -542,7 +555,7 @@ class FakeDiscord:
         return json_response(self.commands)
 
     async def _callback(self, request: web.Request) -> web.Response:
-        body = request["body"]
+        body = request[BODY]
         interaction_id = int(request.match_info["interaction_id"])
         interaction = self._interactions.get(request.match_info["token"])
         if interaction is None or interaction.id != interaction_id:
@@ -599,8 +612,12 @@ class FakeDiscord:
             elif payload["op"] == 2:  # identify
                 await self._identify(ws, payload["d"])
             elif payload["op"] == 6:  # resume
+                self._ws = ws
+                self.resumes += 1
+                self.gateway_open = True
                 self._seq += 1
                 await ws.send_json({"op": 0, "t": "RESUMED", "s": self._seq, "d": {}})
+                await self._changed_now()
         if self._ws is ws:
             self._ws = None
             self.gateway_open = False
@@ -624,7 +641,7 @@ class FakeDiscord:
                 "user": BOT_USER,
                 "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
                 "session_id": "session-1",
-                "resume_gateway_url": self.gateway_url,
+                "resume_gateway_url": self.resume_url or self.gateway_url,
                 "application": {"id": str(APP_ID), "flags": 0},
             },
         )

@@ -147,6 +147,8 @@ class FakeSlack:
         #: Socket Mode acks the client sent back: {"envelope_id": …[, "payload": …]}.
         self.socket_acks: list[dict[str, Any]] = []
         self.socket_connections = 0
+        #: The websocket URL apps.connections.open hands out (None: this fake's own /link).
+        self.socket_url: str | None = None
         self._failures: dict[str, deque[Failure]] = defaultdict(deque)
         self._changed = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
@@ -401,7 +403,8 @@ class FakeSlack:
         return web.json_response({"ok": True, "files": files})
 
     async def _connections_open(self, body: dict[str, Any]) -> web.Response:
-        return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self.port}/link"})
+        url = self.socket_url or f"ws://127.0.0.1:{self.port}/link"
+        return web.json_response({"ok": True, "url": url})
 
     async def _response(self, request: web.Request) -> web.Response:
         rid = request.match_info["rid"]

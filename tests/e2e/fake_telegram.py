@@ -310,11 +310,16 @@ class FakeTelegram:
         user: dict[str, Any] = ALICE,
         thread_id: int | None = None,
         update_id: int | None = None,
+        message_id: int | None = None,
     ) -> dict[str, Any]:
-        """An update carrying a text message, with the ``bot_command`` entity Telegram adds."""
+        """An update carrying a text message, with the ``bot_command`` entity Telegram adds.
+
+        Message ids count per fake, not per chat as Telegram's do; pass ``message_id`` to give
+        two chats the same one.
+        """
         self.add_chat(chat_id, chat_type, topics=() if thread_id is None else (thread_id,))
         message: dict[str, Any] = {
-            "message_id": next(self._message_ids),
+            "message_id": next(self._message_ids) if message_id is None else message_id,
             "date": DATE,
             "chat": self._chats[chat_id].chat,
             "from": user,

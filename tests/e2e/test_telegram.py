@@ -32,6 +32,7 @@ from gateway.slash import SLASH_COMMANDS
 from tests.e2e.fake_telegram import (
     ALICE,
     ALICE_ID,
+    BOT_ID,
     BOT_USERNAME,
     TOKEN,
     FakeTelegram,
@@ -140,7 +141,8 @@ async def test_start_registers_the_command_menu(fake: FakeTelegram, adapter: Tel
 async def test_a_private_command_is_answered_in_the_same_chat(
     fake: FakeTelegram, adapter: TelegramAdapter, sink: Sink
 ):
-    update_id = await fake.push_text('/kanban create "fix <b> & co"  --assignee bob')
+    update = fake.message_update('/kanban create "fix <b> & co"  --assignee bob')
+    await fake.push(update)
     await fake.wait_for(lambda: fake.sent)
 
     [message] = sink.received
@@ -149,7 +151,7 @@ async def test_a_private_command_is_answered_in_the_same_chat(
     assert message.chat == ChatRef("telegram", str(ALICE_ID))
     assert message.user == ChatUser("telegram", str(ALICE_ID), "alice")
     assert message.user.key == "telegram:42"
-    assert message.delivery_id == str(update_id)
+    assert message.delivery_id == f"{BOT_ID}:{ALICE_ID}:{update['message']['message_id']}"
     [reply] = fake.sent
     assert reply.chat_id == ALICE_ID
     assert reply.message_thread_id is None
@@ -200,15 +202,23 @@ async def test_a_reply_chain_in_a_plain_group_is_not_a_topic(
     assert fake.sent_to(GROUP)[0].message_thread_id is None
 
 
-async def test_the_delivery_id_is_the_update_id_and_redeliveries_are_passed_on(
+async def test_the_delivery_id_names_bot_chat_and_message_and_redeliveries_are_passed_on(
     fake: FakeTelegram, adapter: TelegramAdapter, sink: Sink
 ):
-    # Dedupe is the router's job: the adapter hands on every delivery with its update id.
-    update = fake.message_update("/kanban list", update_id=5000)
-    await fake.push(update, update)
-    await fake.wait_for(lambda: len(fake.sent) == 2)
+    # Dedupe is the router's job: the adapter hands on every copy with the same id, one that
+    # no other message of any chat (or of a later bot, or after an update-id reset) can have.
+    update = fake.message_update("/kanban list", update_id=5000, message_id=7)
+    same_number_elsewhere = fake.message_update(
+        "/kanban list", chat_id=GROUP, chat_type="group", update_id=5001, message_id=7
+    )
+    await fake.push(update, update, same_number_elsewhere)
+    await fake.wait_for(lambda: len(fake.sent) == 3)
 
-    assert [m.delivery_id for m in sink.received] == ["5000", "5000"]
+    assert sorted(m.delivery_id for m in sink.received) == [
+        f"{BOT_ID}:{GROUP}:7",
+        f"{BOT_ID}:{ALICE_ID}:7",
+        f"{BOT_ID}:{ALICE_ID}:7",
+    ]
 
 
 async def test_a_sink_failure_is_answered_not_raised(

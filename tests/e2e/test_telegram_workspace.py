@@ -15,6 +15,7 @@ from tests.e2e import test_telegram as telegram_e2e
 from tests.e2e.fake_telegram import (
     ALICE,
     ALICE_ID,
+    BOT_ID,
     BOT_USERNAME,
     FakeTelegram,
     bot_command_entities,
@@ -159,11 +160,12 @@ async def test_plain_text_is_delivered_and_silence_sends_nothing(
 async def test_a_reply_to_plain_text_goes_to_its_topic(
     fake: FakeTelegram, adapter: TelegramAdapter, sink: Sink
 ):
-    update_id = await fake.push_text("make it faster", chat_id=FORUM, thread_id=TOPIC)
+    update = fake.message_update("make it faster", chat_id=FORUM, thread_id=TOPIC)
+    await fake.push(update)
     [reply] = await fake.wait_for(lambda: fake.sent_to(FORUM))
 
     [message] = sink.received
-    assert message.delivery_id == str(update_id)
+    assert message.delivery_id == f"{BOT_ID}:{FORUM}:{update['message']['message_id']}"
     assert message.user == ChatUser("telegram", str(ALICE_ID), "alice")
     assert reply.message_thread_id == TOPIC
     assert reply.text == "echo: make it faster"

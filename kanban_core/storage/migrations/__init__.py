@@ -1,5 +1,14 @@
 """Alembic migrations of the board's schema; REVISIONS lists them oldest first."""
 
 #: Every revision this version of the code knows, oldest first; the last one is the head.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+REVISIONS: tuple[str, ...] = (
+    "0001",
+    "0002",
+    "0003",
+    "0004",
+    "0005",
+    "0006",
+    "0007",
+    "0008",
+)
 HEAD = REVISIONS[-1]
