@@ -53,8 +53,8 @@ def root_model() -> type[Section]:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             model = model()  # a factory, for sections assembled from other entry points
         sections[entry.name] = model
-    fields = {
-        name: (kind, Field(default_factory=kind if _model_in(kind) else dict))
+    fields: dict[str, Any] = {
+        name: (kind, Field(default_factory=kind if model_in(kind) else dict))
         for name, kind in sections.items()
     }
     root: type[Section] = create_model("ConfigFile", __base__=Section, **fields)
@@ -189,13 +189,13 @@ def _fields_at(model: type[BaseModel], loc: list[str]) -> set[str]:
         node = child_type(node, part)
         if node is None:
             return set()
-    node = _model_in(node)
+    node = model_in(node)
     return set(node.model_fields) if node is not None else set()
 
 
 def child_type(node: Any, part: str) -> Any:
     """The declared type one step below ``node`` (a field of a model, a value of a mapping)."""
-    model = _model_in(node)
+    model = model_in(node)
     if model is not None:
         field = model.model_fields.get(part)
         return field.annotation if field is not None else None
@@ -207,10 +207,11 @@ def child_type(node: Any, part: str) -> Any:
     return None
 
 
-def _model_in(node: Any) -> type[BaseModel] | None:
+def model_in(node: Any) -> type[BaseModel] | None:
+    """The section model ``node`` declares (``X | None`` included), or None for a plain value."""
     if isinstance(node, type) and issubclass(node, BaseModel):
         return node
     if typing.get_origin(node) in (typing.Union, types.UnionType):
-        models = [m for arg in typing.get_args(node) if (m := _model_in(arg)) is not None]
+        models = [m for arg in typing.get_args(node) if (m := model_in(arg)) is not None]
         return models[0] if models else None
     return None

@@ -159,12 +159,17 @@ class QueueSection(Section):
     max_per_session: NonNegative = 5
 
 
+Trailer = Literal["task", "workspace", "session", "requested-by", "agent"]
+
+
+def _default_trailers() -> list[Trailer]:
+    return ["task", "workspace", "requested-by"]
+
+
 class CommitSection(Section):
     """What /commit writes."""
 
-    trailers: list[Literal["task", "workspace", "session", "requested-by", "agent"]] = Field(
-        default_factory=lambda: ["task", "workspace", "requested-by"]
-    )
+    trailers: list[Trailer] = Field(default_factory=_default_trailers)
 
 
 class GitHubSection(Section):
