@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from kanban_core.config_cache import kernel_sections
 from kanban_core.errors import ValidationError
 from kanban_core.profiles import (
     DEMO_PROFILE,
@@ -26,8 +27,8 @@ from kanban_core.profiles import (
 from kanban_core.validation import parse_duration, parse_workspace
 from kanban_core.workspace.config import WorkspacesConfig, workspaces_from
 
-if TYPE_CHECKING:
-    from kanban_core.config_schema import BoardSection, ProfileSection
+#: A section of the file after validation: plain values, every key present.
+Section = Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,60 +84,57 @@ def load_config(path: Path, environ: Mapping[str, str]) -> KanbanConfig:
         if "KANBAN_CONFIG" in environ:
             raise ValidationError(f"config file {path} does not exist")
         return KanbanConfig()
-    # pydantic and yaml are paid for only when a config file exists.
-    from kanban_core.config_model import load_file
-
-    document: Any = load_file(path)
+    # The kernel's sections as the schema normalised them (every default filled in).
+    sections = kernel_sections(path)
     problems: list[str] = []
-    board = _board(document.board, environ, problems)
+    board = _board(sections["board"], environ, problems)
     if problems:
         raise ValidationError("\n".join(f"{path}: {problem}" for problem in problems))
-    dispatcher = DispatcherConfig(**document.dispatcher.model_dump())
     assignees = {DEMO_PROFILE.name: DEMO_PROFILE}
-    for name, section in document.assignees.items():
+    for name, section in sections["assignees"].items():
         assignees[name] = _profile(name, section)
     return KanbanConfig(
         board=board,
-        dispatcher=dispatcher,
+        dispatcher=DispatcherConfig(**sections["dispatcher"]),
         assignees=assignees,
-        workspaces=workspaces_from(document.workspaces),
+        workspaces=workspaces_from(sections["workspaces"]),
     )
 
 
-def _board(section: BoardSection, environ: Mapping[str, str], problems: list[str]) -> BoardConfig:
-    db_url = section.db_url
-    if section.db_url_env is not None:
-        db_url = environ.get(section.db_url_env) or None
+def _board(section: Section, environ: Mapping[str, str], problems: list[str]) -> BoardConfig:
+    db_url = section["db_url"]
+    env_name = section["db_url_env"]
+    if env_name is not None:
+        db_url = environ.get(env_name) or None
         if db_url is None:
-            problems.append(
-                f"board.db_url_env: environment variable {section.db_url_env} is not set"
-            )
+            problems.append(f"board.db_url_env: environment variable {env_name} is not set")
     return BoardConfig(
         db_url=db_url,
-        sqlite_synchronous=section.sqlite_synchronous,
-        claim_ttl_seconds=section.claim_ttl_seconds,
+        sqlite_synchronous=section["sqlite_synchronous"],
+        claim_ttl_seconds=section["claim_ttl_seconds"],
     )
 
 
-def _profile(name: str, section: ProfileSection) -> AssigneeProfile:
-    preset = Preset(section.preset)
+def _profile(name: str, section: Section) -> AssigneeProfile:
+    preset = Preset(section["preset"])
     first, resume = SESSION_ARGS.get(preset, ((), ()))
+    max_runtime = section["max_runtime"]
     return AssigneeProfile(
         name=name,
-        command=tuple(section.command) if section.command else PRESET_COMMANDS[preset],
+        command=tuple(section["command"] or PRESET_COMMANDS[preset]),
         preset=preset,
-        workspace=parse_workspace(section.workspace) if section.workspace else None,
-        repo=section.repo,
-        max_in_progress=section.max_in_progress,
-        env={key: str(value) for key, value in section.env.items()},
-        pass_env=tuple(section.pass_env),
-        skills=tuple(section.skills),
-        max_runtime_s=(
-            parse_duration(str(section.max_runtime)) if section.max_runtime is not None else None
-        ),
-        allow_dirty_base=section.allow_dirty_base,
-        first_turn_args=first
-        if section.first_turn_args is None
-        else tuple(section.first_turn_args),
-        resume_args=resume if section.resume_args is None else tuple(section.resume_args),
+        workspace=parse_workspace(section["workspace"]) if section["workspace"] else None,
+        repo=section["repo"],
+        max_in_progress=section["max_in_progress"],
+        env={key: str(value) for key, value in section["env"].items()},
+        pass_env=tuple(section["pass_env"]),
+        skills=tuple(section["skills"]),
+        max_runtime_s=parse_duration(str(max_runtime)) if max_runtime is not None else None,
+        allow_dirty_base=section["allow_dirty_base"],
+        first_turn_args=_args(section["first_turn_args"], first),
+        resume_args=_args(section["resume_args"], resume),
     )
+
+
+def _args(value: list[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    return default if value is None else tuple(value)

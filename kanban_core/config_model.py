@@ -10,6 +10,7 @@ Importing this module costs about 0.1 s (pydantic), so it is imported only when 
 from __future__ import annotations
 
 import difflib
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -86,6 +87,33 @@ def _validated(text: str) -> tuple[Section, list[str]]:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         return root_model()(), [f"not valid YAML: {where}{problem}"]
     return validate_document(document)
+
+
+def schema_files() -> list[str]:
+    """The source files of every model in the schema (and pydantic's), for the validation record."""
+    import pydantic.version
+
+    # The kernel's value checks (durations, workspace specs, names) are part of the schema too.
+    from kanban_core import validation
+
+    files = {__file__, pydantic.version.__file__, validation.__file__}
+    pending: list[Any] = [root_model()]
+    seen: set[type[BaseModel]] = set()
+    while pending:
+        model = model_in(pending.pop())
+        if model is None or model in seen:
+            continue
+        seen.add(model)
+        for klass in model.__mro__:
+            module = sys.modules.get(klass.__module__)
+            if module is not None and getattr(module, "__file__", None) and klass is not BaseModel:
+                files.add(str(module.__file__))
+        for name in model.model_fields:
+            node = child_type(model, name)
+            while node is not None and model_in(node) is None:
+                node = child_type(node, "*")  # through mappings and lists to their sections
+            pending.append(node)
+    return sorted(f for f in files if "/pydantic/" not in f or f.endswith("version.py"))
 
 
 def validate_document(document: object) -> tuple[Section, list[str]]:

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from kanban_core.config_schema import WorkspacesSection
+from typing import Any
 
 DEFAULT_PROTECTED = ("main", "master", "develop", "release/*")
 
@@ -52,32 +49,35 @@ class WorkspacesConfig:
     repos: Mapping[str, RepoConfig] = field(default_factory=dict)
 
 
-def workspaces_from(section: WorkspacesSection) -> WorkspacesConfig:
-    """The validated ``workspaces`` section (see ``kanban_core.config_schema``) as frozen values."""
+def workspaces_from(section: Mapping[str, Any]) -> WorkspacesConfig:
+    """The ``workspaces`` section, validated by the schema (every key present), as frozen values."""
+    github = section["github"]
     return WorkspacesConfig(
-        managed_root=Path(section.managed_root) if section.managed_root else None,
-        agent=section.agent,
-        branch_template=section.branch_template,
-        protected_branches=tuple(section.protected_branches),
-        approval_ttl_seconds=section.approvals.ttl_seconds,
-        four_eyes=section.approvals.four_eyes,
-        queue_max_per_session=section.queue.max_per_session,
-        trailers=tuple(section.commit.trailers),
+        managed_root=Path(section["managed_root"]) if section["managed_root"] else None,
+        agent=section["agent"],
+        branch_template=section["branch_template"],
+        protected_branches=tuple(section["protected_branches"]),
+        approval_ttl_seconds=section["approvals"]["ttl_seconds"],
+        four_eyes=section["approvals"]["four_eyes"],
+        queue_max_per_session=section["queue"]["max_per_session"],
+        trailers=tuple(section["commit"]["trailers"]),
         github=GitHubConfig(
-            use=section.github.use,
-            api_base=section.github.api_base.rstrip("/"),
-            token_env=section.github.token_env,
+            use=github["use"],
+            api_base=github["api_base"].rstrip("/"),
+            token_env=github["token_env"],
         ),
-        remove_clean_worktree_after_seconds=section.archive.remove_clean_worktree_after_seconds,
-        script_timeout_seconds=section.script_timeout_seconds,
+        remove_clean_worktree_after_seconds=section["archive"][
+            "remove_clean_worktree_after_seconds"
+        ],
+        script_timeout_seconds=section["script_timeout_seconds"],
         repos={
             slug: RepoConfig(
                 slug,
-                Path(repo.path),
-                repo.base,
-                {name: tuple(argv) for name, argv in repo.scripts.items()},
-                repo.github_repo,
+                Path(repo["path"]),
+                repo["base"],
+                {name: tuple(argv) for name, argv in repo["scripts"].items()},
+                repo["github_repo"],
             )
-            for slug, repo in section.repos.items()
+            for slug, repo in section["repos"].items()
         },
     )
