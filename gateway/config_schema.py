@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, create_model
 
 from gateway.platform_settings import SETTINGS_GROUP, PlatformSettings
 from kanban_core.config_model import Section
+from kanban_core.errors import ValidationError
 
 ADAPTER_GROUP = "kanban_gateway.adapters"
 Positive = Annotated[int, Field(gt=0)]
@@ -56,7 +57,13 @@ def platforms_section() -> type[Section]:
         entry.name: PlatformSettings for entry in installed.select(group=ADAPTER_GROUP)
     }
     for entry in installed.select(group=SETTINGS_GROUP):
-        model = entry.load()
+        try:
+            model = entry.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not a traceback
+            raise ValidationError(
+                f"the schema of platforms.{entry.name} ({entry.value}) cannot be loaded: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
         if isinstance(model, type) and issubclass(model, PlatformSettings):
             models[entry.name] = model
     fields: dict[str, Any] = {name: (models[name] | None, None) for name in sorted(models)}

@@ -50,9 +50,15 @@ def root_model() -> type[Section]:
 
     sections: dict[str, Any] = dict(KERNEL_SECTIONS)
     for entry in sorted(entry_points(group=SECTIONS_GROUP), key=lambda e: e.name):
-        model = entry.load()
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            model = model()  # a factory, for sections assembled from other entry points
+        try:
+            model = entry.load()
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                model = model()  # a factory, for sections assembled from other entry points
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not a traceback
+            raise KanbanValidationError(
+                f"the schema of config section {entry.name!r} ({entry.value}) cannot be "
+                f"loaded: {type(exc).__name__}: {exc}"
+            ) from None
         sections[entry.name] = model
     fields: dict[str, Any] = {
         name: (kind, Field(default_factory=kind if model_in(kind) else dict))

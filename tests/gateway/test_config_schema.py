@@ -7,6 +7,7 @@ import copy
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ from adapters.telegram import TelegramAdapter, create as create_telegram
 from gateway.access import Role
 from gateway.config import load_gateway_config
 from gateway.messages import ChatUser
-from kanban_core import ValidationError
+from kanban_core import ValidationError, config_schema
 from kanban_core.config import load_config
 from kanban_core.config_model import child_type, model_in, root_model, validate_document
+from kanban_core.profiles import Preset
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"
@@ -103,6 +105,10 @@ def test_the_example_with_every_key_switched_on_is_valid():
     model, problems = validate_document(example_with_every_key())
     assert problems == []
     assert model.workspaces.archive.remove_clean_worktree_after_seconds == 604800
+
+
+def test_the_schemas_presets_are_the_kernels():
+    assert set(typing.get_args(config_schema.Preset)) == {preset.value for preset in Preset}
 
 
 def enable_every_platform(tmp_path: Path) -> Path:
