@@ -6,7 +6,7 @@ from typing import Annotated, Final
 
 from pydantic import Field
 
-from gateway.platform_settings import PlatformSettings
+from gateway.platform_settings import HttpUrl, PlatformSettings, WsUrl
 
 DEFAULT_API_BASE_URL: Final = "https://discord.com"
 #: The REST API path discord.py speaks, appended to ``api_base_url``.
@@ -18,9 +18,9 @@ class DiscordSettings(PlatformSettings):
 
     token_env: Annotated[str, Field(min_length=1)] = "DISCORD_BOT_TOKEN"  # noqa: S105 - a name
     # The REST server's root (a proxy, a test fake); the adapter appends /api/v10.
-    api_base_url: Annotated[str, Field(pattern=r"^https?://\S+$")] = DEFAULT_API_BASE_URL
+    api_base_url: HttpUrl = DEFAULT_API_BASE_URL
     # The websocket gateway; discord.py's default (wss://gateway.discord.gg) when unset.
-    gateway_url: Annotated[str, Field(pattern=r"^wss?://\S+$")] | None = None
+    gateway_url: WsUrl | None = None
     message_content: bool = True
     # Verbs offered as autocomplete suggestions; None means the built-in list.
     verbs: list[Annotated[str, Field(min_length=1)]] | None = None

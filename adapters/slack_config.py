@@ -6,7 +6,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, Field
 
-from gateway.platform_settings import PlatformSettings
+from gateway.platform_settings import HttpUrl, PlatformSettings, matching
 
 DEFAULT_API_BASE_URL: Final = "https://slack.com"
 #: The Web API path, appended to ``api_base_url`` (the SDK joins it with the method name).
@@ -31,9 +31,9 @@ class SlackConfig(PlatformSettings):
     signing_secret_env: EnvName = "SLACK_SIGNING_SECRET"  # noqa: S105
     listen_host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     listen_port: Annotated[int, Field(ge=0, le=65535)] = 3000
-    path: Annotated[str, Field(pattern=r"^/\S*$")] = "/slack/events"
+    path: Annotated[str, AfterValidator(matching(r"/\S*", "must start with /"))] = "/slack/events"
     # The Web API server's root (a proxy, a test fake); the adapter appends /api/.
-    api_base_url: Annotated[str, Field(pattern=r"^https?://\S+$")] = DEFAULT_API_BASE_URL
+    api_base_url: HttpUrl = DEFAULT_API_BASE_URL
     command: Annotated[str, Field(min_length=1), AfterValidator(_slash)] = "/kanban"
     connect_timeout: Seconds = 30.0
     drain_timeout: Seconds = 5.0

@@ -8,15 +8,34 @@ its key path) before any adapter is built, and hands the adapter its section.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeVar
+import re
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from gateway.errors import AdapterError
 
 SETTINGS_GROUP = "kanban_gateway.adapter_settings"
 Settings = TypeVar("Settings", bound="PlatformSettings")
+
+
+def matching(pattern: str, requirement: str) -> Callable[[str], str]:
+    """A check that a string matches ``pattern``; its error says ``requirement`` in words."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(requirement)
+        return value
+
+    return check
+
+
+#: The root of an HTTP(S) server: the adapter appends its API path.
+HttpUrl = Annotated[str, AfterValidator(matching(r"https?://\S+", "must be an http(s):// URL"))]
+#: A websocket URL.
+WsUrl = Annotated[str, AfterValidator(matching(r"wss?://\S+", "must be a ws(s):// URL"))]
 
 
 class PlatformSettings(BaseModel):

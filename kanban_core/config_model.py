@@ -167,8 +167,6 @@ def _message(error: Any, model: type[BaseModel], loc: list[str]) -> str:
     for prefix, expected in _EXPECTED:
         if kind.startswith(prefix) and kind.endswith("_type"):
             return f"expected {expected}, got {_yaml_type(error.get('input'))}"
-        if kind.startswith(prefix):
-            return f"expected {expected}"
     return str(error["msg"]).replace("Input should be", "must be")
 
 

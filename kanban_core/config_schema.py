@@ -38,12 +38,12 @@ def _absolute(value: str) -> str:
     return value
 
 
-def _matching(pattern: str, what: str) -> Callable[[str], str]:
+def _matching(pattern: str, requirement: str) -> Callable[[str], str]:
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
         if not compiled.match(value):
-            raise ValueError(f"{what} must match {pattern.strip('^$')}")
+            raise ValueError(requirement)
         return value
 
     return check
@@ -70,7 +70,7 @@ def _no_password(url: str) -> str:
 
 
 AbsolutePath = Annotated[str, AfterValidator(_absolute)]
-Url = Annotated[str, Field(pattern=r"^https?://\S+$")]
+Url = Annotated[str, AfterValidator(_matching(r"^https?://\S+$", "must be an http(s):// URL"))]
 
 
 class BoardSection(Section):
@@ -186,16 +186,25 @@ class ArchiveSection(Section):
     remove_clean_worktree_after_seconds: NonNegative | None = None
 
 
+ScriptName = Annotated[
+    str, AfterValidator(_matching(r"^[a-z0-9][a-z0-9_-]{0,31}$", "a script name is [a-z0-9_-]"))
+]
+GitHubRepo = Annotated[
+    str,
+    AfterValidator(_matching(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$", "must look like owner/name")),
+]
+
+
 class RepoSection(Section):
     """A repository chat users may put in a workspace."""
 
     path: AbsolutePath
     base: Text | None = None
     scripts: dict[
-        Annotated[str, AfterValidator(_matching(r"^[a-z0-9][a-z0-9_-]{0,31}$", "a script name"))],
+        ScriptName,
         Annotated[list[str], Field(min_length=1)],
     ] = Field(default_factory=dict)
-    github_repo: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")] | None = None
+    github_repo: GitHubRepo | None = None
 
 
 def _never(value: bool) -> bool:
@@ -207,7 +216,10 @@ def _never(value: bool) -> bool:
 
 
 Never = Annotated[bool, AfterValidator(_never)]
-RepoSlug = Annotated[str, AfterValidator(_matching(r"^[a-z0-9][a-z0-9._-]{0,63}$", "a repo name"))]
+RepoSlug = Annotated[
+    str,
+    AfterValidator(_matching(r"^[a-z0-9][a-z0-9._-]{0,63}$", "a repo name is [a-z0-9._-], 1-64")),
+]
 
 
 class WorkspacesSection(Section):
