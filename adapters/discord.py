@@ -15,6 +15,7 @@ from discord.http import Route
 
 from adapters.connection_watch import ConnectionWatch, describe
 from adapters.discord_commands import DEFAULT_VERBS, command_tree, suggest_verbs
+from adapters.discord_config import DiscordSettings
 from adapters.discord_errors import platform_errors
 from adapters.discord_inbound import button_press, slash_message, typed_message
 from adapters.discord_logs import connection_watch, drop_voice_warnings
@@ -328,48 +329,15 @@ async def _post_all(post: Post, messages: Sequence[Outgoing]) -> None:
 def create(config: Mapping[str, object], environ: Mapping[str, str]) -> DiscordAdapter:
     """The ``kanban_gateway.adapters`` entry point: build the adapter from its config section.
 
-    Keys: ``token_env`` (required: the variable holding the bot token), ``api_base_url`` and
-    ``gateway_url`` (send discord.py to another REST base / gateway, e.g. a proxy or a test fake),
-    ``message_content`` (default true: the bot has the privileged Message Content intent, switched
-    on in the developer portal, so plain messages and ``/command …`` typed as text reach the
-    gateway; false: app commands and buttons only), ``verbs`` (autocomplete suggestions),
-    ``guild_ready_timeout`` (seconds).
+    The keys are declared in ``adapters.discord_config``; the token is read from ``environ``.
     """
-    token_env = config.get("token_env")
-    if not isinstance(token_env, str) or not token_env:
-        raise AdapterError(
-            "discord: config key token_env (the variable holding the bot token) is required"
-        )
-    verbs = config.get("verbs", DEFAULT_VERBS)
-    if not isinstance(verbs, list | tuple) or not all(isinstance(v, str) for v in verbs):
-        raise AdapterError("discord: config key verbs must be a list of strings")
+    settings = DiscordSettings.from_section(config, "discord")
     return DiscordAdapter(
-        token=environ.get(token_env, "").strip() or None,
-        token_env=token_env,
-        api_base_url=_optional_str(config, "api_base_url"),
-        gateway_url=_optional_str(config, "gateway_url"),
-        message_content=_flag(config, "message_content", default=True),
-        verbs=[str(verb) for verb in verbs],
-        guild_ready_timeout=_seconds(config, "guild_ready_timeout", 2.0),
+        token=environ.get(settings.token_env, "").strip() or None,
+        token_env=settings.token_env,
+        api_base_url=settings.rest_url,
+        gateway_url=settings.gateway_url,
+        message_content=settings.message_content,
+        verbs=list(DEFAULT_VERBS if settings.verbs is None else settings.verbs),
+        guild_ready_timeout=settings.guild_ready_timeout,
     )
-
-
-def _optional_str(config: Mapping[str, object], key: str) -> str | None:
-    value = config.get(key)
-    if value is None or isinstance(value, str):
-        return value or None
-    raise AdapterError(f"discord: config key {key} must be a string")
-
-
-def _flag(config: Mapping[str, object], key: str, *, default: bool) -> bool:
-    value = config.get(key, default)
-    if isinstance(value, bool):
-        return value
-    raise AdapterError(f"discord: config key {key} must be true or false")
-
-
-def _seconds(config: Mapping[str, object], key: str, default: float) -> float:
-    value = config.get(key, default)
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    raise AdapterError(f"discord: config key {key} must be a number of seconds")

@@ -126,7 +126,7 @@ class SlackAdapter:
         # Set after construction rather than passing client=: passing both a client and a token
         # (or having SLACK_BOT_TOKEN in the environment) makes Bolt log a warning; per-request
         # clients copy base_url from this one.
-        app.client.base_url = cfg.api_base_url
+        app.client.base_url = cfg.api_url
         for command in slash_command_names(cfg.command):
             app.command(command)(self._on_command)
         app.event("app_mention")(self._on_mention)
@@ -322,7 +322,7 @@ def _without_query(url: str | None) -> str:
 
 def create(config: Mapping[str, object], environ: Mapping[str, str]) -> SlackAdapter:
     """The ``kanban_gateway.adapters`` entry point: validate config, read secrets from env."""
-    cfg = SlackConfig.from_mapping(config)
+    cfg = SlackConfig.from_section(config, "slack")
     return SlackAdapter(
         cfg,
         bot_token=environ.get(cfg.bot_token_env),

@@ -19,6 +19,7 @@ from telegram.ext import (
     filters,
 )
 
+from adapters.telegram_config import DEFAULT_API_BASE_URL, DEFAULT_POLL_TIMEOUT, TelegramSettings
 from adapters.telegram_errors import TokenRedactor, map_error, safe_cause
 from adapters.telegram_inbound import PLATFORM, read_button, read_message
 from adapters.telegram_outbound import send_one, send_with_one_retry
@@ -35,8 +36,6 @@ from gateway.slash import SLASH_COMMANDS
 
 __all__ = ["MAX_ATTACHMENT_BYTES", "TelegramAdapter", "create"]
 
-DEFAULT_API_BASE_URL = "https://api.telegram.org"
-DEFAULT_POLL_TIMEOUT = 10
 #: Bots may upload 50 MB; the gateway sends chat-sized files only.
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 
@@ -45,23 +44,12 @@ log = logging.getLogger(__name__)
 
 def create(config: Mapping[str, object], environ: Mapping[str, str]) -> TelegramAdapter:
     """Build the adapter from its config.yaml section; the token is read from ``environ``."""
-    token_env = config.get("token_env")
-    if not isinstance(token_env, str) or not token_env:
-        raise AdapterError(
-            "telegram: config key token_env (the name of the environment variable holding "
-            "the bot token) is required"
-        )
-    api_base_url = config.get("api_base_url", DEFAULT_API_BASE_URL)
-    if not isinstance(api_base_url, str) or not api_base_url.startswith(("http://", "https://")):
-        raise AdapterError("telegram: api_base_url must be an http:// or https:// URL")
-    poll_timeout = config.get("poll_timeout", DEFAULT_POLL_TIMEOUT)
-    if isinstance(poll_timeout, bool) or not isinstance(poll_timeout, int) or poll_timeout < 0:
-        raise AdapterError("telegram: poll_timeout must be a whole number of seconds (>= 0)")
+    settings = TelegramSettings.from_section(config, "telegram")
     return TelegramAdapter(
-        token=environ.get(token_env, ""),
-        token_env=token_env,
-        api_base_url=api_base_url,
-        poll_timeout=poll_timeout,
+        token=environ.get(settings.token_env, ""),
+        token_env=settings.token_env,
+        api_base_url=settings.api_base_url,
+        poll_timeout=settings.poll_timeout,
     )
 
 

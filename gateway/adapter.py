@@ -44,5 +44,7 @@ class ChatAdapter(Protocol):
 
 
 #: What an entry point in the ``kanban_gateway.adapters`` group must provide: a factory taking
-#: the adapter's section of config.yaml and the environment (for secrets), returning the adapter.
+#: the adapter's section of config.yaml (already checked against the settings it declares in
+#: ``kanban_gateway.adapter_settings``, ``enabled`` included) and the environment (for secrets),
+#: returning the adapter.
 AdapterFactory = Callable[[Mapping[str, object], Mapping[str, str]], ChatAdapter]

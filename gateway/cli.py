@@ -34,27 +34,22 @@ def gateway(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     from gateway.errors import ConfigError, GatewayError
     from kanban_core import KanbanError, KernelSettings
     from kanban_core.config import config_path, load_config
-    from kanban_core.settings import resolve_home
 
     logging.basicConfig(
         level=args.log_level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # Every configuration problem, the kernel's and the gateway's, is reported in one go.
-    problems: list[str] = []
-    settings = None
+    # The whole file (the kernel's sections, the gateway's, every platform's) is one schema:
+    # every problem is reported in one go, one line each.
     try:
         settings = KernelSettings.from_environ(ctx.environ, db_url=ctx.db_url)
         load_config(config_path(ctx.environ, settings.home), ctx.environ)
+        load_gateway_config(config_path(ctx.environ, settings.home))
     except KanbanError as exc:
-        problems.append(str(exc))
-    try:
-        load_gateway_config(config_path(ctx.environ, resolve_home(ctx.environ)))
+        return CommandResult(exit_code=1, errors=(str(exc),))
     except ConfigError as exc:
-        problems += exc.problems
-    if problems or settings is None:
-        return CommandResult(exit_code=1, errors=("invalid configuration: " + "; ".join(problems),))
+        return CommandResult(exit_code=1, errors=("\n".join(exc.problems),))
     try:
         code = run_gateway(settings, ctx.environ)
     except GatewayError as exc:

@@ -1,4 +1,4 @@
-"""The gateway's sections of config.yaml (gateway, platforms, access), every problem listed."""
+"""The gateway's sections of config.yaml (gateway, platforms, access) as frozen values."""
 
 from __future__ import annotations
 
@@ -9,20 +9,6 @@ from typing import Any
 
 from gateway.access import AccessPolicy, Role
 from gateway.errors import ConfigError
-
-_GATEWAY_KEYS = {
-    "notify_poll_ms",
-    "notify_max_attempts",
-    "notify_backoff_base_seconds",
-    "notify_backoff_cap_seconds",
-    "notify_claim_lease_seconds",
-    "max_reply_parts",
-}
-#: Keys that look like they hold a secret; the file may only name an environment variable.
-_SECRET_SUFFIXES = ("token", "secret", "password", "passwd", "api_key", "apikey", "key")
-_KNOWN_TOP = {
-    "board", "dispatcher", "assignees", "workspaces", "gateway", "platforms", "access"
-}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,89 +39,35 @@ class GatewayConfig:
 
 
 def load_gateway_config(path: Path | None) -> GatewayConfig:
-    """Read the gateway's sections; no file means the console default."""
+    """The gateway's sections of the validated file; no file means the console default."""
     if path is None or not path.is_file():
         return GatewayConfig()
-    import yaml
+    from kanban_core import KanbanError
+    from kanban_core.config.model import load_file
 
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError([f"{path}: {exc}"]) from None
-    if not isinstance(document, dict):
-        raise ConfigError([f"{path}: the top level must be a mapping"])
-    problems = [f"{key}: unknown section" for key in sorted(set(document) - _KNOWN_TOP)]
-    gateway = _mapping(document, "gateway", problems)
-    problems += [f"gateway.{k}: unknown key" for k in sorted(set(gateway) - _GATEWAY_KEYS)]
-    notifier = NotifierSettings(
-        poll_ms=_int(gateway, "notify_poll_ms", 100, "gateway", problems),
-        max_attempts=_int(gateway, "notify_max_attempts", 8, "gateway", problems),
-        backoff_base_s=_int(gateway, "notify_backoff_base_seconds", 5, "gateway", problems),
-        backoff_cap_s=_int(gateway, "notify_backoff_cap_seconds", 600, "gateway", problems),
-        claim_lease_s=_int(gateway, "notify_claim_lease_seconds", 60, "gateway", problems),
-    )
-    platforms: dict[str, Mapping[str, Any]] = {}
-    for name, section in _mapping(document, "platforms", problems).items():
-        if not isinstance(section, dict):
-            problems.append(f"platforms.{name}: must be a mapping")
-            continue
-        for key, value in section.items():
-            if key.endswith(_SECRET_SUFFIXES) and not key.endswith("_env"):
-                problems.append(
-                    f"platforms.{name}.{key}: secrets never go in the file; "
-                    f"name the environment variable with {key}_env"
-                )
-            elif key == "enabled" and not isinstance(value, bool):
-                problems.append(f"platforms.{name}.enabled: must be true or false")
-        platforms[str(name)] = section
-    access = _access(_mapping(document, "access", problems), problems)
-    parts = _int(gateway, "max_reply_parts", 5, "gateway", problems)
-    if problems:
-        raise ConfigError([f"{path}: {p}" for p in problems])
+        document: Any = load_file(path)
+    except KanbanError as exc:
+        raise ConfigError(str(exc).splitlines()) from None
+    gateway = document.gateway
+    platforms = {
+        name: section.model_dump(exclude_unset=True)
+        for name, section in document.platforms
+        if section is not None
+    }
+    access = document.access
     return GatewayConfig(
-        platforms=platforms, access=access, notifier=notifier, max_reply_parts=parts
+        platforms=platforms,
+        access=AccessPolicy(
+            users={key: Role[role.upper()] for key, role in access.users.items()},
+            console_role=Role[access.console.upper()],
+        ),
+        notifier=NotifierSettings(
+            poll_ms=gateway.notify_poll_ms,
+            max_attempts=gateway.notify_max_attempts,
+            backoff_base_s=gateway.notify_backoff_base_seconds,
+            backoff_cap_s=gateway.notify_backoff_cap_seconds,
+            claim_lease_s=gateway.notify_claim_lease_seconds,
+        ),
+        max_reply_parts=gateway.max_reply_parts,
     )
-
-
-def _access(section: dict[str, Any], problems: list[str]) -> AccessPolicy:
-    users: dict[str, Role] = {}
-    raw_users = section.get("users") or {}
-    if not isinstance(raw_users, dict):
-        problems.append("access.users: must map platform:user_id to a role")
-        raw_users = {}
-    for key, role in raw_users.items():
-        where = f"access.users.{key}"
-        if not isinstance(key, str) or ":" not in key or not key.split(":", 1)[1]:
-            problems.append(f"{where}: name users as platform:user_id (e.g. telegram:12345)")
-            continue
-        try:
-            users[key.lower().split(":", 1)[0] + ":" + key.split(":", 1)[1]] = Role[
-                str(role).upper()
-            ]
-        except KeyError:
-            problems.append(f"{where}: role must be viewer, operator, approver or admin")
-    console = str(section.get("console", "admin")).upper()
-    if console not in Role.__members__:
-        problems.append("access.console: role must be viewer, operator, approver or admin")
-        console = "ADMIN"
-    unknown = set(section) - {"users", "console"}
-    problems += [f"access.{k}: unknown key" for k in sorted(unknown)]
-    return AccessPolicy(users=users, console_role=Role[console])
-
-
-def _mapping(document: Mapping[str, Any], key: str, problems: list[str]) -> dict[str, Any]:
-    value = document.get(key) or {}
-    if not isinstance(value, dict):
-        problems.append(f"{key}: must be a mapping")
-        return {}
-    return value
-
-
-def _int(
-    section: Mapping[str, Any], key: str, default: int, where: str, problems: list[str]
-) -> int:
-    value = section.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        problems.append(f"{where}.{key}: must be a positive whole number")
-        return default
-    return value

@@ -48,7 +48,9 @@ def print_result(result: CommandResult) -> None:
     for attached in result.files:
         sys.stdout.write(attached.content.decode("utf-8", errors="replace"))
     for error in result.errors:
-        sys.stderr.write(f"kanban: {error}\n")
+        # An error listing several problems (an invalid config file) is one line per problem.
+        for line in error.splitlines() or [""]:
+            sys.stderr.write(f"kanban: {line}\n")
     sys.stdout.flush()
 
 

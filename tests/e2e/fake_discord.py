@@ -227,7 +227,8 @@ class FakeDiscord:
 
     @property
     def api_base_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/api/v10"
+        """The server's root, as ``platforms.discord.api_base_url`` (the adapter adds /api/v10)."""
+        return f"http://127.0.0.1:{self._port}"
 
     @property
     def gateway_url(self) -> str:

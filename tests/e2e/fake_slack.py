@@ -200,8 +200,8 @@ class FakeSlack:
 
     @property
     def base_url(self) -> str:
-        """For ``AsyncWebClient(base_url=…)``: must end with a slash."""
-        return f"{self.origin}/api/"
+        """The server's root, as ``platforms.slack.api_base_url`` (the adapter adds /api/)."""
+        return self.origin
 
     # --- observing ---
 

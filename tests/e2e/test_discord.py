@@ -335,7 +335,7 @@ async def test_start_with_a_wrong_token_fails_clearly(fake, sink):
 
 def test_config_needs_token_env():
     with pytest.raises(AdapterError, match="token_env"):
-        create({}, {})
+        create({"token_env": ""}, {})
     with pytest.raises(AdapterError, match="message_content"):
         create({"token_env": "T", "message_content": "yes"}, {})
 

@@ -481,7 +481,7 @@ async def test_a_rejected_token_fails_clearly_and_is_never_printed(
 
 def test_config_is_checked_when_the_adapter_is_made():
     with pytest.raises(AdapterError, match="token_env"):
-        create({}, {})
+        create({"token_env": ""}, {})
     with pytest.raises(AdapterError, match="poll_timeout"):
         create({"token_env": TOKEN_ENV, "poll_timeout": "10"}, {})
     with pytest.raises(AdapterError, match="api_base_url"):

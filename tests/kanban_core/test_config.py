@@ -6,8 +6,10 @@ from kanban_core.config import load_board_config
 EXAMPLE = __import__("pathlib").Path(__file__).resolve().parents[2] / "config.example.yaml"
 
 
-def test_example_config_loads():
-    config = load_board_config(EXAMPLE, {})
+def test_example_config_loads(tmp_path):
+    copy = tmp_path / "config.yaml"  # loading leaves a validation record beside the file
+    copy.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    config = load_board_config(copy, {})
     assert config.sqlite_synchronous == "NORMAL"
     assert config.claim_ttl_seconds == 900
 
