@@ -21,7 +21,12 @@ def register(sub: Any) -> None:
         "notifications to subscribed chats. SIGTERM or Ctrl-C stops it cleanly; running "
         "workers carry on.",
     )
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level on stderr (default: WARNING when serving the console, whose chat is "
+        "on the same terminal; INFO otherwise)",
+    )
     p.set_defaults(handler=gateway)
 
 
@@ -36,25 +41,29 @@ def gateway(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     from kanban_core.config import config_path, load_config
     from kanban_core.settings import resolve_home
 
-    logging.basicConfig(
-        level=args.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     # Every configuration problem, the kernel's and the gateway's, is reported in one go.
     problems: list[str] = []
     settings = None
+    platforms: list[str] = []
     try:
         settings = KernelSettings.from_environ(ctx.environ, db_url=ctx.db_url)
         load_config(config_path(ctx.environ, settings.home), ctx.environ)
     except KanbanError as exc:
         problems.append(str(exc))
     try:
-        load_gateway_config(config_path(ctx.environ, resolve_home(ctx.environ)))
+        gateway_config = load_gateway_config(config_path(ctx.environ, resolve_home(ctx.environ)))
+        platforms = gateway_config.enabled_platforms
     except ConfigError as exc:
         problems += exc.problems
     if problems or settings is None:
         return CommandResult(exit_code=1, errors=("invalid configuration: " + "; ".join(problems),))
+    # The console's chat shares the terminal with stderr: only warnings and errors, unless asked.
+    level = args.log_level or ("WARNING" if "console" in platforms else "INFO")
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         code = run_gateway(settings, ctx.environ)
     except GatewayError as exc:
