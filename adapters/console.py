@@ -102,7 +102,8 @@ class ConsoleAdapter:
             except Exception:
                 # The router answers every message itself; this is the last line of defence so
                 # that one line can never end the console.
-                log.exception("console: the gateway failed on %r", message.text[:80])
+                # Only the kind: what was typed may be a secret meant for the agent.
+                log.exception("console: the gateway failed on a %s", message.kind.value)
                 reply = Document.text("⚠ internal error; the gateway log has the details")
             if reply is None and message.kind is MessageKind.TEXT:
                 reply = Document.text(NO_WORKSPACE)
