@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
+import os
 import sys
 import threading
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from gateway import (
@@ -21,8 +25,20 @@ from gateway import (
     Preformatted,
 )
 
+log = logging.getLogger(__name__)
+_READ_BYTES = 65_536
+
 CHAT = ChatRef("console", "local")
 USER = ChatUser("console", "local", "operator")
+GREETING = """\
+kanban gateway console: type `help` for the verbs, or a command like `list`.
+  list, create "title" --assignee demo …   a kanban command (as /kanban … in chat)
+  /ws new "title" --repo web, /diff …       a workspace command, as in chat
+  > text                                    a message to the agent of this console's workspace"""
+NO_WORKSPACE = (
+    '(no workspace is bound to this console: `/ws new "title" --repo <name>` creates one, '
+    "`/ws use <id>` picks one)"
+)
 
 
 class ConsoleAdapter:
@@ -35,12 +51,15 @@ class ConsoleAdapter:
         self._stdin = stdin or sys.stdin
         self._stdout = stdout or sys.stdout
         self._reader: asyncio.Task[None] | None = None
+        # Delivery ids must never repeat, across restarts too: workspaces keep them durably as
+        # idempotency keys, so a counter from 1 made the lines after a restart "already seen".
+        self._run = uuid.uuid4().hex[:12]
         self._count = 0
 
     async def start(self, sink: MessageSink) -> None:
         """Start reading lines in the background."""
         self._reader = asyncio.create_task(self._read(sink), name="console-reader")
-        self._write("kanban gateway console: type `help` or a command like `list`.")
+        self._write(GREETING)
 
     async def stop(self) -> None:
         """Stop reading (a blocked stdin read is abandoned, not awaited)."""
@@ -58,12 +77,16 @@ class ConsoleAdapter:
     async def _read(self, sink: MessageSink) -> None:
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str] = asyncio.Queue()
+        read_line = self._line_reader()
 
         def pump() -> None:
             # A daemon thread, not the loop's executor: a read blocked on a silent terminal must
             # not hold up shutdown.
-            for line in iter(self._stdin.readline, ""):
-                loop.call_soon_threadsafe(lines.put_nowait, line)
+            try:
+                for line in iter(read_line, ""):
+                    loop.call_soon_threadsafe(lines.put_nowait, line)
+            except Exception:  # a broken stdin ends reading, loudly
+                log.exception("console: reading stdin failed; no more commands are read")
             loop.call_soon_threadsafe(lines.put_nowait, "")
 
         threading.Thread(target=pump, name="console-stdin", daemon=True).start()
@@ -74,19 +97,60 @@ class ConsoleAdapter:
             message = self._message(line.strip())
             if message is None:
                 continue
-            reply = await sink(message)
+            try:
+                reply = await sink(message)
+            except Exception:
+                # The router answers every message itself; this is the last line of defence so
+                # that one line can never end the console.
+                # Only the kind: what was typed may be a secret meant for the agent.
+                log.exception("console: the gateway failed on a %s", message.kind.value)
+                reply = Document.text("⚠ internal error; the gateway log has the details")
+            if reply is None and message.kind is MessageKind.TEXT:
+                reply = Document.text(NO_WORKSPACE)
             if reply is not None:
                 self._write(render(reply))
 
+    def _line_reader(self) -> Callable[[], str]:
+        """Reads one line; bytes that are not valid in the terminal's encoding become U+FFFD
+        (a strict text stdin would raise and end the reading for good)."""
+        try:
+            fd = self._stdin.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return self._stdin.readline  # an in-memory stream: already text
+        encoding = getattr(self._stdin, "encoding", None) or "utf-8"
+        # The descriptor itself, not sys.stdin.buffer: a daemon thread blocked inside the
+        # buffered reader holds its lock, and the interpreter aborts at exit waiting for it.
+        pending = bytearray()
+        scanned = 0
+
+        def read_line() -> str:
+            nonlocal scanned
+            while True:
+                end = pending.find(b"\n", scanned)
+                if end >= 0:
+                    line = bytes(pending[: end + 1])
+                    del pending[: end + 1]
+                    scanned = 0
+                    return line.decode(encoding, errors="replace")
+                scanned = len(pending)
+                chunk = os.read(fd, _READ_BYTES)
+                if not chunk:  # end of input; a last line without a newline still counts
+                    line, scanned = bytes(pending), 0
+                    pending.clear()
+                    return line.decode(encoding, errors="replace")
+                pending.extend(chunk)
+
+        return read_line
+
     def _message(self, text: str) -> IncomingMessage | None:
         """``/diff x`` is a command, ``> fix it`` a message to the agent, anything else kanban."""
+        if not text:
+            return None
         for prefix in ("/kanban", "kanban"):
             if text == prefix or text.startswith(prefix + " "):
                 text = text[len(prefix) :].strip()
-        if not text:
-            return None
         self._count += 1
-        delivery = f"console-{self._count}"
+        delivery = f"console-{self._run}-{self._count}"
         if text.startswith(">"):
             said = text[1:].strip()
             return (
@@ -98,7 +162,13 @@ class ConsoleAdapter:
         return IncomingMessage(CHAT, USER, text, delivery)
 
     def _write(self, text: str) -> None:
-        self._stdout.write(text.rstrip("\n") + "\n")
+        text = text.rstrip("\n") + "\n"
+        try:
+            self._stdout.write(text)
+        except UnicodeEncodeError:
+            # A reply may quote what was typed; what the terminal cannot show is replaced.
+            encoding = getattr(self._stdout, "encoding", None) or "utf-8"
+            self._stdout.write(text.encode(encoding, "replace").decode(encoding))
         self._stdout.flush()
 
 

@@ -21,7 +21,12 @@ def register(sub: Any) -> None:
         "notifications to subscribed chats. SIGTERM or Ctrl-C stops it cleanly; running "
         "workers carry on.",
     )
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level on stderr (default: WARNING when serving the console, whose chat is "
+        "on the same terminal; INFO otherwise)",
+    )
     p.set_defaults(handler=gateway)
 
 
@@ -35,21 +40,25 @@ def gateway(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     from kanban_core import KanbanError, KernelSettings
     from kanban_core.config import config_path, load_config
 
-    logging.basicConfig(
-        level=args.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     # The whole file (the kernel's sections, the gateway's, every platform's) is one schema:
     # every problem is reported in one go, one line each.
     try:
         settings = KernelSettings.from_environ(ctx.environ, db_url=ctx.db_url)
         load_config(config_path(ctx.environ, settings.home), ctx.environ)
-        load_gateway_config(config_path(ctx.environ, settings.home))
+        gateway_config = load_gateway_config(config_path(ctx.environ, settings.home))
     except KanbanError as exc:
         return CommandResult(exit_code=1, errors=(str(exc),))
     except ConfigError as exc:
         return CommandResult(exit_code=1, errors=("\n".join(exc.problems),))
+    # The console's chat shares the terminal with stderr: only warnings and errors, unless asked.
+    level = args.log_level or (
+        "WARNING" if "console" in gateway_config.enabled_platforms else "INFO"
+    )
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         code = run_gateway(settings, ctx.environ)
     except GatewayError as exc:

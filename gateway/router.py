@@ -7,6 +7,7 @@ a thread with the sender's identity taken from the platform, never from the text
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
@@ -14,7 +15,7 @@ from gateway.access import QUEUE_WRITES, AccessPolicy, Role, required_role
 from gateway.executor import KernelExecutor
 from gateway.messages import Attachment, Button, Document, IncomingMessage, MessageKind
 from gateway.rendering import result_document
-from gateway.routing import Routed, action_argv, command_argv, text_argv
+from gateway.routing import Routed, action_argv, command_argv, split_line, text_argv
 from kanban_core import Actor, Kanban, KanbanError, format_task_id
 from kanban_core.board.audit import AuditEntry, claim_delivery
 from kanban_core.commands import (
@@ -22,7 +23,6 @@ from kanban_core.commands import (
     CommandResult,
     build_parser,
     run_command,
-    split_command_line,
 )
 from kanban_core.dispatch.dispatcher import Dispatcher
 from kanban_core.workspaces.interactive import store
@@ -39,6 +39,7 @@ _NUDGING = frozenset({"create", "complete", "unblock", "link", "unlink", "assign
 _NOTIFY_VERBS = frozenset({"notify-subscribe", "notify-unsubscribe"})
 #: Inline diff budget when an adapter does not say (characters).
 DEFAULT_BUDGET = 3000
+_INTERNAL_ERROR = "⚠ internal error; the gateway log has the details"
 
 
 class Router:
@@ -70,6 +71,19 @@ class Router:
         if message.kind is not MessageKind.TEXT and not await self._first_delivery(message):
             return None
         role = self.access.role_of(message.user)
+        try:
+            return await self._answer(message, role)
+        except KanbanError as exc:  # the database is unreachable, say
+            log.error("message failed: %s", exc, extra={"action": "message"})
+            await self._audit(message, role, "error", str(exc))
+            return Document.text(f"⚠ {exc}")
+        except Exception:
+            # One message must never end an adapter's reader, whatever it contained.
+            log.exception("message failed", extra={"action": "message"})
+            await self._audit(message, role, "error", "internal error")
+            return Document.text(_INTERNAL_ERROR)
+
+    async def _answer(self, message: IncomingMessage, role: Role | None) -> Document | None:
         if message.kind is MessageKind.TEXT:
             # Plain chatter is only ever a follow-up in a bound chat, and only from a known
             # user; everything else is ignored silently (the bot must not answer every line).
@@ -118,11 +132,15 @@ class Router:
             return True
 
     async def _route(self, message: IncomingMessage) -> Routed:
+        # Splitting is CPU work that grows with the line (bounded by routing.split_line): it
+        # runs in a thread so the loop keeps serving every other chat meanwhile.
         if message.kind is MessageKind.ACTION:
-            return action_argv(message.text, await self._bound_repos(message) or ())
+            repos = await self._bound_repos(message) or ()
+            return await asyncio.to_thread(action_argv, message.text, repos)
         if message.command == "kanban":
-            return Routed(split_command_line(message.text))
-        return command_argv(message.command, message.text, await self._bound_repos(message) or ())
+            return Routed(await asyncio.to_thread(split_line, message.text))
+        repos = await self._bound_repos(message) or ()
+        return await asyncio.to_thread(command_argv, message.command, message.text, repos)
 
     async def _run_routed(self, message: IncomingMessage, role: Role, argv: list[str]) -> Document:
         verb = next((word for word in argv if not word.startswith("-")), None)
@@ -146,7 +164,7 @@ class Router:
         except Exception:
             log.exception("command failed", extra={"action": "command", "verb": verb})
             await self._audit(message, role, "error", "internal error")
-            return Document.text("⚠ internal error; the gateway log has the details")
+            return Document.text(_INTERNAL_ERROR)
         await self._audit(message, role, "allowed", f"exit {result.exit_code}")
         # A workspace command wakes the dispatcher only when it started an agent turn.
         if result.ok and (verb in _NUDGING or (verb == "ws" and result.created)):
@@ -232,7 +250,8 @@ class Router:
         )
         try:
             await self.executor.run(self.board.record_audit, entry)
-        except KanbanError:
+        except Exception:
+            # The audit must not turn a command's answer into a failure; the log says why.
             log.exception("audit write failed", extra={"action": "audit"})
 
 

@@ -82,8 +82,30 @@ def build_parser(
         register(sub)
     if local_verbs:
         local.register(sub)
+    _register_help(sub, parser)
     parser.verb_parsers = dict(sub.choices)
     return parser
+
+
+def _register_help(sub: Any, tree: CommandParser) -> None:
+    """``help [VERB]``: what people type first, in a terminal and in every chat."""
+    p = sub.add_parser(
+        "help",
+        help="list the verbs, or show one verb's options",
+        description="List the verbs, or show one verb's options (same as VERB --help).",
+    )
+    p.add_argument("topic", nargs="?", metavar="VERB")
+
+    def show(ctx: CommandContext, args: Any) -> CommandResult:
+        del ctx
+        if args.topic is None:
+            return CommandResult(blocks=(Text(tree.format_help().rstrip()),))
+        verb = tree.verb_parsers.get(args.topic)
+        if verb is None:
+            raise UsageError(f"unknown verb {args.topic!r}; `help` lists them")
+        return CommandResult(blocks=(Text(verb.format_help().rstrip()),))
+
+    p.set_defaults(handler=show)
 
 
 def run_command(

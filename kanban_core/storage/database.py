@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from kanban_core.errors import StorageError, ValidationError
 from kanban_core.storage.sql import DialectName, Query
+from kanban_core.storage.text import storable
 
 if TYPE_CHECKING:
     import psycopg
@@ -35,7 +36,11 @@ _PASSWORD_PARAM = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 
 
 class Transaction:
-    """One database transaction: execute prepared Queries, fetch plain tuples."""
+    """One database transaction: execute prepared Queries, fetch plain tuples.
+
+    String parameters are made storable first (NUL and lone surrogates become U+FFFD): text from
+    chat or a worker's log must never make a write, or the lookup of what was written, fail.
+    """
 
     __slots__ = ("_cursor", "dialect")
 
@@ -46,21 +51,21 @@ class Transaction:
     def execute(self, query: Query, params: Mapping[str, object] = _NO_PARAMS) -> int:
         """Run a statement; returns the number of rows it changed."""
         cursor = self._cursor
-        cursor.execute(query.render(self.dialect), params)
+        cursor.execute(query.render(self.dialect), storable(params))
         count: int = cursor.rowcount
         return count
 
     def fetchone(self, query: Query, params: Mapping[str, object] = _NO_PARAMS) -> Row | None:
         """Run a statement and return its first row, or None."""
         cursor = self._cursor
-        cursor.execute(query.render(self.dialect), params)
+        cursor.execute(query.render(self.dialect), storable(params))
         row: Row | None = cursor.fetchone()
         return row
 
     def fetchall(self, query: Query, params: Mapping[str, object] = _NO_PARAMS) -> list[Row]:
         """Run a statement and return all rows."""
         cursor = self._cursor
-        cursor.execute(query.render(self.dialect), params)
+        cursor.execute(query.render(self.dialect), storable(params))
         rows: list[Row] = cursor.fetchall()
         return rows
 
@@ -72,7 +77,7 @@ class Transaction:
     def executemany(self, query: Query, rows: Sequence[Mapping[str, object]]) -> None:
         """Run one statement for each parameter set."""
         if rows:
-            self._cursor.executemany(query.render(self.dialect), rows)
+            self._cursor.executemany(query.render(self.dialect), [storable(row) for row in rows])
 
 
 class Database:

@@ -32,9 +32,9 @@ T1 = TaskId(1)
 class GatewayProcess:
     """``kanban gateway`` on the console, driven through pipes."""
 
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
+    def __init__(self, home: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "gateway"],
+            [sys.executable, "-m", "gateway.cli", "gateway", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -47,9 +47,10 @@ class GatewayProcess:
         self.err = Lines(self.proc.stderr)
         self.out.wait_for(lambda line: line.startswith("kanban gateway console"))
 
-    def type(self, line: str) -> None:
+    def type(self, line: str | bytes) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode("utf-8") + b"\n")
+        data = line if isinstance(line, bytes) else line.encode("utf-8")
+        self.proc.stdin.write(data + b"\n")
         self.proc.stdin.flush()
 
     def terminate(self) -> tuple[int, str]:
@@ -101,8 +102,8 @@ def start(home: Path) -> Iterator[Callable[..., GatewayProcess]]:
     """Start gateways on this home; any still running at the end are killed."""
     started: list[GatewayProcess] = []
 
-    def factory(**extra_env: str) -> GatewayProcess:
-        gateway = GatewayProcess(home, gateway_env(home) | extra_env)
+    def factory(*args: str, **extra_env: str) -> GatewayProcess:
+        gateway = GatewayProcess(home, gateway_env(home) | extra_env, args)
         started.append(gateway)
         return gateway
 
@@ -115,8 +116,12 @@ def open_board(home: Path) -> Kanban:
     return Kanban.open(KernelSettings(home=home, db_url=f"sqlite:///{home / 'kanban.db'}"))
 
 
+#: The console logs only warnings by default; the tests that read the INFO lines ask for them.
+INFO = ("--log-level", "INFO")
+
+
 def test_create_a_task_hear_it_complete_and_stop_cleanly(start):
-    gateway = start()
+    gateway = start(*INFO)
     gateway.type('create "say hello" --assignee demo')
     created = gateway.out.wait_for(lambda line: line.startswith("Created"))
     assert created.startswith("Created t1")
@@ -199,7 +204,7 @@ def test_workers_outlive_the_gateway_and_the_next_gateway_delivers(start, home, 
     (home / "config.yaml").write_text(json.dumps(config), encoding="utf-8")
     pids: list[int] = []
     try:
-        first = start()
+        first = start(*INFO)
         first.type('create "wait for the gate" --assignee waiter')
         first.out.wait_for(lambda line: line.startswith("Created t1"))
         agent = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), 30, "the agent"))

@@ -44,6 +44,7 @@ VERBS = (
     "mcp",
     "worker",
     "ws",
+    "help",
 )
 
 
