@@ -179,7 +179,7 @@ class WorkspaceService(SessionOps):
         except KanbanError as exc:
             self._creation_failed(ws_id, task.id, caller, str(exc))
             raise
-        with self.board.db.transaction(write=True) as tx:
+        with store.writing(self.board.db, ws_id) as tx:
             store.set_status(tx, ws_id, WorkspaceStatus.READY)
             store.set_field(tx, ws_id, "journal", None)
             store.bind(tx, caller.place, ws_id)
@@ -234,7 +234,7 @@ class WorkspaceService(SessionOps):
 
     def _journal(self, ws_id: str) -> Any:
         def record(step: str, info: Mapping[str, object]) -> None:
-            with self.board.db.transaction(write=True) as tx:
+            with store.writing(self.board.db, ws_id) as tx:
                 entries = store.journal(tx, ws_id)
                 entries.append((step, dict(info)))
                 store.set_field(tx, ws_id, "journal", dump_json(entries))
@@ -243,7 +243,7 @@ class WorkspaceService(SessionOps):
 
     def _creation_failed(self, ws_id: str, task_id: TaskId, caller: Caller, error: str) -> None:
         # The worktree set rolled itself back; no half-made workspace stays on the board.
-        with self.board.db.transaction(write=True) as tx:
+        with store.writing(self.board.db, ws_id) as tx:
             store.delete(tx, ws_id)
             tasks.archive(tx, task_id)
             approvals.audit(
@@ -280,7 +280,7 @@ class WorkspaceService(SessionOps):
 
     def use(self, ws: Workspace, caller: Caller) -> None:
         """Bind this chat (or thread) to the workspace."""
-        with self.board.db.transaction(write=True) as tx:
+        with store.writing(self.board.db, ws.id) as tx:
             store.bind(tx, caller.place, ws.id)
 
     def set_active_repo(self, ws: Workspace, slug: str | None, caller: Caller) -> None:
@@ -323,7 +323,7 @@ class WorkspaceService(SessionOps):
             discard=discard,
             delete_branch=delete_branch,
         )
-        with self.board.db.transaction(write=True) as tx:
+        with store.writing(self.board.db, ws.id) as tx:
             store.delete(tx, ws.id)
             approvals.withdraw_pending(tx, ws.id, "the workspace was deleted")
             if tasklink.task_status(tx, ws.task_id) not in (None, "archived", "running"):

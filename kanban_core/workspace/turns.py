@@ -152,7 +152,7 @@ def begin(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
     except KanbanError as exc:
         # The supervisor records this run's failure next, but the turn was never bound to the
         # run: end it here, or it stays pending for ever and the queue stalls behind it.
-        with board.db.transaction(write=True) as tx:
+        with store.writing(board.db, ws.id) as tx:
             pending = store.active_turn(tx, ws.id)
             if pending is not None and pending.status is TurnStatus.PENDING:
                 reason = f"the workspace could not be prepared: {exc}"
@@ -164,7 +164,7 @@ def begin(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
                     _after_failure(tx, ws, pending, TurnStatus.FAILED, reason, [])
         raise
     heads = _snapshot(ws)
-    with board.db.transaction(write=True) as tx:
+    with store.writing(board.db, ws.id) as tx:
         current = tasklink.current_run(tx, task_id)
         if current is None or current[0] != run_id:
             # A /stop (or a reclaim) ended the run between the claim and this start: no turn.
@@ -225,14 +225,17 @@ def finish(board: Kanban, run_id: RunId) -> bool:
         return False
     after = _snapshot(ws)
     alerts = _escapes(ws, turn.before_heads, after)
-    with board.db.transaction(write=True) as tx:
+    with store.writing(board.db, ws.id) as tx:
         return settle_turn(tx, ws, turn, after, alerts)
 
 
 def settle_turn(
     tx: Transaction, ws: Workspace, turn: Turn, after: dict[str, str], alerts: list[str]
 ) -> bool:
-    """Write the turn's end once, from its run's outcome; advance or pause the queue."""
+    """Write the turn's end once, from its run's outcome; advance or pause the queue.
+
+    The caller's transaction holds the workspace row lock (``store.writing``).
+    """
     assert turn.run_id is not None
     ended = tasklink.run_end(tx, turn.run_id)
     if ended is None:
@@ -296,11 +299,8 @@ def settle_all(board: Kanban, *, limit: int = 50) -> int:
         stranded = store.stranded_turns(tx, limit=limit)
         queued_ws = store.workspaces_with_queue(tx)
     for turn in stranded:
-        with board.db.transaction(write=True) as tx:
-            if (
-                not store.lock(tx, turn.workspace_id)
-                or (ws := store.get(tx, turn.workspace_id)) is None
-            ):
+        with store.writing(board.db, turn.workspace_id) as tx:
+            if (ws := store.get(tx, turn.workspace_id)) is None:
                 continue
             reason = "its task left the ready queue before a worker started it"
             if store.end_turn(tx, turn.id, TurnStatus.FAILED, reason, None):
@@ -312,11 +312,11 @@ def settle_all(board: Kanban, *, limit: int = 50) -> int:
         if ws is None:
             continue
         after = _snapshot(ws)
-        with board.db.transaction(write=True) as tx:
+        with store.writing(board.db, ws.id) as tx:
             done += settle_turn(tx, ws, turn, after, _escapes(ws, turn.before_heads, after))
     for ws_id in queued_ws:
-        with board.db.transaction(write=True) as tx:
-            if not store.lock(tx, ws_id) or (ws := store.get(tx, ws_id)) is None:
+        with store.writing(board.db, ws_id) as tx:
+            if (ws := store.get(tx, ws_id)) is None:
                 continue
             done += advance(tx, ws) is not None
     return done
