@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import pytest
 
@@ -65,6 +66,15 @@ def _turn_row_held(db_url: str, turn_id: str) -> Iterator[Callable[[int], None]]
         holder.rollback()
 
 
+def _stop(kit: Kit, ws_id: str) -> str:
+    return kit.svc.stop(kit.get(ws_id), kit.caller())
+
+
+def _after(gate: threading.Barrier, work: Callable[[], object]) -> object:
+    gate.wait()
+    return work()
+
+
 def test_stop_and_a_turn_ending_never_deadlock(kit: Kit, db_url: str) -> None:
     """/ws stop and the supervisor ending the same turn, lined up on the turn row each round.
 
@@ -77,8 +87,8 @@ def test_stop_and_a_turn_ending_never_deadlock(kit: Kit, db_url: str) -> None:
     for n in range(ROUNDS):
         claim, context = kit.begin(kit.get(ws))
         kit.board.complete(Actor(AGENT, run=claim.proof), ws.task_id, summary=f"round {n}")
-        ending = Racer(lambda: turns.finish(kit.board, claim.run_id))
-        stopping = Racer(lambda: kit.svc.stop(kit.get(ws), kit.caller()))
+        ending = Racer(partial(turns.finish, kit.board, claim.run_id))
+        stopping = Racer(partial(_stop, kit, ws.id))
         with _turn_row_held(db_url, context.turn.id) as wait_for:
             ending.start()
             wait_for(1)
@@ -102,8 +112,8 @@ def test_stop_and_a_turn_ending_race_freely(kit: Kit, db_url: str) -> None:
         kit.board.complete(Actor(AGENT, run=claim.proof), ws.task_id, summary=f"round {n}")
         gate = threading.Barrier(2, timeout=JOIN_S)
         racers = [
-            Racer(lambda: (gate.wait(), turns.finish(kit.board, claim.run_id))),
-            Racer(lambda: (gate.wait(), kit.svc.stop(kit.get(ws), kit.caller()))),
+            Racer(partial(_after, gate, partial(turns.finish, kit.board, claim.run_id))),
+            Racer(partial(_after, gate, partial(_stop, kit, ws.id))),
         ]
         for racer in racers:
             racer.start()
