@@ -155,17 +155,19 @@ class SessionOps:
             turn = store.active_turn(tx, ws.id)
             if turn is None:
                 return f"{ws.id}: nothing is running"
+            waiting = len(store.queued(tx, turn.session_id))
+            notice = tasklink.stop_notice(reason, by=caller.name, ws_id=ws.id, queued=waiting)
             current = tasklink.current_run(tx, ws.task_id)
             if current is not None:
                 run_id, pid, host = current
-                tasklink.stop_run(tx, ws.task_id, run_id, reason)
+                tasklink.stop_run(tx, ws.task_id, run_id, notice)
                 pid_host = (pid, host)
             else:
-                tasklink.park(tx, ws.task_id, reason)
+                tasklink.park(tx, ws.task_id, notice)
             store.end_turn(tx, turn.id, TurnStatus.CANCELLED, reason, None)
             store.add_message(tx, turn.session_id, "system", caller.name, reason, turn.id)
             store.set_status(tx, ws.id, WorkspaceStatus.PAUSED, reason)
-            if store.queued(tx, turn.session_id):
+            if waiting:
                 store.set_paused(tx, turn.session_id, reason)
             approvals.audit(
                 tx, ws_id=ws.id, op="stop", principal=caller.principal, outcome="ok", detail=turn.id

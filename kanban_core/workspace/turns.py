@@ -171,20 +171,9 @@ def begin(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
             raise KanbanError(f"run {run_id} of t{task_id} already ended; no turn started")
         turn = store.active_turn(tx, ws.id)
         if turn is None or turn.status is not TurnStatus.PENDING:
-            # Made ready from the board (an unblock), not by a message: continue the task.
-            session = _active_session(tx, ws)
-            turn_id = new_id("proc")
-            store.insert_turn(
-                tx,
-                turn_id=turn_id,
-                ws=ws,
-                session_id=session.id,
-                prompt=_RESUMED_PROMPT,
-                requested_by="board",
-                source_key=None,
-            )
-            turn = store.turn(tx, turn_id)
-            assert turn is not None
+            # Made ready from the board (an unblock), not by a message: a person's queued
+            # message goes first; only with none does the agent continue the task.
+            turn = _unblocked_turn(tx, ws)
         if not store.start_turn(tx, turn.id, run_id, heads):
             raise KanbanError(f"turn {turn.id} is no longer pending")
         bound = store.session(tx, turn.session_id)
@@ -323,6 +312,40 @@ def settle_all(board: Kanban, *, limit: int = 50) -> int:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _unblocked_turn(tx: Transaction, ws: Workspace) -> Turn:
+    """The turn for a task made ready from the board: the oldest queued message, else a resume.
+
+    Unblocking is a person choosing to go on, so a queue paused by a stop or a failure resumes
+    with what they asked for; a synthetic prompt never jumps ahead of it.
+    """
+    sessions = {s.id: s for s in store.sessions(tx, ws.id)}
+    for item in store.queued_in_workspace(tx, ws.id):
+        session = sessions.get(item.session_id)
+        if session is None or not store.set_queued_state(tx, item.id, "started"):
+            continue
+        store.set_paused(tx, session.id, None)
+        prompt, principal, session_id, asked = item.text, item.principal, session.id, True
+        break
+    else:
+        prompt, principal, session_id = _RESUMED_PROMPT, "board", _active_session(tx, ws).id
+        asked = False
+    turn_id = new_id("proc")
+    store.insert_turn(
+        tx,
+        turn_id=turn_id,
+        ws=ws,
+        session_id=session_id,
+        prompt=prompt,
+        requested_by=principal,
+        source_key=None,
+    )
+    if asked:
+        store.add_message(tx, session_id, "user", principal, prompt, turn_id)
+    turn = store.turn(tx, turn_id)
+    assert turn is not None
+    return turn
 
 
 def _active_session(tx: Transaction, ws: Workspace) -> Session:
