@@ -128,7 +128,9 @@ def service(ctx: CommandContext) -> WorkspaceService:
     from kanban_core.workspace.service import WorkspaceService
 
     # A terminal user may name a repository by path; a chat user only by configured name.
-    return WorkspaceService(ctx.board(), ctx.config(), allow_paths=ctx.interactive)
+    return WorkspaceService(
+        ctx.board(), ctx.config(), allow_paths=ctx.interactive and not ctx.from_chat
+    )
 
 
 def caller(ctx: CommandContext) -> Caller:

@@ -11,7 +11,7 @@ from typing import Any
 _KEYS = {
     "managed_root", "agent", "branch_template", "protected_branches", "approvals", "queue",
     "commit", "github", "archive", "repos", "auto_commit", "auto_push", "auto_pr",
-    "script_timeout_seconds",
+    "script_timeout_seconds", "dirs",
 }  # fmt: skip
 _REPO_KEYS = {"path", "base", "scripts", "github_repo"}
 _GH_REPO = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")
@@ -62,6 +62,8 @@ class WorkspacesConfig:
     remove_clean_worktree_after_seconds: int | None = None
     script_timeout_seconds: int = 600
     repos: Mapping[str, RepoConfig] = field(default_factory=dict)
+    #: Directories chat may name with ``--workspace dir:<name>`` (chat never names a path).
+    dirs: Mapping[str, Path] = field(default_factory=dict)
 
 
 def parse_workspaces(section: Section, problems: list[str]) -> WorkspacesConfig:
@@ -109,7 +111,21 @@ def parse_workspaces(section: Section, problems: list[str]) -> WorkspacesConfig:
         ),
         script_timeout_seconds=_int(section, "script_timeout_seconds", 600, where, problems),
         repos=_repos(_mapping(section, "repos", where, problems), problems),
+        dirs=_dirs(_mapping(section, "dirs", where, problems), problems),
     )
+
+
+def _dirs(section: Section, problems: list[str]) -> dict[str, Path]:
+    dirs: dict[str, Path] = {}
+    for name, path in section.items():
+        where = f"workspaces.dirs.{name}"
+        if not _SLUG.match(str(name)):
+            problems.append(f"{where}: a directory name must match [a-z0-9][a-z0-9._-]{{0,63}}")
+        elif not isinstance(path, str) or not Path(path).is_absolute() or ".." in Path(path).parts:
+            problems.append(f"{where}: must be an absolute path without '..'")
+        else:
+            dirs[str(name)] = Path(path)
+    return dirs
 
 
 def _github(section: Section, problems: list[str]) -> GitHubConfig:

@@ -62,3 +62,26 @@ async def test_stop_is_the_operators_offers_the_queue_and_unblock_runs_the_queue
     turns = gw.turns(session.id)
     assert [t.status for t in turns] == [TurnStatus.CANCELLED, TurnStatus.COMPLETED]
     assert "continue the task" not in turns[1].prompt
+
+
+async def test_chat_cannot_point_the_server_at_a_path(gw: ChatGateway, project: Project) -> None:
+    outside = project.tmp / "outside"
+    outside.mkdir()
+    for typed, needle in (
+        (f"/kanban create grab --workspace dir:{outside} --assignee demo", "filesystem path"),
+        ("/kanban create grab --workspace dir:/root --assignee demo", "filesystem path"),
+        (
+            f"/kanban create grab --workspace worktree --repo {project.repos['api']}",
+            "workspaces.repos",
+        ),
+        (f"/ws new grab --repo {project.repos['api']}", "unknown repository"),
+    ):
+        reply = await gw.say(typed)
+        assert needle in reply.text, (typed, reply.text)
+    assert gw.board.list() == []
+    assert list(outside.iterdir()) == []
+    # A configured repository, by name, is fine.
+    created = await gw.say("/kanban create ok --workspace worktree --repo api --triage")
+    assert "Created" in created.text, created.text
+    [task] = gw.board.list()
+    assert task.repo == str(project.repos["api"])

@@ -62,3 +62,19 @@ def test_settings_precedence_flag_env_file(tmp_path):
         KernelSettings.from_environ(env | {"KANBAN_DB_URL": env_url}, db_url=flag_url).db_url
         == flag_url
     )
+
+
+def test_chat_directories_are_named_absolute_paths(tmp_path):
+    from kanban_core.workspace.config import parse_workspaces
+
+    problems: list[str] = []
+    cfg = parse_workspaces(
+        {"dirs": {"docs": "/srv/docs", "Bad Name": "/x", "rel": "here", "up": "/srv/../etc"}},
+        problems,
+    )
+    assert dict(cfg.dirs) == {"docs": __import__("pathlib").Path("/srv/docs")}
+    assert [p.split(":")[0] for p in problems] == [
+        "workspaces.dirs.Bad Name",
+        "workspaces.dirs.rel",
+        "workspaces.dirs.up",
+    ]
