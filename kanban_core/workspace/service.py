@@ -21,13 +21,14 @@ from kanban_core.kanban import Kanban
 from kanban_core.rows import dump_json
 from kanban_core.validation import WorkspaceSpec, clean_optional, clean_title
 from kanban_core.workspace import approvals, store, tasklink, turns
-from kanban_core.workspace.layout import managed_root, new_id, repo_slug
+from kanban_core.workspace.layout import container_strays, managed_root, new_id, repo_slug
 from kanban_core.workspace.records import (
     Caller,
     ChatPlace,
     Workspace,
     WorkspaceStatus,
 )
+from kanban_core.workspace.removal import RemovalError
 from kanban_core.workspace.repair import checkout_of, ensure_worktrees
 from kanban_core.workspace.sessions import SessionOps
 from kanban_core.workspace.worktree_set import (
@@ -296,10 +297,12 @@ class WorkspaceService(SessionOps):
             lambda tx: store.set_field(tx, ws.id, "active_repo", slug),
         )
 
-    def delete_preflight(self, ws: Workspace) -> list[RepoLoss]:
-        """D-09: what deleting would lose, per repository."""
+    def delete_preflight(self, ws: Workspace) -> DeletePlan:
+        """D-09: what deleting would lose, per repository and beside them in the container."""
         self._refuse_running(ws, "delete")
-        return [loss_report(checkout_of(repo)) for repo in ws.repos]
+        losses = tuple(loss_report(checkout_of(repo)) for repo in ws.repos)
+        strays = container_strays(ws.container, self.root, ws.id, [r.slug for r in ws.repos])
+        return DeletePlan(losses, tuple(strays))
 
     def delete(
         self,
@@ -309,20 +312,34 @@ class WorkspaceService(SessionOps):
         discard: bool,
         delete_branch: bool,
         approval_id: str | None = None,
+        strays: tuple[str, ...] = (),
     ) -> list[str]:
-        """Remove the worktrees and container (managed paths only), then the records."""
+        """Remove the worktrees and container (managed paths only), then the records.
+
+        What can be removed is removed even when something is refused; the workspace then
+        says what is left, and the next /ws delete reports and finishes it.
+        """
         self._refuse_running(ws, "delete")
         if delete_branch and not all(r.branch_created for r in ws.repos):
             raise WorkspaceError("--delete-branch refused: a branch was reused, not created by us")
-        lines = remove(
-            ws.id,
-            ws.container,
-            [checkout_of(r) for r in ws.repos],
-            root=self.root,
-            locks_dir=self.locks_dir,
-            discard=discard,
-            delete_branch=delete_branch,
-        )
+        try:
+            lines = remove(
+                ws.id,
+                ws.container,
+                [checkout_of(r) for r in ws.repos],
+                root=self.root,
+                locks_dir=self.locks_dir,
+                discard=discard,
+                delete_branch=delete_branch,
+                strays=strays,
+            )
+        except RemovalError as exc:
+            self._delete_incomplete(ws, caller, exc, approval_id)
+            done = "; ".join(exc.done) or "nothing removed"
+            raise WorkspaceError(
+                f"{ws.id} is partly deleted ({done}); left: {exc} — run /ws delete {ws.id} "
+                "again to see what is left and finish"
+            ) from None
         with store.writing(self.board.db, ws.id) as tx:
             store.delete(tx, ws.id)
             approvals.withdraw_pending(tx, ws.id, "the workspace was deleted")
@@ -339,6 +356,36 @@ class WorkspaceService(SessionOps):
                 args={"discard": discard, "delete_branch": delete_branch},
             )
         return lines
+
+    def _delete_incomplete(
+        self, ws: Workspace, caller: Caller, exc: RemovalError, approval_id: str | None
+    ) -> None:
+        # The record stays (it is how the next delete finds the rest) and says what happened.
+        with store.writing(self.board.db, ws.id) as tx:
+            store.set_status(tx, ws.id, WorkspaceStatus.FAILED, f"delete incomplete: {exc}")
+            approvals.audit(
+                tx,
+                ws_id=ws.id,
+                op="delete",
+                principal=caller.principal,
+                outcome="partial",
+                detail="; ".join([*exc.done, f"left: {exc}"]),
+                approval_id=approval_id,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class DeletePlan:
+    """What deleting a workspace would lose: per repository, and stray entries beside them."""
+
+    losses: tuple[RepoLoss, ...]
+    strays: tuple[str, ...]
+
+    def loses_work(self, *, delete_branch: bool) -> bool:
+        """Whether anything would be lost (commits on a kept branch are not)."""
+        return bool(self.strays) or any(
+            loss.loses(delete_branch=delete_branch) for loss in self.losses
+        )
 
 
 def _repo_values(repo: Any) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import pytest
 from kanban_core.workspace import store
 from kanban_core.workspace.records import TurnStatus, WorkspaceStatus
 from tests.e2e import test_workspace_parity as parity
-from tests.e2e.workspace_support import ChatGateway, Project
+from tests.e2e.workspace_support import BOB, ChatGateway, Project
+from tests.gitrepos import git
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -85,3 +86,50 @@ async def test_chat_cannot_point_the_server_at_a_path(gw: ChatGateway, project: 
     assert "Created" in created.text, created.text
     [task] = gw.board.list()
     assert task.repo == str(project.repos["api"])
+
+
+async def test_a_file_the_agent_left_beside_the_repositories_is_reported_and_delete_finishes(
+    gw: ChatGateway, project: Project
+) -> None:
+    ws_id = await new_workspace(gw, "Plan it", "api", "web", body="write plan.md")
+    ws = gw.workspace(ws_id)
+    assert (ws.container / "plan.md").is_file()  # the agent works in the container
+
+    card = gw.card_of(await gw.say("/ws delete"))
+    assert "plan.md" in card.text, card.text
+    assert "an approver must approve it" in card.text, card.text
+    (ws.container / "late.txt").write_text("after the card\n", encoding="utf-8")
+    partial = await gw.press(card, "Approve", user=BOB)
+    assert "partly deleted" in partial.text, partial.text
+    assert "late.txt" in partial.text, partial.text
+    assert not (ws.container / "plan.md").exists()
+    assert not any(r.worktree.exists() for r in ws.repos)
+    assert gw.workspace(ws_id).status is WorkspaceStatus.FAILED
+
+    # The next delete reports what is left and finishes.
+    card = gw.card_of(await gw.say(f"/ws delete {ws_id}"))
+    assert "late.txt" in card.text, card.text
+    done = await gw.press(card, "Approve", user=BOB)
+    assert "⚠" not in done.text, done.text
+    assert not ws.container.exists()
+    assert gw.read(lambda tx: store.get(tx, ws_id)) is None
+    for name in ("api", "web"):
+        assert git(project.repos[name], "rev-parse", "--verify", f"refs/heads/{ws.branch}")
+
+
+async def test_deleting_committed_unpushed_work_needs_only_the_requesters_confirmation(
+    gw: ChatGateway, project: Project
+) -> None:
+    ws_id = await new_workspace(gw, "Keep commits", "api", body="write done.py")
+    card = gw.card_of(await gw.say("/commit"))
+    assert "committed" in (await gw.press(card, "Confirm")).text
+    ws = gw.workspace(ws_id)
+    head = git(ws.repos[0].worktree, "rev-parse", "HEAD")
+
+    card = gw.card_of(await gw.say("/ws delete"))
+    assert "1 unpushed commit" in card.text, card.text
+    assert "approver" not in card.text, card.text
+    done = await gw.press(card, "Confirm")
+    assert "⚠" not in done.text, done.text
+    assert not ws.container.exists()
+    assert git(project.repos["api"], "rev-parse", f"refs/heads/{ws.branch}") == head
