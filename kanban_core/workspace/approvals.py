@@ -51,6 +51,11 @@ _PENDING = Query(
     f"SELECT {_COLUMNS} FROM approvals WHERE status = 'pending' AND workspace_id = :ws "
     "AND expires_ms > {now} ORDER BY created_ms",
 )
+_OPEN = Query(
+    "approval_open",
+    f"SELECT {_COLUMNS} FROM approvals WHERE status = 'pending' AND expires_ms > {{now}} "
+    "ORDER BY created_ms",
+)
 _WITHDRAW = Query(
     "approval_withdraw",
     "UPDATE approvals SET status = 'expired', decided_ms = {now}, result = :why "
@@ -127,6 +132,18 @@ def get(tx: Transaction, approval_id: str) -> Approval | None:
 def pending(tx: Transaction, ws_id: str) -> list[Approval]:
     """A workspace's undecided, unexpired requests."""
     return [_approval(row) for row in tx.fetchall(_PENDING, {"ws": ws_id})]
+
+
+def open_requests(tx: Transaction, place: ChatPlace | None) -> list[Approval]:
+    """Undecided, unexpired requests asked in one chat (or thread); every one for None."""
+    found = [_approval(row) for row in tx.fetchall(_OPEN)]
+    if place is None:
+        return found
+    return [
+        a
+        for a in found
+        if (a.platform, a.chat_id, a.thread_id) == (place.platform, place.chat_id, place.thread_id)
+    ]
 
 
 def decide(

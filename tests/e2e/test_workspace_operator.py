@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from kanban_core.workspace import store
+from kanban_core.storage import Transaction
+from kanban_core.workspace import approvals, store
 from kanban_core.workspace.records import TurnStatus, WorkspaceStatus
 from tests.e2e import test_workspace_parity as parity
 from tests.e2e.workspace_support import BOB, ChatGateway, Project
@@ -133,3 +134,30 @@ async def test_deleting_committed_unpushed_work_needs_only_the_requesters_confir
     assert "⚠" not in done.text, done.text
     assert not ws.container.exists()
     assert git(project.repos["api"], "rev-parse", f"refs/heads/{ws.branch}") == head
+
+
+async def test_approve_typed_without_its_id_where_there_are_no_buttons(
+    gw: ChatGateway, project: Project
+) -> None:
+    ws_id = await new_workspace(gw, "Typed", "api", body="write a.py")
+    card = gw.card_of(await gw.say("/commit"))
+    tail = gw.read(lambda tx: approvals_open(tx))[0].rsplit("-", 1)[1]
+    assert f"/approve {tail}" in card.text, card.text
+    committed = await gw.say("/approve")
+    assert committed.text.startswith("committed "), committed.text
+
+    mark = gw.mark()
+    await gw.say("write b.py")
+    await gw.notice("completed", after=mark)
+    await gw.until(lambda: ready(gw, ws_id))
+    await gw.say("/commit")
+    await gw.say("/ws delete")
+    listed = await gw.say("/approve")
+    assert "2 requests are open in this chat, say which" in listed.text, listed.text
+    [commit_id, _delete_id] = gw.read(lambda tx: approvals_open(tx))
+    done = await gw.say(f"/approve {commit_id.rsplit('-', 1)[1]}")
+    assert done.text.startswith("committed "), done.text
+
+
+def approvals_open(tx: Transaction) -> list[str]:
+    return [a.id for a in approvals.open_requests(tx, None)]

@@ -263,3 +263,38 @@ def test_a_workspace_is_found_by_its_task(chat: Run, kit: Kit) -> None:
     task = kit.get(ws_id).task_id
     for ref in (f"t{task}", f"#{task}", str(task)):
         assert chat("show", ref).data["id"] == ws_id
+
+
+def test_approve_takes_a_short_form_or_nothing_when_one_request_is_open(
+    chat: Run, kit: Kit
+) -> None:
+    ws_id = chat("new", "Add login", "--repo", "api").data["workspace"]
+    kit.run_turn(kit.get(ws_id))
+    wt = kit.get(ws_id).repos[0].worktree
+    assert "no pending request in this chat" in chat("approve").errors[0]
+
+    (wt / "a.py").write_text("a = 1\n")
+    first = chat("commit", "add a")
+    approval = first.data["approval"]
+    tail = approval.rsplit("-", 1)[1]
+    assert f"/approve {tail}" in text(first)
+    # the only open request in this chat: a bare /approve is enough
+    assert text(chat("approve")).startswith("committed ")
+
+    (wt / "b.py").write_text("b = 1\n")
+    second = chat("commit", "add b").data["approval"]
+    delete = chat("delete").data["approval"]
+    ambiguous = chat("approve")
+    assert ambiguous.exit_code != 0
+    message = ambiguous.errors[0]
+    assert "2 requests are open in this chat, say which" in message
+    assert f"/approve {second.rsplit('-', 1)[1]} (commit on {ws_id})" in message
+    assert f"/approve {delete.rsplit('-', 1)[1]} (delete on {ws_id})" in message
+    assert "no pending request matching 'zzz'" in chat("approve", "zzz").errors[0]
+    assert kit.count("approvals", "status = 'pending'") == 2  # refusals decided nothing
+
+    # the last digits of the id, or its last part, name one
+    digits = second.split("-")[1][-4:]
+    assert text(chat("deny", delete.rsplit("-", 1)[1])).startswith("delete cancelled")
+    assert text(chat("approve", digits)).startswith("committed ")
+    assert kit.count("approvals", "status = 'pending'") == 0
