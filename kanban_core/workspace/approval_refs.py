@@ -40,7 +40,7 @@ def resolve(tx: Transaction, ref: str | None, place: ChatPlace | None, verb: str
 
 
 def _matches(approval_id: str, text: str) -> bool:
-    _prefix, stamp, tail = (approval_id.split("-", 2) + ["", ""])[:3]
+    _prefix, stamp, tail = [*approval_id.split("-", 2), "", ""][:3]
     return (
         approval_id.endswith(text)
         or (text.isdigit() and stamp.endswith(text))
