@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from kanban_core.commands import workspace_git
+from kanban_core.commands import workspace_git, workspace_show
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, Heading, Table, Text
 from kanban_core.domain import TaskId
@@ -60,7 +60,16 @@ def register(sub: Any) -> None:
 
     p = verbs.add_parser("show", help="a workspace: repos, sessions, queue, pending requests")
     _ws_arg(p, positional=True)
-    p.set_defaults(handler=show)
+    p.add_argument(
+        "--audit",
+        type=workspace_show.audit_count,
+        default=workspace_show.AUDIT_SHOWN,
+        metavar="N",
+        help=f"how many of the newest audit rows to show (default {workspace_show.AUDIT_SHOWN}, "
+        f"at most {workspace_show.AUDIT_MAX})",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=workspace_show.show)
 
     for name, helptext in (
         ("use", "make this chat talk to a workspace"),
@@ -181,7 +190,7 @@ def new(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 def listing(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws list``."""
     found = service(ctx).listing(archived=args.archived)
-    data = [_ws_json(ws) for ws in found]
+    data = [ws_json(ws) for ws in found]
     if args.json:
         return CommandResult(data=data, as_json=True)
     if not found:
@@ -203,69 +212,6 @@ def listing(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         for ws in found
     )
     return CommandResult(blocks=(Table(("ID", "NAME", "STATUS", "TASK", "REPOS", "BRANCH"), rows),))
-
-
-def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
-    """``ws show``."""
-    svc = service(ctx)
-    ws = workspace(ctx, args, svc)
-    from kanban_core.workspace import approvals, store
-    from kanban_core.workspace.repair import checkout_of
-    from kanban_core.workspace.worktree_set import repo_health
-
-    with svc.board.db.transaction(write=False) as tx:
-        active = store.active_turn(tx, ws.id)
-        waiting = store.queued_in_workspace(tx, ws.id)
-        pending = approvals.pending(tx, ws.id)
-        audit = approvals.audit_rows(tx, ws.id, limit=5)
-    blocks: list[Any] = [
-        Heading(f"{ws.id} — {ws.name}"),
-        Text(
-            f"status {ws.shown_status}{' (pinned)' if ws.pinned else ''}; task t{ws.task_id}; "
-            f"branch {ws.branch}; agent {ws.executor}; active repo {ws.active_repo or 'all'}"
-            + (f"\nlast error: {ws.error}" if ws.error else "")
-        ),
-        Table(
-            ("REPO", "BRANCH", "BASE", "HEALTH", "PR", "WORKTREE"),
-            tuple(
-                (
-                    r.slug + ("" if r.enabled else " (off)"),
-                    r.branch,
-                    r.base_ref,
-                    repo_health(checkout_of(r)),
-                    r.pr_url or "-",
-                    str(r.worktree),
-                )
-                for r in ws.repos
-            ),
-        ),
-        Table(
-            ("SESSION", "NAME", "AGENT", "STATE", "MESSAGES"),
-            tuple(
-                (
-                    ("▶ " if s.id == ws.active_session_id else "") + str(s.position),
-                    s.name or "-",
-                    s.executor,
-                    state.value,
-                    str(count),
-                )
-                for s, state, count in svc.sessions(ws)
-            ),
-        ),
-    ]
-    if active is not None:
-        blocks.append(Text(f"turn {active.id} {active.status.value}: {active.prompt[:200]}"))
-    if waiting:
-        blocks.append(Text(f"{len(waiting)} queued follow-up(s) (/queue)"))
-    blocks += [Text(f"pending {a.kind.value} {a.id}: {a.op}") for a in pending]
-    if audit:
-        blocks.append(
-            Table(
-                ("WHEN", "REPO", "OP", "WHO", "OUTCOME"),
-                tuple((_ago(row[0]), row[1] or "-", row[2], row[3], row[5]) for row in audit),
-            )
-        )
-    return CommandResult(blocks=tuple(blocks), data=_ws_json(ws))
 
 
 def lifecycle(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
@@ -421,7 +367,8 @@ def _turn_line(request: TurnRequest) -> str:
     return f"queued (position {request.position}); it runs when the current turn succeeds{paused}"
 
 
-def _ws_json(ws: Workspace) -> dict[str, Any]:
+def ws_json(ws: Workspace) -> dict[str, Any]:
+    """A workspace in ``--json`` (worktree paths are hidden from chat where results leave)."""
     return {
         "id": ws.id,
         "name": ws.name,
@@ -445,7 +392,8 @@ def _ws_json(ws: Workspace) -> dict[str, Any]:
     }
 
 
-def _ago(ms: int) -> str:
+def ago(ms: int) -> str:
+    """How long ago an epoch-milliseconds time was, for tables."""
     import time
 
     seconds = max(0, int(time.time() - ms / 1000))

@@ -68,6 +68,9 @@ _AUDIT = Query(
     "approval_id, outcome, detail, before_oid, after_oid) VALUES ({now}, :ws, :repo, :op, "
     ":principal, :args, :approval_id, :outcome, :detail, :before_oid, :after_oid)",
 )
+_AUDIT_COUNT = Query(
+    "workspace_audit_count", "SELECT count(*) FROM workspace_audit WHERE workspace_id = :ws"
+)
 _AUDIT_LIST = Query(
     "workspace_audit_list",
     "SELECT created_ms, repo, op, principal, approval_id, outcome, detail FROM workspace_audit "
@@ -244,6 +247,11 @@ def audit(
 def audit_rows(tx: Transaction, ws_id: str, *, limit: int = 20) -> list[tuple[Any, ...]]:
     """The newest audit rows of a workspace."""
     return [tuple(row) for row in tx.fetchall(_AUDIT_LIST, {"ws": ws_id, "limit": limit})]
+
+
+def audit_count(tx: Transaction, ws_id: str) -> int:
+    """How many audit rows a workspace has."""
+    return int(tx.scalar(_AUDIT_COUNT, {"ws": ws_id}))
 
 
 def _approval(row: Sequence[Any]) -> Approval:

@@ -232,7 +232,7 @@ class GitFlow(GitExecutions):
         if plan.strays:
             shown = ", ".join(plan.strays[:10])
             more = f" and {len(plan.strays) - 10} more" if len(plan.strays) > 10 else ""
-            lines.append(f"  beside the repositories in {ws.container}: {shown}{more}")
+            lines.append(f"  beside the repositories in the workspace folder: {shown}{more}")
         if at_risk:
             lines.append("⚠ work would be lost: this needs an approver's approval")
         kind = ApprovalKind.APPROVAL if at_risk else ApprovalKind.CONFIRM

@@ -12,7 +12,7 @@ import yaml
 
 from kanban_core import Actor, Kanban
 from kanban_core.commands import CommandContext, CommandResult, run_command
-from kanban_core.commands.result import Text
+from kanban_core.commands.result import Table, Text
 from kanban_core.workspace import store
 from kanban_core.workspace.records import WorkspaceStatus
 from tests.gitrepos import branches, git, remote_heads
@@ -298,3 +298,32 @@ def test_approve_takes_a_short_form_or_nothing_when_one_request_is_open(
     assert text(chat("deny", delete.rsplit("-", 1)[1])).startswith("delete cancelled")
     assert text(chat("approve", digits)).startswith("committed ")
     assert kit.count("approvals", "status = 'pending'") == 0
+
+
+def test_ws_show_keeps_the_audit_offers_json_and_hides_paths_from_chat(
+    cli: Run, chat: Run, kit: Kit
+) -> None:
+    ws_id = chat("new", "Add login", "--repo", "api").data["workspace"]
+    for n in range(8):
+        assert chat("rename", f"name {n}").exit_code == 0
+    worktree = str(kit.get(ws_id).repos[0].worktree)
+
+    shown = chat("show")
+    [audit] = [t for t in shown.blocks if isinstance(t, Table) and t.columns[0] == "WHEN"]
+    assert len(audit.rows) == 9  # create and every rename: more than the old five
+    assert worktree not in text(shown) and "WORKTREE" not in str(shown.blocks)
+    few = chat("show", "--audit", "3")
+    assert "the newest 3 of 9 audit rows" in text(few)
+    assert "--audit takes a number" in chat("show", "--audit", "0").errors[0]
+
+    as_json = chat("show", "--json")
+    assert as_json.as_json
+    data = as_json.data
+    assert data["id"] == ws_id
+    assert data["audit_total"] == 9
+    assert [row["op"] for row in data["audit"]][:2] == ["rename", "rename"]
+    assert data["audit"][-1]["op"] == "create"
+    assert data["sessions"][0]["active"] is True
+    assert worktree not in str(data)
+    assert cli("show", ws_id, "--json").data["repos"][0]["worktree"] == worktree
+    assert "WORKTREE" in str(cli("show", ws_id).blocks)
