@@ -311,7 +311,8 @@ def test_ws_show_keeps_the_audit_offers_json_and_hides_paths_from_chat(
     shown = chat("show")
     [audit] = [t for t in shown.blocks if isinstance(t, Table) and t.columns[0] == "WHEN"]
     assert len(audit.rows) == 9  # create and every rename: more than the old five
-    assert worktree not in text(shown) and "WORKTREE" not in str(shown.blocks)
+    assert worktree not in text(shown)
+    assert "WORKTREE" not in str(shown.blocks)
     few = chat("show", "--audit", "3")
     assert "the newest 3 of 9 audit rows" in text(few)
     assert "--audit takes a number" in chat("show", "--audit", "0").errors[0]
