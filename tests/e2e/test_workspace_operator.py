@@ -161,3 +161,19 @@ async def test_approve_typed_without_its_id_where_there_are_no_buttons(
 
 def approvals_open(tx: Transaction) -> list[str]:
     return [a.id for a in approvals.open_requests(tx, None)]
+
+
+async def test_show_in_chat_names_no_server_path(gw: ChatGateway, project: Project) -> None:
+    ws_id = await new_workspace(gw, "Where", "api", body="write w.py")
+    ws = gw.workspace(ws_id)
+    for typed in (
+        f"/kanban show t{ws.task_id}",
+        f"/kanban show t{ws.task_id} --json",
+        "/ws show",
+        "/ws show --json",
+        "/ws list --json",
+    ):
+        reply = await gw.say(typed)
+        assert str(project.tmp) not in reply.text, (typed, reply.text)
+    shown = await gw.say("/ws show --json")
+    assert '"audit_total"' in shown.text, shown.text
