@@ -156,6 +156,14 @@ def owned_container(container: Path, root: Path, ws_id: str) -> Path:
     return real
 
 
+class StrayRemovalError(WorkspaceError):
+    """A stray entry could not be removed; ``gone`` lists those removed before it."""
+
+    def __init__(self, message: str, gone: Sequence[str]) -> None:
+        super().__init__(message)
+        self.gone = tuple(gone)
+
+
 def container_strays(container: Path, root: Path, ws_id: str, slugs: Iterable[str]) -> list[str]:
     """What lies in the container besides its marker and the repositories' worktrees.
 
@@ -181,7 +189,7 @@ def remove_strays(container: Path, root: Path, ws_id: str, names: Iterable[str])
     marked container; a directory is removed without following any symlink inside it.
     """
     real = owned_container(container, root, ws_id)
-    gone = []
+    gone: list[str] = []
     for name in names:
         bare = name.rstrip("/")
         if not bare or bare in (MARKER_NAME, ".", "..") or "/" in bare:
@@ -192,10 +200,13 @@ def remove_strays(container: Path, root: Path, ws_id: str, names: Iterable[str])
         is_dir = path.is_dir() and not path.is_symlink()
         if is_dir != name.endswith("/"):
             continue  # not what the person was shown (a file became a directory): keep it
-        if is_dir:
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+        try:
+            if is_dir:
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError as exc:
+            raise StrayRemovalError(f"could not remove {name}: {exc.strerror}", gone) from None
         gone.append(name)
     return gone
 

@@ -23,6 +23,7 @@ from kanban_core.workspace.checkouts import (
     verify_worktree,
 )
 from kanban_core.workspace.layout import (
+    StrayRemovalError,
     container_path,
     owned_container,
     remove_strays,
@@ -194,6 +195,9 @@ def remove(
             gone = remove_strays(container, root, ws_id, strays)
             done += [f"removed {container}/{name}" for name in gone]
             safe_rmdir_container(container, root, ws_id)
+        except StrayRemovalError as exc:
+            done += [f"removed {container}/{name}" for name in exc.gone]
+            raise RemovalError(str(exc), done) from None
         except WorkspaceError as exc:
             raise RemovalError(str(exc), done) from None
         done.append(f"removed {container}")
