@@ -140,7 +140,8 @@ def writing(db: Database, ws_id: str) -> Iterator[Transaction]:
     The one lock order for every write that changes more than one row of a workspace: the
     workspace row, then its task and run, then turns, sessions and the queue. Two orders (a
     stop locking the workspace then the turn, a turn ending the other way round) deadlock on
-    PostgreSQL.
+    PostgreSQL. A transaction of one statement (an audit line, a PR link) holds nothing
+    while it waits, so it needs no lock first.
     """
     with db.transaction(write=True) as tx:
         lock(tx, ws_id)
