@@ -50,8 +50,19 @@ def event_document(delivery: Delivery) -> Document:
     payload = delivery.payload
     if delivery.kind == "completed":
         line = f"completed{who}" + (f": {payload['summary']}" if payload.get("summary") else "")
+    elif delivery.kind == "blocked" and payload.get("stopped"):
+        # A person stopped the agent's turn: say who, and what waits (not the agent's block).
+        icon, queued = "⏹", int(payload.get("queued") or 0)
+        head = f"{icon} t{delivery.task_id} {delivery.title}"
+        line = f"stopped by {payload.get('by') or 'an operator'}" + (
+            f"; {queued} queued follow-up(s) paused — nothing runs until you choose"
+            if queued
+            else "; your next message continues it"
+        )
     elif delivery.kind == "blocked":
-        line = f"blocked{who}: {payload.get('reason') or 'needs a human'}"
+        # An operator's own block names them; a worker's block names the agent.
+        by = f" by {payload['by']}" if payload.get("by") else who
+        line = f"blocked{by}: {payload.get('reason') or 'needs a human'}"
     elif delivery.kind == "gave_up":
         line = (
             f"gave up after {payload.get('failures', '?')} failed attempts: "
@@ -74,6 +85,8 @@ def _fast_path(delivery: Delivery) -> tuple[Button, ...]:
     if delivery.kind == "workspace_notice":
         extra = delivery.payload.get("buttons") or []
         return tuple(Button(str(label), str(action)) for label, action in extra)[:5]
+    if delivery.kind == "blocked" and delivery.payload.get("stopped"):
+        return _stopped_turn(delivery)
     buttons = [Button("Show", f"k:kanban show {ref}")]
     if delivery.kind in ("blocked", "gave_up"):
         buttons.append(Button("Unblock", f"k:kanban unblock {ref}"))
@@ -84,3 +97,15 @@ def _fast_path(delivery: Delivery) -> tuple[Button, ...]:
             Button("PR", f"k:pr --ws {ref}"),
         ]
     return tuple(buttons)
+
+
+def _stopped_turn(delivery: Delivery) -> tuple[Button, ...]:
+    """A stopped turn: the paused queue's choices and the review, never a bare unblock."""
+    ws = str(delivery.payload.get("workspace") or f"t{delivery.task_id}")
+    buttons = []
+    if int(delivery.payload.get("queued") or 0):
+        buttons += [
+            Button("Run next", f"k:queue run --ws {ws}"),
+            Button("Clear queue", f"k:queue clear --ws {ws}"),
+        ]
+    return (*buttons, Button("Diff", f"k:diff --ws {ws}"), Button("Commit", f"k:commit --ws {ws}"))

@@ -259,7 +259,8 @@ class Kanban:
         with self.db.transaction(write=True) as tx:
             if reason:
                 tasks.comment(tx, task_id, self._author(tx, actor), f"BLOCKED: {text}")
-            return runs.block(tx, task_id, proof=actor.run, reason=text)
+            by = None if actor.run is not None else actor.name
+            return runs.block(tx, task_id, proof=actor.run, reason=text, by=by)
 
     def unblock(self, actor: Actor, task_id: TaskId, reason: str | None = None) -> Task:
         """Lift a block: ready, or todo while parents are unfinished."""

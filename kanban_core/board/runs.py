@@ -280,8 +280,12 @@ def block(
     proof: RunProof | None,
     reason: str,
     kind: BlockKind = BlockKind.HUMAN,
+    by: str | None = None,
 ) -> Task:
-    """Park a task for a human; only an explicit unblock lifts it."""
+    """Park a task for a human; only an explicit unblock lifts it.
+
+    ``by`` names the person who blocked it (an operator, not the task's agent).
+    """
     params: dict[str, Any]
     if proof is not None:
         params = _fence_params(task_id, proof) | {"block_kind": kind.value}
@@ -302,7 +306,10 @@ def block(
         outcome = RunOutcome.GAVE_UP if kind is BlockKind.GAVE_UP else RunOutcome.BLOCKED
         close(tx, run_id, outcome, summary=reason)
     event = EventKind.GAVE_UP if kind is BlockKind.GAVE_UP else EventKind.BLOCKED
-    events.append(tx, task_id, event, {"reason": reason, "kind": kind.value}, run_id)
+    payload: dict[str, Any] = {"reason": reason, "kind": kind.value}
+    if by is not None:
+        payload["by"] = by
+    events.append(tx, task_id, event, payload, run_id)
     return task_from_row(row)
 
 

@@ -6,6 +6,7 @@ prints and the gateway renders.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import shlex
@@ -23,6 +24,7 @@ from kanban_core.commands import (
     streams,
     workspace,
 )
+from kanban_core.commands.chat_view import hide_paths
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.parser import CommandParser
 from kanban_core.commands.result import CommandResult, Text
@@ -134,6 +136,9 @@ def run_command(
         return CommandResult(exit_code=2, errors=((usage + "\n" if usage else "") + message,))
     except KanbanError as exc:
         return CommandResult(exit_code=exc.exit_code, errors=(str(exc),))
+    if ctx.from_chat and result.data is not None:
+        # One seam for every --json shape: chat users never see the server's paths.
+        result = dataclasses.replace(result, data=hide_paths(result.data))
     return result
 
 

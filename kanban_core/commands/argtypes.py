@@ -7,12 +7,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from kanban_core.board.domain import TaskId, parse_task_id
-from kanban_core.board.validation import (
-    WorkspaceSpec,
-    parse_duration,
-    parse_metadata,
-    parse_workspace,
-)
+from kanban_core.board.validation import WorkspaceSpec, parse_duration, parse_metadata
+from kanban_core.commands.chat_paths import DirName, parse_workspace_arg
 from kanban_core.errors import ValidationError
 
 T = TypeVar("T")
@@ -45,4 +41,4 @@ def _metadata(value: str) -> dict[str, Any]:
 task_id: Callable[[str], TaskId] = _usage(parse_task_id, "task id")
 duration: Callable[[str], int] = _usage(_duration, "duration")
 metadata: Callable[[str], dict[str, Any]] = _usage(_metadata, "metadata")
-workspace: Callable[[str], WorkspaceSpec] = _usage(parse_workspace, "workspace")
+workspace: Callable[[str], WorkspaceSpec | DirName] = _usage(parse_workspace_arg, "workspace")

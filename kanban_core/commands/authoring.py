@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from kanban_core.board.domain import format_task_id
-from kanban_core.commands import argtypes
+from kanban_core.commands import argtypes, chat_paths
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, Text, text
 
@@ -29,12 +29,14 @@ def register(sub: Any) -> None:
         "--workspace",
         metavar="KIND",
         type=argtypes.workspace,
-        help="scratch (default), worktree, or dir:<absolute path>",
+        help="scratch (default), worktree, dir:<name> (workspaces.dirs) or dir:<absolute path> "
+        "(not from chat)",
     )
     p.add_argument(
         "--repo",
-        metavar="PATH",
-        help="with --workspace worktree: the git repository (default: the assignee's)",
+        metavar="REPO",
+        help="with --workspace worktree: the git repository, by its workspaces.repos name (or "
+        "an absolute path, not from chat; default: the assignee's)",
     )
     p.add_argument("--tenant", help="a namespace inside the board")
     p.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
@@ -110,20 +112,26 @@ def create(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     tenant = args.tenant
     if tenant is None and ctx.actor.run is not None:
         tenant = ctx.environ.get("KANBAN_TENANT") or None
+    workspace, repo = chat_paths.resolve(
+        args.workspace,
+        args.repo,
+        from_chat=ctx.from_chat,
+        config=lambda: ctx.config().workspaces,
+    )
     outcome = ctx.board().create(
         ctx.actor,
         title=args.title,
         body=args.body,
         assignee=args.assignee,
         parents=args.parent,
-        workspace=args.workspace,
+        workspace=workspace,
         tenant=tenant,
         priority=args.priority,
         triage=args.triage,
         idempotency_key=args.idempotency_key,
         max_runtime_s=args.max_runtime,
         skills=args.skills,
-        repo=args.repo,
+        repo=repo,
     )
     task = outcome.task
     created = (task.id,) if outcome.created else ()

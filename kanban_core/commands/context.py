@@ -48,6 +48,11 @@ class CommandContext:
     chat_budget: int | None = None
     _board: Kanban | None = None
 
+    @property
+    def from_chat(self) -> bool:
+        """Whether a chat user sent this (the gateway sets the place; a terminal never does)."""
+        return self.place is not None
+
     def board(self) -> Kanban:
         """The board, opened on first use."""
         if self._board is None:

@@ -106,21 +106,19 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
             },
             as_json=True,
         )
-    return CommandResult(blocks=tuple(_show_blocks(detail)))
+    return CommandResult(blocks=tuple(_show_blocks(detail, paths=not ctx.from_chat)))
 
 
-def _facts(detail: TaskDetail) -> Table:
+def _facts(detail: TaskDetail, *, paths: bool) -> Table:
     task = detail.task
+    # Chat users see the kind only: the server's paths are for the local CLI.
+    where = f" @ {task.workspace_path}" if task.workspace_path and paths else ""
     facts = [
         ("status", status_label(task)),
         ("assignee", task.assignee or "(unassigned)"),
         ("priority", str(task.priority)),
         ("tenant", task.tenant or "-"),
-        (
-            "workspace",
-            task.workspace_kind.value
-            + (f" @ {task.workspace_path}" if task.workspace_path else ""),
-        ),
+        ("workspace", task.workspace_kind.value + where),
         ("created", f"{timestamp(task.created_ms)} by {task.created_by}"),
         ("started", timestamp(task.started_ms)),
         ("completed", timestamp(task.completed_ms)),
@@ -142,9 +140,9 @@ def _facts(detail: TaskDetail) -> Table:
     return Table(("field", "value"), tuple(facts), show_header=False)
 
 
-def _show_blocks(detail: TaskDetail) -> list[Block]:
+def _show_blocks(detail: TaskDetail, *, paths: bool) -> list[Block]:
     task = detail.task
-    blocks: list[Block] = [Heading(f"{task.ref}  {task.title}"), _facts(detail)]
+    blocks: list[Block] = [Heading(f"{task.ref}  {task.title}"), _facts(detail, paths=paths)]
     if task.body:
         blocks += [Heading("Body"), Text(task.body)]
     if task.result:

@@ -6,11 +6,10 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from kanban_core.board.domain import TaskId
-from kanban_core.commands import workspace_git
+from kanban_core.commands import workspace_git, workspace_show
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, Heading, Table, Text
-from kanban_core.commands.workspace_access import caller, service, workspace
-from kanban_core.workspaces.interactive.records import Workspace
+from kanban_core.commands.workspace_access import caller, service, workspace, ws_json
 
 if TYPE_CHECKING:
     # The workspace machinery (git, GitHub, the service) loads only for `ws` commands, so
@@ -60,7 +59,16 @@ def register(sub: Any) -> None:
 
     p = verbs.add_parser("show", help="a workspace: repos, sessions, queue, pending requests")
     _ws_arg(p, positional=True)
-    p.set_defaults(handler=show)
+    p.add_argument(
+        "--audit",
+        type=workspace_show.audit_count,
+        default=workspace_show.AUDIT_SHOWN,
+        metavar="N",
+        help=f"how many of the newest audit rows to show (default {workspace_show.AUDIT_SHOWN}, "
+        f"at most {workspace_show.AUDIT_MAX})",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=workspace_show.show)
 
     for name, helptext in (
         ("use", "make this chat talk to a workspace"),
@@ -156,7 +164,7 @@ def new(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 def listing(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws list``."""
     found = service(ctx).listing(archived=args.archived)
-    data = [_ws_json(ws) for ws in found]
+    data = [ws_json(ws) for ws in found]
     if args.json:
         return CommandResult(data=data, as_json=True)
     if not found:
@@ -178,69 +186,6 @@ def listing(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         for ws in found
     )
     return CommandResult(blocks=(Table(("ID", "NAME", "STATUS", "TASK", "REPOS", "BRANCH"), rows),))
-
-
-def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
-    """``ws show``."""
-    svc = service(ctx)
-    ws = workspace(ctx, args, svc)
-    from kanban_core.workspaces.interactive import approvals, store
-    from kanban_core.workspaces.interactive.repair import checkout_of
-    from kanban_core.workspaces.interactive.worktree_set import repo_health
-
-    with svc.board.db.transaction(write=False) as tx:
-        active = store.active_turn(tx, ws.id)
-        waiting = store.queued_in_workspace(tx, ws.id)
-        pending = approvals.pending(tx, ws.id)
-        audit = approvals.audit_rows(tx, ws.id, limit=5)
-    blocks: list[Any] = [
-        Heading(f"{ws.id} — {ws.name}"),
-        Text(
-            f"status {ws.shown_status}{' (pinned)' if ws.pinned else ''}; task t{ws.task_id}; "
-            f"branch {ws.branch}; agent {ws.executor}; active repo {ws.active_repo or 'all'}"
-            + (f"\nlast error: {ws.error}" if ws.error else "")
-        ),
-        Table(
-            ("REPO", "BRANCH", "BASE", "HEALTH", "PR", "WORKTREE"),
-            tuple(
-                (
-                    r.slug + ("" if r.enabled else " (off)"),
-                    r.branch,
-                    r.base_ref,
-                    repo_health(checkout_of(r)),
-                    r.pr_url or "-",
-                    str(r.worktree),
-                )
-                for r in ws.repos
-            ),
-        ),
-        Table(
-            ("SESSION", "NAME", "AGENT", "STATE", "MESSAGES"),
-            tuple(
-                (
-                    ("▶ " if s.id == ws.active_session_id else "") + str(s.position),
-                    s.name or "-",
-                    s.executor,
-                    state.value,
-                    str(count),
-                )
-                for s, state, count in svc.sessions(ws)
-            ),
-        ),
-    ]
-    if active is not None:
-        blocks.append(Text(f"turn {active.id} {active.status.value}: {active.prompt[:200]}"))
-    if waiting:
-        blocks.append(Text(f"{len(waiting)} queued follow-up(s) (/queue)"))
-    blocks += [Text(f"pending {a.kind.value} {a.id}: {a.op}") for a in pending]
-    if audit:
-        blocks.append(
-            Table(
-                ("WHEN", "REPO", "OP", "WHO", "OUTCOME"),
-                tuple((_ago(row[0]), row[1] or "-", row[2], row[3], row[5]) for row in audit),
-            )
-        )
-    return CommandResult(blocks=tuple(blocks), data=_ws_json(ws))
 
 
 def lifecycle(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
@@ -394,34 +339,3 @@ def _turn_line(request: TurnRequest) -> str:
         return f"sent to the agent (turn {request.turn_id})"
     paused = " — the queue is PAUSED: /queue run to go on" if request.paused else ""
     return f"queued (position {request.position}); it runs when the current turn succeeds{paused}"
-
-
-def _ws_json(ws: Workspace) -> dict[str, Any]:
-    return {
-        "id": ws.id,
-        "name": ws.name,
-        "status": ws.shown_status,
-        "task": f"t{ws.task_id}",
-        "branch": ws.branch,
-        "pinned": ws.pinned,
-        "archived": ws.archived,
-        "active_repo": ws.active_repo,
-        "executor": ws.executor,
-        "repos": [
-            {
-                "slug": r.slug,
-                "worktree": str(r.worktree),
-                "branch": r.branch,
-                "base": r.base_ref,
-                "pr": r.pr_url,
-            }
-            for r in ws.repos
-        ],
-    }
-
-
-def _ago(ms: int) -> str:
-    import time
-
-    seconds = max(0, int(time.time() - ms / 1000))
-    return f"{seconds}s ago" if seconds < 120 else f"{seconds // 60}m ago"

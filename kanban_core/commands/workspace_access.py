@@ -1,9 +1,9 @@
-"""How a ``ws`` command finds its workspace service, its caller and the workspace it names."""
+"""What the ``ws`` command modules share: the service, the caller, the workspace named, its JSON."""
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kanban_core.commands.context import CommandContext
 from kanban_core.workspaces.interactive.records import Caller, ChatPlace, Workspace
@@ -17,7 +17,9 @@ def service(ctx: CommandContext) -> WorkspaceService:
     from kanban_core.workspaces.interactive.service import WorkspaceService
 
     # A terminal user may name a repository by path; a chat user only by configured name.
-    return WorkspaceService(ctx.board(), ctx.config(), allow_paths=ctx.interactive)
+    return WorkspaceService(
+        ctx.board(), ctx.config(), allow_paths=ctx.interactive and not ctx.from_chat
+    )
 
 
 def caller(ctx: CommandContext) -> Caller:
@@ -30,3 +32,36 @@ def caller(ctx: CommandContext) -> Caller:
 def workspace(ctx: CommandContext, args: argparse.Namespace, svc: WorkspaceService) -> Workspace:
     """The workspace the command names, or this chat's."""
     return svc.resolve(getattr(args, "ws", None), caller(ctx).place)
+
+
+def ws_json(ws: Workspace) -> dict[str, Any]:
+    """A workspace in ``--json`` (worktree paths are hidden from chat where results leave)."""
+    return {
+        "id": ws.id,
+        "name": ws.name,
+        "status": ws.shown_status,
+        "task": f"t{ws.task_id}",
+        "branch": ws.branch,
+        "pinned": ws.pinned,
+        "archived": ws.archived,
+        "active_repo": ws.active_repo,
+        "executor": ws.executor,
+        "repos": [
+            {
+                "slug": r.slug,
+                "worktree": str(r.worktree),
+                "branch": r.branch,
+                "base": r.base_ref,
+                "pr": r.pr_url,
+            }
+            for r in ws.repos
+        ],
+    }
+
+
+def ago(ms: int) -> str:
+    """How long ago an epoch-milliseconds time was, for tables."""
+    import time
+
+    seconds = max(0, int(time.time() - ms / 1000))
+    return f"{seconds}s ago" if seconds < 120 else f"{seconds // 60}m ago"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, FileOut, Text
 from kanban_core.commands.workspace_access import caller, service, workspace
+from kanban_core.workspaces.interactive.approval_refs import short
 from kanban_core.workspaces.interactive.records import ApprovalKind, Caller, Workspace
 
 if TYPE_CHECKING:
@@ -81,7 +82,12 @@ def register(verbs: Any) -> None:
 
     for name in ("approve", "deny"):
         p = verbs.add_parser(name, help=f"{name} a pending request")
-        p.add_argument("request", metavar="ID")
+        p.add_argument(
+            "request",
+            nargs="?",
+            metavar="ID",
+            help="the request's id or its last part (default: the only one open in this chat)",
+        )
         p.add_argument("--nonce", help=argparse.SUPPRESS)
         p.set_defaults(handler=decide, approve=name == "approve")
 
@@ -245,9 +251,14 @@ def set_repo(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def decide(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws approve|deny <id>``."""
+    from kanban_core.workspaces.interactive.approval_refs import resolve
 
     svc = service(ctx)
-    lines = flow(ctx, svc).decide(caller(ctx), args.request, nonce=args.nonce, approve=args.approve)
+    who = caller(ctx)
+    with svc.board.db.transaction(write=False) as tx:
+        verb = "approve" if args.approve else "deny"
+        request = resolve(tx, args.request, who.place if ctx.place else None, verb)
+    lines = flow(ctx, svc).decide(who, request, nonce=args.nonce, approve=args.approve)
     return CommandResult(blocks=tuple(Text(line) for line in lines))
 
 
@@ -258,9 +269,10 @@ def card(made: Card, ctx: CommandContext) -> CommandResult:
     yes, no = ("Confirm", "Cancel") if confirm else ("Approve", "Deny")
     who = "only you can confirm it" if confirm else "an approver must approve it"
     prefix = "kanban ws " if ctx.place is None else "/"
+    ref = short(approval.id)
     hint = (
         f"{who}; expires in {(approval.expires_ms - approval.created_ms) // 60000} min. "
-        f"Or type: {prefix}approve {approval.id} (or {prefix}deny {approval.id})"
+        f"Or type: {prefix}approve {ref} (or {prefix}deny {ref})"
     )
     actions = (
         Action(yes, f"ap:{approval.id}:{approval.nonce}"),

@@ -222,6 +222,12 @@ RepoSlug = Annotated[
 ]
 
 
+DirName = Annotated[
+    str,
+    AfterValidator(_matching(r"^[a-z0-9][a-z0-9._-]{0,63}$", "a dir name is [a-z0-9._-], 1-64")),
+]
+
+
 class WorkspacesSection(Section):
     """Workspaces driven from chat: repositories, scripts, branch naming, safety knobs."""
 
@@ -238,6 +244,8 @@ class WorkspacesSection(Section):
     archive: ArchiveSection = Field(default_factory=ArchiveSection)
     script_timeout_seconds: NonNegative = 600
     repos: dict[RepoSlug, RepoSection] = Field(default_factory=dict)
+    #: Directories chat may name with ``--workspace dir:<name>`` (chat never names a path).
+    dirs: dict[DirName, AbsolutePath] = Field(default_factory=dict)
     # Refused when true: nothing reaches git unless a person asks.
     auto_commit: Never = False
     auto_push: Never = False

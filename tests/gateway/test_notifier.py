@@ -82,7 +82,8 @@ def fail_run(board, operator, task: Task, outcome: RunOutcome, error: str, *, li
     ("kind", "expected"),
     [
         ("completed", "completed by @demo: wrote the report"),
-        ("blocked", "blocked by @demo: need the staging password"),
+        # an operator's block names the operator, not the task's agent
+        ("blocked", "blocked by alice: need the staging password"),
         ("crashed", "crashed by @demo: segfault in the agent"),
         ("timed_out", "timed out by @demo: exceeded its max runtime of 60s"),
         ("gave_up", "gave up after 1 failed attempts: segfault in the agent — unblock it to retry"),
@@ -239,7 +240,9 @@ async def test_two_subscribers_get_one_message_each(
         ("100", None),
         ("200", "3"),
     ]
-    assert all(s.lines == [f"⏸ t{task.id} shared", "blocked: waiting"] for s in adapter.sent)
+    assert all(
+        s.lines == [f"⏸ t{task.id} shared", "blocked by alice: waiting"] for s in adapter.sent
+    )
     assert [d[:2] for d in deliveries(board, task.id)] == [("sent", 1), ("sent", 1)]
 
 
@@ -261,7 +264,7 @@ async def test_subscriptions_end_when_the_task_is_done(
         await wait_until(
             lambda: all(d[0] == "sent" for d in deliveries(board, task.id)), "all marked sent"
         )
-    assert [s.lines[1] for s in adapter.sent] == ["blocked: first", "completed: all done"]
+    assert [s.lines[1] for s in adapter.sent] == ["blocked by alice: first", "completed: all done"]
     assert len(deliveries(board, task.id)) == 2
 
 

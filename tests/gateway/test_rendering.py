@@ -96,6 +96,27 @@ def delivery(
         ("blocked", {"reason": "which region?"}, "coder", "⏸", "blocked by @coder: which region?"),
         ("blocked", {}, None, "⏸", "blocked: needs a human"),
         (
+            "blocked",
+            {"reason": "waiting on legal", "by": "alice"},
+            "coder",
+            "⏸",
+            "blocked by alice: waiting on legal",
+        ),
+        (
+            "blocked",
+            {"reason": "stopped by alice", "by": "alice", "stopped": True, "queued": 2},
+            "coder",
+            "⏹",
+            "stopped by alice; 2 queued follow-up(s) paused — nothing runs until you choose",
+        ),
+        (
+            "blocked",
+            {"reason": "stopped by alice", "by": "alice", "stopped": True, "queued": 0},
+            "coder",
+            "⏹",
+            "stopped by alice; your next message continues it",
+        ),
+        (
             "gave_up",
             {"error": "lease expired", "failures": 3},
             "coder",
@@ -137,6 +158,19 @@ def test_notifications_offer_the_next_steps_as_buttons():
     blocked = event_document(delivery("blocked", {"reason": "?"}, workspace="worktree"))
     assert [b.label for b in blocked.buttons] == ["Show", "Unblock", "Diff", "Commit", "PR"]
     assert Button("Diff", "k:diff --ws t7") in blocked.buttons
+
+
+def test_a_stopped_turn_offers_the_queue_and_the_review_never_unblock():
+    stopped = {"reason": "stopped by alice", "by": "alice", "stopped": True, "workspace": "ws-1"}
+    queued = event_document(delivery("blocked", stopped | {"queued": 1}, workspace="worktree"))
+    assert queued.buttons == (
+        Button("Run next", "k:queue run --ws ws-1"),
+        Button("Clear queue", "k:queue clear --ws ws-1"),
+        Button("Diff", "k:diff --ws ws-1"),
+        Button("Commit", "k:commit --ws ws-1"),
+    )
+    idle = event_document(delivery("blocked", stopped | {"queued": 0}, workspace="worktree"))
+    assert [b.label for b in idle.buttons] == ["Diff", "Commit"]
 
 
 def test_result_actions_and_files_reach_the_document():

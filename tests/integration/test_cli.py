@@ -834,10 +834,15 @@ def test_block_and_unblock(sqlite_cli: Cli) -> None:
     assert [(x["author"], x["body"]) for x in detail["comments"]] == [
         (OPERATOR, "BLOCKED: waiting for design")
     ]
-    assert detail["events"][-1]["payload"] == {"reason": "waiting for design", "kind": "human"}
+    assert detail["events"][-1]["payload"] == {
+        "reason": "waiting for design",
+        "kind": "human",
+        "by": OPERATOR,
+    }
     assert cli.show(b)["events"][-1]["payload"] == {
         "reason": f"blocked by {OPERATOR}",
         "kind": "human",
+        "by": OPERATOR,
     }
     assert cli.show(b)["comments"] == []
     assert field(cli.ok("show", a).out, "status") == "blocked"

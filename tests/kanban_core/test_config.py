@@ -64,3 +64,21 @@ def test_settings_precedence_flag_env_file(tmp_path):
         KernelSettings.from_environ(env | {"KANBAN_DB_URL": env_url}, db_url=flag_url).db_url
         == flag_url
     )
+
+
+def test_chat_directories_are_named_absolute_paths(tmp_path):
+    from kanban_core.config import load_config
+
+    good = tmp_path / "good.yaml"
+    good.write_text("workspaces:\n  dirs:\n    docs: /srv/docs\n")
+    assert dict(load_config(good, {}).workspaces.dirs) == {
+        "docs": __import__("pathlib").Path("/srv/docs")
+    }
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "workspaces:\n  dirs:\n    Bad Name: /x\n    rel: here\n    up: /srv/../etc\n"
+    )
+    with pytest.raises(ValidationError) as info:
+        load_config(bad, {})
+    for key in ("workspaces.dirs.Bad Name", "workspaces.dirs.rel", "workspaces.dirs.up"):
+        assert key in str(info.value)

@@ -56,6 +56,11 @@ _PENDING = Query(
     f"SELECT {_COLUMNS} FROM approvals WHERE status = 'pending' AND workspace_id = :ws "
     "AND expires_ms > {now} ORDER BY created_ms",
 )
+_OPEN = Query(
+    "approval_open",
+    f"SELECT {_COLUMNS} FROM approvals WHERE status = 'pending' AND expires_ms > {{now}} "
+    "ORDER BY created_ms",
+)
 _WITHDRAW = Query(
     "approval_withdraw",
     "UPDATE approvals SET status = 'expired', decided_ms = {now}, result = :why "
@@ -67,6 +72,9 @@ _AUDIT = Query(
     "INSERT INTO workspace_audit (created_ms, workspace_id, repo, op, principal, args, "
     "approval_id, outcome, detail, before_oid, after_oid) VALUES ({now}, :ws, :repo, :op, "
     ":principal, :args, :approval_id, :outcome, :detail, :before_oid, :after_oid)",
+)
+_AUDIT_COUNT = Query(
+    "workspace_audit_count", "SELECT count(*) FROM workspace_audit WHERE workspace_id = :ws"
 )
 _AUDIT_LIST = Query(
     "workspace_audit_list",
@@ -132,6 +140,18 @@ def get(tx: Transaction, approval_id: str) -> Approval | None:
 def pending(tx: Transaction, ws_id: str) -> list[Approval]:
     """A workspace's undecided, unexpired requests."""
     return [_approval(row) for row in tx.fetchall(_PENDING, {"ws": ws_id})]
+
+
+def open_requests(tx: Transaction, place: ChatPlace | None) -> list[Approval]:
+    """Undecided, unexpired requests asked in one chat (or thread); every one for None."""
+    found = [_approval(row) for row in tx.fetchall(_OPEN)]
+    if place is None:
+        return found
+    return [
+        a
+        for a in found
+        if (a.platform, a.chat_id, a.thread_id) == (place.platform, place.chat_id, place.thread_id)
+    ]
 
 
 def decide(
@@ -232,6 +252,11 @@ def audit(
 def audit_rows(tx: Transaction, ws_id: str, *, limit: int = 20) -> list[tuple[Any, ...]]:
     """The newest audit rows of a workspace."""
     return [tuple(row) for row in tx.fetchall(_AUDIT_LIST, {"ws": ws_id, "limit": limit})]
+
+
+def audit_count(tx: Transaction, ws_id: str) -> int:
+    """How many audit rows a workspace has."""
+    return int(tx.scalar(_AUDIT_COUNT, {"ws": ws_id}))
 
 
 def _approval(row: Sequence[Any]) -> Approval:

@@ -47,6 +47,8 @@ class WorkspacesConfig:
     remove_clean_worktree_after_seconds: int | None = None
     script_timeout_seconds: int = 600
     repos: Mapping[str, RepoConfig] = field(default_factory=dict)
+    #: Directories chat may name with ``--workspace dir:<name>`` (chat never names a path).
+    dirs: Mapping[str, Path] = field(default_factory=dict)
 
 
 def workspaces_from(section: Mapping[str, Any]) -> WorkspacesConfig:
@@ -80,4 +82,5 @@ def workspaces_from(section: Mapping[str, Any]) -> WorkspacesConfig:
             )
             for slug, repo in section["repos"].items()
         },
+        dirs={name: Path(path) for name, path in section["dirs"].items()},
     )

@@ -15,7 +15,7 @@ from kanban_core.errors import KanbanError, ValidationError
 from kanban_core.workspaces.gitops import commits, github, push
 from kanban_core.workspaces.gitops.runner import run_git
 from kanban_core.workspaces.gitops.status import RepoStatus, repo_status
-from kanban_core.workspaces.interactive import approvals
+from kanban_core.workspaces.interactive import approvals, store
 from kanban_core.workspaces.interactive.records import (
     Approval,
     ApprovalKind,
@@ -83,7 +83,7 @@ class GitBase:
         lines: list[str],
         kind: ApprovalKind,
     ) -> Card:
-        with self.svc.board.db.transaction(write=True) as tx:
+        with store.writing(self.svc.board.db, ws.id) as tx:
             approval = approvals.request(
                 tx,
                 kind=kind,

@@ -117,6 +117,7 @@ class GitExecutions(GitBase):
             discard=bool(approval.args["discard"]),
             delete_branch=bool(approval.args["delete_branch"]),
             approval_id=approval.id,
+            strays=tuple(str(name) for name in approval.args.get("strays", ())),
         )
 
     # -- scripts ----------------------------------------------------------------------------

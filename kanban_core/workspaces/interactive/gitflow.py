@@ -213,8 +213,9 @@ class GitFlow(GitExecutions):
 
     def request_delete(self, ws: Workspace, caller: Caller, *, delete_branch: bool) -> Card:
         """The D-09 preflight; anything that would be lost makes it an approval."""
-        losses = self.svc.delete_preflight(ws)
-        at_risk = any(loss.at_risk for loss in losses) or delete_branch
+        plan = self.svc.delete_preflight(ws)
+        losses = plan.losses
+        at_risk = plan.loses_work(delete_branch=delete_branch) or delete_branch
         lines = [
             f"Delete {ws.id} ({ws.name}): its worktrees and records. Branches "
             + (
@@ -234,10 +235,14 @@ class GitFlow(GitExecutions):
                 f"  {loss.slug}: {loss.uncommitted} uncommitted, {loss.untracked} "
                 f"untracked file(s), {unpushed}"
             )
+        if plan.strays:
+            shown = ", ".join(plan.strays[:10])
+            more = f" and {len(plan.strays) - 10} more" if len(plan.strays) > 10 else ""
+            lines.append(f"  beside the repositories in the workspace folder: {shown}{more}")
         if at_risk:
             lines.append("⚠ work would be lost: this needs an approver's approval")
         kind = ApprovalKind.APPROVAL if at_risk else ApprovalKind.CONFIRM
-        args = {"discard": at_risk, "delete_branch": delete_branch}
+        args = {"discard": at_risk, "delete_branch": delete_branch, "strays": list(plan.strays)}
         return self._card(ws, caller, "delete", args, lines, kind)
 
     # -- decisions --------------------------------------------------------------------------

@@ -6,9 +6,10 @@ import json
 import os
 import re
 import secrets
+import shutil
 import stat
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,61 @@ def owned_container(container: Path, root: Path, ws_id: str) -> Path:
     if marker is None or marker.get("ws_id") != ws_id:
         raise WorkspaceError(f"{container} carries no marker for {ws_id}; left alone")
     return real
+
+
+class StrayRemovalError(WorkspaceError):
+    """A stray entry could not be removed; ``gone`` lists those removed before it."""
+
+    def __init__(self, message: str, gone: Sequence[str]) -> None:
+        super().__init__(message)
+        self.gone = tuple(gone)
+
+
+def container_strays(container: Path, root: Path, ws_id: str, slugs: Iterable[str]) -> list[str]:
+    """What lies in the container besides its marker and the repositories' worktrees.
+
+    An agent working in a multi-repo workspace runs in the container, so a file it left there
+    (a plan.md) is work that deleting the workspace would lose. Symlinks are not listed: they
+    are removed as links, never followed.
+    """
+    if not os.path.lexists(container):
+        return []
+    real = owned_container(container, root, ws_id)
+    skip = {MARKER_NAME, *slugs}
+    return sorted(
+        entry.name + ("/" if entry.is_dir() else "")
+        for entry in real.iterdir()
+        if entry.name not in skip and not entry.is_symlink()
+    )
+
+
+def remove_strays(container: Path, root: Path, ws_id: str, names: Iterable[str]) -> list[str]:
+    """Remove the stray entries a person approved losing (by name); returns what went.
+
+    Only names listed when the person was asked, only directly inside this workspace's own
+    marked container; a directory is removed without following any symlink inside it.
+    """
+    real = owned_container(container, root, ws_id)
+    gone: list[str] = []
+    for name in names:
+        bare = name.rstrip("/")
+        if not bare or bare in (MARKER_NAME, ".", "..") or "/" in bare:
+            continue
+        path = real / bare
+        if not os.path.lexists(path):
+            continue
+        is_dir = path.is_dir() and not path.is_symlink()
+        if is_dir != name.endswith("/"):
+            continue  # not what the person was shown (a file became a directory): keep it
+        try:
+            if is_dir:
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError as exc:
+            raise StrayRemovalError(f"could not remove {name}: {exc.strerror}", gone) from None
+        gone.append(name)
+    return gone
 
 
 def safe_rmdir_container(container: Path, root: Path, ws_id: str) -> None:

@@ -72,7 +72,7 @@ def on_start(board: Kanban, config: WorkspacesConfig) -> ReconcileReport:
         except WorkspaceError as exc:
             report.notes.append(f"{ws_id}: rollback incomplete, left for a person: {exc}")
             continue
-        with board.db.transaction(write=True) as tx:
+        with store.writing(board.db, ws_id) as tx:
             store.delete(tx, ws_id)
             tasks.archive(tx, ws.task_id)
             approvals.audit(

@@ -24,8 +24,10 @@ from kanban_core.workspaces.interactive.checkouts import (
     verify_worktree,
 )
 from kanban_core.workspaces.interactive.layout import (
+    StrayRemovalError,
     container_path,
     owned_container,
+    remove_strays,
     safe_rmdir_container,
     write_marker,
 )
@@ -54,8 +56,15 @@ class RepoLoss:
     @property
     def at_risk(self) -> bool:
         """True when removing the tree and deleting the branch would lose anything."""
+        return self.loses(delete_branch=True)
+
+    def loses(self, *, delete_branch: bool) -> bool:
+        """Whether removing the tree (and the branch, if asked) loses anything.
+
+        A kept branch keeps its commits, pushed or not: only changes in the tree are lost.
+        """
         commits = self.unpushed if self.unpushed is not None else self.ahead_of_base
-        return bool(self.uncommitted or self.untracked or commits)
+        return bool(self.uncommitted or self.untracked or (delete_branch and commits))
 
 
 def repo_health(checkout: RepoCheckout) -> str:
@@ -146,9 +155,12 @@ def remove(
     locks_dir: Path,
     discard: bool,
     delete_branch: bool,
+    strays: Sequence[str] = (),
 ) -> list[str]:
     """Delete a workspace's worktrees (and, if asked, the branches we made), then its container.
 
+    ``strays`` are the entries beside the worktrees the user was shown and approved losing.
+    Every repository is tried even when one is refused, so a retry finds less to do.
     ``discard`` (the user confirmed losing changes) allows ``worktree remove --force``;
     ``delete_branch`` (the user confirmed losing unpushed commits) deletes only branches we
     created, by compare-and-delete against the tip read before removal. Nothing git refuses is
@@ -180,7 +192,12 @@ def remove(
         raise RemovalError("; ".join(refused), done)
     if os.path.lexists(container):
         try:
+            gone = remove_strays(container, root, ws_id, strays)
+            done += [f"removed {container}/{name}" for name in gone]
             safe_rmdir_container(container, root, ws_id)
+        except StrayRemovalError as exc:
+            done += [f"removed {container}/{name}" for name in exc.gone]
+            raise RemovalError(str(exc), done) from None
         except WorkspaceError as exc:
             raise RemovalError(str(exc), done) from None
         done.append(f"removed {container}")

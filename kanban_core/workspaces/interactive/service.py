@@ -22,13 +22,19 @@ from kanban_core.config import KanbanConfig
 from kanban_core.errors import KanbanError, ValidationError
 from kanban_core.workspaces.base import WorkspaceError
 from kanban_core.workspaces.interactive import approvals, store, tasklink, turns
-from kanban_core.workspaces.interactive.layout import managed_root, new_id, repo_slug
+from kanban_core.workspaces.interactive.layout import (
+    container_strays,
+    managed_root,
+    new_id,
+    repo_slug,
+)
 from kanban_core.workspaces.interactive.records import (
     Caller,
     ChatPlace,
     Workspace,
     WorkspaceStatus,
 )
+from kanban_core.workspaces.interactive.removal import RemovalError
 from kanban_core.workspaces.interactive.repair import checkout_of, ensure_worktrees
 from kanban_core.workspaces.interactive.sessions import SessionOps
 from kanban_core.workspaces.interactive.worktree_set import (
@@ -179,7 +185,7 @@ class WorkspaceService(SessionOps):
         except KanbanError as exc:
             self._creation_failed(ws_id, task.id, caller, str(exc))
             raise
-        with self.board.db.transaction(write=True) as tx:
+        with store.writing(self.board.db, ws_id) as tx:
             store.set_status(tx, ws_id, WorkspaceStatus.READY)
             store.set_field(tx, ws_id, "journal", None)
             store.bind(tx, caller.place, ws_id)
@@ -234,7 +240,7 @@ class WorkspaceService(SessionOps):
 
     def _journal(self, ws_id: str) -> Any:
         def record(step: str, info: Mapping[str, object]) -> None:
-            with self.board.db.transaction(write=True) as tx:
+            with store.writing(self.board.db, ws_id) as tx:
                 entries = store.journal(tx, ws_id)
                 entries.append((step, dict(info)))
                 store.set_field(tx, ws_id, "journal", dump_json(entries))
@@ -243,7 +249,7 @@ class WorkspaceService(SessionOps):
 
     def _creation_failed(self, ws_id: str, task_id: TaskId, caller: Caller, error: str) -> None:
         # The worktree set rolled itself back; no half-made workspace stays on the board.
-        with self.board.db.transaction(write=True) as tx:
+        with store.writing(self.board.db, ws_id) as tx:
             store.delete(tx, ws_id)
             tasks.archive(tx, task_id)
             approvals.audit(
@@ -280,7 +286,7 @@ class WorkspaceService(SessionOps):
 
     def use(self, ws: Workspace, caller: Caller) -> None:
         """Bind this chat (or thread) to the workspace."""
-        with self.board.db.transaction(write=True) as tx:
+        with store.writing(self.board.db, ws.id) as tx:
             store.bind(tx, caller.place, ws.id)
 
     def set_active_repo(self, ws: Workspace, slug: str | None, caller: Caller) -> None:
@@ -296,10 +302,12 @@ class WorkspaceService(SessionOps):
             lambda tx: store.set_field(tx, ws.id, "active_repo", slug),
         )
 
-    def delete_preflight(self, ws: Workspace) -> list[RepoLoss]:
-        """D-09: what deleting would lose, per repository."""
+    def delete_preflight(self, ws: Workspace) -> DeletePlan:
+        """D-09: what deleting would lose, per repository and beside them in the container."""
         self._refuse_running(ws, "delete")
-        return [loss_report(checkout_of(repo)) for repo in ws.repos]
+        losses = tuple(loss_report(checkout_of(repo)) for repo in ws.repos)
+        strays = container_strays(ws.container, self.root, ws.id, [r.slug for r in ws.repos])
+        return DeletePlan(losses, tuple(strays))
 
     def delete(
         self,
@@ -309,21 +317,35 @@ class WorkspaceService(SessionOps):
         discard: bool,
         delete_branch: bool,
         approval_id: str | None = None,
+        strays: tuple[str, ...] = (),
     ) -> list[str]:
-        """Remove the worktrees and container (managed paths only), then the records."""
+        """Remove the worktrees and container (managed paths only), then the records.
+
+        What can be removed is removed even when something is refused; the workspace then
+        says what is left, and the next /ws delete reports and finishes it.
+        """
         self._refuse_running(ws, "delete")
         if delete_branch and not all(r.branch_created for r in ws.repos):
             raise WorkspaceError("--delete-branch refused: a branch was reused, not created by us")
-        lines = remove(
-            ws.id,
-            ws.container,
-            [checkout_of(r) for r in ws.repos],
-            root=self.root,
-            locks_dir=self.locks_dir,
-            discard=discard,
-            delete_branch=delete_branch,
-        )
-        with self.board.db.transaction(write=True) as tx:
+        try:
+            lines = remove(
+                ws.id,
+                ws.container,
+                [checkout_of(r) for r in ws.repos],
+                root=self.root,
+                locks_dir=self.locks_dir,
+                discard=discard,
+                delete_branch=delete_branch,
+                strays=strays,
+            )
+        except RemovalError as exc:
+            self._delete_incomplete(ws, caller, exc, approval_id)
+            done = "; ".join(exc.done) or "nothing removed"
+            raise WorkspaceError(
+                f"{ws.id} is partly deleted ({done}); left: {exc} — run /ws delete {ws.id} "
+                "again to see what is left and finish"
+            ) from None
+        with store.writing(self.board.db, ws.id) as tx:
             store.delete(tx, ws.id)
             approvals.withdraw_pending(tx, ws.id, "the workspace was deleted")
             if tasklink.task_status(tx, ws.task_id) not in (None, "archived", "running"):
@@ -339,6 +361,36 @@ class WorkspaceService(SessionOps):
                 args={"discard": discard, "delete_branch": delete_branch},
             )
         return lines
+
+    def _delete_incomplete(
+        self, ws: Workspace, caller: Caller, exc: RemovalError, approval_id: str | None
+    ) -> None:
+        # The record stays (it is how the next delete finds the rest) and says what happened.
+        with store.writing(self.board.db, ws.id) as tx:
+            store.set_status(tx, ws.id, WorkspaceStatus.FAILED, f"delete incomplete: {exc}")
+            approvals.audit(
+                tx,
+                ws_id=ws.id,
+                op="delete",
+                principal=caller.principal,
+                outcome="partial",
+                detail="; ".join([*exc.done, f"left: {exc}"]),
+                approval_id=approval_id,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class DeletePlan:
+    """What deleting a workspace would lose: per repository, and stray entries beside them."""
+
+    losses: tuple[RepoLoss, ...]
+    strays: tuple[str, ...]
+
+    def loses_work(self, *, delete_branch: bool) -> bool:
+        """Whether anything would be lost (commits on a kept branch are not)."""
+        return bool(self.strays) or any(
+            loss.loses(delete_branch=delete_branch) for loss in self.losses
+        )
 
 
 def _repo_values(repo: Any) -> dict[str, Any]:

@@ -60,7 +60,7 @@ class SessionOps:
         if executor not in self.config.assignees:
             raise ValidationError(f"no agent profile {executor!r}")
         session_id = new_id("sess")
-        with self.board.db.transaction(write=True) as tx:
+        with store.writing(self.board.db, ws.id) as tx:
             store.insert_session(
                 tx,
                 session_id=session_id,
@@ -111,7 +111,7 @@ class SessionOps:
     def use_session(self, ws: Workspace, ref: str) -> Session:
         """Make a session the active one (its history is untouched)."""
         session = self.session_of(ws, ref)
-        with self.board.db.transaction(write=True) as tx:
+        with store.writing(self.board.db, ws.id) as tx:
             store.set_field(tx, ws.id, "active_session_id", session.id)
         return session
 
@@ -136,8 +136,7 @@ class SessionOps:
                 f"session {session.position} talks to {session.executor}, not {executor}; "
                 f"start one with /new-session --executor {executor}"
             )
-        with self.board.db.transaction(write=True) as tx:
-            store.lock(tx, ws.id)
+        with store.writing(self.board.db, ws.id) as tx:
             return turns.request(
                 tx,
                 ws,
@@ -152,22 +151,23 @@ class SessionOps:
         """Stop the running (or waiting) turn; its queue pauses until someone chooses."""
         reason = f"stopped by {caller.name}"
         pid_host: tuple[int | None, str | None] = (None, None)
-        with self.board.db.transaction(write=True) as tx:
-            store.lock(tx, ws.id)
+        with store.writing(self.board.db, ws.id) as tx:
             turn = store.active_turn(tx, ws.id)
             if turn is None:
                 return f"{ws.id}: nothing is running"
+            waiting = len(store.queued(tx, turn.session_id))
+            notice = tasklink.stop_notice(reason, by=caller.name, ws_id=ws.id, queued=waiting)
             current = tasklink.current_run(tx, ws.task_id)
             if current is not None:
                 run_id, pid, host = current
-                tasklink.stop_run(tx, ws.task_id, run_id, reason)
+                tasklink.stop_run(tx, ws.task_id, run_id, notice)
                 pid_host = (pid, host)
             else:
-                tasklink.park(tx, ws.task_id, reason)
+                tasklink.park(tx, ws.task_id, notice)
             store.end_turn(tx, turn.id, TurnStatus.CANCELLED, reason, None)
             store.add_message(tx, turn.session_id, "system", caller.name, reason, turn.id)
             store.set_status(tx, ws.id, WorkspaceStatus.PAUSED, reason)
-            if store.queued(tx, turn.session_id):
+            if waiting:
                 store.set_paused(tx, turn.session_id, reason)
             approvals.audit(
                 tx, ws_id=ws.id, op="stop", principal=caller.principal, outcome="ok", detail=turn.id
@@ -187,8 +187,7 @@ class SessionOps:
 
     def queue_run(self, ws: Workspace, caller: Caller) -> str | None:
         """Resume paused queues and start the next follow-up; returns the started turn."""
-        with self.board.db.transaction(write=True) as tx:
-            store.lock(tx, ws.id)
+        with store.writing(self.board.db, ws.id) as tx:
             for session in store.sessions(tx, ws.id):
                 store.set_paused(tx, session.id, None)
             fresh = store.get(tx, ws.id)
@@ -201,7 +200,7 @@ class SessionOps:
     def queue_clear(self, ws: Workspace, caller: Caller) -> int:
         """Cancel every queued follow-up (each was shown to the chat; none runs)."""
         cleared = 0
-        with self.board.db.transaction(write=True) as tx:
+        with store.writing(self.board.db, ws.id) as tx:
             for session in store.sessions(tx, ws.id):
                 for item in store.queued(tx, session.id):
                     cleared += store.set_queued_state(tx, item.id, "cancelled")
@@ -219,7 +218,7 @@ class SessionOps:
     # -- helpers ----------------------------------------------------------------------------
 
     def _simple(self, ws: Workspace, caller: Caller, op: str, change: Any) -> None:
-        with self.board.db.transaction(write=True) as tx:
+        with store.writing(self.board.db, ws.id) as tx:
             change(tx)
             approvals.audit(tx, ws_id=ws.id, op=op, principal=caller.principal, outcome="ok")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kanban_core.board import events, runs
 from kanban_core.board.domain import EventKind, RunId, RunOutcome, TaskId
 from kanban_core.errors import InvalidTransition
@@ -59,10 +61,10 @@ def reopen_for_turn(tx: Transaction, task_id: TaskId, assignee: str) -> None:
         events.append(tx, task_id, EventKind.REOPENED, {"from": before})
 
 
-def park(tx: Transaction, task_id: TaskId, reason: str) -> bool:
+def park(tx: Transaction, task_id: TaskId, notice: dict[str, Any]) -> bool:
     """Take a not-yet-claimed task out of the ready queue (a stopped pending turn)."""
     if tx.execute(_PARK, {"id": task_id}):
-        events.append(tx, task_id, EventKind.BLOCKED, {"reason": reason, "kind": "human"})
+        events.append(tx, task_id, EventKind.BLOCKED, notice)
         return True
     return False
 
@@ -75,13 +77,28 @@ def current_run(tx: Transaction, task_id: TaskId) -> tuple[RunId, int | None, st
     return RunId(int(row[0])), row[1], row[2]
 
 
-def stop_run(tx: Transaction, task_id: TaskId, run_id: RunId, reason: str) -> bool:
-    """End a running turn's run as cancelled and hold the task for a person; False if it ended."""
+def stop_run(tx: Transaction, task_id: TaskId, run_id: RunId, notice: dict[str, Any]) -> bool:
+    """End a running turn's run as cancelled and hold the task for a person; False if it ended.
+
+    ``notice`` is the blocked event's payload: who stopped it and what the chat may do next.
+    """
     if not tx.execute(_STOP, {"id": task_id, "run_id": run_id}):
         return False
-    runs.close(tx, run_id, RunOutcome.CANCELLED, error=reason)
-    events.append(tx, task_id, EventKind.BLOCKED, {"reason": reason, "kind": "human"}, run_id)
+    runs.close(tx, run_id, RunOutcome.CANCELLED, error=str(notice["reason"]))
+    events.append(tx, task_id, EventKind.BLOCKED, notice, run_id)
     return True
+
+
+def stop_notice(reason: str, *, by: str, ws_id: str, queued: int) -> dict[str, Any]:
+    """The blocked event of a stopped turn: the operator's, with the paused queue's size."""
+    return {
+        "reason": reason,
+        "kind": "human",
+        "by": by,
+        "stopped": True,
+        "workspace": ws_id,
+        "queued": queued,
+    }
 
 
 def run_end(tx: Transaction, run_id: int) -> tuple[str | None, str | None, str | None] | None:

@@ -152,7 +152,7 @@ def begin(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
     except KanbanError as exc:
         # The supervisor records this run's failure next, but the turn was never bound to the
         # run: end it here, or it stays pending for ever and the queue stalls behind it.
-        with board.db.transaction(write=True) as tx:
+        with store.writing(board.db, ws.id) as tx:
             pending = store.active_turn(tx, ws.id)
             if pending is not None and pending.status is TurnStatus.PENDING:
                 reason = f"the workspace could not be prepared: {exc}"
@@ -164,27 +164,16 @@ def begin(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
                     _after_failure(tx, ws, pending, TurnStatus.FAILED, reason, [])
         raise
     heads = _snapshot(ws)
-    with board.db.transaction(write=True) as tx:
+    with store.writing(board.db, ws.id) as tx:
         current = tasklink.current_run(tx, task_id)
         if current is None or current[0] != run_id:
             # A /stop (or a reclaim) ended the run between the claim and this start: no turn.
             raise KanbanError(f"run {run_id} of t{task_id} already ended; no turn started")
         turn = store.active_turn(tx, ws.id)
         if turn is None or turn.status is not TurnStatus.PENDING:
-            # Made ready from the board (an unblock), not by a message: continue the task.
-            session = _active_session(tx, ws)
-            turn_id = new_id("proc")
-            store.insert_turn(
-                tx,
-                turn_id=turn_id,
-                ws=ws,
-                session_id=session.id,
-                prompt=_RESUMED_PROMPT,
-                requested_by="board",
-                source_key=None,
-            )
-            turn = store.turn(tx, turn_id)
-            assert turn is not None
+            # Made ready from the board (an unblock), not by a message: a person's queued
+            # message goes first; only with none does the agent continue the task.
+            turn = _unblocked_turn(tx, ws)
         if not store.start_turn(tx, turn.id, run_id, heads):
             raise KanbanError(f"turn {turn.id} is no longer pending")
         bound = store.session(tx, turn.session_id)
@@ -225,14 +214,17 @@ def finish(board: Kanban, run_id: RunId) -> bool:
         return False
     after = _snapshot(ws)
     alerts = _escapes(ws, turn.before_heads, after)
-    with board.db.transaction(write=True) as tx:
+    with store.writing(board.db, ws.id) as tx:
         return settle_turn(tx, ws, turn, after, alerts)
 
 
 def settle_turn(
     tx: Transaction, ws: Workspace, turn: Turn, after: dict[str, str], alerts: list[str]
 ) -> bool:
-    """Write the turn's end once, from its run's outcome; advance or pause the queue."""
+    """Write the turn's end once, from its run's outcome; advance or pause the queue.
+
+    The caller's transaction holds the workspace row lock (``store.writing``).
+    """
     assert turn.run_id is not None
     ended = tasklink.run_end(tx, turn.run_id)
     if ended is None:
@@ -296,11 +288,8 @@ def settle_all(board: Kanban, *, limit: int = 50) -> int:
         stranded = store.stranded_turns(tx, limit=limit)
         queued_ws = store.workspaces_with_queue(tx)
     for turn in stranded:
-        with board.db.transaction(write=True) as tx:
-            if (
-                not store.lock(tx, turn.workspace_id)
-                or (ws := store.get(tx, turn.workspace_id)) is None
-            ):
+        with store.writing(board.db, turn.workspace_id) as tx:
+            if (ws := store.get(tx, turn.workspace_id)) is None:
                 continue
             reason = "its task left the ready queue before a worker started it"
             if store.end_turn(tx, turn.id, TurnStatus.FAILED, reason, None):
@@ -312,17 +301,51 @@ def settle_all(board: Kanban, *, limit: int = 50) -> int:
         if ws is None:
             continue
         after = _snapshot(ws)
-        with board.db.transaction(write=True) as tx:
+        with store.writing(board.db, ws.id) as tx:
             done += settle_turn(tx, ws, turn, after, _escapes(ws, turn.before_heads, after))
     for ws_id in queued_ws:
-        with board.db.transaction(write=True) as tx:
-            if not store.lock(tx, ws_id) or (ws := store.get(tx, ws_id)) is None:
+        with store.writing(board.db, ws_id) as tx:
+            if (ws := store.get(tx, ws_id)) is None:
                 continue
             done += advance(tx, ws) is not None
     return done
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _unblocked_turn(tx: Transaction, ws: Workspace) -> Turn:
+    """The turn for a task made ready from the board: the oldest queued message, else a resume.
+
+    Unblocking is a person choosing to go on, so a queue paused by a stop or a failure resumes
+    with what they asked for; a synthetic prompt never jumps ahead of it.
+    """
+    sessions = {s.id: s for s in store.sessions(tx, ws.id)}
+    for item in store.queued_in_workspace(tx, ws.id):
+        session = sessions.get(item.session_id)
+        if session is None or not store.set_queued_state(tx, item.id, "started"):
+            continue
+        store.set_paused(tx, session.id, None)
+        prompt, principal, session_id, asked = item.text, item.principal, session.id, True
+        break
+    else:
+        prompt, principal, session_id = _RESUMED_PROMPT, "board", _active_session(tx, ws).id
+        asked = False
+    turn_id = new_id("proc")
+    store.insert_turn(
+        tx,
+        turn_id=turn_id,
+        ws=ws,
+        session_id=session_id,
+        prompt=prompt,
+        requested_by=principal,
+        source_key=None,
+    )
+    if asked:
+        store.add_message(tx, session_id, "user", principal, prompt, turn_id)
+    turn = store.turn(tx, turn_id)
+    assert turn is not None
+    return turn
 
 
 def _active_session(tx: Transaction, ws: Workspace) -> Session:

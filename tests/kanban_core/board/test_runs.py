@@ -498,7 +498,11 @@ def test_operator_block_without_a_reason(board, operator, make_task):
     detail = board.detail(task.id)
     assert detail.task.status is TaskStatus.BLOCKED
     assert detail.comments == ()
-    assert detail.events[-1].payload == {"reason": "blocked by alice", "kind": "human"}
+    assert detail.events[-1].payload == {
+        "reason": "blocked by alice",
+        "kind": "human",
+        "by": "alice",
+    }
 
 
 @pytest.mark.parametrize("state", ["triage", "todo", "ready"])

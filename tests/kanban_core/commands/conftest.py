@@ -38,6 +38,7 @@ def make_ctx(
         interactive: bool = False,
         environ: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = _no_sleep,
+        place: tuple[str, str, str] | None = None,
     ) -> CommandContext:
         def open_board(db_url: str | None) -> Kanban:
             opened.append(db_url)
@@ -49,6 +50,8 @@ def make_ctx(
             environ=dict(environ or {}),
             interactive=interactive,
             sleep=sleep,
+            place=place,
+            principal=None if place is None else f"{place[0]}:1",
         )
 
     return factory

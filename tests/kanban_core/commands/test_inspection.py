@@ -216,6 +216,26 @@ class TestShow:
         assert [e["kind"] for e in result.data["events"]] == ["created", "commented"]
         assert result.data["runs"] == []
 
+    def test_chat_sees_no_server_paths_the_terminal_does(self, run, make_task, tmp_path):
+        from kanban_core.board.domain import WorkspaceKind
+        from kanban_core.board.validation import WorkspaceSpec
+
+        spec = WorkspaceSpec(WorkspaceKind.DIR, str(tmp_path))
+        task = make_task(workspace=spec)
+        chat = ("telegram", "100", "")
+
+        in_chat = run(["show", task.ref], place=chat)
+        in_terminal = run(["show", task.ref])
+        chat_json = run(["show", task.ref, "--json"], place=chat).data["task"]
+        listed = run(["list", "--json"], place=chat).data
+
+        assert facts_of(tables(in_chat)[0])["workspace"] == "dir"
+        assert str(tmp_path) not in output(in_chat)
+        assert facts_of(tables(in_terminal)[0])["workspace"] == f"dir @ {tmp_path}"
+        assert chat_json["workspace_path"] == "(hidden in chat)"
+        assert str(tmp_path) not in str(listed)
+        assert run(["show", task.ref, "--json"]).data["task"]["workspace_path"] == str(tmp_path)
+
     def test_a_missing_task(self, run):
         result = run(["show", "t12"])
 

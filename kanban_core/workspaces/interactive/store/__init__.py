@@ -51,6 +51,7 @@ from kanban_core.workspaces.interactive.store.workspaces import (
     set_field,
     set_pr,
     set_status,
+    writing,
 )
 
 __all__ = [
@@ -95,4 +96,5 @@ __all__ = [
     "turn_by_run",
     "turns_with_ended_runs",
     "workspaces_with_queue",
+    "writing",
 ]

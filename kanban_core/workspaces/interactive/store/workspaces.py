@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from kanban_core.board.domain import TaskId
-from kanban_core.storage import Query, Transaction
+from kanban_core.storage import Database, Query, Transaction
 from kanban_core.workspaces.interactive.records import (
     ChatPlace,
     Workspace,
@@ -135,6 +136,21 @@ def get(tx: Transaction, ws_id: str) -> Workspace | None:
 def lock(tx: Transaction, ws_id: str) -> bool:
     """Lock the workspace row for this transaction (PostgreSQL); False when it does not exist."""
     return tx.fetchone(_LOCK_WS, {"id": ws_id}) is not None
+
+
+@contextmanager
+def writing(db: Database, ws_id: str) -> Iterator[Transaction]:
+    """A write transaction that locks the workspace row before touching anything else.
+
+    The one lock order for every write that changes more than one row of a workspace: the
+    workspace row, then its task and run, then turns, sessions and the queue. Two orders (a
+    stop locking the workspace then the turn, a turn ending the other way round) deadlock on
+    PostgreSQL. A transaction of one statement (an audit line, a PR link) holds nothing
+    while it waits, so it needs no lock first.
+    """
+    with db.transaction(write=True) as tx:
+        lock(tx, ws_id)
+        yield tx
 
 
 def by_task(tx: Transaction, task_id: TaskId) -> Workspace | None:

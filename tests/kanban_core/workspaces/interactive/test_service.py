@@ -12,7 +12,12 @@ from kanban_core.errors import InvalidTransition, KanbanError, ValidationError
 from kanban_core.workspaces.interactive import store
 from kanban_core.workspaces.interactive.approvals import ApprovalRefused
 from kanban_core.workspaces.interactive.layout import MARKER_NAME
-from kanban_core.workspaces.interactive.records import SessionState, TurnStatus, WorkspaceStatus
+from kanban_core.workspaces.interactive.records import (
+    SessionState,
+    TurnStatus,
+    Workspace,
+    WorkspaceStatus,
+)
 from tests.gitrepos import branches, commit, git, worktree_list
 from tests.kanban_core.workspaces.interactive.conftest import Kit, source_state
 
@@ -305,10 +310,99 @@ def test_delete_without_remotes_cannot_verify_pushes(kit: Kit) -> None:
     text = "\n".join(card.lines)
     assert "cannot verify" in text
     assert "1 commit(s) would survive only on the branch" in text
-    assert card.approval.kind.value == "approval"  # the commits are at risk
-    approver = kit.caller("telegram:2", "bob", may_approve=True)
-    kit.flow().decide(approver, card.approval.id, nonce=card.approval.nonce, approve=True)
+    # The branch is kept, so its commits are not lost: the requester's confirmation is enough.
+    assert card.approval.kind.value == "confirm"
+    kit.flow().decide(kit.caller(), card.approval.id, nonce=card.approval.nonce, approve=True)
     assert f"refs/heads/{ws.branch}" in branches(kit.api)  # kept by default
+    assert kit.count("workspaces") == 0
+
+
+def test_deleting_committed_unpushed_work_keeps_the_branch_and_needs_no_approver(kit: Kit) -> None:
+    ws = kit.create(repos=("api",)).workspace
+    kit.run_turn(ws)
+    ws = kit.get(ws)
+    commit(ws.repos[0].worktree, "login.py", "x = 1\n")
+    tip = git(ws.repos[0].worktree, "rev-parse", "HEAD")
+    flow = kit.flow()
+
+    card = flow.request_delete(ws, kit.caller(), delete_branch=False)
+
+    assert any("1 unpushed commit" in line for line in card.lines)
+    assert card.approval.kind.value == "confirm"
+    assert not any("approver" in line for line in card.lines)
+    flow.decide(kit.caller(), card.approval.id, nonce=card.approval.nonce, approve=True)
+    assert not ws.container.exists()
+    assert git(kit.api, "rev-parse", f"refs/heads/{ws.branch}") == tip
+    # deleting the branch too would lose those commits: that still needs an approver
+    again = kit.create("Again", repos=("api",)).workspace
+    kit.run_turn(again)
+    commit(kit.get(again).repos[0].worktree, "more.py", "y = 2\n")
+    card = flow.request_delete(kit.get(again), kit.caller(), delete_branch=True)
+    assert card.approval.kind.value == "approval"
+
+
+def _stray_workspace(kit: Kit) -> Workspace:
+    """Two repositories, and the agent's plan.md and notes/ beside them in the container."""
+    ws = kit.create().workspace
+    kit.run_turn(ws)
+    ws = kit.get(ws)
+    (ws.container / "plan.md").write_text("the plan\n")
+    (ws.container / "notes").mkdir()
+    (ws.container / "notes" / "a.txt").write_text("a\n")
+    return ws
+
+
+def test_delete_reports_files_beside_the_repositories_and_removes_them_once_approved(
+    kit: Kit, tmp_path: Path
+) -> None:
+    ws = _stray_workspace(kit)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("keep\n")
+    (ws.container / "notes" / "link").symlink_to(victim)
+    flow = kit.flow()
+
+    card = flow.request_delete(ws, kit.caller(), delete_branch=False)
+
+    assert any("plan.md" in line and "notes/" in line for line in card.lines), card.lines
+    assert card.approval.kind.value == "approval"
+    assert (ws.container / "plan.md").is_file()  # nothing happens before the decision
+    approver = kit.caller("telegram:2", "bob", may_approve=True)
+    lines = flow.decide(approver, card.approval.id, nonce=card.approval.nonce, approve=True)
+
+    assert not ws.container.exists(), lines
+    assert (victim / "keep.txt").read_text() == "keep\n"
+    assert kit.count("workspaces") == 0
+    for repo in (kit.api, kit.web):
+        assert f"refs/heads/{ws.branch}" in branches(repo)
+
+
+def test_a_delete_that_cannot_finish_leaves_a_state_the_next_delete_completes(kit: Kit) -> None:
+    ws = _stray_workspace(kit)
+    flow = kit.flow()
+    approver = kit.caller("telegram:2", "bob", may_approve=True)
+    card = flow.request_delete(ws, kit.caller(), delete_branch=False)
+    (ws.container / "late.txt").write_text("written after the card\n")  # never shown: kept
+
+    with pytest.raises(KanbanError, match="partly deleted") as info:
+        flow.decide(approver, card.approval.id, nonce=card.approval.nonce, approve=True)
+
+    assert "late.txt" in str(info.value)
+    assert "/ws delete" in str(info.value)
+    assert (ws.container / "late.txt").is_file()
+    assert not (ws.container / "plan.md").exists()  # what was shown and approved is gone
+    assert not any(r.worktree.exists() for r in ws.repos)  # both worktrees are gone
+    left = kit.get(ws)
+    assert left.status is WorkspaceStatus.FAILED
+    assert "delete incomplete" in (left.error or "")
+    assert ("delete", "partial") in kit.audit_ops(ws.id)
+
+    retry = flow.request_delete(left, kit.caller(), delete_branch=False)
+    assert any("late.txt" in line for line in retry.lines), retry.lines
+    flow.decide(approver, retry.approval.id, nonce=retry.approval.nonce, approve=True)
+    assert not ws.container.exists()
+    assert kit.count("workspaces") == 0
+    assert ("delete", "ok") in kit.audit_ops(ws.id)
 
 
 def test_worktree_paths_are_real_directories(kit: Kit) -> None:

@@ -301,6 +301,55 @@ def test_stop_a_running_turn(kit: Kit) -> None:
     assert kit.svc.stop(ws, kit.caller()).endswith("nothing is running")
 
 
+def test_a_stop_is_the_operators_and_names_the_paused_queue(kit: Kit) -> None:
+    ws = kit.create().workspace
+    kit.begin(ws)
+    kit.svc.follow_up(kit.get(ws), kit.caller(), "queued")
+
+    kit.svc.stop(kit.get(ws), kit.caller(name="olga"))
+
+    [blocked] = [e for e in kit.board.detail(ws.task_id).events if e.kind == "blocked"]
+    assert blocked.payload == {
+        "reason": "stopped by olga",
+        "kind": "human",
+        "by": "olga",
+        "stopped": True,
+        "workspace": ws.id,
+        "queued": 1,
+    }
+
+
+def test_unblocking_a_stopped_turn_runs_the_queued_message_not_a_synthetic_one(kit: Kit) -> None:
+    ws = kit.create().workspace
+    kit.begin(ws)
+    kit.svc.follow_up(kit.get(ws), kit.caller(), "write later.py")
+    kit.svc.stop(kit.get(ws), kit.caller())
+
+    kit.board.unblock(Actor("olga"), ws.task_id)
+    claim, context = kit.begin(kit.get(ws))
+
+    assert context.turn.prompt == "write later.py"
+    assert context.turn.requested_by == "alice"
+    assert "write later.py" in context.prompt
+    assert "continue the task" not in context.prompt
+    assert _queued(kit, ws.id) == []
+    assert not _session_paused(kit, context.session.id)
+    assert kit.complete(claim)
+    assert kit.get(ws).status is WorkspaceStatus.READY
+
+
+def test_unblocking_with_nothing_queued_continues_the_task(kit: Kit) -> None:
+    ws = kit.create().workspace
+    kit.begin(ws)
+    kit.svc.stop(kit.get(ws), kit.caller())
+
+    kit.board.unblock(Actor("olga"), ws.task_id)
+    _claim, context = kit.begin(kit.get(ws))
+
+    assert context.turn.requested_by == "board"
+    assert "continue the task" in context.turn.prompt
+
+
 def test_stop_a_pending_turn_parks_the_task(kit: Kit) -> None:
     made = kit.create()
     ws = made.workspace

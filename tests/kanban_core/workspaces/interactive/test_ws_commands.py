@@ -12,7 +12,7 @@ import yaml
 
 from kanban_core import Actor, Kanban
 from kanban_core.commands import CommandContext, CommandResult, run_command
-from kanban_core.commands.result import Text
+from kanban_core.commands.result import Table, Text
 from kanban_core.workspaces.interactive import store
 from kanban_core.workspaces.interactive.records import WorkspaceStatus
 from tests.gitrepos import branches, git, remote_heads
@@ -263,3 +263,68 @@ def test_a_workspace_is_found_by_its_task(chat: Run, kit: Kit) -> None:
     task = kit.get(ws_id).task_id
     for ref in (f"t{task}", f"#{task}", str(task)):
         assert chat("show", ref).data["id"] == ws_id
+
+
+def test_approve_takes_a_short_form_or_nothing_when_one_request_is_open(
+    chat: Run, kit: Kit
+) -> None:
+    ws_id = chat("new", "Add login", "--repo", "api").data["workspace"]
+    kit.run_turn(kit.get(ws_id))
+    wt = kit.get(ws_id).repos[0].worktree
+    assert "no pending request in this chat" in chat("approve").errors[0]
+
+    (wt / "a.py").write_text("a = 1\n")
+    first = chat("commit", "add a")
+    approval = first.data["approval"]
+    tail = approval.rsplit("-", 1)[1]
+    assert f"/approve {tail}" in text(first)
+    # the only open request in this chat: a bare /approve is enough
+    assert text(chat("approve")).startswith("committed ")
+
+    (wt / "b.py").write_text("b = 1\n")
+    second = chat("commit", "add b").data["approval"]
+    delete = chat("delete").data["approval"]
+    ambiguous = chat("approve")
+    assert ambiguous.exit_code != 0
+    message = ambiguous.errors[0]
+    assert "2 requests are open in this chat, say which" in message
+    assert f"/approve {second.rsplit('-', 1)[1]} (commit on {ws_id})" in message
+    assert f"/approve {delete.rsplit('-', 1)[1]} (delete on {ws_id})" in message
+    assert "no pending request matching 'zzz'" in chat("approve", "zzz").errors[0]
+    assert kit.count("approvals", "status = 'pending'") == 2  # refusals decided nothing
+
+    # the last digits of the id, or its last part, name one
+    digits = second.split("-")[1][-4:]
+    assert text(chat("deny", delete.rsplit("-", 1)[1])).startswith("delete cancelled")
+    assert text(chat("approve", digits)).startswith("committed ")
+    assert kit.count("approvals", "status = 'pending'") == 0
+
+
+def test_ws_show_keeps_the_audit_offers_json_and_hides_paths_from_chat(
+    cli: Run, chat: Run, kit: Kit
+) -> None:
+    ws_id = chat("new", "Add login", "--repo", "api").data["workspace"]
+    for n in range(8):
+        assert chat("rename", f"name {n}").exit_code == 0
+    worktree = str(kit.get(ws_id).repos[0].worktree)
+
+    shown = chat("show")
+    [audit] = [t for t in shown.blocks if isinstance(t, Table) and t.columns[0] == "WHEN"]
+    assert len(audit.rows) == 9  # create and every rename: more than the old five
+    assert worktree not in text(shown)
+    assert "WORKTREE" not in str(shown.blocks)
+    few = chat("show", "--audit", "3")
+    assert "the newest 3 of 9 audit rows" in text(few)
+    assert "--audit takes a number" in chat("show", "--audit", "0").errors[0]
+
+    as_json = chat("show", "--json")
+    assert as_json.as_json
+    data = as_json.data
+    assert data["id"] == ws_id
+    assert data["audit_total"] == 9
+    assert [row["op"] for row in data["audit"]][:2] == ["rename", "rename"]
+    assert data["audit"][-1]["op"] == "create"
+    assert data["sessions"][0]["active"] is True
+    assert worktree not in str(data)
+    assert cli("show", ws_id, "--json").data["repos"][0]["worktree"] == worktree
+    assert "WORKTREE" in str(cli("show", ws_id).blocks)

@@ -1,0 +1,150 @@
+"""``ws show``: one workspace in full — repos, sessions, the queue, requests and its audit."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kanban_core.commands.context import CommandContext
+from kanban_core.commands.result import CommandResult, Heading, Table, Text
+from kanban_core.commands.workspace_access import ago, service, workspace, ws_json
+from kanban_core.workspaces.interactive.records import Workspace
+
+AUDIT_SHOWN = 20
+AUDIT_MAX = 500
+
+
+def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``ws show``."""
+    svc = service(ctx)
+    ws = workspace(ctx, args, svc)
+    from kanban_core.workspaces.interactive import approvals, store
+    from kanban_core.workspaces.interactive.repair import checkout_of
+    from kanban_core.workspaces.interactive.worktree_set import repo_health
+
+    with svc.board.db.transaction(write=False) as tx:
+        active = store.active_turn(tx, ws.id)
+        waiting = store.queued_in_workspace(tx, ws.id)
+        pending = approvals.pending(tx, ws.id)
+        audit = approvals.audit_rows(tx, ws.id, limit=args.audit)
+        audit_total = approvals.audit_count(tx, ws.id)
+    paths = not ctx.from_chat
+    sessions = svc.sessions(ws)
+    if args.json:
+        return CommandResult(
+            data=ws_json(ws)
+            | {
+                "error": named(ws.error, ws, paths=paths),
+                "health": {r.slug: repo_health(checkout_of(r)) for r in ws.repos},
+                "sessions": [
+                    {
+                        "position": s.position,
+                        "id": s.id,
+                        "name": s.name,
+                        "agent": s.executor,
+                        "state": state.value,
+                        "messages": count,
+                        "active": s.id == ws.active_session_id,
+                    }
+                    for s, state, count in sessions
+                ],
+                "turn": None
+                if active is None
+                else {"id": active.id, "status": active.status.value, "prompt": active.prompt},
+                "queued": [{"session": q.session_id, "text": q.text} for q in waiting],
+                "pending": [
+                    {"id": a.id, "kind": a.kind.value, "op": a.op, "by": a.requester_name}
+                    for a in pending
+                ],
+                "audit": [audit_json(row, ws, paths=paths) for row in audit],
+                "audit_total": audit_total,
+            },
+            as_json=True,
+        )
+    blocks: list[Any] = [
+        Heading(f"{ws.id} — {ws.name}"),
+        Text(
+            f"status {ws.shown_status}{' (pinned)' if ws.pinned else ''}; task t{ws.task_id}; "
+            f"branch {ws.branch}; agent {ws.executor}; active repo {ws.active_repo or 'all'}"
+            + (f"\nlast error: {named(ws.error, ws, paths=paths)}" if ws.error else "")
+        ),
+        Table(
+            ("REPO", "BRANCH", "BASE", "HEALTH", "PR", *(("WORKTREE",) if paths else ())),
+            tuple(
+                (
+                    r.slug + ("" if r.enabled else " (off)"),
+                    r.branch,
+                    r.base_ref,
+                    repo_health(checkout_of(r)),
+                    r.pr_url or "-",
+                    *((str(r.worktree),) if paths else ()),
+                )
+                for r in ws.repos
+            ),
+        ),
+        Table(
+            ("SESSION", "NAME", "AGENT", "STATE", "MESSAGES"),
+            tuple(
+                (
+                    ("▶ " if s.id == ws.active_session_id else "") + str(s.position),
+                    s.name or "-",
+                    s.executor,
+                    state.value,
+                    str(count),
+                )
+                for s, state, count in sessions
+            ),
+        ),
+    ]
+    if active is not None:
+        blocks.append(Text(f"turn {active.id} {active.status.value}: {active.prompt[:200]}"))
+    if waiting:
+        blocks.append(Text(f"{len(waiting)} queued follow-up(s) (/queue)"))
+    blocks += [Text(f"pending {a.kind.value} {a.id}: {a.op}") for a in pending]
+    if audit:
+        blocks.append(
+            Table(
+                ("WHEN", "REPO", "OP", "WHO", "OUTCOME"),
+                tuple((ago(row[0]), row[1] or "-", row[2], row[3], row[5]) for row in audit),
+            )
+        )
+        if audit_total > len(audit):
+            blocks.append(
+                Text(
+                    f"the newest {len(audit)} of {audit_total} audit rows "
+                    f"(--audit N for more, --json for details)"
+                )
+            )
+    return CommandResult(blocks=tuple(blocks), data=ws_json(ws))
+
+
+def audit_count(value: str) -> int:
+    """``--audit N``: 1 to AUDIT_MAX rows."""
+    if not value.isdigit() or not 1 <= int(value) <= AUDIT_MAX:
+        raise argparse.ArgumentTypeError(f"--audit takes a number from 1 to {AUDIT_MAX}")
+    return int(value)
+
+
+def named(text: str | None, ws: Workspace, *, paths: bool) -> str | None:
+    """``text`` with the workspace's own paths replaced by names, unless paths may be shown."""
+    if not text or paths:
+        return text
+    # Audit details and errors name worktrees and the workspace folder; chat sees names only.
+    for repo in ws.repos:
+        text = text.replace(str(repo.worktree), f"<{repo.slug}>")
+        text = text.replace(str(repo.source), f"<{repo.slug} checkout>")
+    return text.replace(str(ws.container), f"<{ws.id}>")
+
+
+def audit_json(row: Any, ws: Workspace, *, paths: bool) -> dict[str, Any]:
+    """One audit row in ``--json``; for chat, paths in its detail become names."""
+    detail = named(row[6], ws, paths=paths)
+    return {
+        "at": row[0] / 1000,
+        "repo": row[1],
+        "op": row[2],
+        "by": row[3],
+        "approval": row[4],
+        "outcome": row[5],
+        "detail": detail,
+    }
