@@ -75,9 +75,7 @@ def test_chat_directories_are_named_absolute_paths(tmp_path):
         "docs": __import__("pathlib").Path("/srv/docs")
     }
     bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        "workspaces:\n  dirs:\n    Bad Name: /x\n    rel: here\n    up: /srv/../etc\n"
-    )
+    bad.write_text("workspaces:\n  dirs:\n    Bad Name: /x\n    rel: here\n    up: /srv/../etc\n")
     with pytest.raises(ValidationError) as info:
         load_config(bad, {})
     for key in ("workspaces.dirs.Bad Name", "workspaces.dirs.rel", "workspaces.dirs.up"):
