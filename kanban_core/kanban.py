@@ -246,17 +246,16 @@ class Kanban:
     def block(self, actor: Actor, task_id: TaskId, reason: str | None) -> Task:
         """Block a task for a human; the reason is kept as a comment and on the run."""
         runs.check_scope(actor.run, task_id)
-        text = clean_optional(reason, field="reason", max_bytes=MAX_COMMENT_BYTES)
-        if text is None:
-            if actor.run is not None:
-                raise ValidationError("a worker must say why it is blocked")
-            text = f"blocked by {actor.name}"
-        else:
-            text = text.strip()
+        given = clean_optional(reason, field="reason", max_bytes=MAX_COMMENT_BYTES)
+        if given is None and actor.run is not None:
+            raise ValidationError("a worker must say why it is blocked")
+        text = given or f"blocked by {actor.name}"
         with self.db.transaction(write=True) as tx:
-            if reason:
-                tasks.comment(tx, task_id, self._author(tx, actor), f"BLOCKED: {text}")
-            return runs.block(tx, task_id, proof=actor.run, reason=text)
+            if given is not None:
+                tasks.comment(tx, task_id, self._author(tx, actor), f"BLOCKED: {given}")
+            return runs.block(
+                tx, task_id, proof=actor.run, reason=text, reason_given=given is not None
+            )
 
     def unblock(self, actor: Actor, task_id: TaskId, reason: str | None = None) -> Task:
         """Lift a block: ready, or todo while parents are unfinished."""

@@ -280,8 +280,14 @@ def block(
     proof: RunProof | None,
     reason: str,
     kind: BlockKind = BlockKind.HUMAN,
+    reason_given: bool = True,
 ) -> Task:
-    """Park a task for a human; only an explicit unblock lifts it."""
+    """Park a task for a human; only an explicit unblock lifts it.
+
+    The reason is kept on the run: the open one is closed with it, and a task blocked before
+    any claim gets a zero-length closed run, as a completion's handoff does — unless the reason
+    is only the default one (``reason_given=False``).
+    """
     params: dict[str, Any]
     if proof is not None:
         params = _fence_params(task_id, proof) | {"block_kind": kind.value}
@@ -298,12 +304,15 @@ def block(
         if row is None:
             raise InvalidTransition(f"{format_task_id(task_id)} changed meanwhile; try again")
     assert row is not None
+    task = task_from_row(row)
+    outcome = RunOutcome.GAVE_UP if kind is BlockKind.GAVE_UP else RunOutcome.BLOCKED
     if run_id is not None:
-        outcome = RunOutcome.GAVE_UP if kind is BlockKind.GAVE_UP else RunOutcome.BLOCKED
         close(tx, run_id, outcome, summary=reason)
+    elif reason_given:
+        run_id = _synthetic_run(tx, task, outcome, reason, None)
     event = EventKind.GAVE_UP if kind is BlockKind.GAVE_UP else EventKind.BLOCKED
     events.append(tx, task_id, event, {"reason": reason, "kind": kind.value}, run_id)
-    return task_from_row(row)
+    return task
 
 
 def unblock(tx: Transaction, task_id: TaskId) -> Task:
@@ -379,7 +388,8 @@ def check_scope(proof: RunProof | None, task_id: TaskId) -> None:
 def _synthetic_run(
     tx: Transaction, task: Task, outcome: RunOutcome, summary: str | None, metadata: str | None
 ) -> RunId:
-    # A handoff given on a never-claimed task still gets a (zero-length) run, so it is not lost.
+    # A handoff or a block reason given on a never-claimed task still gets a (zero-length) run,
+    # so it is not lost.
     attempt = tx.scalar(_BUMP_ATTEMPTS, {"id": task.id})
     return RunId(
         tx.scalar(
