@@ -1280,6 +1280,10 @@ def test_malformed_durations_metadata_and_workspaces_are_usage_errors(sqlite_cli
             ("{'single': 'quotes'}", "not valid JSON"),
             ("null", "must be a JSON object"),
             ("3", "must be a JSON object"),
+            # 60 KB of nesting, under the size limit: one line, not the decoder's recursion.
+            ("[" * 30_000 + "]" * 30_000, "nested too deeply"),
+            ('{"a": ' + "[" * 33 + "]" * 33 + "}", "nested too deeply"),
+            ("[" * 60_000, "nested too deeply"),
         )
     ]
     problems = cli.refusal_problems(cases)

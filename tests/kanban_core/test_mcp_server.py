@@ -351,11 +351,20 @@ async def test_a_stale_run_changes_nothing(kanban, server_env, server_log):
     assert (task.status, task.current_run_id) == (TaskStatus.RUNNING, retry.run_id)
 
 
+def _deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"k": value}
+    return value
+
+
 MALFORMED: list[tuple[str, dict[str, Any], str]] = [
     ("kanban_complete", {"summary": "s", "metadata": [1, 2]}, "metadata must be a JSON object"),
     ("kanban_complete", {"summary": "s", "metadata": 5}, "metadata must be a JSON object"),
     ("kanban_complete", {"summary": "s", "metadata": "{oops"}, "not valid JSON"),
     ("kanban_complete", {"summary": "s", "metadata": "[1]"}, "must be a JSON object"),
+    ("kanban_complete", {"summary": "s", "metadata": _deep(40)}, "nested too deeply"),
+    ("kanban_complete", {"summary": "s", "metadata": "[" * 30_000}, "nested too deeply"),
     ("kanban_complete", {"summary": 42}, "summary must be a string"),
     ("kanban_show", {"task_id": "banana"}, "not a task id"),
     ("kanban_show", {"task_id": 1}, "task_id must be a string"),
