@@ -23,6 +23,7 @@ from kanban_core.domain import (
     parse_task_id,
 )
 from kanban_core.errors import (
+    BoardNotFound,
     InvalidTransition,
     KanbanError,
     PermissionDenied,
@@ -39,6 +40,7 @@ from kanban_core.settings import KernelSettings
 __all__ = [
     "Actor",
     "BlockKind",
+    "BoardNotFound",
     "BoardStats",
     "Claim",
     "Comment",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import enum
 from collections.abc import Iterable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from kanban_core import (
@@ -38,6 +40,7 @@ from kanban_core.domain import (
 )
 from kanban_core.errors import PermissionDenied, ValidationError
 from kanban_core.recovery import FailurePolicy, FailureVerdict, OverdueRun
+from kanban_core.rows import event_from_row
 from kanban_core.settings import KernelSettings
 from kanban_core.storage import Database, Transaction
 from kanban_core.storage.migrate import ensure_schema
@@ -62,6 +65,18 @@ _MAX_PLATFORM_CHARS = 32
 _MAX_RETENTION_DAYS = 36_500
 
 
+class OnMissing(enum.Enum):
+    """What opening a board does when there is none where the settings point."""
+
+    #: Reads: BoardNotFound, naming where it looked. Nothing is created.
+    REFUSE = "refuse"
+    #: A writing verb's first use: the board file, and the board's home directory, but no
+    #: other missing directory (that is a mistyped path).
+    CREATE = "create"
+    #: ``init`` and the gateway's first start: the board and whatever directories it needs.
+    CREATE_ANYWHERE = "create_anywhere"
+
+
 class Kanban:
     """A board. Every method is one transaction; reads never write."""
 
@@ -70,11 +85,19 @@ class Kanban:
         self.settings = settings
 
     @classmethod
-    def open(cls, settings: KernelSettings) -> Kanban:
-        """Open (creating or upgrading the schema if needed) the board the settings point at."""
+    def open(
+        cls, settings: KernelSettings, *, on_missing: OnMissing = OnMissing.CREATE_ANYWHERE
+    ) -> Kanban:
+        """Open the board the settings point at, upgrading its schema if needed; whether a
+        missing board is created is ``on_missing``'s choice."""
         db = Database(settings.db_url, synchronous=settings.synchronous)
         try:
-            ensure_schema(db)
+            ensure_schema(
+                db,
+                create=on_missing is not OnMissing.REFUSE,
+                make_dirs=on_missing is OnMissing.CREATE_ANYWHERE
+                or (db.sqlite_path is not None and Path(db.sqlite_path).parent == settings.home),
+            )
         except BaseException:
             db.close()
             raise
@@ -477,16 +500,17 @@ class Kanban:
 
     def max_event_id(self) -> int:
         """The newest event id."""
-        with self.db.transaction(write=False, single=True) as tx:
-            return reads.max_event_id(tx)
+        return reads.max_event_id_of(self.db.read(reads.MAX_EVENT))
 
     def events_after(
         self, after: int, *, task_id: TaskId | None = None, limit: int = 200
     ) -> builtins.list[Event]:
         """Events newer than a cursor."""
-        with self.db.transaction(write=False, single=task_id is None) as tx:
-            if task_id is not None:
-                links.status_of(tx, task_id)
+        if task_id is None:  # a poller's call, often empty: one statement
+            rows = self.db.read(reads.EVENTS_AFTER, {"after": after, "limit": limit})
+            return [event_from_row(row) for row in rows]
+        with self.db.transaction(write=False) as tx:
+            links.status_of(tx, task_id)
             return reads.events_after(tx, after, task_id=task_id, limit=limit)
 
     def recent_events(

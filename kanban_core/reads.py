@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kanban_core.domain import (
     BoardStats,
@@ -55,8 +55,8 @@ _OLDEST_READY = Query(
     "oldest_ready", "SELECT min(created_ms), {now} FROM tasks WHERE status = 'ready'"
 )
 _NOW = Query("db_now", "SELECT {now}")
-_MAX_EVENT = Query("max_event_id", "SELECT COALESCE(max(id), 0) FROM task_events")
-_EVENTS_AFTER = Query(
+MAX_EVENT = Query("max_event_id", "SELECT COALESCE(max(id), 0) FROM task_events")
+EVENTS_AFTER = Query(
     "events_after",
     f"SELECT {EVENT_COLUMNS} FROM task_events WHERE id > :after ORDER BY id LIMIT :limit",
 )
@@ -164,8 +164,9 @@ def list_tasks(tx: Transaction, flt: TaskFilter) -> list[Task]:
     return [task_from_row(row) for row in tx.fetchall(query, _params(flt))]
 
 
-def detail(tx: Transaction, task_id: TaskId) -> TaskDetail:
-    """Everything about one task, read in one transaction."""
+def detail(tx: Transaction, task_id: TaskId, *, with_events: bool = True) -> TaskDetail:
+    """Everything about one task, read in one transaction (``with_events=False``: all but its
+    event log, which is the bulk of a long-lived task and what a worker's context omits)."""
     task = get(tx, task_id)
     params = {"id": task_id}
     lease = task.lease_expires_ms
@@ -178,7 +179,9 @@ def detail(tx: Transaction, task_id: TaskId) -> TaskDetail:
         parents=tuple(TaskId(r[0]) for r in tx.fetchall(_PARENTS, params)),
         children=tuple(TaskId(r[0]) for r in tx.fetchall(_CHILDREN, params)),
         comments=tuple(comment_from_row(r) for r in tx.fetchall(_COMMENTS, params)),
-        events=tuple(event_from_row(r) for r in tx.fetchall(_EVENTS, params)),
+        events=tuple(event_from_row(r) for r in tx.fetchall(_EVENTS, params))
+        if with_events
+        else (),
         runs=runs,
     )
 
@@ -214,7 +217,12 @@ def now_ms(tx: Transaction) -> int:
 
 def max_event_id(tx: Transaction) -> int:
     """The newest event id (0 on an empty board): the cursor a live follower starts from."""
-    return int(tx.scalar(_MAX_EVENT))
+    return int(tx.scalar(MAX_EVENT))
+
+
+def max_event_id_of(rows: list[tuple[Any, ...]]) -> int:
+    """max_event_id from the rows of MAX_EVENT read on their own (``Database.read``)."""
+    return int(rows[0][0])
 
 
 def events_after(
@@ -222,7 +230,7 @@ def events_after(
 ) -> list[Event]:
     """Events with id greater than the cursor, oldest first."""
     if task_id is None:
-        rows = tx.fetchall(_EVENTS_AFTER, {"after": after, "limit": limit})
+        rows = tx.fetchall(EVENTS_AFTER, {"after": after, "limit": limit})
     else:
         rows = tx.fetchall(_TASK_EVENTS_AFTER, {"task_id": task_id, "after": after, "limit": limit})
     return [event_from_row(row) for row in rows]

@@ -27,6 +27,7 @@ from kanban_core.commands.context import CommandContext
 from kanban_core.commands.parser import CommandParser
 from kanban_core.commands.result import CommandResult, Text
 from kanban_core.errors import HelpRequested, KanbanError, UsageError
+from kanban_core.kanban import OnMissing
 
 __all__ = [
     "CommandContext",
@@ -103,6 +104,7 @@ def run_command(
             raise HelpRequested(tree.format_help())
         if getattr(args, "db", None):
             ctx.db_url = args.db
+        ctx.on_missing = getattr(args, "on_missing", OnMissing.REFUSE)
         result: CommandResult = args.handler(ctx, args)
     except HelpRequested as exc:
         return CommandResult(blocks=(Text(exc.text.rstrip()),))

@@ -3,3 +3,5 @@
 #: Every revision this version of the code knows, oldest first; the last one is the head.
 REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 HEAD = REVISIONS[-1]
+#: The head as SQLite's ``user_version`` stamps it: its position in REVISIONS, counted from 1.
+HEAD_NUMBER = len(REVISIONS)
