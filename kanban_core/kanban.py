@@ -479,10 +479,10 @@ class Kanban:
         with self.db.transaction(write=False) as tx:
             return reads.list_summaries(tx, flt or reads.TaskFilter())
 
-    def detail(self, task_id: TaskId) -> TaskDetail:
-        """Everything about one task."""
+    def detail(self, task_id: TaskId, *, event_limit: int | None = None) -> TaskDetail:
+        """Everything about one task (only its newest ``event_limit`` events, if given)."""
         with self.db.transaction(write=False) as tx:
-            return reads.detail(tx, task_id)
+            return reads.detail(tx, task_id, event_limit=event_limit)
 
     def runs(self, task_id: TaskId) -> builtins.list[Run]:
         """A task's attempts."""

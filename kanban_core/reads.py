@@ -42,6 +42,7 @@ _COMMENTS = Query(
 _EVENTS = Query(
     "task_events", f"SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id = :id ORDER BY id"
 )
+_EVENT_COUNT = Query("task_event_count", "SELECT count(*) FROM task_events WHERE task_id = :id")
 _RUNS = Query("task_runs", f"SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id = :id ORDER BY id")
 _LEASE = Query("task_lease", "SELECT lease_expires_ms FROM tasks WHERE id = :id")
 # One pass over the table for both tallies: no index holds every task's status (each one would
@@ -164,12 +165,14 @@ def list_tasks(tx: Transaction, flt: TaskFilter) -> list[Task]:
     return [task_from_row(row) for row in tx.fetchall(query, _params(flt))]
 
 
-def detail(tx: Transaction, task_id: TaskId, *, with_events: bool = True) -> TaskDetail:
-    """Everything about one task, read in one transaction (``with_events=False``: all but its
-    event log, which is the bulk of a long-lived task and what a worker's context omits)."""
+def detail(tx: Transaction, task_id: TaskId, *, event_limit: int | None = None) -> TaskDetail:
+    """Everything about one task, read in one transaction. ``event_limit`` keeps only the
+    newest events (0: none): the event log is the bulk of a long-lived task, and a worker's
+    context shows none of it."""
     task = get(tx, task_id)
     params = {"id": task_id}
     lease = task.lease_expires_ms
+    events = _events_of(tx, task_id, event_limit)
     runs = tuple(
         run_from_row(row, lease if row[0] == task.current_run_id else None)
         for row in tx.fetchall(_RUNS, params)
@@ -179,11 +182,19 @@ def detail(tx: Transaction, task_id: TaskId, *, with_events: bool = True) -> Tas
         parents=tuple(TaskId(r[0]) for r in tx.fetchall(_PARENTS, params)),
         children=tuple(TaskId(r[0]) for r in tx.fetchall(_CHILDREN, params)),
         comments=tuple(comment_from_row(r) for r in tx.fetchall(_COMMENTS, params)),
-        events=tuple(event_from_row(r) for r in tx.fetchall(_EVENTS, params))
-        if with_events
-        else (),
+        events=events,
         runs=runs,
+        event_count=len(events) if event_limit is None else int(tx.scalar(_EVENT_COUNT, params)),
     )
+
+
+def _events_of(tx: Transaction, task_id: TaskId, limit: int | None) -> tuple[Event, ...]:
+    if limit is None:
+        return tuple(event_from_row(r) for r in tx.fetchall(_EVENTS, {"id": task_id}))
+    if limit <= 0:
+        return ()
+    rows = tx.fetchall(_TASK_EVENTS_TAIL, {"task_id": task_id, "limit": limit})
+    return tuple(event_from_row(r) for r in reversed(rows))
 
 
 def runs_of(tx: Transaction, task_id: TaskId) -> list[Run]:

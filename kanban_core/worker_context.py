@@ -43,8 +43,8 @@ def build(board: Kanban, task_id: TaskId) -> str:
     # One read transaction, and no event log: the context shows none of it, and a long-lived
     # task's events would be most of what is read and decoded.
     with board.db.transaction(write=False) as tx:
-        detail = reads.detail(tx, task_id, with_events=False)
-        parents = [reads.detail(tx, p, with_events=False) for p in detail.parents]
+        detail = reads.detail(tx, task_id, event_limit=0)
+        parents = [reads.detail(tx, p, event_limit=0) for p in detail.parents]
         peers = (
             tx.fetchall(
                 _PEER_WORK,

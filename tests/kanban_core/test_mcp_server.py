@@ -438,7 +438,7 @@ def test_incomplete_worker_credentials_refuse_to_start(settings):
 def test_an_unexpected_failure_is_logged_not_shown(kanban, claim, monkeypatch, caplog):
     from kanban_core.mcp_server import BoardTools
 
-    def broken(task_id: TaskId) -> None:
+    def broken(task_id: TaskId, **options: Any) -> None:
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(kanban, "detail", broken)
@@ -455,7 +455,7 @@ def test_the_mcp_verb_is_local_only():
     assert "mcp" not in build_parser(local_verbs=False).verb_parsers
 
 
-def test_other_verbs_never_import_the_sdk(settings):
+def test_other_verbs_never_import_the_sdk(settings, kanban):
     probe = (
         "import sys\n"
         "from kanban_core.cli import main\n"
@@ -465,7 +465,11 @@ def test_other_verbs_never_import_the_sdk(settings):
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
-        env={"PATH": os.environ.get("PATH", ""), "KANBAN_HOME": str(settings.home)},
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "KANBAN_HOME": str(settings.home),
+            "KANBAN_DB_URL": settings.db_url,  # the board the kanban fixture made
+        },
         cwd=ROOT,
         capture_output=True,
         text=True,
