@@ -66,18 +66,17 @@ def big_board(backend: Backend, sizes: Sizes, log: Progress) -> dict[str, float]
             f"{backend.name}: built {seeded.tasks:,} tasks, {seeded.events:,} events in "
             f"{time.perf_counter() - start:.1f}s ({_mix_text(seeded.counts)})"
         )
-        assert seeded.show_task is not None
+        show_task = seeded.show_task
+        assert show_task is not None
         with backend.open(url) as board:
             _check_board(board, sizes.big_board, sizes.big_todo)
-            events = len(board.detail(seeded.show_task).events)
+            events = len(board.detail(show_task).events)
             if events != sizes.show_events:
                 raise RuntimeError(f"the show task has {events} events, not {sizes.show_events}")
-            log(f"{backend.name}: show {format_task_id(seeded.show_task)} ({events:,} events)")
-            show = command_time(
-                board, ["show", format_task_id(seeded.show_task)], sizes.show_repeats
-            )
+            log(f"{backend.name}: show {format_task_id(show_task)} ({events:,} events)")
+            show = command_time(board, ["show", format_task_id(show_task)], sizes.show_repeats)
             context = per_call(
-                lambda: worker_context.build(board, seeded.show_task),
+                lambda: worker_context.build(board, show_task),
                 calls=1,
                 repeats=sizes.show_repeats,
                 warmup=2,
