@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import cases, contention, dispatching, gateway_bench
+from benchmarks import cases, contention, dispatching, gateway_bench, opening
 from benchmarks.backends import Backend, PostgresBackend, SqliteBackend
 from benchmarks.report import (
     Metric,
@@ -56,6 +56,12 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_least(2_000, "≥ 2,000/s"),
         ),
         Metric(
+            "cycles_promote",
+            f"claim→complete, {big}, each completion promoting a waiting child",
+            per_second,
+            at_least(2_000, "≥ 2,000/s"),
+        ),
+        Metric(
             "list",
             f"`list` in-process, {sizes.list_board:,}-task board (rendered)",
             milliseconds,
@@ -68,10 +74,40 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_most(0.010, "≤ 10 ms"),
         ),
         Metric(
+            "context",
+            f"worker context of a task with {sizes.show_events:,} events, {big}",
+            milliseconds,
+            at_most(0.003, "≤ 3.0 ms"),
+        ),
+        Metric(
             "poll",
             f"empty event poll (events_after), {sizes.events:,} events",
             microseconds,
             at_most(50e-6, "≤ 50 µs"),
+        ),
+        Metric(
+            "poll_raw",
+            "… the reference's poll (raw sqlite3, one SELECT), same log",
+            microseconds,
+            target_text="recorded",
+        ),
+        Metric(
+            "open",
+            "open and close a board, as each command does (`Kanban.open` + close)",
+            microseconds,
+            target_text="< next row",
+        ),
+        Metric(
+            "open_raw",
+            "… the reference's connect() + close (raw sqlite3, its pragmas), same board",
+            microseconds,
+            target_text="recorded",
+        ),
+        Metric(
+            "first_call",
+            "first `kanban create` in a fresh home (the board created): wall",
+            seconds,
+            at_most(0.36, "≤ 0.36 s"),
         ),
         Metric(
             "cli_wall",
@@ -174,10 +210,15 @@ class Run:
         """Every measurement, cheapest first."""
         b, s, log = self.backend, self.sizes, self.log
         self.measure(["cli_wall", "cli_rss"], lambda: cases.cli_list(b, s, log))
+        self.measure(["first_call"], lambda: [opening.first_call(b, s, log)])
+        self.measure(["open", "open_raw"], lambda: list(opening.open_close(b, s, log)))
         self.measure(["cycles_fresh"], lambda: [cases.fresh_cycles(b, s, log)])
         self.measure(["list"], lambda: [cases.list_time(b, s, log)])
-        self.measure(["show", "cycles_big"], lambda: _pair(cases.big_board(b, s, log)))
-        self.measure(["poll"], lambda: [cases.poll_time(b, s, log)])
+        self.measure(
+            ["show", "cycles_big", "context", "cycles_promote"],
+            lambda: _big_board(cases.big_board(b, s, log)),
+        )
+        self.measure(["poll", "poll_raw"], lambda: list(cases.poll_time(b, s, log)))
         self.measure(["claims_parallel", "claims_ok"], self._contention)
         self.measure(
             ["pass_idle", "pass_spawn10", "promotion"],
@@ -202,8 +243,8 @@ def _triple(values: dict[str, float]) -> list[Value]:
     return [values["pass_idle"], values["pass_spawn10"], values["promotion"]]
 
 
-def _pair(values: dict[str, float]) -> list[Value]:
-    return [values["show"], values["cycles_big"]]
+def _big_board(values: dict[str, float]) -> list[Value]:
+    return [values["show"], values["cycles_big"], values["context"], values["cycles_promote"]]
 
 
 def machine_info(sizes: Sizes, backends: Sequence[str], load_at_start: str) -> list[str]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from kanban_core import Kanban, KernelSettings
+from kanban_core.board.kanban import OnMissing
 from kanban_core.storage import Database
 from kanban_core.storage.migrate import ensure_schema
 
@@ -58,6 +59,16 @@ class Backend(abc.ABC):
     def open(self, url: str) -> Kanban:
         """Open a board through the facade, as the CLI and the gateway do."""
         return Kanban.open(self.settings(url))
+
+    def open_settings(self, settings: KernelSettings) -> Kanban:
+        """Open an existing board as a reading command does (nothing is ever created)."""
+        return Kanban.open(settings, on_missing=OnMissing.REFUSE)
+
+    @abc.abstractmethod
+    @contextmanager
+    def empty_board(self) -> Iterator[str | None]:
+        """An empty database for a first call to set up: None on SQLite (the home's default
+        file, not there yet), a new database with no schema on PostgreSQL."""
 
     @contextmanager
     def board(self) -> Iterator[str]:
@@ -103,6 +114,11 @@ class SqliteBackend(Backend):
         for suffix in ("", "-wal", "-shm", ".init.lock"):
             Path(path + suffix).unlink(missing_ok=True)
 
+    @contextmanager
+    def empty_board(self) -> Iterator[str | None]:
+        """No URL: the first call creates ``$KANBAN_HOME/kanban.db``."""
+        yield None
+
     def close(self) -> None:
         """Nothing to release: the files go with the temporary directory."""
 
@@ -141,6 +157,17 @@ class PostgresBackend(Backend):
         name = f"{self._prefix}_{self._count}"
         self._create(name, self._template)
         return self._url_for(name)
+
+    @contextmanager
+    def empty_board(self) -> Iterator[str | None]:
+        """A new database without a schema, dropped afterwards."""
+        self._count += 1
+        name = f"{self._prefix}_empty_{self._count}"
+        self._create(name, None)
+        try:
+            yield self._url_for(name)
+        finally:
+            self._drop(name)
 
     def drop_board(self, url: str) -> None:
         """Drop the database (disconnecting anything left on it)."""

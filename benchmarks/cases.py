@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,9 +14,10 @@ from benchmarks.backends import Backend
 from benchmarks.seed import BoardMix, add_events, seed_board
 from benchmarks.sizes import Sizes
 from benchmarks.timing import Progress, median, per_call
-from kanban_core import Actor, Kanban, format_task_id
+from kanban_core import Actor, Kanban, TaskId, format_task_id
 from kanban_core.commands import CommandContext, run_command
 from kanban_core.commands.render import render_blocks
+from kanban_core.dispatch import worker_context
 from kanban_core.storage import Query
 
 OPERATOR = Actor(name="bench-operator")
@@ -24,9 +26,9 @@ _COUNT_STATUS = Query("bench_count_status", "SELECT count(*) FROM tasks WHERE st
 _COUNT_TASKS = Query("bench_count_tasks", "SELECT count(*) FROM tasks")
 
 
-def cycle(board: Kanban) -> None:
+def cycle(board: Kanban, task_id: TaskId | None = None) -> None:
     """One claim→complete cycle, as a worker does it: claim as operator, complete with proof."""
-    claim = board.claim(OPERATOR, None, ttl_s=TTL_S)
+    claim = board.claim(OPERATOR, task_id, ttl_s=TTL_S)
     if claim is None:
         raise RuntimeError("nothing ready to claim")
     board.complete(Actor(name="bench-worker", run=claim.proof), claim.task.id)
@@ -65,20 +67,51 @@ def big_board(backend: Backend, sizes: Sizes, log: Progress) -> dict[str, float]
             f"{backend.name}: built {seeded.tasks:,} tasks, {seeded.events:,} events in "
             f"{time.perf_counter() - start:.1f}s ({_mix_text(seeded.counts)})"
         )
-        assert seeded.show_task is not None
+        show_task = seeded.show_task
+        assert show_task is not None
         with backend.open(url) as board:
             _check_board(board, sizes.big_board, sizes.big_todo)
-            events = len(board.detail(seeded.show_task).events)
+            events = len(board.detail(show_task).events)
             if events != sizes.show_events:
                 raise RuntimeError(f"the show task has {events} events, not {sizes.show_events}")
-            log(f"{backend.name}: show {format_task_id(seeded.show_task)} ({events:,} events)")
-            show = command_time(
-                board, ["show", format_task_id(seeded.show_task)], sizes.show_repeats
+            log(f"{backend.name}: show {format_task_id(show_task)} ({events:,} events)")
+            show = command_time(board, ["show", format_task_id(show_task)], sizes.show_repeats)
+            context = per_call(
+                lambda: worker_context.build(board, show_task),
+                calls=1,
+                repeats=sizes.show_repeats,
+                warmup=2,
             )
             log(f"{backend.name}: claim→complete with {sizes.big_todo:,} tasks waiting in todo")
             rate = cycle_rate(board, sizes)
+            log(f"{backend.name}: claim→complete, each completion promoting a waiting child")
+            promoting = promoting_cycle_rate(board, sizes)
             _check_board(board, None, sizes.big_todo)
-    return {"show": show, "cycles_big": rate}
+    return {"show": show, "cycles_big": rate, "context": context, "cycles_promote": promoting}
+
+
+def promoting_cycle_rate(board: Kanban, sizes: Sizes) -> float:
+    """Median cycles/s where every completion promotes a waiting child: each batch is a chain
+    (every task the child of the one before), claimed and completed link by link."""
+    rates: list[float] = []
+    for batch in range(sizes.cycle_batches + 1):  # batch 0 warms up
+        chain = [board.create(OPERATOR, title=f"chain {batch}.0").task.id]
+        for i in range(1, sizes.cycle_batch + 1):
+            parent = chain[-1]
+            chain.append(
+                board.create(OPERATOR, title=f"chain {batch}.{i}", parents=[parent]).task.id
+            )
+        start = time.perf_counter()
+        for task_id in chain[:-1]:
+            claim = board.claim(OPERATOR, task_id, ttl_s=TTL_S)
+            if claim is None:
+                raise RuntimeError(f"{format_task_id(task_id)} was not promoted")
+            board.complete(Actor(name="bench-worker", run=claim.proof), task_id)
+        elapsed = time.perf_counter() - start
+        if batch:
+            rates.append(sizes.cycle_batch / elapsed)
+        cycle(board, chain[-1])  # the chain's end, promoted by the last completion
+    return median(rates)
 
 
 def list_time(backend: Backend, sizes: Sizes, log: Progress) -> float:
@@ -106,8 +139,9 @@ def command_time(board: Kanban, argv: list[str], repeats: int) -> float:
     return per_call(once, calls=1, repeats=repeats, warmup=2)
 
 
-def poll_time(backend: Backend, sizes: Sizes, log: Progress) -> float:
-    """Measurement 5: an empty ``events_after(max_id)`` poll on a big event log."""
+def poll_time(backend: Backend, sizes: Sizes, log: Progress) -> tuple[float, float | str]:
+    """Measurement 5: an empty ``events_after(max_id)`` poll on a big event log; beside it the
+    reference's raw-sqlite3 poll of the same log."""
     tasks = max(1_000, sizes.events // 100)
     with backend.board() as url:
         log(f"{backend.name}: building a {sizes.events:,}-event log")
@@ -122,19 +156,34 @@ def poll_time(backend: Backend, sizes: Sizes, log: Progress) -> float:
                 if board.events_after(newest):
                     raise RuntimeError("the poll was not empty")
 
-            return per_call(poll, calls=sizes.poll_calls, repeats=sizes.poll_repeats)
+            ours = per_call(poll, calls=sizes.poll_calls, repeats=sizes.poll_repeats)
+        if backend.name != "SQLite":
+            return ours, "n/a (SQLite only)"
+        # The reference's poll: a raw sqlite3 connection, row factory, one SELECT.
+        connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            connection.row_factory = sqlite3.Row
+
+            def raw_poll() -> None:
+                query = "SELECT * FROM task_events WHERE id > ? ORDER BY id LIMIT ?"
+                if connection.execute(query, (newest, 200)).fetchall():
+                    raise RuntimeError("the poll was not empty")
+
+            raw = per_call(raw_poll, calls=sizes.poll_calls, repeats=sizes.poll_repeats)
+        finally:
+            connection.close()
+        return ours, raw
 
 
 def cli_list(backend: Backend, sizes: Sizes, log: Progress) -> tuple[float, float]:
     """Measurement 6: ``kanban list`` as a whole process on an empty board: wall s, peak RSS B."""
     with backend.board() as url:
         log(f"{backend.name}: `kanban list` subprocess x{sizes.cli_runs}")
-        env = {key: value for key, value in os.environ.items() if not key.startswith("KANBAN_")}
-        env |= {"KANBAN_HOME": str(backend.home), "KANBAN_DB_URL": url, "KANBAN_USER": "bench"}
+        env = {"KANBAN_HOME": str(backend.home), "KANBAN_DB_URL": url, "KANBAN_USER": "bench"}
         walls: list[float] = []
         peaks: list[float] = []
         for run in range(sizes.cli_runs + 1):  # run 0 warms the page cache
-            wall, peak = _run_cli([*_kanban_command(), "list"], env)
+            wall, peak = run_cli([*kanban_command(), "list"], env, expect="no matching tasks")
             if run:
                 walls.append(wall)
                 peaks.append(peak)
@@ -155,18 +204,20 @@ print(json.dumps([wall, peak, done.returncode, done.stdout, done.stderr]))
 """
 
 
-def _run_cli(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (bytes) of one ``kanban`` process, measured by a launcher."""
+def run_cli(argv: list[str], env: dict[str, str], *, expect: str) -> tuple[float, float]:
+    """Wall seconds and peak RSS (bytes) of one ``kanban`` process, measured by a launcher;
+    its output must contain ``expect``. ``env`` adds to the environment without KANBAN_*."""
+    base = {key: value for key, value in os.environ.items() if not key.startswith("KANBAN_")}
     launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, *argv]
-    done = subprocess.run(launcher, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(launcher, env=base | env, capture_output=True, text=True, check=True)
     wall, peak, code, out, err = json.loads(done.stdout)
-    if code != 0 or "no matching tasks" not in out:
-        raise RuntimeError(f"kanban list failed ({code}): {err.strip() or out.strip()}")
+    if code != 0 or expect not in out:
+        raise RuntimeError(f"{' '.join(argv[1:])} failed ({code}): {err.strip() or out.strip()}")
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux, bytes on macOS
     return float(wall), float(peak * scale)
 
 
-def _kanban_command() -> list[str]:
+def kanban_command() -> list[str]:
     """The installed ``kanban`` console script next to this interpreter, else ``-m``."""
     script = Path(sys.executable).parent / "kanban"
     if script.exists():

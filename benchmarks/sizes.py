@@ -26,8 +26,11 @@ class Sizes:
     events: int
     poll_calls: int
     poll_repeats: int
-    #: ``kanban list`` subprocess runs (after one untimed warm-up run).
+    #: ``kanban list`` subprocess runs (after one untimed warm-up run); also the runs of the
+    #: first call in a fresh home.
     cli_runs: int
+    #: Opens and closes of a board per sample (samples: poll_repeats).
+    open_calls: int
     #: Concurrent claimers: ready tasks, processes, repetitions.
     contention_tasks: int
     contention_workers: int
@@ -61,6 +64,7 @@ class Sizes:
             poll_calls=2_000,
             poll_repeats=9,
             cli_runs=7,
+            open_calls=1_000,
             contention_tasks=10_000,
             contention_workers=4,
             contention_reps=20,
@@ -90,6 +94,7 @@ class Sizes:
             poll_calls=1_000,
             poll_repeats=5,
             cli_runs=3,
+            open_calls=300,
             contention_tasks=1_000,
             contention_workers=4,
             contention_reps=3,

@@ -25,6 +25,7 @@ from kanban_core.board.domain import (
 from kanban_core.board.kanban import Kanban
 from kanban_core.board.reads import TaskFilter
 from kanban_core.errors import (
+    BoardNotFound,
     InvalidTransition,
     KanbanError,
     PermissionDenied,
@@ -39,6 +40,7 @@ from kanban_core.settings import KernelSettings
 __all__ = [
     "Actor",
     "BlockKind",
+    "BoardNotFound",
     "BoardStats",
     "Claim",
     "Comment",

@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None, *, extra: Sequence[Callable[[Any], N
     boards: list[Kanban] = []
 
     def open_board(db_url: str | None) -> Kanban:
-        board = Kanban.open(KernelSettings.from_environ(environ, db_url=db_url))
+        settings = KernelSettings.from_environ(environ, db_url=db_url)
+        board = Kanban.open(settings, on_missing=ctx.on_missing)
         boards.append(board)
         return board
 

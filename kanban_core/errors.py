@@ -9,6 +9,7 @@ KanbanError                 refused or invalid; exit code 1, message shown to th
  ├── StaleRun               a worker write names a run that is not the task's current one
  ├── PermissionDenied       the caller's identity may not do this
  └── StorageError           the database is unreachable, locked for too long or too new
+      └── BoardNotFound     no board where the settings point (only creating verbs make one)
 """
 
 from __future__ import annotations
@@ -65,3 +66,7 @@ class PermissionDenied(KanbanError):
 
 class StorageError(KanbanError):
     """The database cannot be used (unreachable, corrupt, or from a newer version)."""
+
+
+class BoardNotFound(StorageError):
+    """There is no board where the settings point (reads never create one)."""

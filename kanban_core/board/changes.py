@@ -31,8 +31,7 @@ class ChangeWatch:
         """True when something may have changed since the previous call (the first: True)."""
         if self._db.dialect == "postgresql":
             return self._announced()
-        with self._db.transaction(write=False, single=True) as tx:
-            newest = reads.max_event_id(tx)
+        newest = reads.max_event_id_of(self._db.read(reads.MAX_EVENT))
         changed, self._newest = newest != self._newest, newest
         return changed
 

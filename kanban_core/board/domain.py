@@ -344,6 +344,8 @@ class TaskDetail:
     comments: tuple[Comment, ...]
     events: tuple[Event, ...]
     runs: tuple[Run, ...]
+    #: How many events the task has (``events`` may hold only the newest of them).
+    event_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import enum
 from collections.abc import Iterable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kanban_core.board import (
@@ -37,6 +39,7 @@ from kanban_core.board.domain import (
     format_task_id,
 )
 from kanban_core.board.recovery import FailurePolicy, FailureVerdict, OverdueRun
+from kanban_core.board.rows import event_from_row
 from kanban_core.board.validation import (
     MAX_BODY_BYTES,
     MAX_COMMENT_BYTES,
@@ -65,6 +68,18 @@ _MAX_PLATFORM_CHARS = 32
 _MAX_RETENTION_DAYS = 36_500
 
 
+class OnMissing(enum.Enum):
+    """What opening a board does when there is none where the settings point."""
+
+    #: Reads: BoardNotFound, naming where it looked. Nothing is created.
+    REFUSE = "refuse"
+    #: A writing verb's first use: the board file, and the board's home directory, but no
+    #: other missing directory (that is a mistyped path).
+    CREATE = "create"
+    #: ``init`` and the gateway's first start: the board and whatever directories it needs.
+    CREATE_ANYWHERE = "create_anywhere"
+
+
 class Kanban:
     """A board. Every method is one transaction; reads never write."""
 
@@ -73,11 +88,19 @@ class Kanban:
         self.settings = settings
 
     @classmethod
-    def open(cls, settings: KernelSettings) -> Kanban:
-        """Open (creating or upgrading the schema if needed) the board the settings point at."""
+    def open(
+        cls, settings: KernelSettings, *, on_missing: OnMissing = OnMissing.CREATE_ANYWHERE
+    ) -> Kanban:
+        """Open the board the settings point at, upgrading its schema if needed; whether a
+        missing board is created is ``on_missing``'s choice."""
         db = Database(settings.db_url, synchronous=settings.synchronous)
         try:
-            ensure_schema(db)
+            ensure_schema(
+                db,
+                create=on_missing is not OnMissing.REFUSE,
+                make_dirs=on_missing is OnMissing.CREATE_ANYWHERE
+                or (db.sqlite_path is not None and Path(db.sqlite_path).parent == settings.home),
+            )
         except BaseException:
             db.close()
             raise
@@ -249,18 +272,17 @@ class Kanban:
     def block(self, actor: Actor, task_id: TaskId, reason: str | None) -> Task:
         """Block a task for a human; the reason is kept as a comment and on the run."""
         runs.check_scope(actor.run, task_id)
-        text = clean_optional(reason, field="reason", max_bytes=MAX_COMMENT_BYTES)
-        if text is None:
-            if actor.run is not None:
-                raise ValidationError("a worker must say why it is blocked")
-            text = f"blocked by {actor.name}"
-        else:
-            text = text.strip()
+        given = clean_optional(reason, field="reason", max_bytes=MAX_COMMENT_BYTES)
+        if given is None and actor.run is not None:
+            raise ValidationError("a worker must say why it is blocked")
+        text = given or f"blocked by {actor.name}"
         with self.db.transaction(write=True) as tx:
-            if reason:
-                tasks.comment(tx, task_id, self._author(tx, actor), f"BLOCKED: {text}")
+            if given is not None:
+                tasks.comment(tx, task_id, self._author(tx, actor), f"BLOCKED: {given}")
             by = None if actor.run is not None else actor.name
-            return runs.block(tx, task_id, proof=actor.run, reason=text, by=by)
+            return runs.block(
+                tx, task_id, proof=actor.run, reason=text, by=by, reason_given=given is not None
+            )
 
     def unblock(self, actor: Actor, task_id: TaskId, reason: str | None = None) -> Task:
         """Lift a block: ready, or todo while parents are unfinished."""
@@ -466,10 +488,10 @@ class Kanban:
         with self.db.transaction(write=False) as tx:
             return reads.list_summaries(tx, flt or reads.TaskFilter())
 
-    def detail(self, task_id: TaskId) -> TaskDetail:
-        """Everything about one task."""
+    def detail(self, task_id: TaskId, *, event_limit: int | None = None) -> TaskDetail:
+        """Everything about one task (only its newest ``event_limit`` events, if given)."""
         with self.db.transaction(write=False) as tx:
-            return reads.detail(tx, task_id)
+            return reads.detail(tx, task_id, event_limit=event_limit)
 
     def runs(self, task_id: TaskId) -> builtins.list[Run]:
         """A task's attempts."""
@@ -487,16 +509,17 @@ class Kanban:
 
     def max_event_id(self) -> int:
         """The newest event id."""
-        with self.db.transaction(write=False, single=True) as tx:
-            return reads.max_event_id(tx)
+        return reads.max_event_id_of(self.db.read(reads.MAX_EVENT))
 
     def events_after(
         self, after: int, *, task_id: TaskId | None = None, limit: int = 200
     ) -> builtins.list[Event]:
         """Events newer than a cursor."""
-        with self.db.transaction(write=False, single=task_id is None) as tx:
-            if task_id is not None:
-                links.status_of(tx, task_id)
+        if task_id is None:  # a poller's call, often empty: one statement
+            rows = self.db.read(reads.EVENTS_AFTER, {"after": after, "limit": limit})
+            return [event_from_row(row) for row in rows]
+        with self.db.transaction(write=False) as tx:
+            links.status_of(tx, task_id)
             return reads.events_after(tx, after, task_id=task_id, limit=limit)
 
     def recent_events(

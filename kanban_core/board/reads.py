@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kanban_core.board.domain import (
     BoardStats,
@@ -42,6 +42,7 @@ _COMMENTS = Query(
 _EVENTS = Query(
     "task_events", f"SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id = :id ORDER BY id"
 )
+_EVENT_COUNT = Query("task_event_count", "SELECT count(*) FROM task_events WHERE task_id = :id")
 _RUNS = Query("task_runs", f"SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id = :id ORDER BY id")
 _LEASE = Query("task_lease", "SELECT lease_expires_ms FROM tasks WHERE id = :id")
 # One pass over the table for both tallies: no index holds every task's status (each one would
@@ -55,8 +56,8 @@ _OLDEST_READY = Query(
     "oldest_ready", "SELECT min(created_ms), {now} FROM tasks WHERE status = 'ready'"
 )
 _NOW = Query("db_now", "SELECT {now}")
-_MAX_EVENT = Query("max_event_id", "SELECT COALESCE(max(id), 0) FROM task_events")
-_EVENTS_AFTER = Query(
+MAX_EVENT = Query("max_event_id", "SELECT COALESCE(max(id), 0) FROM task_events")
+EVENTS_AFTER = Query(
     "events_after",
     f"SELECT {EVENT_COLUMNS} FROM task_events WHERE id > :after ORDER BY id LIMIT :limit",
 )
@@ -164,11 +165,14 @@ def list_tasks(tx: Transaction, flt: TaskFilter) -> list[Task]:
     return [task_from_row(row) for row in tx.fetchall(query, _params(flt))]
 
 
-def detail(tx: Transaction, task_id: TaskId) -> TaskDetail:
-    """Everything about one task, read in one transaction."""
+def detail(tx: Transaction, task_id: TaskId, *, event_limit: int | None = None) -> TaskDetail:
+    """Everything about one task, read in one transaction. ``event_limit`` keeps only the
+    newest events (0: none): the event log is the bulk of a long-lived task, and a worker's
+    context shows none of it."""
     task = get(tx, task_id)
     params = {"id": task_id}
     lease = task.lease_expires_ms
+    events = _events_of(tx, task_id, event_limit)
     runs = tuple(
         run_from_row(row, lease if row[0] == task.current_run_id else None)
         for row in tx.fetchall(_RUNS, params)
@@ -178,9 +182,19 @@ def detail(tx: Transaction, task_id: TaskId) -> TaskDetail:
         parents=tuple(TaskId(r[0]) for r in tx.fetchall(_PARENTS, params)),
         children=tuple(TaskId(r[0]) for r in tx.fetchall(_CHILDREN, params)),
         comments=tuple(comment_from_row(r) for r in tx.fetchall(_COMMENTS, params)),
-        events=tuple(event_from_row(r) for r in tx.fetchall(_EVENTS, params)),
+        events=events,
         runs=runs,
+        event_count=len(events) if event_limit is None else int(tx.scalar(_EVENT_COUNT, params)),
     )
+
+
+def _events_of(tx: Transaction, task_id: TaskId, limit: int | None) -> tuple[Event, ...]:
+    if limit is None:
+        return tuple(event_from_row(r) for r in tx.fetchall(_EVENTS, {"id": task_id}))
+    if limit <= 0:
+        return ()
+    rows = tx.fetchall(_TASK_EVENTS_TAIL, {"task_id": task_id, "limit": limit})
+    return tuple(event_from_row(r) for r in reversed(rows))
 
 
 def runs_of(tx: Transaction, task_id: TaskId) -> list[Run]:
@@ -214,7 +228,12 @@ def now_ms(tx: Transaction) -> int:
 
 def max_event_id(tx: Transaction) -> int:
     """The newest event id (0 on an empty board): the cursor a live follower starts from."""
-    return int(tx.scalar(_MAX_EVENT))
+    return int(tx.scalar(MAX_EVENT))
+
+
+def max_event_id_of(rows: list[tuple[Any, ...]]) -> int:
+    """max_event_id from the rows of MAX_EVENT read on their own (``Database.read``)."""
+    return int(rows[0][0])
 
 
 def events_after(
@@ -222,7 +241,7 @@ def events_after(
 ) -> list[Event]:
     """Events with id greater than the cursor, oldest first."""
     if task_id is None:
-        rows = tx.fetchall(_EVENTS_AFTER, {"after": after, "limit": limit})
+        rows = tx.fetchall(EVENTS_AFTER, {"after": after, "limit": limit})
     else:
         rows = tx.fetchall(_TASK_EVENTS_AFTER, {"task_id": task_id, "after": after, "limit": limit})
     return [event_from_row(row) for row in rows]

@@ -281,10 +281,14 @@ def block(
     reason: str,
     kind: BlockKind = BlockKind.HUMAN,
     by: str | None = None,
+    reason_given: bool = True,
 ) -> Task:
     """Park a task for a human; only an explicit unblock lifts it.
 
-    ``by`` names the person who blocked it (an operator, not the task's agent).
+    ``by`` names the person who blocked it (an operator, not the task's agent). The reason is
+    kept on the run: the open one is closed with it, and a task blocked before any claim gets a
+    zero-length closed run, as a completion's handoff does — unless the reason is only the
+    default one (``reason_given=False``).
     """
     params: dict[str, Any]
     if proof is not None:
@@ -302,15 +306,18 @@ def block(
         if row is None:
             raise InvalidTransition(f"{format_task_id(task_id)} changed meanwhile; try again")
     assert row is not None
+    task = task_from_row(row)
+    outcome = RunOutcome.GAVE_UP if kind is BlockKind.GAVE_UP else RunOutcome.BLOCKED
     if run_id is not None:
-        outcome = RunOutcome.GAVE_UP if kind is BlockKind.GAVE_UP else RunOutcome.BLOCKED
         close(tx, run_id, outcome, summary=reason)
+    elif reason_given:
+        run_id = _synthetic_run(tx, task, outcome, reason, None)
     event = EventKind.GAVE_UP if kind is BlockKind.GAVE_UP else EventKind.BLOCKED
     payload: dict[str, Any] = {"reason": reason, "kind": kind.value}
     if by is not None:
         payload["by"] = by
     events.append(tx, task_id, event, payload, run_id)
-    return task_from_row(row)
+    return task
 
 
 def unblock(tx: Transaction, task_id: TaskId) -> Task:
@@ -386,7 +393,8 @@ def check_scope(proof: RunProof | None, task_id: TaskId) -> None:
 def _synthetic_run(
     tx: Transaction, task: Task, outcome: RunOutcome, summary: str | None, metadata: str | None
 ) -> RunId:
-    # A handoff given on a never-claimed task still gets a (zero-length) run, so it is not lost.
+    # A handoff or a block reason given on a never-claimed task still gets a (zero-length) run,
+    # so it is not lost.
     attempt = tx.scalar(_BUMP_ATTEMPTS, {"id": task.id})
     return RunId(
         tx.scalar(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -18,6 +19,10 @@ MAX_BODY_BYTES = 256 * 1024
 MAX_COMMENT_BYTES = 64 * 1024
 MAX_SUMMARY_BYTES = 64 * 1024
 MAX_METADATA_BYTES = 64 * 1024
+#: Metadata records facts about the work, not a data structure: 32 levels is far more than a
+#: handoff needs, and the bound keeps a pasted ``[[[[…`` from exhausting the parser's stack
+#: (CPython's JSON decoder recurses once per level).
+MAX_METADATA_DEPTH = 32
 MAX_NAME_CHARS = 64
 MAX_IDEMPOTENCY_KEY_CHARS = 200
 
@@ -26,6 +31,9 @@ MAX_IDEMPOTENCY_KEY_CHARS = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]")
 _NAME = re.compile(r"^[\w][\w.@:+-]*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+_TOO_DEEP = f"metadata is nested too deeply (the limit is {MAX_METADATA_DEPTH} levels)"
 
 
 def clean_text(value: str, *, field: str, max_bytes: int, allow_empty: bool = False) -> str:
@@ -127,6 +135,9 @@ def parse_metadata(value: str | None) -> dict[str, Any] | None:
         return None
     if len(value.encode("utf-8", errors="surrogatepass")) > MAX_METADATA_BYTES:
         raise ValidationError(f"metadata is too large (the limit is {MAX_METADATA_BYTES} bytes)")
+    # Measured before parsing: the decoder would recurse once per level and overflow.
+    if json_text_depth(value) > MAX_METADATA_DEPTH:
+        raise ValidationError(_TOO_DEEP)
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as exc:
@@ -144,6 +155,9 @@ def check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise ValidationError("metadata must be a JSON object")
+    # Before encoding: json.dumps recurses per level (and a self-reference never ends).
+    if value_depth_exceeds(value, MAX_METADATA_DEPTH):
+        raise ValidationError(_TOO_DEEP)
     try:
         encoded = json.dumps(value)
     except (TypeError, ValueError) as exc:
@@ -151,6 +165,36 @@ def check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if len(encoded) > MAX_METADATA_BYTES:
         raise ValidationError(f"metadata is too large (the limit is {MAX_METADATA_BYTES} bytes)")
     return value
+
+
+def json_text_depth(text: str) -> int:
+    """How deeply arrays and objects nest in a JSON text, counted without parsing it."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def value_depth_exceeds(value: object, limit: int) -> bool:
+    """True when dicts and lists nest more than ``limit`` levels (walked without recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children: Iterable[object]
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from kanban_core.board.kanban import OnMissing
 from kanban_core.commands import (
     admin,
     authoring,
@@ -127,6 +128,7 @@ def run_command(
             raise HelpRequested(tree.format_help())
         if getattr(args, "db", None):
             ctx.db_url = args.db
+        ctx.on_missing = getattr(args, "on_missing", OnMissing.REFUSE)
         result: CommandResult = args.handler(ctx, args)
     except HelpRequested as exc:
         return CommandResult(blocks=(Text(exc.text.rstrip()),))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kanban_core.board.kanban import OnMissing
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, text
 
@@ -16,7 +17,7 @@ def register(sub: Any) -> None:
         help="create the board (safe to repeat)",
         description="Create the board's database, or upgrade it; safe to repeat.",
     )
-    p.set_defaults(handler=init)
+    p.set_defaults(handler=init, on_missing=OnMissing.CREATE_ANYWHERE)
 
     p = sub.add_parser(
         "gc",

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from kanban_core.board.domain import format_task_id
+from kanban_core.board.kanban import OnMissing
 from kanban_core.commands import argtypes, chat_paths
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, Text, text
@@ -61,7 +62,8 @@ def register(sub: Any) -> None:
         help="a skill the worker must load (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="print the task as JSON")
-    p.set_defaults(handler=create)
+    # The first task may create the board (in its home; a mistyped directory is refused).
+    p.set_defaults(handler=create, on_missing=OnMissing.CREATE)
 
     p = sub.add_parser(
         "edit",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kanban_core.board.domain import Actor, TaskId, parse_task_id
-from kanban_core.board.kanban import Kanban
+from kanban_core.board.kanban import Kanban, OnMissing
 from kanban_core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -24,7 +24,8 @@ class CommandContext:
 
     ``open_board`` is called at most once per command, only by handlers that need the board (so
     ``--help`` and usage errors never touch the database); it receives the ``--db`` URL given
-    on the command line, if any.
+    on the command line, if any, and honours ``on_missing``: reads never create a board, only
+    the verbs that declare it (``init``, ``create``) may.
     """
 
     actor: Actor
@@ -34,6 +35,8 @@ class CommandContext:
     interactive: bool = True
     sleep: Callable[[float], None] = time.sleep
     db_url: str | None = None
+    #: Set from the verb before its handler runs.
+    on_missing: OnMissing = OnMissing.REFUSE
     #: The gateway passes its long-lived dispatcher; the CLI makes one per command.
     dispatcher: Dispatcher | None = None
     #: Chat identity and place (set by the gateway from the platform, never from arguments):

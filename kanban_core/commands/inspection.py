@@ -93,7 +93,8 @@ def list_tasks(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``show``."""
-    detail = ctx.board().detail(args.task_id)
+    # Text shows only the newest events: the rest of a long log is neither read nor decoded.
+    detail = ctx.board().detail(args.task_id, event_limit=None if args.json else SHOW_EVENTS)
     if args.json:
         return CommandResult(
             data={
@@ -156,7 +157,7 @@ def _show_blocks(detail: TaskDetail, *, paths: bool) -> list[Block]:
         blocks.append(Heading(f"Runs ({len(detail.runs)})"))
         blocks += _run_lines(detail)
     shown = detail.events[-SHOW_EVENTS:]
-    blocks.append(Heading(f"Events (last {len(shown)} of {len(detail.events)})"))
+    blocks.append(Heading(f"Events (last {len(shown)} of {detail.event_count})"))
     blocks += [Text(event_line(e)) for e in shown]
     return blocks
 

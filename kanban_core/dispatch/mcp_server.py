@@ -257,13 +257,13 @@ class BoardTools:
         raise ValidationError("task_id is required (this server has no task of its own)")
 
     def _show(self, args: _Args) -> Payload:
-        detail = self.board.detail(self._own_task(args))
+        detail = self.board.detail(self._own_task(args), event_limit=SHOW_EVENTS)
         return {
             "task": detail.task.to_json(),
             "parents": [format_task_id(p) for p in detail.parents],
             "children": [format_task_id(c) for c in detail.children],
             "comments": [c.to_json() for c in detail.comments],
-            "events": [e.to_json() for e in detail.events[-SHOW_EVENTS:]],
+            "events": [e.to_json() for e in detail.events],
             "runs": [r.to_json() for r in detail.runs],
         }
 

@@ -64,7 +64,7 @@ class WorkerSpec:
             raw["first_turn_args"] = tuple(raw.get("first_turn_args", ()))
             raw["resume_args"] = tuple(raw.get("resume_args", ()))
             return cls(**raw)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
             raise KanbanError(f"malformed worker spec: {exc}") from None
 
     def profile(self) -> AssigneeProfile:

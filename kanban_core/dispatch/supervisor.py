@@ -32,7 +32,7 @@ from kanban_core.board.domain import (
     TaskStatus,
     WorkspaceKind,
 )
-from kanban_core.board.kanban import Kanban
+from kanban_core.board.kanban import Kanban, OnMissing
 from kanban_core.board.recovery import FailurePolicy
 from kanban_core.dispatch.logs import log_path, tail
 from kanban_core.dispatch.spawn import SUPERVISOR_TOKEN_ENV, WorkerSpec
@@ -85,7 +85,8 @@ class Supervisor:
     def run(self) -> int:
         """Supervise the attempt; returns the process exit code."""
         settings = KernelSettings(home=self.home, db_url=self.spec.db_url)
-        with Kanban.open(settings) as board:
+        # The run's board exists; a vanished one is an error, never a new empty board.
+        with Kanban.open(settings, on_missing=OnMissing.REFUSE) as board:
             task = board.get(self.proof.task_id)
             if task.status is not TaskStatus.RUNNING or task.current_run_id != self.proof.run_id:
                 self.note(f"run r{self.spec.run_id} is no longer current; nothing to do")

@@ -11,7 +11,15 @@ import datetime as dt
 import json
 from typing import Any
 
-from kanban_core.board.domain import Run, RunOutcome, TaskId, TaskStatus, format_task_id
+from kanban_core.board import reads
+from kanban_core.board.domain import (
+    Run,
+    RunOutcome,
+    TaskDetail,
+    TaskId,
+    TaskStatus,
+    format_task_id,
+)
 from kanban_core.board.kanban import Kanban
 from kanban_core.storage import Query
 
@@ -32,7 +40,19 @@ _PEER_WORK = Query(
 
 def build(board: Kanban, task_id: TaskId) -> str:
     """The worker context of a task, as Markdown."""
-    detail = board.detail(task_id)
+    # One read transaction, and no event log: the context shows none of it, and a long-lived
+    # task's events would be most of what is read and decoded.
+    with board.db.transaction(write=False) as tx:
+        detail = reads.detail(tx, task_id, event_limit=0)
+        parents = [reads.detail(tx, p, event_limit=0) for p in detail.parents]
+        peers = (
+            tx.fetchall(
+                _PEER_WORK,
+                {"profile": detail.task.assignee, "task_id": task_id, "limit": PEER_RUNS_SHOWN},
+            )
+            if detail.task.assignee
+            else []
+        )
     task = detail.task
     lines = [f"# Kanban task {task.ref}: {task.title}", ""]
     lines.append(f"Assignee: {task.assignee or '(unassigned)'}")
@@ -48,9 +68,9 @@ def build(board: Kanban, task_id: TaskId) -> str:
         lines.append(f"Max runtime: {task.max_runtime_s}s")
     lines += ["", "## Body", "", cap(task.body or "(no body)", BODY_CAP)]
     lines += _attempts([r for r in detail.runs if r.ended_ms is not None])
-    lines += _parents(board, detail.parents)
+    lines += _parents(parents)
     if task.assignee:
-        lines += _peer_work(board, task_id, task.assignee)
+        lines += _peer_work(peers, task.assignee)
     if detail.comments:
         shown = detail.comments[-COMMENTS_SHOWN:]
         lines += ["", "## Comment thread", ""]
@@ -83,9 +103,8 @@ def _attempts(closed: list[Run]) -> list[str]:
     return lines
 
 
-def _parents(board: Kanban, parents: tuple[TaskId, ...]) -> list[str]:
-    done = [board.detail(p) for p in parents]
-    done = [d for d in done if d.task.status is TaskStatus.DONE]
+def _parents(parents: list[TaskDetail]) -> list[str]:
+    done = [d for d in parents if d.task.status is TaskStatus.DONE]
     if not done:
         return []
     lines = ["", "## Parent task results", ""]
@@ -100,10 +119,7 @@ def _parents(board: Kanban, parents: tuple[TaskId, ...]) -> list[str]:
     return lines
 
 
-def _peer_work(board: Kanban, task_id: TaskId, assignee: str) -> list[str]:
-    params = {"profile": assignee, "task_id": task_id, "limit": PEER_RUNS_SHOWN}
-    with board.db.transaction(write=False) as tx:
-        rows = tx.fetchall(_PEER_WORK, params)
+def _peer_work(rows: list[tuple[Any, ...]], assignee: str) -> list[str]:
     if not rows:
         return []
     lines = ["", f"## Recent work by @{assignee}", ""]

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 from kanban_core.errors import StorageError, ValidationError
 from kanban_core.storage.sql import DialectName, Query
@@ -25,6 +26,7 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _NO_PARAMS: Mapping[str, object] = {}
 _MAX_IDLE_CONNECTIONS = 4
 _JOURNAL_MODE = Query("journal_mode", "PRAGMA journal_mode")
+_USER_VERSION = Query("user_version", "PRAGMA user_version")
 #: Page size of new SQLite boards. A claim or a complete dirties about a dozen pages, and each
 #: is written (and checksummed) whole to the WAL: 2 KiB pages made claim→complete ~20% faster
 #: than the default 4 KiB, while 1 KiB pages slowed full scans (`list`) more than they sped up
@@ -33,6 +35,12 @@ SQLITE_PAGE_SIZE = 2048
 #: WAL pages written before a commit also checkpoints (SQLite's default is 1,000).
 SQLITE_CHECKPOINT_PAGES = 4000
 _PASSWORD_PARAM = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+
+
+class _SqliteConnection(sqlite3.Connection):
+    """A SQLite connection that remembers whether its write settings are applied yet."""
+
+    writes_set_up = False
 
 
 class Transaction:
@@ -142,19 +150,40 @@ class Database:
     def transaction(self, *, write: bool, single: bool = False) -> Iterator[Transaction]:
         """Run a block in one transaction; commit on success, roll back on any exception.
 
-        ``single`` promises a read of one statement: on PostgreSQL it then runs in autocommit,
-        one round trip instead of three (BEGIN, the statement, COMMIT) — the statement is its
-        own snapshot anyway.
+        ``single`` promises a read of one statement: it then runs in autocommit, the statement
+        its own snapshot — on PostgreSQL one round trip instead of three (BEGIN, the statement,
+        COMMIT), on SQLite one statement instead of three.
         """
         if self.is_memory:
             with self._shared_lock:
                 yield from self._run(self._memory_connection(), write=write, pooled=False)
             return
         connection = self._acquire()
-        if single and not write and self.dialect == "postgresql":
-            yield from self._autocommit_read(connection)
+        if single and not write:
+            if self.dialect == "sqlite":
+                yield from self._sqlite_single_read(connection)
+            else:
+                yield from self._autocommit_read(connection)
             return
         yield from self._run(connection, write=write, pooled=True)
+
+    def read(self, query: Query, params: Mapping[str, object] = _NO_PARAMS) -> list[Row]:
+        """The rows of one read statement, run as its own snapshot (autocommit).
+
+        The hot path of pollers (an empty event poll, the change probe): on a SQLite file it is
+        one pooled statement, with none of a transaction's set-up.
+        """
+        if self._sqlite_path is None or self._sqlite_path == ":memory:":
+            with self.transaction(write=False, single=True) as tx:
+                return tx.fetchall(query, params)
+        connection = self._acquire()
+        try:
+            rows: list[Row] = connection.execute(query.render("sqlite"), params).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"database error: {exc}") from exc
+        finally:
+            self._release(connection)
+        return rows
 
     def close(self) -> None:
         """Close every idle connection; the Database can no longer be used."""
@@ -178,7 +207,7 @@ class Database:
         """Switch a SQLite file to WAL; waits while other connections hold it (bounded)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            connection = self._connect_sqlite()
+            connection = self._connect_sqlite(create=True)
             try:
                 # A new file's page size can be chosen until its first page is written. Small
                 # pages: a WAL commit writes (and checksums) every page it dirtied, whole.
@@ -206,6 +235,9 @@ class Database:
         ok = False
         try:
             if self.dialect == "sqlite":
+                if write and not connection.writes_set_up:
+                    cursor.execute(f"PRAGMA synchronous={self._synchronous}")
+                    connection.writes_set_up = True
                 cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield Transaction(cursor, self.dialect)
             connection.commit()
@@ -230,6 +262,26 @@ class Database:
                 pooled = False
             if pooled:
                 self._release(connection)
+
+    def _sqlite_single_read(self, connection: sqlite3.Connection) -> Iterator[Transaction]:
+        # isolation_level=None: without a BEGIN the statement is its own read transaction,
+        # ended when its rows have been fetched (every Transaction read fetches them).
+        cursor = connection.cursor()
+        try:
+            yield Transaction(cursor, "sqlite")
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"database error: {exc}") from exc
+        finally:
+            cursor.close()
+            self._release(connection)
+
+    def user_version(self) -> int:
+        """SQLite's ``user_version`` header field (read without loading the schema); 0 on
+        PostgreSQL."""
+        if self.dialect != "sqlite":
+            return 0
+        with self.transaction(write=False, single=True) as tx:
+            return int(tx.scalar(_USER_VERSION))
 
     def _autocommit_read(self, connection: Any) -> Iterator[Transaction]:
         connection.autocommit = True  # the pooled connection is idle: no round trip
@@ -276,15 +328,18 @@ class Database:
             return self._connect_sqlite()
         return self._connect_postgresql()
 
-    def _connect_sqlite(self) -> sqlite3.Connection:
+    def _connect_sqlite(self, *, create: bool = False) -> sqlite3.Connection:
         path = self._sqlite_path
         assert path is not None
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Only the connection that creates a board may create its file: any other opens an
+        # existing one (mode=rw), so a mistyped path is an error, never a new empty board.
+        uri = not (create or path == ":memory:")
         try:
             connection = sqlite3.connect(
-                path,
-                timeout=self._busy_timeout_ms / 1000,
+                f"file:{quote(path)}?mode=rw" if uri else path,
+                uri=uri,
+                factory=_SqliteConnection,
+                timeout=self._busy_timeout_ms / 1000,  # sets busy_timeout
                 isolation_level=None,  # we issue BEGIN IMMEDIATE ourselves
                 check_same_thread=False,  # pooled connections move between threads, one at a time
             )
@@ -293,9 +348,9 @@ class Database:
         try:
             # WAL is set once, at creation, by ensure_schema under the init lock: re-issuing it
             # on every connect under live writers is what corrupted the reference's databases,
-            # and switching needs the database to itself.
-            connection.execute(f"PRAGMA synchronous={self._synchronous}")
-            connection.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            # and switching needs the database to itself. `synchronous` is set before the
+            # connection's first write (see _run): setting it loads the whole schema, which a
+            # command that only opens, or reads one header field, never needs.
             connection.execute("PRAGMA foreign_keys=ON")
             # Fewer, larger checkpoints: each one syncs the WAL and the database file (two
             # fsyncs even at synchronous=NORMAL) and copies every page the WAL holds, so hot

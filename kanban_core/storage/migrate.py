@@ -7,9 +7,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from kanban_core.errors import StorageError
+from kanban_core.errors import BoardNotFound, StorageError
 from kanban_core.storage.database import Database
-from kanban_core.storage.migrations import HEAD, REVISIONS
+from kanban_core.storage.migrations import HEAD, HEAD_NUMBER, REVISIONS
 from kanban_core.storage.sql import Query
 
 _SQLITE_HAS_VERSION_TABLE = Query(
@@ -22,11 +22,15 @@ _PG_HAS_VERSION_TABLE = Query(
     " AND schemaname = current_schema()",
 )
 _VERSION = Query("schema_version", "SELECT version_num FROM alembic_version")
+_STAMP_HEAD = Query("stamp_user_version", f"PRAGMA user_version = {HEAD_NUMBER}")
 _MIGRATION_LOCK = threading.Lock()
 
 
 def schema_version(db: Database) -> str | None:
-    """The revision the database is at, or None for an empty database."""
+    """The revision the database is at, or None for an empty (or missing) database."""
+    path = db.sqlite_path
+    if path is not None and not db.is_memory and not Path(path).exists():
+        return None  # looking must not create the file
     probe = _SQLITE_HAS_VERSION_TABLE if db.dialect == "sqlite" else _PG_HAS_VERSION_TABLE
     with db.transaction(write=False) as tx:
         if not tx.scalar(probe):
@@ -35,12 +39,38 @@ def schema_version(db: Database) -> str | None:
     return None if version is None else str(version)
 
 
-def ensure_schema(db: Database) -> bool:
-    """Create or upgrade the schema (and set WAL on a new SQLite file); True when it did any."""
+def ensure_schema(db: Database, *, create: bool = True, make_dirs: bool = True) -> bool:
+    """Create or upgrade the schema (and set WAL on a new SQLite file); True when it did any.
+
+    ``create=False`` refuses, with BoardNotFound, to make a board that is not there (a missing
+    SQLite file, an empty database); ``make_dirs=False`` refuses to make a missing directory
+    for a new SQLite file. An existing board is always upgraded.
+    """
     file_backed = db.dialect == "sqlite" and not db.is_memory
-    needs_wal = file_backed and db.journal_mode() != "wal"
-    version = schema_version(db)
-    if version == HEAD and not needs_wal:
+    exists = True
+    if file_backed:
+        path = Path(db.sqlite_path or "").absolute()
+        exists = path.exists()
+        # The common case in one header read: a board we set up (WAL, then migrations) at
+        # the current revision. No schema is parsed, so opening stays cheap.
+        if exists and db.user_version() == HEAD_NUMBER:
+            return False
+        if not exists:
+            _check_may_create(db, create=create)
+            if not path.parent.is_dir():
+                if not make_dirs:
+                    raise BoardNotFound(
+                        f"no board at {path}: its directory {path.parent} does not exist "
+                        "(`kanban init` creates both)"
+                    )
+                path.parent.mkdir(parents=True, exist_ok=True)
+    needs_wal = file_backed and (not exists or db.journal_mode() != "wal")
+    version = schema_version(db) if exists else None
+    if version is None:
+        _check_may_create(db, create=create)
+    elif version == HEAD and not needs_wal:
+        if file_backed:
+            _stamp_user_version(db)  # a board from before the stamp: cheap opens from now on
         return False
     if version is not None and version not in REVISIONS:
         raise StorageError(
@@ -48,13 +78,12 @@ def ensure_schema(db: Database) -> bool:
             f"understands ({HEAD}); upgrade kanban-gateway"
         )
     if file_backed:
-        path = db.sqlite_path
-        assert path is not None
+        path = Path(db.sqlite_path or "")
         # Concurrent first starts: one process migrates, the others wait and find it done.
-        with Path(path + ".init.lock").open("a") as lock:
+        with Path(str(path) + ".init.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                if db.journal_mode() != "wal":
+                if not path.exists() or db.journal_mode() != "wal":
                     db.enable_wal()
                 _upgrade(db)
             finally:
@@ -64,10 +93,31 @@ def ensure_schema(db: Database) -> bool:
     return True
 
 
+def _check_may_create(db: Database, *, create: bool) -> None:
+    if not create:
+        where = (
+            f"at {Path(db.sqlite_path or '').absolute()}"
+            if db.dialect == "sqlite"
+            else f"in {db.describe()}"
+        )
+        raise BoardNotFound(f"no board {where}: `kanban init` creates it")
+
+
+def _stamp_user_version(db: Database) -> None:
+    with db.transaction(write=True) as tx:
+        if tx.scalar(_VERSION) == HEAD:
+            tx.execute(_STAMP_HEAD)
+
+
 def _upgrade(db: Database) -> None:
     # Alembic's context is process-global: two threads migrating at once corrupt each other.
+    from kanban_core.storage import bootstrap  # the snapshot loads only to create a board
+
     with _MIGRATION_LOCK:
-        if schema_version(db) != HEAD:
+        version = schema_version(db)
+        if version is None and bootstrap.can_create(db):
+            bootstrap.create(db)
+        elif version != HEAD:
             _run_alembic(db)
 
 
@@ -75,6 +125,10 @@ def migrate_to(db: Database, revision: str) -> None:
     """Upgrade or downgrade to a given revision (migration tests and support work only)."""
     if revision not in REVISIONS:
         raise StorageError(f"unknown schema revision {revision!r}")
+    path = db.sqlite_path
+    if path is not None and not db.is_memory and not Path(path).exists():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db.enable_wal()  # a new file, set up as ensure_schema sets one up
     with _MIGRATION_LOCK:  # read the version under the lock, as _upgrade does
         current = schema_version(db)
         if current is not None and REVISIONS.index(revision) < REVISIONS.index(current):
@@ -119,6 +173,12 @@ def _run_alembic(db: Database, target: str = "head", *, downgrade: bool = False)
                 command.downgrade(config, target)
             else:
                 command.upgrade(config, target)
+            if db.dialect == "sqlite":
+                # The revision also goes into the file header, where opening reads it cheaply.
+                version = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+                connection.exec_driver_sql(
+                    f"PRAGMA user_version = {revision_number(version.scalar())}"
+                )
             connection.commit()
     except sa.exc.SQLAlchemyError as exc:
         raise StorageError(f"cannot migrate {db.describe()}: {exc}") from exc
@@ -127,3 +187,8 @@ def _run_alembic(db: Database, target: str = "head", *, downgrade: bool = False)
             shared.execute("PRAGMA foreign_keys=ON")
         if not db.is_memory:
             engine.dispose()
+
+
+def revision_number(revision: str | None) -> int:
+    """The number a revision is stamped as in SQLite's ``user_version`` (0: no schema)."""
+    return 0 if revision is None else REVISIONS.index(revision) + 1

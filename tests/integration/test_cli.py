@@ -132,6 +132,29 @@ def test_database_from_env_path_and_db_option(tmp_path: Path) -> None:
     assert problems == []
 
 
+def test_reads_never_create_a_board(tmp_path: Path) -> None:
+    home = tmp_path / "fresh-home"
+    cli = Cli(home, backend="sqlite")
+    mistyped = tmp_path / "no" / "such" / "dir" / "x.db"
+    db = ["--db", f"sqlite:///{mistyped}"]
+    reads = [["list"], ["show", "t1"], ["stats"], ["runs", "t1"], ["tail", "t1", "--once"]]
+    reads += [["watch", "--once"], ["assignees"], ["notify-list"], ["status"], ["context", "t1"]]
+    in_home = f"no board at {home / 'kanban.db'}: `kanban init` creates it"
+    problems = cli.refusal_problems(
+        [([*db, *argv], 1, f"no board at {mistyped}") for argv in reads]
+        + [(argv, 1, in_home) for argv in reads]
+        # A write may create a board, but not the directories of a mistyped path.
+        + [([*db, "create", "x"], 1, f"its directory {mistyped.parent} does not exist")]
+    )
+    assert problems == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    # The first task creates the board in its home; init creates a path's directories too.
+    cli.create("first")
+    assert (home / "kanban.db").is_file()
+    cli.ok(*db, "init")
+    assert [t["title"] for t in cli.json(*db, "list")] == []
+
+
 def test_help_and_usage_errors(sqlite_cli: Cli) -> None:
     cli = sqlite_cli
     top, bare = cli.run_many([["--help"], []])
@@ -1285,6 +1308,10 @@ def test_malformed_durations_metadata_and_workspaces_are_usage_errors(sqlite_cli
             ("{'single': 'quotes'}", "not valid JSON"),
             ("null", "must be a JSON object"),
             ("3", "must be a JSON object"),
+            # 60 KB of nesting, under the size limit: one line, not the decoder's recursion.
+            ("[" * 30_000 + "]" * 30_000, "nested too deeply"),
+            ('{"a": ' + "[" * 33 + "]" * 33 + "}", "nested too deeply"),
+            ("[" * 60_000, "nested too deeply"),
         )
     ]
     problems = cli.refusal_problems(cases)

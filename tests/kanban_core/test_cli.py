@@ -13,6 +13,7 @@ from kanban_core import (
     Actor,
     Kanban,
     KanbanError,
+    KernelSettings,
     RunId,
     RunProof,
     TaskId,
@@ -135,6 +136,8 @@ def cli_env(monkeypatch, db_url, tmp_path):
     monkeypatch.setenv("KANBAN_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KANBAN_USER", "alice")
     monkeypatch.setenv("KANBAN_DB_URL", url)
+    # As `kanban init` leaves it: reads never create a board.
+    Kanban.open(KernelSettings(home=tmp_path / "home", db_url=url)).close()
     return url
 
 

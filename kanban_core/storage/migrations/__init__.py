@@ -12,3 +12,5 @@ REVISIONS: tuple[str, ...] = (
     "0008",
 )
 HEAD = REVISIONS[-1]
+#: The head as SQLite's ``user_version`` stamps it: its position in REVISIONS, counted from 1.
+HEAD_NUMBER = len(REVISIONS)

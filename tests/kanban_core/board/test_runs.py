@@ -385,9 +385,11 @@ def test_operator_complete_with_a_summary_records_a_synthetic_run(
     if state == "blocked":
         board.block(operator, task.id, "parked")
     board.complete(operator, task.id, summary="done by hand", metadata={"ok": True})
-    (run,) = board.runs(task.id)
+    *earlier, run = board.runs(task.id)
+    attempt = len(earlier) + 1
+    assert [r.outcome for r in earlier] == ([RunOutcome.BLOCKED] if state == "blocked" else [])
     assert (run.attempt, run.profile, run.claimer, run.status, run.outcome) == (
-        1,
+        attempt,
         "coder",
         "manual",
         "done",
@@ -395,9 +397,44 @@ def test_operator_complete_with_a_summary_records_a_synthetic_run(
     )
     assert (run.summary, run.metadata) == ("done by hand", {"ok": True})
     assert run.started_ms == run.ended_ms
-    assert board.get(task.id).attempts == 1
+    assert board.get(task.id).attempts == attempt
     event = board.detail(task.id).events[-1]
     assert (event.kind, event.run_id) == ("completed", run.id)
+
+
+@pytest.mark.parametrize("state", ["triage", "todo", "ready"])
+def test_operator_block_of_a_never_claimed_task_keeps_the_reason_on_a_closed_run(
+    board, operator, make_task, state
+):
+    parent = make_task()
+    task = (
+        make_task(assignee="coder", parents=[parent.id])
+        if state == "todo"
+        else make_task(assignee="coder", triage=state == "triage")
+    )
+    assert task.status.value == state
+    board.block(operator, task.id, "  waiting for the vendor's answer  ")
+    (run,) = board.runs(task.id)
+    assert (run.attempt, run.profile, run.claimer, run.status, run.outcome, run.summary) == (
+        1,
+        "coder",
+        "manual",
+        "blocked",
+        RunOutcome.BLOCKED,
+        "waiting for the vendor's answer",
+    )
+    assert run.started_ms == run.ended_ms
+    assert board.get(task.id).attempts == 1
+    event = board.detail(task.id).events[-1]
+    assert (event.kind, event.run_id) == ("blocked", run.id)
+
+
+def test_operator_block_without_a_reason_records_no_run(board, operator, make_task):
+    task = make_task()
+    board.block(operator, task.id, "   ")
+    assert board.runs(task.id) == []
+    assert board.get(task.id).attempts == 0
+    assert board.detail(task.id).comments == ()
 
 
 def test_operator_complete_after_a_blocked_run_uses_the_next_attempt(board, operator, claimed):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -10,6 +11,7 @@ from kanban_core import ValidationError, WorkspaceKind
 from kanban_core.board.validation import (
     MAX_BODY_BYTES,
     MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
     WorkspaceSpec,
     check_metadata,
     clean_idempotency_key,
@@ -18,6 +20,7 @@ from kanban_core.board.validation import (
     clean_skills,
     clean_text,
     clean_title,
+    json_text_depth,
     parse_duration,
     parse_metadata,
     parse_workspace,
@@ -305,3 +308,38 @@ def test_parse_workspace_refuses(raw, message):
     with pytest.raises(ValidationError, match="workspace") as info:
         parse_workspace(raw)
     assert message in str(info.value)
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    inner: Any = []
+    for _ in range(levels - 2):
+        inner = [inner]
+    return {"deep": inner}
+
+
+def test_metadata_nesting_is_bounded_before_parsing():
+    at_limit = '{"a": ' + "[" * (MAX_METADATA_DEPTH - 1) + "]" * (MAX_METADATA_DEPTH - 1) + "}"
+    assert parse_metadata(at_limit) is not None
+    for raw in (
+        '{"a": ' + "[" * MAX_METADATA_DEPTH + "]" * MAX_METADATA_DEPTH + "}",
+        "[" * 30_000 + "]" * 30_000,  # far past the decoder's recursion limit
+        "{" * 60_000,
+    ):
+        with pytest.raises(ValidationError, match="nested too deeply"):
+            parse_metadata(raw)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    assert json_text_depth('{"a": "[[[{{{\\"[[", "b": [[1]]}') == 3
+    assert parse_metadata('{"text": "' + "[" * 1000 + '"}') == {"text": "[" * 1000}
+
+
+def test_check_metadata_bounds_nesting_without_recursing():
+    assert check_metadata(_nested(MAX_METADATA_DEPTH)) == _nested(MAX_METADATA_DEPTH)
+    for value in (_nested(MAX_METADATA_DEPTH + 1), _nested(5_000)):
+        with pytest.raises(ValidationError, match="nested too deeply"):
+            check_metadata(value)
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    with pytest.raises(ValidationError, match="nested too deeply"):
+        check_metadata(looped)

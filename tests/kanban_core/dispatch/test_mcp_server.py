@@ -351,11 +351,20 @@ async def test_a_stale_run_changes_nothing(kanban, server_env, server_log):
     assert (task.status, task.current_run_id) == (TaskStatus.RUNNING, retry.run_id)
 
 
+def _deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"k": value}
+    return value
+
+
 MALFORMED: list[tuple[str, dict[str, Any], str]] = [
     ("kanban_complete", {"summary": "s", "metadata": [1, 2]}, "metadata must be a JSON object"),
     ("kanban_complete", {"summary": "s", "metadata": 5}, "metadata must be a JSON object"),
     ("kanban_complete", {"summary": "s", "metadata": "{oops"}, "not valid JSON"),
     ("kanban_complete", {"summary": "s", "metadata": "[1]"}, "must be a JSON object"),
+    ("kanban_complete", {"summary": "s", "metadata": _deep(40)}, "nested too deeply"),
+    ("kanban_complete", {"summary": "s", "metadata": "[" * 30_000}, "nested too deeply"),
     ("kanban_complete", {"summary": 42}, "summary must be a string"),
     ("kanban_show", {"task_id": "banana"}, "not a task id"),
     ("kanban_show", {"task_id": 1}, "task_id must be a string"),
@@ -429,7 +438,7 @@ def test_incomplete_worker_credentials_refuse_to_start(settings):
 def test_an_unexpected_failure_is_logged_not_shown(kanban, claim, monkeypatch, caplog):
     from kanban_core.dispatch.mcp_server import BoardTools
 
-    def broken(task_id: TaskId) -> None:
+    def broken(task_id: TaskId, **options: Any) -> None:
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(kanban, "detail", broken)
@@ -446,7 +455,7 @@ def test_the_mcp_verb_is_local_only():
     assert "mcp" not in build_parser(local_verbs=False).verb_parsers
 
 
-def test_other_verbs_never_import_the_sdk(settings):
+def test_other_verbs_never_import_the_sdk(settings, kanban):
     probe = (
         "import sys\n"
         "from kanban_core.cli import main\n"
@@ -456,7 +465,11 @@ def test_other_verbs_never_import_the_sdk(settings):
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
-        env={"PATH": os.environ.get("PATH", ""), "KANBAN_HOME": str(settings.home)},
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "KANBAN_HOME": str(settings.home),
+            "KANBAN_DB_URL": settings.db_url,  # the board the kanban fixture made
+        },
         cwd=ROOT,
         capture_output=True,
         text=True,
