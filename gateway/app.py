@@ -23,6 +23,7 @@ from gateway.scheduler import DispatchLoop
 from kanban_core import Kanban, KernelSettings
 from kanban_core.config import config_path, load_config
 from kanban_core.dispatcher import Dispatcher
+from kanban_core.hardening import make_undumpable
 from kanban_core.spawn import SubprocessSpawner
 from kanban_core.workspace import reconcile
 
@@ -62,6 +63,9 @@ class Gateway:
 
     async def run(self) -> int:
         """Start everything, serve until SIGTERM/SIGINT, drain, stop."""
+        # Agents run as the same user: keep our chat tokens out of their reach via /proc.
+        if not make_undumpable():
+            log.warning("could not make the gateway non-dumpable: agents may read its /proc")
         gateway_config = load_gateway_config(self.config_file)
         load_config(self.config_file, self.environ)  # fail at start on an invalid kernel config
         adapters = load_adapters(gateway_config, self.environ)

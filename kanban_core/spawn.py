@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kanban_core.errors import KanbanError
+from kanban_core.hardening import make_undumpable, supervisor_environ
 from kanban_core.logs import log_path, rotate
 from kanban_core.profiles import AssigneeProfile
 
@@ -100,16 +101,19 @@ class SubprocessSpawner:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = dict(os.environ if environ is None else environ)
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        # A process that starts agents holds what they must not read (chat tokens, the database
+        # URL); close its /proc entries to them before the first one starts.
+        make_undumpable()
 
     def spawn(self, spec: WorkerSpec, token: str) -> int:
         """Start a supervisor and hand it the spec on stdin."""
         log = log_path(Path(spec.home), spec.task_id)
         # Rotate before the supervisor's output is attached, so one attempt stays in one file.
         rotate(log, spec.log_rotate_bytes, spec.log_backups)
-        # Not KANBAN_RUN_TOKEN: the supervisor is not the worker; it hands that to the agent.
-        env = self._environ | {SUPERVISOR_TOKEN_ENV: token, "PYTHONUNBUFFERED": "1"}
-        for name in ("KANBAN_TASK", "KANBAN_RUN_ID", "KANBAN_RUN_TOKEN"):
-            env.pop(name, None)
+        # Allow-listed, never the whole environment: the gateway's chat and GitHub tokens stay
+        # behind. Not KANBAN_RUN_TOKEN: the supervisor is not the worker; it hands that on.
+        env = supervisor_environ(self._environ, spec.pass_env)
+        env |= {SUPERVISOR_TOKEN_ENV: token, "PYTHONUNBUFFERED": "1"}
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("ab") as sink:

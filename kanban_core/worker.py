@@ -34,6 +34,7 @@ from kanban_core.domain import (
     WorkspaceKind,
 )
 from kanban_core.errors import KanbanError, StaleRun, StorageError
+from kanban_core.hardening import become_subreaper, make_undumpable
 from kanban_core.kanban import Kanban
 from kanban_core.logs import log_path, tail
 from kanban_core.profiles import render_command, worker_prompt
@@ -317,6 +318,9 @@ def _die_with_parent() -> None:
 
 def main(stdin_text: str, environ: Mapping[str, str]) -> int:
     """Entry point of ``kanban worker``: the spec on stdin, the token in the environment."""
+    # First: the run token and the database URL are in this process from here on.
+    make_undumpable()
+    become_subreaper()
     token = environ.get(SUPERVISOR_TOKEN_ENV, "")
     spec = WorkerSpec.from_json(stdin_text)
     if not token:
