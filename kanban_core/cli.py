@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from kanban_core.capability import worker_cli
 from kanban_core.commands import CommandContext, CommandResult, build_parser, run_command
 from kanban_core.domain import Actor, RunProof, parse_run_id, parse_task_id
 from kanban_core.errors import KanbanError
 from kanban_core.kanban import Kanban
-from kanban_core.render import render_blocks
+from kanban_core.render import render_result
 from kanban_core.settings import KernelSettings
 from kanban_core.validation import clean_text
 
@@ -41,14 +41,9 @@ def actor_from_environ(environ: Mapping[str, str]) -> Actor:
 
 def print_result(result: CommandResult) -> None:
     """Write a result: JSON or text on stdout, one-line errors on stderr."""
-    if result.as_json:
-        sys.stdout.write(json.dumps(result.data, indent=2, ensure_ascii=False) + "\n")
-    elif result.blocks:
-        sys.stdout.write(render_blocks(result.blocks) + "\n")
-    for attached in result.files:
-        sys.stdout.write(attached.content.decode("utf-8", errors="replace"))
-    for error in result.errors:
-        sys.stderr.write(f"kanban: {error}\n")
+    stdout, stderr = render_result(result)
+    sys.stdout.write(stdout)
+    sys.stderr.write(stderr)
     sys.stdout.flush()
 
 
@@ -56,6 +51,10 @@ def main(argv: Sequence[str] | None = None, *, extra: Sequence[Callable[[Any], N
     """Run one command; returns the exit code (0 ok, 1 refused, 2 usage)."""
     environ = os.environ
     args = list(sys.argv[1:] if argv is None else argv)
+    # Inside a worker run the board is reached through the run's capability, or not at all.
+    code = worker_cli(args, environ)
+    if code is not None:
+        return code
     try:
         actor = actor_from_environ(environ)
     except KanbanError as exc:

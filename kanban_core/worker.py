@@ -12,18 +12,21 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping
-from contextlib import suppress
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from kanban_core import workspaces
+from kanban_core.capability import SOCKET_ENV, SOCKET_NAME, RunDoor
 from kanban_core.domain import (
     Actor,
     RunId,
@@ -63,6 +66,7 @@ _INHERITED = (
     "PYTHONPATH",
 )
 _EVIDENCE_BYTES = 4000
+_MCP_CONFIG = "mcp.json"
 _POLL_S = 0.25
 _PR_SET_PDEATHSIG = 1
 
@@ -81,6 +85,7 @@ class Supervisor:
         self.agent: subprocess.Popen[bytes] | None = None
         self.tenant: str | None = None
         self.turn_env: dict[str, str] = {}
+        self.agent_dir = Path()
         self._stopping = False
 
     def run(self) -> int:
@@ -110,29 +115,51 @@ class Supervisor:
                 return code
             self.note(f"workspace at {path}" + (f" (turn {turn.turn.id})" if turn else ""))
             self.tenant = task.tenant
-            mcp_config = self._write_mcp_config()
             command = self.spec.command
             if turn is not None:
                 command += self.spec.resume_args if turn.resume else self.spec.first_turn_args
                 self.turn_env = turn.env
             try:
-                argv = render_command(
-                    command,
-                    {
-                        "prompt": turn.prompt if turn else worker_prompt(task),
-                        "task_id": task.ref,
-                        "run_id": str(self.spec.run_id),
-                        "workspace": str(path),
-                        "mcp_config": str(mcp_config),
-                        "agent_session_id": turn.session.agent_session_id if turn else "",
-                    },
-                )
-                return self._supervise(board, argv, path, task.tenant)
+                with self._door(task.tenant) as run_dir:
+                    argv = render_command(
+                        command,
+                        {
+                            "prompt": turn.prompt if turn else worker_prompt(task),
+                            "task_id": task.ref,
+                            "run_id": str(self.spec.run_id),
+                            "workspace": str(path),
+                            "mcp_config": str(run_dir / _MCP_CONFIG),
+                            "agent_session_id": turn.session.agent_session_id if turn else "",
+                        },
+                    )
+                    return self._supervise(board, argv, path, task.tenant, run_dir)
             finally:
-                with suppress(OSError):
-                    mcp_config.unlink()
                 if turn is not None:
                     self._finish_turn(board)
+
+    @contextmanager
+    def _door(self, tenant: str | None) -> Iterator[Path]:
+        """Serve the run's capability from a private directory; yields it as the agent sees it.
+
+        The agent gets this directory (a socket, the MCP config) instead of the database.
+        """
+        private = Path(tempfile.mkdtemp(prefix=f"kanban-r{self.spec.run_id}-"))  # mode 0700
+        settings = KernelSettings(home=self.home, db_url=self.spec.db_url)
+        door = RunDoor(
+            self.proof,
+            self.spec.assignee,
+            lambda: Kanban.open(settings),
+            tenant=tenant,
+            on_error=self.note,
+        )
+        try:
+            door.start(private)
+            self.agent_dir = private
+            self._write_mcp_config(private, self.agent_dir)
+            yield self.agent_dir
+        finally:
+            door.close()
+            shutil.rmtree(private, ignore_errors=True)
 
     def _finish_turn(self, board: Kanban) -> None:
         """End the workspace turn this run carried out (once; the gateway settles it otherwise)."""
@@ -143,8 +170,10 @@ class Supervisor:
         except KanbanError as exc:
             self.note(f"could not settle the workspace turn (the gateway will): {exc}")
 
-    def _supervise(self, board: Kanban, argv: list[str], cwd: Path, tenant: str | None) -> int:
-        env = self._agent_env(cwd, tenant)
+    def _supervise(
+        self, board: Kanban, argv: list[str], cwd: Path, tenant: str | None, run_dir: Path
+    ) -> int:
+        env = self._agent_env(cwd, tenant, run_dir)
         self.note(f"starting {argv[0]}")
         try:
             with self.log.open("ab") as sink:
@@ -251,7 +280,7 @@ class Supervisor:
         del signum, frame
         self._stopping = True
 
-    def _agent_env(self, cwd: Path, tenant: str | None) -> dict[str, str]:
+    def _agent_env(self, cwd: Path, tenant: str | None, run_dir: Path) -> dict[str, str]:
         env = {k: self.environ[k] for k in _INHERITED if k in self.environ}
         env |= {k: self.environ[k] for k in self.spec.pass_env if k in self.environ}
         env |= dict(self.spec.env)
@@ -260,8 +289,8 @@ class Supervisor:
             "KANBAN_RUN_ID": str(self.spec.run_id),
             "KANBAN_RUN_TOKEN": self.proof.token,
             "KANBAN_WORKSPACE": str(cwd),
-            "KANBAN_DB_URL": self.spec.db_url,
-            "KANBAN_HOME": self.spec.home,
+            # The run's capability, not the database: no URL, no password, no board path.
+            SOCKET_ENV: str(run_dir / SOCKET_NAME),
             "KANBAN_TENANT": tenant or "",
         }
         env |= self.turn_env
@@ -270,10 +299,7 @@ class Supervisor:
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
         return env
 
-    def _write_mcp_config(self) -> Path:
-        run_dir = self.home / "runs"
-        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = run_dir / f"r{self.spec.run_id}-mcp.json"
+    def _write_mcp_config(self, private: Path, agent_dir: Path) -> None:
         server = {
             "command": sys.executable,
             "args": ["-m", "kanban_core", "mcp"],
@@ -281,15 +307,14 @@ class Supervisor:
                 "KANBAN_TASK": f"t{self.spec.task_id}",
                 "KANBAN_RUN_ID": str(self.spec.run_id),
                 "KANBAN_RUN_TOKEN": self.proof.token,
-                "KANBAN_DB_URL": self.spec.db_url,
-                "KANBAN_HOME": self.spec.home,
+                SOCKET_ENV: str(agent_dir / SOCKET_NAME),
                 "KANBAN_TENANT": self.tenant or "",
             },
         }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the run token
+        # Holds the run token: only this user may read it, and only this run's agent sees it.
+        fd = os.open(private / _MCP_CONFIG, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"mcpServers": {"kanban": server}}, handle)
-        return path
 
     def note(self, message: str) -> None:
         """Append a supervisor line to the task's log."""

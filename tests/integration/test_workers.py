@@ -686,10 +686,17 @@ def test_the_agent_gets_its_credentials_and_pass_env_but_no_other_secrets(harnes
     assert len(seen["KANBAN_RUN_TOKEN"]) >= 20
     assert seen["KANBAN_WORKSPACE"] == h.task(task_id).workspace_path
     assert Path(seen["KANBAN_WORKSPACE"]).is_dir()
-    assert seen["KANBAN_HOME"] == str(h.home)
+    # The board is reached through the run's capability; the database is not named at all.
+    assert "KANBAN_HOME" not in seen
+    assert "KANBAN_DB_URL" not in seen
     # The token is the agent's alone: not in the log anyone can read.
     wait_for(lambda: "after recording its verdict" in h.log(task_id), 30, "the supervisor note")
     assert seen["KANBAN_RUN_TOKEN"] not in h.log(task_id)
+    wait_for(
+        lambda: not Path(seen["KANBAN_RUN_SOCKET"]).parent.exists(),
+        30,
+        "the run's capability to go",
+    )
 
 
 def test_worker_logs_rotate_and_log_tail_shows_the_end(harness: Harness):
