@@ -21,9 +21,10 @@ from gateway.notifier import Notifier
 from gateway.router import Router
 from gateway.scheduler import DispatchLoop
 from kanban_core import Kanban, KernelSettings
-from kanban_core.config import config_path, load_config
+from kanban_core.config import KanbanConfig, config_path, load_config
 from kanban_core.dispatcher import Dispatcher
 from kanban_core.hardening import make_undumpable
+from kanban_core.sandbox import containment
 from kanban_core.spawn import SubprocessSpawner
 from kanban_core.workspace import reconcile
 
@@ -76,6 +77,7 @@ class Gateway:
             board, config=lambda: load_config(self.config_file, self.environ), spawner=spawner
         )
         kernel_config = load_config(self.config_file, self.environ)
+        _log_containment(kernel_config)
         interval = kernel_config.dispatcher.dispatch_interval_seconds
         recovered = await executor.run(reconcile.on_start, board, kernel_config.workspaces)
         _log_recovery(recovered)
@@ -154,6 +156,22 @@ class Gateway:
 def _diff_budget(max_chars: int) -> int:
     # A diff shares its message with a summary; past this it is sent as a file instead.
     return max(500, int(max_chars * 0.6))
+
+
+def _log_containment(config: KanbanConfig) -> None:
+    """Say at start, per profile, whether its agents run contained; loudly when they do not."""
+    for name, profile in sorted(config.assignees.items()):
+        decided = containment(profile.sandbox)
+        if decided.contained:
+            log.info("profile %s: agents contained by %s", name, decided.summary)
+        else:
+            log.warning(
+                "profile %s: %s — its agents can read this user's files, the board and other "
+                "workspaces (see the README, Containment)",
+                name,
+                decided.summary,
+                extra={"action": "uncontained"},
+            )
 
 
 def _log_recovery(report: reconcile.ReconcileReport) -> None:

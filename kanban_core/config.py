@@ -22,6 +22,7 @@ from kanban_core.profiles import (
     AssigneeProfile,
     Preset,
 )
+from kanban_core.sandbox import parse_sandbox
 from kanban_core.validation import WorkspaceSpec, clean_name, parse_duration, parse_workspace
 from kanban_core.workspace.config import WorkspacesConfig, parse_workspaces
 
@@ -39,6 +40,7 @@ _PROFILE_KEYS = {
     "allow_dirty_base",
     "first_turn_args",
     "resume_args",
+    "sandbox",
 }
 
 
@@ -213,6 +215,7 @@ def _profile(
     first, resume = SESSION_ARGS.get(preset, ((), ()))
     first = _argv(raw, "first_turn_args", first, where, problems)
     resume = _argv(raw, "resume_args", resume, where, problems)
+    sandbox = parse_sandbox(raw.get("sandbox"), f"{where}.sandbox", problems)
     if len(problems) > before:
         return None
     return AssigneeProfile(
@@ -229,6 +232,7 @@ def _profile(
         allow_dirty_base=bool(dirty),
         first_turn_args=first,
         resume_args=resume,
+        sandbox=sandbox,
     )
 
 

@@ -332,6 +332,7 @@ class Dispatcher:
             backoff_cap_s=config.dispatcher.backoff_cap_seconds,
             first_turn_args=profile.first_turn_args,
             resume_args=profile.resume_args,
+            sandbox=profile.sandbox.to_json(),
         )
         try:
             pid = self.spawner.spawn(spec, claim.token)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kanban_core.domain import Task
+from kanban_core.sandbox import SandboxPolicy
 from kanban_core.validation import WorkspaceSpec
 
 
@@ -64,6 +65,7 @@ class AssigneeProfile:
     allow_dirty_base: bool = False
     first_turn_args: tuple[str, ...] = ()
     resume_args: tuple[str, ...] = ()
+    sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
 
 
 #: Extra arguments for workspace turns: the first turn of a session names the agent's session,

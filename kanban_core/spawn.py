@@ -15,6 +15,7 @@ from kanban_core.errors import KanbanError
 from kanban_core.hardening import make_undumpable, supervisor_environ
 from kanban_core.logs import log_path, rotate
 from kanban_core.profiles import AssigneeProfile
+from kanban_core.sandbox import SandboxPolicy
 
 #: Where the spawner puts the run token for the supervisor.
 SUPERVISOR_TOKEN_ENV = "KANBAN_SUPERVISOR_TOKEN"  # noqa: S105 - a variable name, not a secret
@@ -50,6 +51,7 @@ class WorkerSpec:
     extra: Mapping[str, Any] = field(default_factory=dict)
     first_turn_args: tuple[str, ...] = ()
     resume_args: tuple[str, ...] = ()
+    sandbox: Mapping[str, Any] = field(default_factory=dict)  # SandboxPolicy.to_json()
 
     def to_json(self) -> str:
         """The spec as JSON."""
@@ -65,7 +67,7 @@ class WorkerSpec:
             raw["first_turn_args"] = tuple(raw.get("first_turn_args", ()))
             raw["resume_args"] = tuple(raw.get("resume_args", ()))
             return cls(**raw)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise KanbanError(f"malformed worker spec: {exc}") from None
 
     def profile(self) -> AssigneeProfile:
@@ -80,6 +82,7 @@ class WorkerSpec:
             env=dict(self.env),
             pass_env=self.pass_env,
             allow_dirty_base=self.allow_dirty_base,
+            sandbox=SandboxPolicy.from_json(self.sandbox),
         )
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from kanban_core import workspaces
-from kanban_core.capability import SOCKET_ENV, SOCKET_NAME, RunDoor
+from kanban_core import sandbox, workspaces
+from kanban_core.capability import SANDBOX_RUN_DIR, SOCKET_ENV, SOCKET_NAME, RunDoor
 from kanban_core.domain import (
     Actor,
     RunId,
@@ -67,6 +67,7 @@ _INHERITED = (
 )
 _EVIDENCE_BYTES = 4000
 _MCP_CONFIG = "mcp.json"
+_SIGNALLED = 128
 _POLL_S = 0.25
 _PR_SET_PDEATHSIG = 1
 
@@ -86,6 +87,7 @@ class Supervisor:
         self.tenant: str | None = None
         self.turn_env: dict[str, str] = {}
         self.agent_dir = Path()
+        self.contained = False
         self._stopping = False
 
     def run(self) -> int:
@@ -115,12 +117,18 @@ class Supervisor:
                 return code
             self.note(f"workspace at {path}" + (f" (turn {turn.turn.id})" if turn else ""))
             self.tenant = task.tenant
+            refused = self._contain()
+            if refused is not None:
+                code = self._fail(board, RunOutcome.SPAWN_FAILED, refused)
+                if turn is not None:
+                    self._finish_turn(board)
+                return code
             command = self.spec.command
             if turn is not None:
                 command += self.spec.resume_args if turn.resume else self.spec.first_turn_args
                 self.turn_env = turn.env
             try:
-                with self._door(task.tenant) as run_dir:
+                with self._door(task.tenant) as private:
                     argv = render_command(
                         command,
                         {
@@ -128,18 +136,34 @@ class Supervisor:
                             "task_id": task.ref,
                             "run_id": str(self.spec.run_id),
                             "workspace": str(path),
-                            "mcp_config": str(run_dir / _MCP_CONFIG),
+                            "mcp_config": str(self.agent_dir / _MCP_CONFIG),
                             "agent_session_id": turn.session.agent_session_id if turn else "",
                         },
                     )
-                    return self._supervise(board, argv, path, task.tenant, run_dir)
+                    return self._supervise(board, argv, path, task.tenant, private)
             finally:
                 if turn is not None:
                     self._finish_turn(board)
 
+    def _contain(self) -> str | None:
+        """Decide this run's containment and say it in the log; a reason when it may not run."""
+        policy = self.spec.profile().sandbox
+        decided = sandbox.containment(policy)
+        self.contained = decided.contained
+        if decided.contained:
+            self.note(f"contained: {decided.summary}")
+            return None
+        if policy.mode is sandbox.SandboxMode.REQUIRED:
+            return f"sandbox: {decided.summary}"
+        self.note(
+            f"WARNING {decided.summary}: the agent runs with this user's full authority "
+            "(it can read the board's files and other workspaces; see the README, Containment)"
+        )
+        return None
+
     @contextmanager
     def _door(self, tenant: str | None) -> Iterator[Path]:
-        """Serve the run's capability from a private directory; yields it as the agent sees it.
+        """Serve the run's capability from a private directory, which it yields.
 
         The agent gets this directory (a socket, the MCP config) instead of the database.
         """
@@ -154,9 +178,10 @@ class Supervisor:
         )
         try:
             door.start(private)
-            self.agent_dir = private
+            # A contained agent sees the directory at a fixed place (and nothing beside it).
+            self.agent_dir = Path(SANDBOX_RUN_DIR) if self.contained else private
             self._write_mcp_config(private, self.agent_dir)
-            yield self.agent_dir
+            yield private
         finally:
             door.close()
             shutil.rmtree(private, ignore_errors=True)
@@ -171,10 +196,25 @@ class Supervisor:
             self.note(f"could not settle the workspace turn (the gateway will): {exc}")
 
     def _supervise(
-        self, board: Kanban, argv: list[str], cwd: Path, tenant: str | None, run_dir: Path
+        self, board: Kanban, argv: list[str], cwd: Path, tenant: str | None, private: Path
     ) -> int:
-        env = self._agent_env(cwd, tenant, run_dir)
+        env = self._agent_env(cwd, tenant, self.agent_dir)
         self.note(f"starting {argv[0]}")
+        if self.contained:
+            # Looked up here: inside the jail a missing program is only an exit status.
+            if not _executable(argv[0], env.get("PATH", os.defpath), cwd):
+                return self._fail(
+                    board, RunOutcome.SPAWN_FAILED, f"cannot start {argv[0]!r}: not found"
+                )
+            env["TMPDIR"] = "/tmp"  # noqa: S108 - the jail's own, empty /tmp
+            argv = sandbox.wrap(
+                argv,
+                policy=self.spec.profile().sandbox,
+                workspace=cwd,
+                run_dir=private,
+                kanban_home=self.home,
+                environ=env,
+            )
         try:
             with self.log.open("ab") as sink:
                 self.agent = subprocess.Popen(
@@ -238,6 +278,9 @@ class Supervisor:
             reason = "the agent exited 0 without completing or blocking (protocol failure)"
         elif code < 0:
             reason = f"the agent was killed by signal {-code}"
+        elif self.contained and code > _SIGNALLED:
+            # bubblewrap reports a signalled agent as 128 + the signal number.
+            reason = f"the agent was killed by signal {code - _SIGNALLED} (exit status {code})"
         else:
             reason = f"the agent exited with code {code} without completing or blocking"
         return self._fail(board, RunOutcome.CRASHED, reason)
@@ -321,6 +364,13 @@ class Supervisor:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         with self.log.open("a", encoding="utf-8") as handle:
             handle.write(f"[kanban {stamp}] r{self.spec.run_id}: {message}\n")
+
+
+def _executable(program: str, path: str, cwd: Path) -> bool:
+    if os.sep in program:
+        target = cwd / program
+        return target.is_file() and os.access(target, os.X_OK)
+    return shutil.which(program, path=path) is not None
 
 
 def _begin_turn(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:

@@ -29,7 +29,7 @@ from kanban_core.logs import log_path
 from kanban_core.spawn import SubprocessSpawner
 from kanban_core.storage import Query
 from tests.integration.conftest import Cli, Outcome
-from tests.support.processes import alive, wait_for
+from tests.support.processes import alive, host_pid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -219,7 +219,14 @@ class Harness:
         name = f"agent_{uuid.uuid4().hex[:8]}.py"
         (self.agents / name).write_text(source, encoding="utf-8")
         env = {"TEST_STATE": str(self.state), **options.pop("env", {})}
-        return {"command": [sys.executable, str(self.agents / name)], "env": env, **options}
+        # Contained like any agent, with its script readable and its notes to the test writable.
+        sandbox = {"read": [str(self.agents)], "write": [str(self.state)]}
+        return {
+            "command": [sys.executable, str(self.agents / name)],
+            "env": env,
+            "sandbox": sandbox,
+            **options,
+        }
 
     def configure(self, assignees: dict[str, dict[str, Any]], **dispatcher: Any) -> None:
         """Write config.yaml (JSON is YAML), read afresh by every dispatcher pass."""
@@ -249,6 +256,12 @@ class Harness:
 
     def task(self, task_id: TaskId) -> Task:
         return self.board.get(task_id)
+
+    def host_pids(self, task_id: TaskId, name: str) -> list[int]:
+        """The pids an agent noted, as this process sees them: a contained agent lives in a
+        pid namespace of its own, where its pids mean nothing out here."""
+        noted = [int(word) for word in self.wait_note(task_id, name).split()]
+        return [host_pid(pid, f"TEST_STATE={self.state}") for pid in noted]
 
     def note(self, task_id: TaskId, name: str) -> Path:
         return self.state / f"t{task_id}.{name}"
@@ -440,7 +453,7 @@ def test_an_agent_killed_by_sigkill_is_a_crash(harness: Harness):
     task_id = h.create("long job", assignee="victim")
     dispatcher = h.dispatcher()
     dispatcher.run_pass()
-    agent_pid = int(h.wait_note(task_id, "pid"))
+    (agent_pid,) = h.host_pids(task_id, "pid")
     assert h.task(task_id).status is TaskStatus.RUNNING
 
     os.kill(agent_pid, signal.SIGKILL)
@@ -468,7 +481,7 @@ def test_an_agent_past_its_max_runtime_is_terminated_and_timed_out(harness: Harn
     task_id = h.create("never ends", assignee="sleeper")
     dispatcher = h.dispatcher()
     dispatcher.run_pass()
-    agent_pid, child_pid = map(int, h.wait_note(task_id, "pids").split())
+    agent_pid, child_pid = h.host_pids(task_id, "pids")
 
     task = h.wait_status(task_id, TaskStatus.READY, timeout=30)
 
@@ -562,7 +575,7 @@ def test_a_dispatcher_timeout_of_an_overdue_run_stops_its_agent(harness: Harness
     (spawned,) = dispatcher.run_pass().spawned
     supervisor = spawned.pid
     assert supervisor is not None
-    agent_pid = int(h.wait_note(task_id, "pid"))
+    (agent_pid,) = h.host_pids(task_id, "pid")
     # The deadline (kept by the database clock) passed long ago: the supervisor missed it, as
     # a hung supervisor would, so the dispatcher is the one to time the run out.
     with h.board.db.transaction(write=True) as tx:
