@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import cases, contention, dispatching, gateway_bench
+from benchmarks import cases, contention, dispatching, gateway_bench, sandbox_bench
 from benchmarks.backends import Backend, PostgresBackend, SqliteBackend
 from benchmarks.report import (
     Metric,
@@ -140,6 +140,12 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_most(0.250, "≤ 250 ms"),
         ),
         Metric(
+            "sandbox",
+            "what the bubblewrap jail adds to an agent's spawn, median",
+            milliseconds,
+            at_most(0.050, "≤ 50 ms"),
+        ),
+        Metric(
             "gateway_rss",
             "gateway + Telegram, Discord, Slack adapters loaded: resident memory",
             mebibytes,
@@ -189,6 +195,8 @@ class Run:
         self.measure(["notify"], lambda: [gateway_bench.event_to_send(b, s, log)])
         if b.name == "SQLite":
             self.measure(["gateway_rss"], lambda: [gateway_bench.gateway_rss(log)])
+            # The same on every backend: measured once.
+            self.measure(["sandbox"], lambda: [sandbox_bench.spawn_overhead(log)])
 
     def _contention(self) -> list[Value]:
         result = contention.run(self.backend, self.sizes, self.log)

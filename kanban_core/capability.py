@@ -152,6 +152,11 @@ class RunDoor:
             return {"exit_code": 1, "stdout": "", "stderr": f"kanban: {message}\n"}
         if self._parser is None:
             self._parser = build_parser(with_db_option=False, local_verbs=False)
+        if verb == "create" and _chooses_a_place(self._parser, argv):
+            # Else an agent could hand a directory or repository of its choosing to a
+            # sibling's sandbox, writable; its subtasks get their assignee's workspace.
+            message = "a worker may not give the tasks it creates a dir: workspace or a --repo"
+            return {"exit_code": 1, "stdout": "", "stderr": f"kanban: {message}\n"}
         ctx = CommandContext(
             actor=self.actor,
             open_board=lambda _url: self.board(),
@@ -170,6 +175,15 @@ class RunDoor:
             return {"error": "tool must be a name and arguments an object"}
         tools = BoardTools(self.board(), self.actor, {"KANBAN_TENANT": self._tenant or ""})
         return {"payload": tools.call(name, arguments)}
+
+
+def _chooses_a_place(parser: CommandParser, argv: list[str]) -> bool:
+    try:
+        args, _ = parser.parse_known_args(argv)
+    except KanbanError:
+        return False  # the command itself reports it
+    workspace = getattr(args, "workspace", None)
+    return bool(getattr(args, "repo", None)) or getattr(workspace, "path", None) is not None
 
 
 def _receive(conn: socket.socket) -> Mapping[str, Any]:

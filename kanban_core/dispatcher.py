@@ -26,6 +26,7 @@ from kanban_core.kanban import Kanban
 from kanban_core.logs import log_path, tail
 from kanban_core.profiles import AssigneeProfile
 from kanban_core.recovery import FailurePolicy
+from kanban_core.sandbox import SandboxMode, probe
 from kanban_core.spawn import Spawner, SpawnError, WorkerSpec
 from kanban_core.storage import Query
 
@@ -332,7 +333,7 @@ class Dispatcher:
             backoff_cap_s=config.dispatcher.backoff_cap_seconds,
             first_turn_args=profile.first_turn_args,
             resume_args=profile.resume_args,
-            sandbox=profile.sandbox.to_json(),
+            sandbox=_sandbox_json(profile),
         )
         try:
             pid = self.spawner.spawn(spec, claim.token)
@@ -358,6 +359,15 @@ class Dispatcher:
 def _policy(config: KanbanConfig) -> FailurePolicy:
     d = config.dispatcher
     return FailurePolicy(d.failure_limit, d.backoff_base_seconds, d.backoff_cap_seconds)
+
+
+def _sandbox_json(profile: AssigneeProfile) -> dict[str, object]:
+    """The profile's policy, with this host's probe of bubblewrap (made once per process), so
+    each supervisor need not pay for probing again."""
+    policy = profile.sandbox
+    if policy.mode is SandboxMode.OFF:
+        return policy.to_json()
+    return policy.to_json() | {"probe": probe() or ""}
 
 
 def _workspace_text(profile: AssigneeProfile) -> str | None:

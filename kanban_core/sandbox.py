@@ -13,7 +13,7 @@ import functools
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -115,11 +115,14 @@ class Containment:
         return {"contained": self.contained, "summary": self.summary}
 
 
-def containment(policy: SandboxPolicy) -> Containment:
-    """Decide (probing bubblewrap once per process) how ``policy`` applies here."""
+def containment(
+    policy: SandboxPolicy, probed: Callable[[], str | None] | None = None
+) -> Containment:
+    """Decide how ``policy`` applies here; ``probed`` is a probe already made (by the
+    dispatcher, once per process), else bubblewrap is probed now (once per process)."""
     if policy.mode is SandboxMode.OFF:
         return Containment(False, "NOT CONTAINED: sandbox off for this profile")
-    problem = probe()
+    problem = (probed or probe)()
     if problem is not None:
         if policy.mode is SandboxMode.REQUIRED:
             return Containment(False, f"REFUSED TO RUN: sandbox required but {problem}")

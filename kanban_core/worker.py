@@ -148,7 +148,10 @@ class Supervisor:
     def _contain(self) -> str | None:
         """Decide this run's containment and say it in the log; a reason when it may not run."""
         policy = self.spec.profile().sandbox
-        decided = sandbox.containment(policy)
+        probed = self.spec.sandbox.get("probe")
+        # The dispatcher probed bubblewrap on this host already ("" when it works).
+        known = None if probed is None else (lambda: str(probed) or None)
+        decided = sandbox.containment(policy, known)
         self.contained = decided.contained
         if decided.contained:
             self.note(f"contained: {decided.summary}")

@@ -161,8 +161,9 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         )
     # Last, so it is what a person reads first at the bottom of the screen.
     blocks.append(Heading("Containment of agents (per profile)"))
-    rows = tuple((name, c.summary) for name, c in contained.items())
-    blocks.append(Table(("PROFILE", "IN FORCE"), rows))
+    blocks.append(
+        Table(("PROFILE", "IN FORCE"), tuple((n, c.summary) for n, c in contained.items()))
+    )
     return CommandResult(blocks=tuple(blocks))
 
 

@@ -795,3 +795,42 @@ def test_kanban_context_shows_the_parent_handoff(harness: Harness):
     assert shown.code == 0, shown.describe()
     assert "> PARENT-HANDOFF: schema is in db/schema.sql" in shown.out
     assert "## Prior attempts on this task" in shown.out  # the child's own completed run
+
+
+# -- containment where bubblewrap is missing ---------------------------------------------------
+
+
+def test_without_bubblewrap_auto_runs_loudly_uncontained_and_required_refuses(harness: Harness):
+    h = harness
+    h.configure(
+        {
+            "relaxed": h.profile(COMPLETES),
+            "strict": h.profile(COMPLETES) | {"sandbox": {"mode": "required"}},
+        }
+    )
+    relaxed = h.create("run anyway", assignee="relaxed")
+    strict = h.create("run only contained", assignee="strict")
+    # A PATH with Python but no bwrap: the dispatcher's probe finds none.
+    no_bwrap = h.root / "bin"
+    no_bwrap.mkdir()
+    (no_bwrap / "python3").symlink_to(sys.executable)
+    env = {"PATH": str(no_bwrap)}
+
+    status = h.kanban("status", "--json", **env)
+    result = h.kanban("dispatch", **env)
+
+    assert status.code == 0, status.describe()
+    contained = status.json()["containment"]
+    assert contained["relaxed"]["contained"] is False
+    assert contained["relaxed"]["summary"].startswith("NOT CONTAINED: bubblewrap is not")
+    assert contained["strict"]["summary"].startswith("REFUSED TO RUN: sandbox required")
+    assert result.code == 0, result.describe()
+    h.wait_status(relaxed, TaskStatus.DONE)
+    assert "WARNING NOT CONTAINED: bubblewrap is not installed" in h.log(relaxed)
+    task = h.wait_status(strict, TaskStatus.BLOCKED, TaskStatus.READY)
+    (run,) = h.board.runs(strict)
+    assert run.outcome is RunOutcome.SPAWN_FAILED
+    assert run.error is not None
+    assert run.error.startswith("sandbox: REFUSED TO RUN: sandbox required but bubblewrap")
+    assert task.consecutive_failures == 1
+    assert "COMPLETE-AGENT" not in h.log(strict)
