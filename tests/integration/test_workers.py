@@ -834,3 +834,58 @@ def test_without_bubblewrap_auto_runs_loudly_uncontained_and_required_refuses(ha
     assert run.error.startswith("sandbox: REFUSED TO RUN: sandbox required but bubblewrap")
     assert task.consecutive_failures == 1
     assert "COMPLETE-AGENT" not in h.log(strict)
+
+
+UNSETS_ITS_VARIABLES = """
+import json, os, subprocess, sys
+from agentlib import kanban, put
+target, db = os.environ["TARGET_TASK"], os.environ["TARGET_DB"]
+bare = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+
+def attempt(*args):
+    done = subprocess.run(
+        [sys.executable, "-m", "kanban_core", "--db", db, *args],
+        env=bare, capture_output=True, text=True,
+    )
+    return {"code": done.returncode, "err": done.stderr}
+
+results = {"direct": attempt("complete", target, "--summary", "pwned")}
+# Daemonised (double fork, own session): still under the supervisor, which adopts orphans.
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.close(r)
+        os.write(w, json.dumps(attempt("archive", target)).encode())
+        os._exit(0)
+    os._exit(0)
+os.close(w)
+os.wait()
+data = b""
+while chunk := os.read(r, 65536):
+    data += chunk
+results["daemonised"] = json.loads(data)
+put("results", json.dumps(results))
+kanban("complete", "--summary", "tried to act as the local operator")
+"""
+
+
+def test_an_uncontained_agent_without_its_variables_is_refused_not_the_local_operator(
+    harness: Harness,
+):
+    h = harness
+    target = h.create("someone else's task")
+    env = {"TARGET_TASK": f"t{target}", "TARGET_DB": f"sqlite:///{h.home / 'kanban.db'}"}
+    h.configure({"sly": h.profile(UNSETS_ITS_VARIABLES, env=env) | {"sandbox": "off"}})
+    task_id = h.create("unset your variables", assignee="sly")
+
+    result = h.kanban("dispatch")
+
+    assert result.code == 0, result.describe()
+    outcome = json.loads(h.wait_note(task_id, "results"))
+    h.wait_status(task_id, TaskStatus.DONE)
+    for how in ("direct", "daemonised"):
+        assert outcome[how]["code"] == 1, outcome
+        assert "inside a worker run" in outcome[how]["err"], outcome
+    assert h.task(target).status is TaskStatus.READY
+    assert "WARNING NOT CONTAINED: sandbox off for this profile" in h.log(task_id)
