@@ -164,7 +164,8 @@ def wrap(
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, *_isolation(network=policy.network), *_system()]
     home = environ.get("HOME")
-    if home and PurePosixPath(home).is_absolute():
+    system = any(_under(Path(home or "/"), Path(d)) for d in SYSTEM_DIRS)
+    if home and PurePosixPath(home).is_absolute() and home != "/" and not system:
         args += ["--tmpfs", home]  # the user's dotfiles and keys stay outside
     readable = [*_python_roots(), *policy.read]
     args += _binds("--ro-bind", readable)

@@ -1,10 +1,11 @@
 """The worker supervisor (``kanban worker``): runs one agent attempt and always records a verdict.
 
-It prepares the workspace, starts the agent in its own process group with the run's credentials
-in its environment, renews the lease while the agent lives, appends the agent's output to the
-task's log, enforces the max runtime, and — when the agent exits without completing or blocking —
-records the outcome itself with the log's tail as evidence. Exit 0 without a verdict is a
-protocol failure, not a success.
+It prepares the workspace, serves the run's capability (the agent's only door to the board),
+starts the agent in its own process group — in its bubblewrap jail where the profile's sandbox
+applies — with the run's credentials in its environment, renews the lease while the agent
+lives, appends the agent's output to the task's log, enforces the max runtime, and — when the
+agent exits without completing or blocking — records the outcome itself with the log's tail as
+evidence. Exit 0 without a verdict is a protocol failure, not a success.
 """
 
 from __future__ import annotations
