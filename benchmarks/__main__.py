@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import cases, contention, dispatching, gateway_bench, opening
+from benchmarks import cases, contention, dispatching, gateway_bench, opening, sandbox_bench
 from benchmarks.backends import Backend, PostgresBackend, SqliteBackend
 from benchmarks.report import (
     Metric,
@@ -176,6 +176,12 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_most(0.250, "≤ 250 ms"),
         ),
         Metric(
+            "sandbox",
+            "what the bubblewrap jail adds to an agent's spawn, median",
+            milliseconds,
+            at_most(0.050, "≤ 50 ms"),
+        ),
+        Metric(
             "gateway_rss",
             "gateway + Telegram, Discord, Slack adapters loaded: resident memory",
             mebibytes,
@@ -230,6 +236,8 @@ class Run:
         self.measure(["notify"], lambda: [gateway_bench.event_to_send(b, s, log)])
         if b.name == "SQLite":
             self.measure(["gateway_rss"], lambda: [gateway_bench.gateway_rss(log)])
+            # The same on every backend: measured once.
+            self.measure(["sandbox"], lambda: [sandbox_bench.spawn_overhead(log)])
 
     def _contention(self) -> list[Value]:
         result = contention.run(self.backend, self.sizes, self.log)

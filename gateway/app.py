@@ -21,8 +21,10 @@ from gateway.notifier import Notifier
 from gateway.router import Router
 from gateway.scheduler import DispatchLoop
 from kanban_core import Kanban, KernelSettings
-from kanban_core.config import config_path, load_config
+from kanban_core.config import KanbanConfig, config_path, load_config
 from kanban_core.dispatch.dispatcher import Dispatcher
+from kanban_core.dispatch.hardening import make_undumpable
+from kanban_core.dispatch.sandbox import containment
 from kanban_core.dispatch.spawn import SubprocessSpawner
 from kanban_core.workspaces.interactive import reconcile
 
@@ -62,6 +64,9 @@ class Gateway:
 
     async def run(self) -> int:
         """Start everything, serve until SIGTERM/SIGINT, drain, stop."""
+        # Agents run as the same user: keep our chat tokens out of their reach via /proc.
+        if not make_undumpable():
+            log.warning("could not make the gateway non-dumpable: agents may read its /proc")
         gateway_config = load_gateway_config(self.config_file)
         load_config(self.config_file, self.environ)  # fail at start on an invalid kernel config
         adapters = load_adapters(gateway_config, self.environ)
@@ -72,6 +77,7 @@ class Gateway:
             board, config=lambda: load_config(self.config_file, self.environ), spawner=spawner
         )
         kernel_config = load_config(self.config_file, self.environ)
+        _log_containment(kernel_config)
         interval = kernel_config.dispatcher.dispatch_interval_seconds
         recovered = await executor.run(reconcile.on_start, board, kernel_config.workspaces)
         _log_recovery(recovered)
@@ -150,6 +156,22 @@ class Gateway:
 def _diff_budget(max_chars: int) -> int:
     # A diff shares its message with a summary; past this it is sent as a file instead.
     return max(500, int(max_chars * 0.6))
+
+
+def _log_containment(config: KanbanConfig) -> None:
+    """Say at start, per profile, whether its agents run contained; loudly when they do not."""
+    for name, profile in sorted(config.assignees.items()):
+        decided = containment(profile.sandbox)
+        if decided.contained:
+            log.info("profile %s: agents contained by %s", name, decided.summary)
+        else:
+            log.warning(
+                "profile %s: %s — its agents can read this user's files, the board and other "
+                "workspaces (see the README, Containment)",
+                name,
+                decided.summary,
+                extra={"action": "uncontained"},
+            )
 
 
 def _log_recovery(report: reconcile.ReconcileReport) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +12,8 @@ from kanban_core.board.domain import Actor, RunProof, parse_run_id, parse_task_i
 from kanban_core.board.kanban import Kanban
 from kanban_core.board.validation import clean_text
 from kanban_core.commands import CommandContext, CommandResult, build_parser, run_command
-from kanban_core.commands.render import render_blocks
+from kanban_core.commands.capability import worker_cli
+from kanban_core.commands.render import render_result
 from kanban_core.errors import KanbanError
 from kanban_core.settings import KernelSettings
 
@@ -41,16 +41,9 @@ def actor_from_environ(environ: Mapping[str, str]) -> Actor:
 
 def print_result(result: CommandResult) -> None:
     """Write a result: JSON or text on stdout, one-line errors on stderr."""
-    if result.as_json:
-        sys.stdout.write(json.dumps(result.data, indent=2, ensure_ascii=False) + "\n")
-    elif result.blocks:
-        sys.stdout.write(render_blocks(result.blocks) + "\n")
-    for attached in result.files:
-        sys.stdout.write(attached.content.decode("utf-8", errors="replace"))
-    for error in result.errors:
-        # An error listing several problems (an invalid config file) is one line per problem.
-        for line in error.splitlines() or [""]:
-            sys.stderr.write(f"kanban: {line}\n")
+    stdout, stderr = render_result(result)
+    sys.stdout.write(stdout)
+    sys.stderr.write(stderr)
     sys.stdout.flush()
 
 
@@ -58,6 +51,10 @@ def main(argv: Sequence[str] | None = None, *, extra: Sequence[Callable[[Any], N
     """Run one command; returns the exit code (0 ok, 1 refused, 2 usage)."""
     environ = os.environ
     args = list(sys.argv[1:] if argv is None else argv)
+    # Inside a worker run the board is reached through the run's capability, or not at all.
+    code = worker_cli(args, environ)
+    if code is not None:
+        return code
     try:
         actor = actor_from_environ(environ)
     except KanbanError as exc:

@@ -6,6 +6,7 @@ import enum
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from kanban_core.board.domain import Task
 from kanban_core.board.validation import WorkspaceSpec
@@ -47,6 +48,43 @@ PRESET_COMMANDS: dict[Preset, tuple[str, ...]] = {
 }
 
 
+class SandboxMode(enum.StrEnum):
+    """How a profile's agents are contained."""
+
+    AUTO = "auto"  # bubblewrap where it works; elsewhere run uncontained, and say so loudly
+    REQUIRED = "required"  # bubblewrap or the run does not start
+    OFF = "off"  # never (the agent has the user's full authority)
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxPolicy:
+    """A profile's ``sandbox`` section."""
+
+    mode: SandboxMode = SandboxMode.AUTO
+    network: bool = True
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The policy as JSON (it travels in the worker spec)."""
+        return {
+            "mode": self.mode.value,
+            "network": self.network,
+            "read": list(self.read),
+            "write": list(self.write),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> SandboxPolicy:
+        """The policy from ``to_json``; an empty mapping is the default."""
+        return cls(
+            mode=SandboxMode(raw.get("mode", SandboxMode.AUTO.value)),
+            network=bool(raw.get("network", True)),
+            read=tuple(raw.get("read", ())),
+            write=tuple(raw.get("write", ())),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class AssigneeProfile:
     """One configured assignee."""
@@ -64,6 +102,7 @@ class AssigneeProfile:
     allow_dirty_base: bool = False
     first_turn_args: tuple[str, ...] = ()
     resume_args: tuple[str, ...] = ()
+    sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
 
 
 #: Extra arguments for workspace turns: the first turn of a session names the agent's session,

@@ -50,7 +50,8 @@ def mcp(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 def worker(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``worker``: the supervisor's entry point (the spec arrives on stdin, never in argv)."""
     del args
+    from kanban_core.commands.capability import RunDoor
     from kanban_core.dispatch import supervisor
 
-    code = supervisor.main(sys.stdin.read(), ctx.environ)
+    code = supervisor.main(sys.stdin.read(), ctx.environ, open_door=RunDoor)
     return CommandResult(exit_code=code)

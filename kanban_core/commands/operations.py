@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kanban_core.board.domain import format_task_id
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.formatting import elapsed, timestamp
 from kanban_core.commands.result import Block, CommandResult, Heading, Table, Text, text
-from kanban_core.errors import UsageError
+from kanban_core.errors import KanbanError, UsageError
 from kanban_core.storage import Query
+
+if TYPE_CHECKING:
+    from kanban_core.dispatch.sandbox import Containment
 
 #: From chat, a log is cut to what fits a couple of messages.
 CHAT_LOG_BYTES = 3000
@@ -112,6 +115,7 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     stats = board.stats()
     with board.db.transaction(write=False) as tx:
         deliveries = {row[0]: int(row[1]) for row in tx.fetchall(_DELIVERIES)}
+    contained = _containment(ctx)
     if args.json:
         return CommandResult(
             data={
@@ -120,6 +124,7 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
                 "oldest_ready_age_seconds": stats.oldest_ready_age_seconds,
                 "deliveries": deliveries,
                 "dead_letters": board.dead_letters(limit=20),
+                "containment": {name: c.to_json() for name, c in contained.items()},
             },
             as_json=True,
         )
@@ -157,6 +162,11 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
                 f"{letter['attempts']} attempts: {letter['last_error'] or '-'}"
             )
         )
+    # Last, so it is what a person reads first at the bottom of the screen.
+    blocks.append(Heading("Containment of agents (per profile)"))
+    blocks.append(
+        Table(("PROFILE", "IN FORCE"), tuple((n, c.summary) for n, c in contained.items()))
+    )
     return CommandResult(blocks=tuple(blocks))
 
 
@@ -169,6 +179,17 @@ def _interval_s(ctx: CommandContext) -> float:
         return float(ctx.config().dispatcher.dispatch_interval_seconds)
     except KanbanError:
         return float(DispatcherConfig().dispatch_interval_seconds)
+
+
+def _containment(ctx: CommandContext) -> dict[str, Containment]:
+    """What each configured profile's next run gets on this machine."""
+    from kanban_core.dispatch.sandbox import Containment, containment
+
+    try:
+        profiles = ctx.config().assignees
+    except KanbanError as exc:
+        return {"(config)": Containment(False, f"cannot read config.yaml: {exc}")}
+    return {name: containment(profile.sandbox) for name, profile in sorted(profiles.items())}
 
 
 def context(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:

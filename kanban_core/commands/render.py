@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import unicodedata
 from collections.abc import Sequence
 
-from kanban_core.commands.result import Block, Heading, Table, Text
+from kanban_core.commands.result import Block, CommandResult, Heading, Table, Text
 
 
 @functools.lru_cache(maxsize=4096)  # status icons and repeated names recur on every row
@@ -53,3 +54,16 @@ def render_blocks(blocks: tuple[Block, ...]) -> str:
         elif isinstance(block, Text):
             parts.append(block.text)
     return "\n".join(parts)
+
+
+def render_result(result: CommandResult) -> tuple[str, str]:
+    """A result as a terminal shows it: (stdout, stderr) — JSON or text, one-line errors."""
+    out = []
+    if result.as_json:
+        out.append(json.dumps(result.data, indent=2, ensure_ascii=False) + "\n")
+    elif result.blocks:
+        out.append(render_blocks(result.blocks) + "\n")
+    out += [attached.content.decode("utf-8", errors="replace") for attached in result.files]
+    # An error listing several problems (an invalid config file) is one line per problem.
+    errors = [line for error in result.errors for line in error.splitlines() or [""]]
+    return "".join(out), "".join(f"kanban: {line}\n" for line in errors)

@@ -24,6 +24,7 @@ from kanban_core.profiles import (
     SESSION_ARGS,
     AssigneeProfile,
     Preset,
+    SandboxPolicy,
 )
 from kanban_core.workspaces.interactive.config import WorkspacesConfig, workspaces_from
 
@@ -133,6 +134,7 @@ def _profile(name: str, section: Section) -> AssigneeProfile:
         allow_dirty_base=section["allow_dirty_base"],
         first_turn_args=_args(section["first_turn_args"], first),
         resume_args=_args(section["resume_args"], resume),
+        sandbox=SandboxPolicy.from_json(section["sandbox"]),
     )
 
 

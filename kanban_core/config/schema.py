@@ -114,6 +114,31 @@ class DispatcherSection(Section):
 Preset = Literal["claude-code", "codex", "gemini", "command", "demo"]
 
 
+def _sandbox_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if not path.is_absolute() or ".." in path.parts or path == PurePosixPath("/"):
+        raise ValueError("must be an absolute path below / without '..'")
+    return value
+
+
+def _sandbox_mode(value: Any) -> Any:
+    # A bare mode (or true/false) stands for the mapping with only that mode.
+    if isinstance(value, bool):
+        return {"mode": "auto" if value else "off"}
+    if isinstance(value, str):
+        return {"mode": value}
+    return value
+
+
+class SandboxSection(Section):
+    """How a profile's agents are contained (README, "Containment")."""
+
+    mode: Literal["auto", "required", "off"] = "auto"
+    network: bool = True
+    read: list[Annotated[str, AfterValidator(_sandbox_path)]] = Field(default_factory=list)
+    write: list[Annotated[str, AfterValidator(_sandbox_path)]] = Field(default_factory=list)
+
+
 class ProfileSection(Section):
     """One assignee: the agent to run, where, how many at once, with what environment."""
 
@@ -130,6 +155,9 @@ class ProfileSection(Section):
     skills: list[Text] = Field(default_factory=list)
     first_turn_args: list[str] | None = None
     resume_args: list[str] | None = None
+    sandbox: Annotated[SandboxSection, BeforeValidator(_sandbox_mode)] = Field(
+        default_factory=SandboxSection
+    )
 
     @model_validator(mode="after")
     def _command_or_preset(self) -> ProfileSection:

@@ -24,9 +24,10 @@ from kanban_core.board.recovery import FailurePolicy
 from kanban_core.config import KanbanConfig
 from kanban_core.dispatch import health
 from kanban_core.dispatch.logs import log_path, tail
+from kanban_core.dispatch.sandbox import probe
 from kanban_core.dispatch.spawn import Spawner, SpawnError, WorkerSpec
 from kanban_core.errors import KanbanError, StaleRun
-from kanban_core.profiles import AssigneeProfile
+from kanban_core.profiles import AssigneeProfile, SandboxMode
 from kanban_core.storage import Query
 
 # One scan of the running tasks' own index (it holds the assignee) gives every assignee's
@@ -332,6 +333,7 @@ class Dispatcher:
             backoff_cap_s=config.dispatcher.backoff_cap_seconds,
             first_turn_args=profile.first_turn_args,
             resume_args=profile.resume_args,
+            sandbox=_sandbox_json(profile),
         )
         try:
             pid = self.spawner.spawn(spec, claim.token)
@@ -357,6 +359,15 @@ class Dispatcher:
 def _policy(config: KanbanConfig) -> FailurePolicy:
     d = config.dispatcher
     return FailurePolicy(d.failure_limit, d.backoff_base_seconds, d.backoff_cap_seconds)
+
+
+def _sandbox_json(profile: AssigneeProfile) -> dict[str, object]:
+    """The profile's policy, with this host's probe of bubblewrap (made once per process), so
+    each supervisor need not pay for probing again."""
+    policy = profile.sandbox
+    if policy.mode is SandboxMode.OFF:
+        return policy.to_json()
+    return policy.to_json() | {"probe": probe() or ""}
 
 
 def _workspace_text(profile: AssigneeProfile) -> str | None:

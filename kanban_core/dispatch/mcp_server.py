@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -16,12 +17,20 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
-from kanban_core.board.domain import Actor, TaskId, format_task_id, parse_task_id
+from kanban_core.board.domain import Actor, RunId, RunProof, TaskId, format_task_id, parse_task_id
 from kanban_core.board.kanban import Kanban
 from kanban_core.board.validation import parse_duration, parse_metadata
 from kanban_core.errors import KanbanError, ValidationError
 
-__all__ = ["TOOL_NAMES", "BoardTools", "build_server", "run_stdio", "serve_stdio"]
+__all__ = [
+    "TOOL_NAMES",
+    "BoardTools",
+    "RemoteTools",
+    "build_server",
+    "run_stdio",
+    "serve_remote",
+    "serve_stdio",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -324,7 +333,34 @@ class BoardTools:
         }
 
 
-def build_server(tools: BoardTools) -> Server[Any]:
+class RemoteTools:
+    """The same tools inside a worker run, answered by the run's supervisor over its capability.
+
+    The agent's process holds no database; each call travels to the supervisor, which runs it
+    as the run (see ``kanban_core.commands.capability``).
+    """
+
+    def __init__(self, call: Callable[[Mapping[str, Any]], Payload], actor: Actor) -> None:
+        self._call = call
+        self.actor = actor
+
+    def tools(self) -> list[types.Tool]:
+        """The tool list, in a stable order."""
+        return [spec.to_tool() for spec in _SPECS]
+
+    def call(self, name: str, arguments: Mapping[str, Any] | None) -> Payload:
+        """Run one tool at the supervisor; every failure comes back as ``{"error": ...}``."""
+        try:
+            reply = self._call({"tool": name, "arguments": dict(arguments or {})})
+        except KanbanError as exc:
+            return {"error": " ".join(str(exc).splitlines())}
+        payload = reply.get("payload")
+        if not isinstance(payload, dict):
+            return {"error": "the supervisor sent no answer"}
+        return payload
+
+
+def build_server(tools: BoardTools | RemoteTools) -> Server[Any]:
     """The MCP server (SDK low-level API): tools/list and tools/call over ``tools``.
 
     The low-level server is used so the input schemas are exactly the ones above and every
@@ -364,7 +400,7 @@ def build_server(tools: BoardTools) -> Server[Any]:
     )
 
 
-async def serve_stdio(tools: BoardTools) -> None:
+async def serve_stdio(tools: BoardTools | RemoteTools) -> None:
     """Serve on this process's stdin/stdout until the client closes stdin."""
     server = build_server(tools)
     async with stdio_server() as (read_stream, write_stream):
@@ -377,3 +413,17 @@ def run_stdio(board: Kanban, actor: Actor, environ: Mapping[str, str]) -> None:
         # stdout is the protocol channel; diagnostics go to stderr (the worker's log).
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     anyio.run(serve_stdio, BoardTools(board, actor, environ))
+
+
+def serve_remote(call: Callable[[Mapping[str, Any]], Payload], environ: Mapping[str, str]) -> None:
+    """Blocking entry for ``kanban mcp`` inside a worker run: every call goes to the supervisor."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    run = None
+    task, run_id = environ.get("KANBAN_TASK", ""), environ.get("KANBAN_RUN_ID", "")
+    if task and run_id.isdigit():
+        # Only for the server's instructions text; the supervisor decides who is acting.
+        with contextlib.suppress(KanbanError):
+            run = RunProof(parse_task_id(task), RunId(int(run_id)), "")
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(serve_stdio, RemoteTools(call, Actor(name="worker", run=run)))

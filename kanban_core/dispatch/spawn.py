@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from kanban_core.dispatch.hardening import make_undumpable, supervisor_environ
 from kanban_core.dispatch.logs import log_path, rotate
 from kanban_core.errors import KanbanError
-from kanban_core.profiles import AssigneeProfile
+from kanban_core.profiles import AssigneeProfile, SandboxPolicy
 
 #: Where the spawner puts the run token for the supervisor.
 SUPERVISOR_TOKEN_ENV = "KANBAN_SUPERVISOR_TOKEN"  # noqa: S105 - a variable name, not a secret
@@ -49,6 +50,7 @@ class WorkerSpec:
     extra: Mapping[str, Any] = field(default_factory=dict)
     first_turn_args: tuple[str, ...] = ()
     resume_args: tuple[str, ...] = ()
+    sandbox: Mapping[str, Any] = field(default_factory=dict)  # SandboxPolicy.to_json()
 
     def to_json(self) -> str:
         """The spec as JSON."""
@@ -64,7 +66,7 @@ class WorkerSpec:
             raw["first_turn_args"] = tuple(raw.get("first_turn_args", ()))
             raw["resume_args"] = tuple(raw.get("resume_args", ()))
             return cls(**raw)
-        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             raise KanbanError(f"malformed worker spec: {exc}") from None
 
     def profile(self) -> AssigneeProfile:
@@ -79,6 +81,7 @@ class WorkerSpec:
             env=dict(self.env),
             pass_env=self.pass_env,
             allow_dirty_base=self.allow_dirty_base,
+            sandbox=SandboxPolicy.from_json(self.sandbox),
         )
 
 
@@ -100,16 +103,19 @@ class SubprocessSpawner:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = dict(os.environ if environ is None else environ)
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        # A process that starts agents holds what they must not read (chat tokens, the database
+        # URL); close its /proc entries to them before the first one starts.
+        make_undumpable()
 
     def spawn(self, spec: WorkerSpec, token: str) -> int:
         """Start a supervisor and hand it the spec on stdin."""
         log = log_path(Path(spec.home), spec.task_id)
         # Rotate before the supervisor's output is attached, so one attempt stays in one file.
         rotate(log, spec.log_rotate_bytes, spec.log_backups)
-        # Not KANBAN_RUN_TOKEN: the supervisor is not the worker; it hands that to the agent.
-        env = self._environ | {SUPERVISOR_TOKEN_ENV: token, "PYTHONUNBUFFERED": "1"}
-        for name in ("KANBAN_TASK", "KANBAN_RUN_ID", "KANBAN_RUN_TOKEN"):
-            env.pop(name, None)
+        # Allow-listed, never the whole environment: the gateway's chat and GitHub tokens stay
+        # behind. Not KANBAN_RUN_TOKEN: the supervisor is not the worker; it hands that on.
+        env = supervisor_environ(self._environ, spec.pass_env)
+        env |= {SUPERVISOR_TOKEN_ENV: token, "PYTHONUNBUFFERED": "1"}
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("ab") as sink:

@@ -1,10 +1,11 @@
 """The worker supervisor (``kanban worker``): runs one agent attempt and always records a verdict.
 
-It prepares the workspace, starts the agent in its own process group with the run's credentials
-in its environment, renews the lease while the agent lives, appends the agent's output to the
-task's log, enforces the max runtime, and — when the agent exits without completing or blocking —
-records the outcome itself with the log's tail as evidence. Exit 0 without a verdict is a
-protocol failure, not a success.
+It prepares the workspace, serves the run's capability (the agent's only door to the board),
+starts the agent in its own process group — in its bubblewrap jail where the profile's sandbox
+applies — with the run's credentials in its environment, renews the lease while the agent
+lives, appends the agent's output to the task's log, enforces the max runtime, and — when the
+agent exits without completing or blocking — records the outcome itself with the log's tail as
+evidence. Exit 0 without a verdict is a protocol failure, not a success.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping
-from contextlib import suppress
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -34,10 +37,13 @@ from kanban_core.board.domain import (
 )
 from kanban_core.board.kanban import Kanban, OnMissing
 from kanban_core.board.recovery import FailurePolicy
+from kanban_core.dispatch import sandbox
+from kanban_core.dispatch.door import SANDBOX_RUN_DIR, SOCKET_ENV, SOCKET_NAME, DoorFactory
+from kanban_core.dispatch.hardening import become_subreaper, make_undumpable
 from kanban_core.dispatch.logs import log_path, tail
 from kanban_core.dispatch.spawn import SUPERVISOR_TOKEN_ENV, WorkerSpec
 from kanban_core.errors import KanbanError, StaleRun, StorageError
-from kanban_core.profiles import render_command, worker_prompt
+from kanban_core.profiles import SandboxMode, render_command, worker_prompt
 from kanban_core.settings import KernelSettings
 from kanban_core.workspaces import places
 
@@ -62,6 +68,8 @@ _INHERITED = (
     "PYTHONPATH",
 )
 _EVIDENCE_BYTES = 4000
+_MCP_CONFIG = "mcp.json"
+_SIGNALLED = 128
 _POLL_S = 0.25
 _PR_SET_PDEATHSIG = 1
 
@@ -69,8 +77,11 @@ _PR_SET_PDEATHSIG = 1
 class Supervisor:
     """One attempt at one task."""
 
-    def __init__(self, spec: WorkerSpec, token: str, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, spec: WorkerSpec, token: str, environ: Mapping[str, str], open_door: DoorFactory
+    ) -> None:
         self.spec = spec
+        self.open_door = open_door
         self.environ = environ
         self.proof = RunProof(TaskId(spec.task_id), RunId(spec.run_id), token)
         self.actor = Actor(name="supervisor", run=self.proof)
@@ -80,6 +91,8 @@ class Supervisor:
         self.agent: subprocess.Popen[bytes] | None = None
         self.tenant: str | None = None
         self.turn_env: dict[str, str] = {}
+        self.agent_dir = Path()
+        self.contained = False
         self._stopping = False
 
     def run(self) -> int:
@@ -110,29 +123,77 @@ class Supervisor:
                 return code
             self.note(f"workspace at {path}" + (f" (turn {turn.turn.id})" if turn else ""))
             self.tenant = task.tenant
-            mcp_config = self._write_mcp_config()
+            refused = self._contain()
+            if refused is not None:
+                code = self._fail(board, RunOutcome.SPAWN_FAILED, refused)
+                if turn is not None:
+                    self._finish_turn(board)
+                return code
             command = self.spec.command
             if turn is not None:
                 command += self.spec.resume_args if turn.resume else self.spec.first_turn_args
                 self.turn_env = turn.env
             try:
-                argv = render_command(
-                    command,
-                    {
-                        "prompt": turn.prompt if turn else worker_prompt(task),
-                        "task_id": task.ref,
-                        "run_id": str(self.spec.run_id),
-                        "workspace": str(path),
-                        "mcp_config": str(mcp_config),
-                        "agent_session_id": turn.session.agent_session_id if turn else "",
-                    },
-                )
-                return self._supervise(board, argv, path, task.tenant)
+                with self._door(task.tenant) as private:
+                    argv = render_command(
+                        command,
+                        {
+                            "prompt": turn.prompt if turn else worker_prompt(task),
+                            "task_id": task.ref,
+                            "run_id": str(self.spec.run_id),
+                            "workspace": str(path),
+                            "mcp_config": str(self.agent_dir / _MCP_CONFIG),
+                            "agent_session_id": turn.session.agent_session_id if turn else "",
+                        },
+                    )
+                    return self._supervise(board, argv, path, task.tenant, private)
             finally:
-                with suppress(OSError):
-                    mcp_config.unlink()
                 if turn is not None:
                     self._finish_turn(board)
+
+    def _contain(self) -> str | None:
+        """Decide this run's containment and say it in the log; a reason when it may not run."""
+        policy = self.spec.profile().sandbox
+        probed = self.spec.sandbox.get("probe")
+        # The dispatcher probed bubblewrap on this host already ("" when it works).
+        known = None if probed is None else (lambda: str(probed) or None)
+        decided = sandbox.containment(policy, known)
+        self.contained = decided.contained
+        if decided.contained:
+            self.note(f"contained: {decided.summary}")
+            return None
+        if policy.mode is SandboxMode.REQUIRED:
+            return f"sandbox: {decided.summary}"
+        self.note(
+            f"WARNING {decided.summary}: the agent runs with this user's full authority "
+            "(it can read the board's files and other workspaces; see the README, Containment)"
+        )
+        return None
+
+    @contextmanager
+    def _door(self, tenant: str | None) -> Iterator[Path]:
+        """Serve the run's capability from a private directory, which it yields.
+
+        The agent gets this directory (a socket, the MCP config) instead of the database.
+        """
+        private = Path(tempfile.mkdtemp(prefix=f"kanban-r{self.spec.run_id}-"))  # mode 0700
+        settings = KernelSettings(home=self.home, db_url=self.spec.db_url)
+        door = self.open_door(
+            self.proof,
+            self.spec.assignee,
+            lambda: Kanban.open(settings),
+            tenant=tenant,
+            on_error=self.note,
+        )
+        try:
+            door.start(private)
+            # A contained agent sees the directory at a fixed place (and nothing beside it).
+            self.agent_dir = Path(SANDBOX_RUN_DIR) if self.contained else private
+            self._write_mcp_config(private, self.agent_dir)
+            yield private
+        finally:
+            door.close()
+            shutil.rmtree(private, ignore_errors=True)
 
     def _finish_turn(self, board: Kanban) -> None:
         """End the workspace turn this run carried out (once; the gateway settles it otherwise)."""
@@ -143,9 +204,26 @@ class Supervisor:
         except KanbanError as exc:
             self.note(f"could not settle the workspace turn (the gateway will): {exc}")
 
-    def _supervise(self, board: Kanban, argv: list[str], cwd: Path, tenant: str | None) -> int:
-        env = self._agent_env(cwd, tenant)
+    def _supervise(
+        self, board: Kanban, argv: list[str], cwd: Path, tenant: str | None, private: Path
+    ) -> int:
+        env = self._agent_env(cwd, tenant, self.agent_dir)
         self.note(f"starting {argv[0]}")
+        if self.contained:
+            # Looked up here: inside the jail a missing program is only an exit status.
+            if not _executable(argv[0], env.get("PATH", os.defpath), cwd):
+                return self._fail(
+                    board, RunOutcome.SPAWN_FAILED, f"cannot start {argv[0]!r}: not found"
+                )
+            env["TMPDIR"] = "/tmp"  # noqa: S108 - the jail's own, empty /tmp
+            argv = sandbox.wrap(
+                argv,
+                policy=self.spec.profile().sandbox,
+                workspace=cwd,
+                run_dir=private,
+                kanban_home=self.home,
+                environ=env,
+            )
         try:
             with self.log.open("ab") as sink:
                 self.agent = subprocess.Popen(
@@ -209,6 +287,9 @@ class Supervisor:
             reason = "the agent exited 0 without completing or blocking (protocol failure)"
         elif code < 0:
             reason = f"the agent was killed by signal {-code}"
+        elif self.contained and code > _SIGNALLED:
+            # bubblewrap reports a signalled agent as 128 + the signal number.
+            reason = f"the agent was killed by signal {code - _SIGNALLED} (exit status {code})"
         else:
             reason = f"the agent exited with code {code} without completing or blocking"
         return self._fail(board, RunOutcome.CRASHED, reason)
@@ -251,7 +332,7 @@ class Supervisor:
         del signum, frame
         self._stopping = True
 
-    def _agent_env(self, cwd: Path, tenant: str | None) -> dict[str, str]:
+    def _agent_env(self, cwd: Path, tenant: str | None, run_dir: Path) -> dict[str, str]:
         env = {k: self.environ[k] for k in _INHERITED if k in self.environ}
         env |= {k: self.environ[k] for k in self.spec.pass_env if k in self.environ}
         env |= dict(self.spec.env)
@@ -260,8 +341,8 @@ class Supervisor:
             "KANBAN_RUN_ID": str(self.spec.run_id),
             "KANBAN_RUN_TOKEN": self.proof.token,
             "KANBAN_WORKSPACE": str(cwd),
-            "KANBAN_DB_URL": self.spec.db_url,
-            "KANBAN_HOME": self.spec.home,
+            # The run's capability, not the database: no URL, no password, no board path.
+            SOCKET_ENV: str(run_dir / SOCKET_NAME),
             "KANBAN_TENANT": tenant or "",
         }
         env |= self.turn_env
@@ -270,10 +351,7 @@ class Supervisor:
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
         return env
 
-    def _write_mcp_config(self) -> Path:
-        run_dir = self.home / "runs"
-        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = run_dir / f"r{self.spec.run_id}-mcp.json"
+    def _write_mcp_config(self, private: Path, agent_dir: Path) -> None:
         server = {
             "command": sys.executable,
             "args": ["-m", "kanban_core", "mcp"],
@@ -281,21 +359,27 @@ class Supervisor:
                 "KANBAN_TASK": f"t{self.spec.task_id}",
                 "KANBAN_RUN_ID": str(self.spec.run_id),
                 "KANBAN_RUN_TOKEN": self.proof.token,
-                "KANBAN_DB_URL": self.spec.db_url,
-                "KANBAN_HOME": self.spec.home,
+                SOCKET_ENV: str(agent_dir / SOCKET_NAME),
                 "KANBAN_TENANT": self.tenant or "",
             },
         }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the run token
+        # Holds the run token: only this user may read it, and only this run's agent sees it.
+        fd = os.open(private / _MCP_CONFIG, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"mcpServers": {"kanban": server}}, handle)
-        return path
 
     def note(self, message: str) -> None:
         """Append a supervisor line to the task's log."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         with self.log.open("a", encoding="utf-8") as handle:
             handle.write(f"[kanban {stamp}] r{self.spec.run_id}: {message}\n")
+
+
+def _executable(program: str, path: str, cwd: Path) -> bool:
+    if os.sep in program:
+        target = cwd / program
+        return target.is_file() and os.access(target, os.X_OK)
+    return shutil.which(program, path=path) is not None
 
 
 def _begin_turn(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
@@ -316,12 +400,15 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def main(stdin_text: str, environ: Mapping[str, str]) -> int:
+def main(stdin_text: str, environ: Mapping[str, str], open_door: DoorFactory) -> int:
     """Entry point of ``kanban worker``: the spec on stdin, the token in the environment."""
+    # First: the run token and the database URL are in this process from here on.
+    make_undumpable()
+    become_subreaper()
     token = environ.get(SUPERVISOR_TOKEN_ENV, "")
     spec = WorkerSpec.from_json(stdin_text)
     if not token:
         raise KanbanError(f"kanban worker needs {SUPERVISOR_TOKEN_ENV}")
-    supervisor = Supervisor(spec, token, environ)
+    supervisor = Supervisor(spec, token, environ, open_door)
     supervisor.note(f"supervisor {os.getpid()} on {socket.gethostname()}")
     return supervisor.run()

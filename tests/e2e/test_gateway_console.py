@@ -21,7 +21,7 @@ import pytest
 
 from kanban_core import Actor, Kanban, KernelSettings, TaskId, TaskStatus
 from kanban_core.dispatch import health
-from tests.support.processes import Lines, alive, wait_for
+from tests.support.processes import Lines, alive, host_pid, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -198,6 +198,7 @@ def test_workers_outlive_the_gateway_and_the_next_gateway_delivers(start, home, 
             "waiter": {
                 "command": [sys.executable, str(script)],
                 "env": {"PIDFILE": str(pidfile), "GATE": str(gate)},
+                "sandbox": {"write": [str(tmp_path)]},  # the board's home stays hidden
             }
         },
     }
@@ -207,7 +208,8 @@ def test_workers_outlive_the_gateway_and_the_next_gateway_delivers(start, home, 
         first = start(*INFO)
         first.type('create "wait for the gate" --assignee waiter')
         first.out.wait_for(lambda line: line.startswith("Created t1"))
-        agent = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), 30, "the agent"))
+        noted = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), 30, "the agent"))
+        agent = host_pid(noted, f"PIDFILE={pidfile}")
         pids.append(agent)
         with open_board(home) as board:
             supervisor = wait_for(lambda: board.runs(T1)[-1].worker_pid, 10, "the supervisor")
@@ -302,6 +304,7 @@ def test_dispatch_from_chat_starts_workers_like_the_gateways_own_passes(start, h
         "command": [sys.executable, str(script)],
         "env": {"OUT_DIR": str(out)},
         "pass_env": ["GW_MARKER"],
+        "sandbox": {"read": [str(script)], "write": [str(out)]},
     }
 
     def configure(**assignees: dict[str, Any]) -> None:

@@ -33,6 +33,7 @@ from kanban_core.workspaces.interactive import approvals, store
 from kanban_core.workspaces.interactive.records import Session, Turn, Workspace
 from tests.e2e.fake_telegram import ALICE, ALICE_ID, TOKEN, FakeTelegram, Sent
 from tests.gitrepos import GIT_ENV, bare_origin, git, make_repo
+from tests.support.processes import host_pid
 
 T = TypeVar("T")
 
@@ -117,7 +118,11 @@ class Project:
     def waiting_pid(self, name: str) -> int | None:
         """The pid of the fake agent blocked on ``wait <name>``, once it is there."""
         path = self.agent_dir / f"waiting-{name}"
-        return int(path.read_text(encoding="utf-8")) if path.exists() else None
+        if not path.exists():
+            return None
+        # The agent noted its pid inside its sandbox's own pid namespace.
+        noted = int(path.read_text(encoding="utf-8"))
+        return host_pid(noted, f"FAKE_AGENT_DIR={self.agent_dir}", f"wait {name}")
 
 
 def write_config(
@@ -145,6 +150,7 @@ def write_config(
                 "command": [sys.executable, str(FAKE_AGENT), "{prompt}"],
                 "workspace": "worktree",
                 "env": {"FAKE_AGENT_DIR": str(project.agent_dir)},
+                "sandbox": {"write": [str(project.agent_dir)]},
             }
         },
         "workspaces": {

@@ -29,7 +29,7 @@ from kanban_core.dispatch.logs import log_path
 from kanban_core.dispatch.spawn import SubprocessSpawner
 from kanban_core.storage import Query
 from tests.integration.conftest import Cli, Outcome
-from tests.support.processes import alive, wait_for
+from tests.support.processes import alive, host_pid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -219,7 +219,14 @@ class Harness:
         name = f"agent_{uuid.uuid4().hex[:8]}.py"
         (self.agents / name).write_text(source, encoding="utf-8")
         env = {"TEST_STATE": str(self.state), **options.pop("env", {})}
-        return {"command": [sys.executable, str(self.agents / name)], "env": env, **options}
+        # Contained like any agent, with its script readable and its notes to the test writable.
+        sandbox = {"read": [str(self.agents)], "write": [str(self.state)]}
+        return {
+            "command": [sys.executable, str(self.agents / name)],
+            "env": env,
+            "sandbox": sandbox,
+            **options,
+        }
 
     def configure(self, assignees: dict[str, dict[str, Any]], **dispatcher: Any) -> None:
         """Write config.yaml (JSON is YAML), read afresh by every dispatcher pass."""
@@ -249,6 +256,12 @@ class Harness:
 
     def task(self, task_id: TaskId) -> Task:
         return self.board.get(task_id)
+
+    def host_pids(self, task_id: TaskId, name: str) -> list[int]:
+        """The pids an agent noted, as this process sees them: a contained agent lives in a
+        pid namespace of its own, where its pids mean nothing out here."""
+        noted = [int(word) for word in self.wait_note(task_id, name).split()]
+        return [host_pid(pid, f"TEST_STATE={self.state}") for pid in noted]
 
     def note(self, task_id: TaskId, name: str) -> Path:
         return self.state / f"t{task_id}.{name}"
@@ -440,7 +453,7 @@ def test_an_agent_killed_by_sigkill_is_a_crash(harness: Harness):
     task_id = h.create("long job", assignee="victim")
     dispatcher = h.dispatcher()
     dispatcher.run_pass()
-    agent_pid = int(h.wait_note(task_id, "pid"))
+    (agent_pid,) = h.host_pids(task_id, "pid")
     assert h.task(task_id).status is TaskStatus.RUNNING
 
     os.kill(agent_pid, signal.SIGKILL)
@@ -468,7 +481,7 @@ def test_an_agent_past_its_max_runtime_is_terminated_and_timed_out(harness: Harn
     task_id = h.create("never ends", assignee="sleeper")
     dispatcher = h.dispatcher()
     dispatcher.run_pass()
-    agent_pid, child_pid = map(int, h.wait_note(task_id, "pids").split())
+    agent_pid, child_pid = h.host_pids(task_id, "pids")
 
     task = h.wait_status(task_id, TaskStatus.READY, timeout=30)
 
@@ -562,7 +575,7 @@ def test_a_dispatcher_timeout_of_an_overdue_run_stops_its_agent(harness: Harness
     (spawned,) = dispatcher.run_pass().spawned
     supervisor = spawned.pid
     assert supervisor is not None
-    agent_pid = int(h.wait_note(task_id, "pid"))
+    (agent_pid,) = h.host_pids(task_id, "pid")
     # The deadline (kept by the database clock) passed long ago: the supervisor missed it, as
     # a hung supervisor would, so the dispatcher is the one to time the run out.
     with h.board.db.transaction(write=True) as tx:
@@ -686,10 +699,17 @@ def test_the_agent_gets_its_credentials_and_pass_env_but_no_other_secrets(harnes
     assert len(seen["KANBAN_RUN_TOKEN"]) >= 20
     assert seen["KANBAN_WORKSPACE"] == h.task(task_id).workspace_path
     assert Path(seen["KANBAN_WORKSPACE"]).is_dir()
-    assert seen["KANBAN_HOME"] == str(h.home)
+    # The board is reached through the run's capability; the database is not named at all.
+    assert "KANBAN_HOME" not in seen
+    assert "KANBAN_DB_URL" not in seen
     # The token is the agent's alone: not in the log anyone can read.
     wait_for(lambda: "after recording its verdict" in h.log(task_id), 30, "the supervisor note")
     assert seen["KANBAN_RUN_TOKEN"] not in h.log(task_id)
+    wait_for(
+        lambda: not Path(seen["KANBAN_RUN_SOCKET"]).parent.exists(),
+        30,
+        "the run's capability to go",
+    )
 
 
 def test_worker_logs_rotate_and_log_tail_shows_the_end(harness: Harness):
@@ -775,3 +795,97 @@ def test_kanban_context_shows_the_parent_handoff(harness: Harness):
     assert shown.code == 0, shown.describe()
     assert "> PARENT-HANDOFF: schema is in db/schema.sql" in shown.out
     assert "## Prior attempts on this task" in shown.out  # the child's own completed run
+
+
+# -- containment where bubblewrap is missing ---------------------------------------------------
+
+
+def test_without_bubblewrap_auto_runs_loudly_uncontained_and_required_refuses(harness: Harness):
+    h = harness
+    h.configure(
+        {
+            "relaxed": h.profile(COMPLETES),
+            "strict": h.profile(COMPLETES) | {"sandbox": {"mode": "required"}},
+        }
+    )
+    relaxed = h.create("run anyway", assignee="relaxed")
+    strict = h.create("run only contained", assignee="strict")
+    # A PATH with Python but no bwrap: the dispatcher's probe finds none.
+    no_bwrap = h.root / "bin"
+    no_bwrap.mkdir()
+    (no_bwrap / "python3").symlink_to(sys.executable)
+    env = {"PATH": str(no_bwrap)}
+
+    status = h.kanban("status", "--json", **env)
+    result = h.kanban("dispatch", **env)
+
+    assert status.code == 0, status.describe()
+    contained = status.json()["containment"]
+    assert contained["relaxed"]["contained"] is False
+    assert contained["relaxed"]["summary"].startswith("NOT CONTAINED: bubblewrap is not")
+    assert contained["strict"]["summary"].startswith("REFUSED TO RUN: sandbox required")
+    assert result.code == 0, result.describe()
+    h.wait_status(relaxed, TaskStatus.DONE)
+    assert "WARNING NOT CONTAINED: bubblewrap is not installed" in h.log(relaxed)
+    task = h.wait_status(strict, TaskStatus.BLOCKED, TaskStatus.READY)
+    (run,) = h.board.runs(strict)
+    assert run.outcome is RunOutcome.SPAWN_FAILED
+    assert run.error is not None
+    assert run.error.startswith("sandbox: REFUSED TO RUN: sandbox required but bubblewrap")
+    assert task.consecutive_failures == 1
+    assert "COMPLETE-AGENT" not in h.log(strict)
+
+
+UNSETS_ITS_VARIABLES = """
+import json, os, subprocess, sys
+from agentlib import kanban, put
+target, db = os.environ["TARGET_TASK"], os.environ["TARGET_DB"]
+bare = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+
+def attempt(*args):
+    done = subprocess.run(
+        [sys.executable, "-m", "kanban_core", "--db", db, *args],
+        env=bare, capture_output=True, text=True,
+    )
+    return {"code": done.returncode, "err": done.stderr}
+
+results = {"direct": attempt("complete", target, "--summary", "pwned")}
+# Daemonised (double fork, own session): still under the supervisor, which adopts orphans.
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.close(r)
+        os.write(w, json.dumps(attempt("archive", target)).encode())
+        os._exit(0)
+    os._exit(0)
+os.close(w)
+os.wait()
+data = b""
+while chunk := os.read(r, 65536):
+    data += chunk
+results["daemonised"] = json.loads(data)
+put("results", json.dumps(results))
+kanban("complete", "--summary", "tried to act as the local operator")
+"""
+
+
+def test_an_uncontained_agent_without_its_variables_is_refused_not_the_local_operator(
+    harness: Harness,
+):
+    h = harness
+    target = h.create("someone else's task")
+    env = {"TARGET_TASK": f"t{target}", "TARGET_DB": f"sqlite:///{h.home / 'kanban.db'}"}
+    h.configure({"sly": h.profile(UNSETS_ITS_VARIABLES, env=env) | {"sandbox": "off"}})
+    task_id = h.create("unset your variables", assignee="sly")
+
+    result = h.kanban("dispatch")
+
+    assert result.code == 0, result.describe()
+    outcome = json.loads(h.wait_note(task_id, "results"))
+    h.wait_status(task_id, TaskStatus.DONE)
+    for how in ("direct", "daemonised"):
+        assert outcome[how]["code"] == 1, outcome
+        assert "inside a worker run" in outcome[how]["err"], outcome
+    assert h.task(target).status is TaskStatus.READY
+    assert "WARNING NOT CONTAINED: sandbox off for this profile" in h.log(task_id)

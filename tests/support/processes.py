@@ -82,3 +82,28 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def host_pid(noted: int, marker: str, argv_contains: str = "") -> int:
+    """The pid, as this process sees it, of a process that noted its own pid as ``noted``.
+
+    A contained agent has a pid namespace of its own, where pids mean nothing out here; the
+    process is found by a ``NAME=value`` ``marker`` in its environment (and, where several
+    such agents may live, text in its argv) and its namespace pids.
+    """
+    wanted = marker.encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            if wanted not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            if argv_contains.encode() not in (entry / "cmdline").read_bytes():
+                continue
+            status = (entry / "status").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("NSpid:"):
+                ids = [int(word) for word in line.split()[1:]]
+                if ids[-1] == noted:
+                    return ids[0]
+    raise AssertionError(f"no live process noted pid {noted} with {marker} in its environment")

@@ -81,7 +81,11 @@ def test_status_shows_each_dispatchers_state(board, tmp_path: Path):
         ("gw-1", "running"),
         ("gw-old", "stopped"),
     ]
-    [table] = [b for b in run_command(["status"], ctx).blocks if isinstance(b, Table)]
+    [table] = [
+        b
+        for b in run_command(["status"], ctx).blocks
+        if isinstance(b, Table) and b.columns[0] == "NAME"
+    ]
     assert table.columns[:3] == ("NAME", "STATE", "LAST PASS")
     assert [row[:2] for row in table.rows] == [("gw-1", "running"), ("gw-old", "stopped")]
 
