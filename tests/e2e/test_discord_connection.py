@@ -180,8 +180,9 @@ async def test_gateway_process_exits_1_with_one_line_when_the_gateway_is_unreach
 
 
 async def test_an_unreachable_api_at_start_fails_in_one_line(fake: FakeDiscord) -> None:
-    url = f"http://127.0.0.1:{closed_port()}/api/v10"
-    adapter = discord_e2e.make_adapter(fake, api_base_url=url)
+    root = f"http://127.0.0.1:{closed_port()}"  # api_base_url is the server's root
+    adapter = discord_e2e.make_adapter(fake, api_base_url=root)
+    url = f"{root}/api/v10"
     with pytest.raises(AdapterError) as raised:
         await asyncio.wait_for(adapter.start(Received()), WAIT)
     message = str(raised.value)
