@@ -94,6 +94,8 @@ def workspace_config(home: Path, tmp_path: Path) -> dict[str, Any]:
             "command": [sys.executable, str(FAKE_AGENT), "{prompt}"],
             "workspace": "worktree",
             "env": {"FAKE_AGENT_DIR": str(agent_dir)},
+            # The agent records what it got outside its workspace: the jail must let it write there.
+            "sandbox": {"write": [str(agent_dir)]},
         }
     }
     workspaces = document["workspaces"]
@@ -235,7 +237,7 @@ def test_log_level_info_brings_the_info_lines_back_on_stderr(start, home):
     code, err = gateway.terminate()
     assert code == 0, err
     assert "gateway ready" in err
-    assert "Running upgrade" in err
+    assert " INFO gateway.app: shutdown complete" in err
     assert all(" INFO " not in line for line in gateway.out.seen)
 
 
