@@ -316,30 +316,46 @@ def test_dispatch_from_chat_starts_workers_like_the_gateways_own_passes(start, h
 
     configure()
     gateway = start(GW_MARKER="from the gateway")
-    # t1 waits for a profile that does not exist yet: the pass its create nudged skips it.
-    gateway.type('create "by chat" --assignee later')
-    gateway.out.wait_for(lambda line: line.startswith("Created t1"))
-    with open_board(home) as board:
-        wait_for(
-            # Two passes: the one at start and the one the create nudged (the first may already
-            # have seen t1); after both, nothing else is pending.
-            lambda: any(
-                h.counts.get("unknown_assignee") == 1 and h.passes >= 2 for h in health.read(board)
-            ),
-            30,
-            "the gateway's pass to skip t1",
+    by_chat: dict[str, str] | None = None
+    # Each attempt: a task waits for a profile that does not exist yet, the gateway's passes skip
+    # it, the profile appears and the chat's ``dispatch`` starts it. A change the gateway saw late
+    # can still cause one more pass of its own loop right after the profile appears; then the loop
+    # won the race ("Nothing to do." in chat), which proves nothing, so the attempt is repeated.
+    for number in range(1, 6):
+        task = f"t{number}"
+        with open_board(home) as board:
+            before = max((h.passes for h in health.read(board)), default=0)
+            gateway.type(f'create "by chat {number}" --assignee later{number}')
+            gateway.out.wait_for(lambda line, task=task: line.startswith(f"Created {task}"))
+            wait_for(
+                lambda before=before: any(
+                    h.counts.get("unknown_assignee") == 1 and h.passes > before
+                    for h in health.read(board)
+                ),
+                30,
+                "the gateway's pass to skip the task",
+            )
+        configure(**{f"later{number}": profile})
+        gateway.type("dispatch")
+        answer = gateway.out.wait_for(
+            lambda line, task=task: line.startswith(f"Spawned: {task}") or line == "Nothing to do.",
+            timeout=30,
         )
-    # Nothing wakes the gateway's loop now (no nudge, no worker, the next tick in an hour), so
-    # t1 is started by the chat's dispatch.
-    configure(later=profile)
-    gateway.type("dispatch")
-    gateway.out.wait_for(lambda line: line.startswith("Spawned: t1"), timeout=30)
-    gateway.out.wait_for(lambda line: line == "✔ t1 by chat", timeout=60)
-    by_chat = json.loads((out / "t1.env.json").read_text())
-    # t2 is started by the gateway's own loop (the create nudges it).
-    gateway.type('create "by the loop" --assignee later')
-    gateway.out.wait_for(lambda line: line == "✔ t2 by the loop", timeout=60)
-    by_loop = json.loads((out / "t2.env.json").read_text())
+        gateway.out.wait_for(
+            lambda line, number=number: line == f"✔ t{number} by chat {number}", timeout=60
+        )
+        if answer.startswith("Spawned"):
+            by_chat = json.loads((out / f"{task}.env.json").read_text())
+            break
+        configure()
+    assert by_chat is not None, (
+        "the gateway's own loop started every task before the chat's dispatch"
+    )
+    # The next task is started by the gateway's own loop (the create nudges it).
+    gateway.type(f'create "by the loop" --assignee later{number}')
+    loop_task = f"t{number + 1}"
+    gateway.out.wait_for(lambda line: line == f"✔ {loop_task} by the loop", timeout=60)
+    by_loop = json.loads((out / f"{loop_task}.env.json").read_text())
     code, err = gateway.terminate()
     assert code == 0, err
     assert by_loop.get("GW_MARKER") == "from the gateway"
