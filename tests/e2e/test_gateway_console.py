@@ -294,6 +294,18 @@ sys.exit(done.returncode and f"complete failed: {done.stderr}")
 """
 
 
+def starting(*prefixes: str) -> Callable[[str], bool]:
+    """A line predicate: the line starts with one of ``prefixes``."""
+    return lambda line: line.startswith(prefixes)
+
+
+def skipped_since(board: Kanban, passes: int) -> Callable[[], bool]:
+    """Whether a dispatcher pass after the first ``passes`` skipped one task for its assignee."""
+    return lambda: any(
+        h.counts.get("unknown_assignee") == 1 and h.passes > passes for h in health.read(board)
+    )
+
+
 def test_dispatch_from_chat_starts_workers_like_the_gateways_own_passes(start, home, tmp_path):
     """A chat ``dispatch`` must hand workers the gateway's environment (``pass_env``, PATH)."""
     script = tmp_path / "dumper.py"
@@ -326,24 +338,19 @@ def test_dispatch_from_chat_starts_workers_like_the_gateways_own_passes(start, h
         with open_board(home) as board:
             before = max((h.passes for h in health.read(board)), default=0)
             gateway.type(f'create "by chat {number}" --assignee later{number}')
-            gateway.out.wait_for(lambda line, task=task: line.startswith(f"Created {task}"))
+            gateway.out.wait_for(starting(f"Created {task}"))
             wait_for(
-                lambda before=before: any(
-                    h.counts.get("unknown_assignee") == 1 and h.passes > before
-                    for h in health.read(board)
-                ),
+                skipped_since(board, before),
                 30,
                 "the gateway's pass to skip the task",
             )
         configure(**{f"later{number}": profile})
         gateway.type("dispatch")
         answer = gateway.out.wait_for(
-            lambda line, task=task: line.startswith(f"Spawned: {task}") or line == "Nothing to do.",
+            starting(f"Spawned: {task}", "Nothing to do."),
             timeout=30,
         )
-        gateway.out.wait_for(
-            lambda line, number=number: line == f"✔ t{number} by chat {number}", timeout=60
-        )
+        gateway.out.wait_for(starting(f"✔ t{number} by chat {number}"), timeout=60)
         if answer.startswith("Spawned"):
             by_chat = json.loads((out / f"{task}.env.json").read_text())
             break
