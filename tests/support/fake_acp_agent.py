@@ -1,0 +1,137 @@
+"""A scripted ACP agent on the official SDK's agent side, for tests of the supervisor as client.
+
+The script is JSON in ``FAKE_ACP_SCRIPT``: a list of steps run on ``session/prompt``:
+``{"say": text}``, ``{"plan": [step, ...]}``, ``{"tool": title}``,
+``{"ask": {"kind": k, "title": t, "input": {...}}, "record": name}`` (the chosen outcome is
+written to ``$FAKE_ACP_OUT/<name>``), ``{"run": [argv...]}`` (a subprocess, e.g.
+``kanban complete``), ``{"wait_cancel": true}`` (block until ``session/cancel``),
+``{"stop": reason}`` (the prompt's stopReason, default end_turn), ``{"garbage": text}`` (a raw
+line on stdout that is not JSON-RPC), ``{"exit": code}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from acp import (
+    PROTOCOL_VERSION,
+    plan_entry,
+    run_agent,
+    start_tool_call,
+    update_agent_message_text,
+    update_plan,
+)
+from acp.schema import (
+    AgentCapabilities,
+    InitializeResponse,
+    NewSessionResponse,
+    PermissionOption,
+    PromptResponse,
+    ToolCallUpdate,
+)
+
+
+class FakeAgent:
+    """Runs the script's steps for each prompt."""
+
+    def __init__(self, steps: list[dict[str, Any]]) -> None:
+        self.steps = steps
+        self.cancelled = asyncio.Event()
+        self.out = Path(os.environ.get("FAKE_ACP_OUT", "."))
+
+    def on_connect(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
+        del kwargs
+        self._record("initialize", {"protocol_version": protocol_version})
+        return InitializeResponse(
+            protocol_version=PROTOCOL_VERSION,
+            agent_capabilities=AgentCapabilities(load_session=True),
+        )
+
+    async def new_session(self, cwd: str, mcp_servers: Any = None, **kwargs: Any) -> Any:
+        del kwargs
+        servers = [s.model_dump(by_alias=True, exclude_none=True) for s in mcp_servers or ()]
+        self._record("session", {"cwd": cwd, "mcp_servers": servers})
+        return NewSessionResponse(session_id="fake-session")
+
+    async def cancel(self, session_id: str, **kwargs: Any) -> None:
+        del session_id, kwargs
+        self._record("cancelled", {})
+        self.cancelled.set()
+
+    async def prompt(self, prompt: Any, session_id: str, **kwargs: Any) -> PromptResponse:
+        del kwargs
+        self._record("prompt", {"text": prompt[0].text})
+        stop = "end_turn"
+        for step in self.steps:
+            if "say" in step:
+                await self.conn.session_update(session_id, update_agent_message_text(step["say"]))
+            elif "plan" in step:
+                entries = [plan_entry(text) for text in step["plan"]]
+                await self.conn.session_update(session_id, update_plan(entries))
+            elif "tool" in step:
+                await self.conn.session_update(
+                    session_id, start_tool_call("call-1", step["tool"], kind="execute")
+                )
+            elif "ask" in step:
+                ask = step["ask"]
+                call = ToolCallUpdate(
+                    tool_call_id="call-ask",
+                    title=ask.get("title", "a tool"),
+                    kind=ask.get("kind", "execute"),
+                    raw_input=ask.get("input", {}),
+                )
+                options = [
+                    PermissionOption(option_id="yes-1", name="Allow", kind="allow_once"),
+                    PermissionOption(option_id="no-1", name="Reject", kind="reject_once"),
+                ]
+                answer = await self.conn.request_permission(
+                    session_id=session_id, tool_call=call, options=options
+                )
+                outcome = answer.outcome
+                chosen = getattr(outcome, "option_id", None) or outcome.outcome
+                self._record(step.get("record", "ask"), {"outcome": chosen})
+            elif "run" in step:
+                done = await asyncio.to_thread(
+                    subprocess.run, step["run"], capture_output=True, text=True, check=False
+                )
+                self._record(
+                    step.get("record", "run"),
+                    {"code": done.returncode, "stdout": done.stdout, "stderr": done.stderr},
+                )
+            elif "wait_cancel" in step:
+                await self.cancelled.wait()
+                return PromptResponse(stop_reason="cancelled")
+            elif "garbage" in step:
+                sys.stdout.write(step["garbage"] + "\n")
+                sys.stdout.flush()
+            elif "exit" in step:
+                os._exit(int(step["exit"]))
+            elif "stop" in step:
+                stop = step["stop"]
+        return PromptResponse(stop_reason=stop)  # type: ignore[arg-type]  # a script may lie
+
+    def _record(self, name: str, value: dict[str, Any]) -> None:
+        target = self.out / f"{name}.json"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(value), encoding="utf-8")
+        tmp.replace(target)
+
+
+def main() -> None:
+    """Run the agent on stdio."""
+    steps = json.loads(os.environ.get("FAKE_ACP_SCRIPT", "[]"))
+    agent: Any = FakeAgent(steps)  # the SDK calls only the methods a session uses
+    asyncio.run(run_agent(agent))
+
+
+if __name__ == "__main__":
+    main()
