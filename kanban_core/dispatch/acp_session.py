@@ -142,10 +142,14 @@ class _Client:
         self.log(f"permission {ask.tool_kind} {ask.summary!r}: {answer.verdict.value}")
         if answer.verdict is Verdict.DENY:
             self.result.denied += 1
+        # ACP has no field for why; the reason travels in _meta for agents that show it.
+        meta = {"kanban": {"decision": answer.verdict.value, "message": answer.message}}
         if option is None:
-            return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
+            return RequestPermissionResponse(
+                outcome=DeniedOutcome(outcome="cancelled"), field_meta=meta
+            )
         return RequestPermissionResponse(
-            outcome=AllowedOutcome(outcome="selected", option_id=option)
+            outcome=AllowedOutcome(outcome="selected", option_id=option), field_meta=meta
         )
 
     async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
