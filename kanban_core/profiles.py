@@ -20,6 +20,17 @@ class Preset(enum.StrEnum):
     GEMINI = "gemini"
     COMMAND = "command"  # the profile gives its own argv
     DEMO = "demo"  # the built-in worker that needs no network or model
+    # Agents spoken to over the Agent Client Protocol: the supervisor is their ACP client.
+    CLAUDE_CODE_ACP = "claude-code-acp"  # npm @zed-industries/claude-code-acp
+    CODEX_ACP = "codex-acp"  # npm @zed-industries/codex-acp
+    GEMINI_ACP = "gemini-acp"  # Gemini CLI's own ACP mode
+    ACP = "acp"  # any ACP agent; the profile gives its argv
+
+
+#: Presets whose agents speak ACP on their stdio (the prompt travels in the protocol, not argv).
+ACP_PRESETS = frozenset({Preset.CLAUDE_CODE_ACP, Preset.CODEX_ACP, Preset.GEMINI_ACP, Preset.ACP})
+#: Presets whose profile must give its own ``command``.
+COMMAND_PRESETS = frozenset({Preset.COMMAND, Preset.ACP})
 
 
 #: Placeholders a command template may use; each is substituted as one whole argv element.
@@ -45,6 +56,9 @@ PRESET_COMMANDS: dict[Preset, tuple[str, ...]] = {
     ),
     Preset.GEMINI: ("gemini", "-p", "{prompt}"),
     Preset.DEMO: (sys.executable, "-m", "kanban_core.dispatch.demo_worker"),
+    Preset.CLAUDE_CODE_ACP: ("claude-code-acp",),
+    Preset.CODEX_ACP: ("codex-acp",),
+    Preset.GEMINI_ACP: ("gemini", "--acp"),
 }
 
 
@@ -103,6 +117,11 @@ class AssigneeProfile:
     first_turn_args: tuple[str, ...] = ()
     resume_args: tuple[str, ...] = ()
     sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
+
+    @property
+    def protocol(self) -> str:
+        """How the supervisor talks to the agent: ``acp`` or ``cli`` (argv in, exit status out)."""
+        return "acp" if self.preset in ACP_PRESETS else "cli"
 
 
 #: Extra arguments for workspace turns: the first turn of a session names the agent's session,

@@ -111,7 +111,17 @@ class DispatcherSection(Section):
         return self
 
 
-Preset = Literal["claude-code", "codex", "gemini", "command", "demo"]
+Preset = Literal[
+    "claude-code",
+    "codex",
+    "gemini",
+    "command",
+    "demo",
+    "claude-code-acp",
+    "codex-acp",
+    "gemini-acp",
+    "acp",
+]
 
 
 def _sandbox_path(value: str) -> str:
@@ -161,8 +171,8 @@ class ProfileSection(Section):
 
     @model_validator(mode="after")
     def _command_or_preset(self) -> ProfileSection:
-        if self.command is None and self.preset == "command":
-            raise ValueError("command: required unless a preset is given")
+        if self.command is None and self.preset in ("command", "acp"):
+            raise ValueError(f"command: required with preset {self.preset!r}")
         return self
 
 

@@ -51,6 +51,8 @@ class WorkerSpec:
     first_turn_args: tuple[str, ...] = ()
     resume_args: tuple[str, ...] = ()
     sandbox: Mapping[str, Any] = field(default_factory=dict)  # SandboxPolicy.to_json()
+    protocol: str = "cli"  # "acp": the supervisor is the agent's ACP client
+    permission_ttl_s: int = 900  # how long a person has to answer the agent's request
 
     def to_json(self) -> str:
         """The spec as JSON."""

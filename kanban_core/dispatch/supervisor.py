@@ -19,8 +19,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
@@ -37,10 +38,12 @@ from kanban_core.board.domain import (
 )
 from kanban_core.board.kanban import Kanban, OnMissing
 from kanban_core.board.recovery import FailurePolicy
+from kanban_core.dispatch import acp_session as acp
 from kanban_core.dispatch import sandbox
 from kanban_core.dispatch.door import SANDBOX_RUN_DIR, SOCKET_ENV, SOCKET_NAME, DoorFactory
 from kanban_core.dispatch.hardening import become_subreaper, make_undumpable
 from kanban_core.dispatch.logs import log_path, tail
+from kanban_core.dispatch.permission_asker import BoardAsker
 from kanban_core.dispatch.spawn import SUPERVISOR_TOKEN_ENV, WorkerSpec
 from kanban_core.errors import KanbanError, StaleRun, StorageError
 from kanban_core.profiles import SandboxMode, render_command, worker_prompt
@@ -69,6 +72,9 @@ _INHERITED = (
 )
 _EVIDENCE_BYTES = 4000
 _MCP_CONFIG = "mcp.json"
+_MCP_ARGS = ("-m", "kanban_core", "mcp")
+#: How long an ACP agent has to end its turn after session/cancel before it is killed.
+_CANCEL_GRACE_S = 5.0
 _SIGNALLED = 128
 _POLL_S = 0.25
 _PR_SET_PDEATHSIG = 1
@@ -93,6 +99,7 @@ class Supervisor:
         self.turn_env: dict[str, str] = {}
         self.agent_dir = Path()
         self.contained = False
+        self.session: _SessionThread | None = None
         self._stopping = False
 
     def run(self) -> int:
@@ -134,11 +141,12 @@ class Supervisor:
                 command += self.spec.resume_args if turn.resume else self.spec.first_turn_args
                 self.turn_env = turn.env
             try:
+                prompt = turn.prompt if turn else worker_prompt(task)
                 with self._door(task.tenant) as private:
                     argv = render_command(
                         command,
                         {
-                            "prompt": turn.prompt if turn else worker_prompt(task),
+                            "prompt": prompt,
                             "task_id": task.ref,
                             "run_id": str(self.spec.run_id),
                             "workspace": str(path),
@@ -146,6 +154,15 @@ class Supervisor:
                             "agent_session_id": turn.session.agent_session_id if turn else "",
                         },
                     )
+                    if self.spec.protocol == "acp":
+                        session = acp.SessionSpec(
+                            cwd=str(path),
+                            prompt=prompt,
+                            mcp_command=sys.executable,
+                            mcp_args=_MCP_ARGS,
+                            mcp_env=self._mcp_env(self.agent_dir),
+                        )
+                        return self._supervise(board, argv, path, task.tenant, private, session)
                     return self._supervise(board, argv, path, task.tenant, private)
             finally:
                 if turn is not None:
@@ -205,7 +222,13 @@ class Supervisor:
             self.note(f"could not settle the workspace turn (the gateway will): {exc}")
 
     def _supervise(
-        self, board: Kanban, argv: list[str], cwd: Path, tenant: str | None, private: Path
+        self,
+        board: Kanban,
+        argv: list[str],
+        cwd: Path,
+        tenant: str | None,
+        private: Path,
+        session: acp.SessionSpec | None = None,
     ) -> int:
         env = self._agent_env(cwd, tenant, self.agent_dir)
         self.note(f"starting {argv[0]}")
@@ -226,19 +249,25 @@ class Supervisor:
             )
         try:
             with self.log.open("ab") as sink:
+                # An ACP agent's stdio is the protocol; what it says for people goes to stderr.
+                piped = session is not None
                 self.agent = subprocess.Popen(
                     argv,
                     preexec_fn=_die_with_parent,
                     cwd=cwd,
                     env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=sink,
-                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE if piped else sink,
+                    stderr=sink if piped else subprocess.STDOUT,
                     start_new_session=True,
                 )
         except OSError as exc:
             return self._fail(board, RunOutcome.SPAWN_FAILED, f"cannot start {argv[0]!r}: {exc}")
         signal.signal(signal.SIGTERM, self._on_term)
+        if session is not None:
+            self.session = _SessionThread(
+                session, self.agent, self._asker(board, cwd), self.note
+            )
         started = last_beat = time.monotonic()
         interval = max(1.0, self.spec.lease_ttl_s / 3)
         max_runtime = self.spec.max_runtime_s
@@ -251,6 +280,10 @@ class Supervisor:
                 continue
             except subprocess.TimeoutExpired:
                 pass
+            if self.session is not None and self.session.ended():
+                # An ACP agent does not exit after its turn: the turn's end is the run's end.
+                self._terminate()
+                return self._after_turn(board, self.session.result())
             if self._stopping:
                 self._terminate()
                 return self._fail(board, RunOutcome.CRASHED, "the supervisor was terminated")
@@ -276,7 +309,39 @@ class Supervisor:
         # `sleep` it forked) goes with it, on a natural exit too.
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(self.agent.pid, signal.SIGKILL)
+        if self.session is not None:
+            self.session.stop()
+            result = self.session.result()
+            if result.error is None:
+                result.error = f"the agent exited with code {code} during its turn"
+            return self._after_turn(board, result)
         return self._after_exit(board, code)
+
+    def _asker(self, board: Kanban, cwd: Path) -> acp.PermissionAsker:
+        return BoardAsker(
+            board=board,
+            actor=self.actor,
+            task_id=self.proof.task_id,
+            run_id=self.proof.run_id,
+            policy=self.spec.profile().permissions,
+            workspace=cwd,
+            ttl_s=self.spec.permission_ttl_s,
+            note=self.note,
+        )
+
+    def _after_turn(self, board: Kanban, result: acp.SessionResult) -> int:
+        """The verdict of an ACP run whose turn ended without the agent recording one."""
+        task = board.get(self.proof.task_id)
+        if task.status is not TaskStatus.RUNNING or task.current_run_id != self.proof.run_id:
+            self.note(f"the agent's turn ended ({result.stop_reason}) after its verdict")
+            return 0
+        if result.error is not None:
+            reason = f"the ACP session failed: {result.error}"
+        elif result.stop_reason == "end_turn":
+            reason = "the agent ended its turn without completing or blocking (protocol failure)"
+        else:
+            reason = f"the agent stopped ({result.stop_reason}) without completing or blocking"
+        return self._fail(board, RunOutcome.CRASHED, reason)
 
     def _after_exit(self, board: Kanban, code: int) -> int:
         task = board.get(self.proof.task_id)
@@ -316,6 +381,8 @@ class Supervisor:
         return 1
 
     def _terminate(self) -> None:
+        if self.session is not None:
+            self.session.stop()  # session/cancel first: the agent may end its turn cleanly
         agent = self.agent
         if agent is None or agent.poll() is not None:
             return
@@ -351,17 +418,21 @@ class Supervisor:
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
         return env
 
+    def _mcp_env(self, agent_dir: Path) -> dict[str, str]:
+        """The kanban MCP server's environment: the run's identity and its door."""
+        return {
+            "KANBAN_TASK": f"t{self.spec.task_id}",
+            "KANBAN_RUN_ID": str(self.spec.run_id),
+            "KANBAN_RUN_TOKEN": self.proof.token,
+            SOCKET_ENV: str(agent_dir / SOCKET_NAME),
+            "KANBAN_TENANT": self.tenant or "",
+        }
+
     def _write_mcp_config(self, private: Path, agent_dir: Path) -> None:
         server = {
             "command": sys.executable,
-            "args": ["-m", "kanban_core", "mcp"],
-            "env": {
-                "KANBAN_TASK": f"t{self.spec.task_id}",
-                "KANBAN_RUN_ID": str(self.spec.run_id),
-                "KANBAN_RUN_TOKEN": self.proof.token,
-                SOCKET_ENV: str(agent_dir / SOCKET_NAME),
-                "KANBAN_TENANT": self.tenant or "",
-            },
+            "args": list(_MCP_ARGS),
+            "env": self._mcp_env(agent_dir),
         }
         # Holds the run token: only this user may read it, and only this run's agent sees it.
         fd = os.open(private / _MCP_CONFIG, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -373,6 +444,44 @@ class Supervisor:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         with self.log.open("a", encoding="utf-8") as handle:
             handle.write(f"[kanban {stamp}] r{self.spec.run_id}: {message}\n")
+
+
+class _SessionThread:
+    """An ACP session with the agent, driven in a thread beside the supervisor's loop."""
+
+    def __init__(
+        self,
+        spec: acp.SessionSpec,
+        agent: subprocess.Popen[bytes],
+        asker: acp.PermissionAsker,
+        note: Callable[[str], None],
+    ) -> None:
+        assert agent.stdin is not None
+        assert agent.stdout is not None
+        self.cancel = threading.Event()
+        self._result: acp.SessionResult | None = None
+        stdin, stdout = agent.stdin, agent.stdout
+
+        def drive() -> None:
+            self._result = acp.run_session(spec, stdin, stdout, asker, note, self.cancel)
+
+        self._thread = threading.Thread(target=drive, name="acp-session", daemon=True)
+        self._thread.start()
+
+    def ended(self) -> bool:
+        """Whether the turn is over (the prompt answered, or the session failed)."""
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Cancel the turn and wait (bounded) for the session to close."""
+        self.cancel.set()
+        self._thread.join(_CANCEL_GRACE_S)
+
+    def result(self) -> acp.SessionResult:
+        """How the session ended (an error when it is still running)."""
+        if self._result is None:
+            return acp.SessionResult(error="the session did not end")
+        return self._result
 
 
 def _executable(program: str, path: str, cwd: Path) -> bool:

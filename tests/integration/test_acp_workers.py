@@ -1,0 +1,153 @@
+"""ACP agents through the real dispatcher and ``kanban worker``: the supervisor as ACP client.
+
+The agent is the scripted fake on the official SDK's agent side (tests/support), started by
+the real supervisor in its jail, reaching the board only through the run's door (the
+``kanban`` CLI it runs, and the MCP server the session names).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kanban_core import Actor, PermissionDecision, PermissionStatus, TaskId, TaskStatus
+from tests.integration.conftest import Cli
+from tests.integration.test_workers import Harness
+from tests.support.processes import wait_for
+
+pytestmark = pytest.mark.integration
+
+AGENT = Path(__file__).parents[1] / "support" / "fake_acp_agent.py"
+ALICE = Actor(name="alice")
+COMPLETE = {"run": [sys.executable, "-m", "kanban_core", "complete", "--summary", "done over ACP"]}
+
+
+@pytest.fixture
+def acp(cli: Cli, tmp_path: Path) -> Iterator[AcpHarness]:
+    h = AcpHarness(cli, tmp_path)
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+class AcpHarness(Harness):
+    """The worker harness with profiles that run the fake ACP agent."""
+
+    def acp_profile(self, steps: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
+        out = self.state / "acp"
+        out.mkdir(exist_ok=True)
+        return {
+            "preset": "acp",
+            "command": [sys.executable, str(AGENT)],
+            "env": {"FAKE_ACP_SCRIPT": json.dumps(steps), "FAKE_ACP_OUT": str(out)},
+            "sandbox": {"read": [str(AGENT.parent)], "write": [str(self.state)]},
+            **options,
+        }
+
+    def recorded(self, name: str, timeout: float = 30) -> dict[str, Any]:
+        path = self.state / "acp" / f"{name}.json"
+        wait_for(path.exists, timeout, f"the fake agent to record {name}")
+        value: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return value
+
+    def run_task(self, steps: list[dict[str, Any]], **options: Any) -> TaskId:
+        self.configure({"acp": self.acp_profile(steps, **options)})
+        return self.create("over ACP", assignee="acp")
+
+    def finish(self, task_id: TaskId, *statuses: TaskStatus, timeout: float = 60) -> None:
+        dispatcher = self.dispatcher()
+        self.drive(
+            dispatcher,
+            lambda: self.task(task_id).status in statuses and self.supervisors_done(),
+            timeout=timeout,
+            what=f"t{task_id} to reach {statuses}",
+        )
+
+
+def test_an_acp_agent_completes_through_its_door_and_its_turn_is_logged(acp):
+    task = acp.run_task([{"plan": ["look", "finish"]}, {"say": "all good"}, COMPLETE])
+    acp.finish(task, TaskStatus.DONE)
+    assert acp.task(task).result == "done over ACP"
+    session = acp.recorded("session")
+    (server,) = session["mcp_servers"]
+    env = {pair["name"]: pair["value"] for pair in server["env"]}
+    assert env["KANBAN_TASK"] == f"t{task}"
+    assert "KANBAN_RUN_TOKEN" in env
+    assert f"t{task}" in acp.recorded("prompt")["text"]  # the prompt travels in session/prompt
+    log = acp.log(task)
+    assert "plan: [pending] look; [pending] finish" in log
+    assert "agent: all good" in log
+
+
+def test_a_turn_that_ends_without_a_verdict_is_a_protocol_failure(acp):
+    task = acp.run_task([{"say": "I think I am done"}], max_runtime="60s")
+    acp.finish(task, TaskStatus.READY, TaskStatus.BLOCKED)
+    (run,) = acp.board.runs(task)
+    assert run.outcome is not None
+    assert run.outcome.value == "crashed"
+    assert "without completing or blocking" in (run.error or "")
+
+
+def test_the_policy_allows_reads_inside_and_denies_edits_outside_without_asking(acp):
+    inside = {"kind": "read", "title": "Read", "input": {"file_path": "notes.md"}}
+    outside = {"kind": "edit", "title": "Edit", "input": {"file_path": "/etc/passwd"}}
+    task = acp.run_task(
+        [{"ask": inside, "record": "inside"}, {"ask": outside, "record": "outside"}, COMPLETE]
+    )
+    acp.finish(task, TaskStatus.DONE)
+    assert acp.recorded("inside") == {"outcome": "yes-1"}
+    assert acp.recorded("outside") == {"outcome": "no-1"}
+    assert acp.board.open_permissions() == []
+
+
+@pytest.mark.parametrize(
+    ("decision", "chosen"),
+    [(PermissionDecision.ALLOW_ONCE, "yes-1"), (PermissionDecision.DENY, "no-1")],
+)
+def test_a_command_waits_for_a_person_and_the_first_answer_reaches_the_agent(acp, decision, chosen):
+    ask = {"kind": "execute", "title": "Bash", "input": {"command": "make deploy"}}
+    task = acp.run_task([{"ask": ask, "record": "answer"}, COMPLETE])
+    dispatcher = acp.dispatcher()
+    acp.drive(
+        dispatcher,
+        lambda: acp.board.open_permissions(task),
+        timeout=60,
+        what="the agent's request to reach the board",
+    )
+    (request,) = acp.board.open_permissions(task)
+    assert request.summary == "make deploy"
+    assert acp.board.waiting_permissions() == {task: [request.ref]}
+    answered = threading.Thread(
+        target=acp.board.answer_permission, args=(ALICE, request.ref, decision)
+    )
+    answered.start()
+    answered.join()
+    assert acp.recorded("answer") == {"outcome": chosen}
+    acp.finish(task, TaskStatus.DONE)
+    assert acp.board.permission(request.ref).answered_by == "alice"
+
+
+def test_a_run_timed_out_while_its_request_waits_withdraws_the_request(acp):
+    ask = {"kind": "execute", "title": "Bash", "input": {"command": "sleep 1000"}}
+    task = acp.run_task([{"ask": ask, "record": "answer"}, COMPLETE], max_runtime="3s")
+    dispatcher = acp.dispatcher()
+    acp.drive(
+        dispatcher,
+        lambda: acp.board.open_permissions(task),
+        timeout=60,
+        what="the agent's request to reach the board",
+    )
+    (request,) = acp.board.open_permissions(task)
+    acp.finish(task, TaskStatus.READY, TaskStatus.BLOCKED)
+    (run,) = acp.board.runs(task)
+    assert run.outcome is not None
+    assert run.outcome.value == "timed_out"
+    assert acp.board.permission(request.ref).status is PermissionStatus.CANCELLED
+    assert acp.recorded("answer") == {"outcome": "cancelled"}
