@@ -334,6 +334,7 @@ class Dispatcher:
             first_turn_args=profile.first_turn_args,
             resume_args=profile.resume_args,
             sandbox=_sandbox_json(profile),
+            permissions=profile.permissions.to_json(),
         )
         try:
             pid = self.spawner.spawn(spec, claim.token)
