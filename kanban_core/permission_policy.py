@@ -17,6 +17,7 @@ MAX_PATH_CHARS = 4096
 # Cc is C0/C1 controls (NUL, newline, ESC …); line and paragraph separators break a line too.
 # Any of them in a path can hide what a person reads in chat, or cut a path short in C code.
 _CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+_SHOWN_CHARS = 80
 
 
 class PolicyAction(enum.StrEnum):
@@ -159,7 +160,8 @@ class PermissionPolicy:
         where = _where(ask, workspace)
         if where is _Where.INSIDE and _granted(ask, grants):
             return Decision(
-                PolicyAction.ALLOW, f"granted for this run: {ask.tool_kind} with {ask.tool_name}"
+                PolicyAction.ALLOW,
+                f"granted for this run: {ask.tool_kind} with {_shown(ask.tool_name)}",
             )
         for number, rule in enumerate(self.rules, start=1):
             if rule.matches(ask, where):
@@ -216,6 +218,14 @@ def _inside(path: str, workspace: Path, root: Path) -> bool:
     except (OSError, ValueError):
         return False
     return resolved.is_relative_to(root)
+
+
+def _shown(name: str) -> str:
+    """A tool name fit for the one-line reason: the agent chose it, it may carry escapes."""
+    printable = "".join(
+        "?" if unicodedata.category(char) in _CONTROL_CATEGORIES else char for char in name
+    )
+    return printable if len(printable) <= _SHOWN_CHARS else printable[: _SHOWN_CHARS - 1] + "…"
 
 
 def _granted(ask: PermissionAsk, grants: Iterable[tuple[str, str]]) -> bool:

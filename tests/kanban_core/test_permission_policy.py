@@ -120,6 +120,16 @@ def test_a_grant_allows_its_kind_and_tool_for_the_run(workspace):
     assert DEFAULT_POLICY.decide(ask("execute", tool="Bash2"), workspace, grants).action is ASK
 
 
+def test_a_granted_tool_name_is_shown_on_one_line_without_escapes(workspace):
+    name = "Bash\n\x1b[2Kapproved" + "x" * 100
+    decision = DEFAULT_POLICY.decide(ask("execute", tool=name), workspace, [("execute", name)])
+    assert decision.action is ALLOW
+    shown = decision.reason.removeprefix("granted for this run: execute with ")
+    assert shown.startswith("Bash??[2Kapproved")
+    assert len(shown) == 80
+    assert shown.isprintable()
+
+
 def test_a_grant_never_reaches_outside_the_workspace_or_past_the_safety_checks(workspace):
     grants = [("edit", "Edit")]
     policy = PermissionPolicy((PermissionRule(ASK),))
@@ -157,6 +167,11 @@ def test_a_symlink_planted_in_the_workspace_pointing_outside_is_outside(workspac
     (workspace / "etc").symlink_to("/etc")
     assert decide(workspace, ask("read", "innocent.txt")) is DENY
     assert decide(workspace, ask("read", str(workspace / "etc" / "passwd"))) is DENY
+    # A relative target, and a chain of links that only its last step leads out.
+    (workspace / "up").symlink_to("../..")
+    (workspace / "hop").symlink_to("innocent.txt")
+    assert decide(workspace, ask("read", "up/secret.txt")) is DENY
+    assert decide(workspace, ask("read", "hop")) is DENY
     # A link whose target stays inside is as good as its target.
     (workspace / "alias.py").symlink_to(workspace / "src" / "app.py")
     assert decide(workspace, ask("edit", "alias.py")) is ALLOW
