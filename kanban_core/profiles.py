@@ -10,6 +10,7 @@ from typing import Any
 
 from kanban_core.board.domain import Task
 from kanban_core.board.validation import WorkspaceSpec
+from kanban_core.permission_policy import DEFAULT_POLICY, PermissionPolicy
 
 
 class Preset(enum.StrEnum):
@@ -117,6 +118,7 @@ class AssigneeProfile:
     first_turn_args: tuple[str, ...] = ()
     resume_args: tuple[str, ...] = ()
     sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
+    permissions: PermissionPolicy = DEFAULT_POLICY
 
     @property
     def protocol(self) -> str:

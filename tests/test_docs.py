@@ -37,3 +37,11 @@ def test_public_api_is_sorted_and_complete():
     assert list(exported) == sorted(exported)
     for name in exported:
         assert hasattr(kanban_core, name), name
+
+
+def test_the_readme_gives_every_default_permission_rule_and_its_reason():
+    from kanban_core.permission_policy import DEFAULT_POLICY
+
+    section = README.split("### Permission policy", 1)[1].split("\n## ", 1)[0]
+    for rule in DEFAULT_POLICY.rules:
+        assert f"| {rule.action} | {rule.note} |" in section, rule

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 #: The kernel's top-level sections (declared in kanban_core.config.schema).
-KERNEL_SECTIONS = ("board", "dispatcher", "assignees", "workspaces")
+KERNEL_SECTIONS = ("board", "dispatcher", "assignees", "permissions", "workspaces")
 _FORMAT = 1
 
 

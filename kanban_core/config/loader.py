@@ -1,4 +1,4 @@
-"""config.yaml, the kernel's part: ``board``, ``dispatcher``, ``assignees`` and ``workspaces``.
+"""config.yaml, the kernel's part: ``board``, ``dispatcher``, ``assignees``, ``permissions`` …
 
 The file is optional (``$KANBAN_HOME/config.yaml``, or the path in ``KANBAN_CONFIG``). The whole
 file is validated against one declarative schema (``kanban_core.config.schema`` and the sections
@@ -18,6 +18,14 @@ from typing import Any
 from kanban_core.board.validation import parse_duration, parse_workspace
 from kanban_core.config.cache import kernel_sections
 from kanban_core.errors import ValidationError
+from kanban_core.permission_policy import (
+    DEFAULT_POLICY,
+    PathScope,
+    PermissionPolicy,
+    PermissionRule,
+    PolicyAction,
+    ToolKind,
+)
 from kanban_core.profiles import (
     DEMO_PROFILE,
     PRESET_COMMANDS,
@@ -57,6 +65,14 @@ class DispatcherConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PermissionsConfig:
+    """How the permission requests a policy leaves to a person are answered (the gateway's)."""
+
+    ttl_seconds: int = 900
+    answer_role: str = "operator"  # a gateway role's name: viewer, operator, approver, admin
+
+
+@dataclass(frozen=True, slots=True)
 class KanbanConfig:
     """The kernel's configuration."""
 
@@ -66,6 +82,7 @@ class KanbanConfig:
         default_factory=lambda: {DEMO_PROFILE.name: DEMO_PROFILE}
     )
     workspaces: WorkspacesConfig = field(default_factory=WorkspacesConfig)
+    permissions: PermissionsConfig = field(default_factory=PermissionsConfig)
 
 
 def config_path(environ: Mapping[str, str], home: Path) -> Path:
@@ -99,6 +116,7 @@ def load_config(path: Path, environ: Mapping[str, str]) -> KanbanConfig:
         dispatcher=DispatcherConfig(**sections["dispatcher"]),
         assignees=assignees,
         workspaces=workspaces_from(sections["workspaces"]),
+        permissions=PermissionsConfig(**sections["permissions"]),
     )
 
 
@@ -135,7 +153,24 @@ def _profile(name: str, section: Section) -> AssigneeProfile:
         first_turn_args=_args(section["first_turn_args"], first),
         resume_args=_args(section["resume_args"], resume),
         sandbox=SandboxPolicy.from_json(section["sandbox"]),
+        permissions=_permissions(section["permissions"], section["permissions_defaults"]),
     )
+
+
+def _permissions(rules: list[Section], defaults: bool) -> PermissionPolicy:
+    """A profile's rules (as the schema checked them), then the defaults unless dropped."""
+    policy = PermissionPolicy(
+        tuple(
+            PermissionRule(
+                action=PolicyAction(rule["action"]),
+                kinds=frozenset(map(ToolKind, rule["kind"])) if rule["kind"] else None,
+                tools=tuple(rule["tool"] or ()),
+                paths=PathScope(rule["paths"]) if rule["paths"] else None,
+            )
+            for rule in rules
+        )
+    )
+    return policy.then(DEFAULT_POLICY) if defaults else policy
 
 
 def _args(value: list[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:

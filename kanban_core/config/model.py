@@ -2,8 +2,9 @@
 
 Every section is a pydantic model with unknown keys forbidden and no type coercion, so the schema
 itself is the reference that ``config.example.yaml`` is checked against. The kernel declares
-``board``, ``dispatcher``, ``assignees`` and ``workspaces``; layers above add their sections
-through the ``kanban_gateway.config_sections`` entry points (the kernel never imports them).
+``board``, ``dispatcher``, ``assignees``, ``permissions`` and ``workspaces``; layers above add
+their sections through the ``kanban_gateway.config_sections`` entry points (the kernel never
+imports them).
 Importing this module costs about 0.1 s (pydantic), so it is imported only when a file is read.
 """
 

@@ -1,4 +1,4 @@
-"""The kernel's sections of config.yaml, declared: board, dispatcher, assignees, workspaces."""
+"""The kernel's sections of config.yaml, declared: board, dispatcher, assignees, permissions …"""
 
 from __future__ import annotations
 
@@ -149,6 +149,29 @@ class SandboxSection(Section):
     write: list[Annotated[str, AfterValidator(_sandbox_path)]] = Field(default_factory=list)
 
 
+ToolKindName = Literal[
+    "read", "edit", "delete", "move", "search", "execute", "think", "fetch", "other"
+]
+
+
+def _one_or_many(value: Any) -> Any:
+    # ``kind: execute`` stands for ``kind: [execute]``.
+    return [value] if isinstance(value, str) else value
+
+
+class PermissionRuleSection(Section):
+    """One rule of a profile's permission policy (README, "Permission policy")."""
+
+    action: Literal["allow", "ask", "deny"]
+    kind: Annotated[
+        Annotated[list[ToolKindName], Field(min_length=1)] | None, BeforeValidator(_one_or_many)
+    ] = None
+    tool: Annotated[
+        Annotated[list[Text], Field(min_length=1)] | None, BeforeValidator(_one_or_many)
+    ] = None
+    paths: Literal["workspace", "outside"] | None = None
+
+
 class ProfileSection(Section):
     """One assignee: the agent to run, where, how many at once, with what environment."""
 
@@ -168,6 +191,9 @@ class ProfileSection(Section):
     sandbox: Annotated[SandboxSection, BeforeValidator(_sandbox_mode)] = Field(
         default_factory=SandboxSection
     )
+    # Tried in order before the defaults; permissions_defaults: false drops the defaults.
+    permissions: list[PermissionRuleSection] = Field(default_factory=list)
+    permissions_defaults: bool = True
 
     @model_validator(mode="after")
     def _command_or_preset(self) -> ProfileSection:
@@ -290,10 +316,20 @@ class WorkspacesSection(Section):
     auto_pr: Never = False
 
 
+class PermissionsSection(Section):
+    """Permission requests agents make that the policy leaves to a person."""
+
+    # Shorter than 10 s, nobody could answer in time.
+    ttl_seconds: Annotated[int, Field(ge=10)] = 900
+    # The gateway's roles (gateway.access.Role), named here since the kernel cannot import it.
+    answer_role: Literal["viewer", "operator", "approver", "admin"] = "operator"
+
+
 #: The kernel's top-level sections (their declared types), in the order the file documents them.
 KERNEL_SECTIONS: dict[str, Any] = {
     "board": BoardSection,
     "dispatcher": DispatcherSection,
     "assignees": dict[AssigneeName, ProfileSection],
+    "permissions": PermissionsSection,
     "workspaces": WorkspacesSection,
 }

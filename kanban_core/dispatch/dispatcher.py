@@ -334,7 +334,9 @@ class Dispatcher:
             first_turn_args=profile.first_turn_args,
             resume_args=profile.resume_args,
             sandbox=_sandbox_json(profile),
+            permissions=profile.permissions.to_json(),
             protocol=profile.protocol,
+            permission_ttl_s=config.permissions.ttl_seconds,
         )
         try:
             pid = self.spawner.spawn(spec, claim.token)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from kanban_core.dispatch.hardening import make_undumpable, supervisor_environ
 from kanban_core.dispatch.logs import log_path, rotate
 from kanban_core.errors import KanbanError
+from kanban_core.permission_policy import PermissionPolicy
 from kanban_core.profiles import AssigneeProfile, SandboxPolicy
 
 #: Where the spawner puts the run token for the supervisor.
@@ -51,6 +52,7 @@ class WorkerSpec:
     first_turn_args: tuple[str, ...] = ()
     resume_args: tuple[str, ...] = ()
     sandbox: Mapping[str, Any] = field(default_factory=dict)  # SandboxPolicy.to_json()
+    permissions: Mapping[str, Any] = field(default_factory=dict)  # PermissionPolicy.to_json()
     protocol: str = "cli"  # "acp": the supervisor is the agent's ACP client
     permission_ttl_s: int = 900  # how long a person has to answer the agent's request
 
@@ -67,6 +69,8 @@ class WorkerSpec:
             raw["pass_env"] = tuple(raw["pass_env"])
             raw["first_turn_args"] = tuple(raw.get("first_turn_args", ()))
             raw["resume_args"] = tuple(raw.get("resume_args", ()))
+            # Checked here, so a bad policy is a malformed spec rather than a late surprise.
+            PermissionPolicy.from_json(raw.get("permissions", {}))
             return cls(**raw)
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             raise KanbanError(f"malformed worker spec: {exc}") from None
@@ -84,6 +88,7 @@ class WorkerSpec:
             pass_env=self.pass_env,
             allow_dirty_base=self.allow_dirty_base,
             sandbox=SandboxPolicy.from_json(self.sandbox),
+            permissions=PermissionPolicy.from_json(self.permissions),
         )
 
 

@@ -210,6 +210,37 @@ notify_subscriptions = Table(
     PrimaryKeyConstraint("task_id", "platform", "chat_id", "thread_id"),
 )
 
+#: An agent's request for permission that the profile's policy sent to a person.
+permission_requests = Table(
+    "permission_requests",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("task_id", ID, ForeignKey("tasks.id"), nullable=False),
+    Column("run_id", ID, nullable=False),
+    Column("tool_kind", String(32), nullable=False),
+    Column("tool_name", String(200), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("detail", Text),
+    Column("paths", Text),
+    Column(
+        "status", String(16), nullable=False
+    ),  # pending | allowed | denied | expired | cancelled
+    Column("decision", String(16)),  # allow_once | allow_run | deny
+    Column("answered_by", String(200)),
+    Column("reason", Text),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("answered_ms", BigInteger),
+    Index("ix_permission_requests_task", "task_id", "id"),
+    Index("ix_permission_requests_run", "run_id", "status"),
+    Index(
+        "ix_permission_requests_pending",
+        "expires_ms",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
+
 notify_deliveries = Table(
     "notify_deliveries",
     metadata,

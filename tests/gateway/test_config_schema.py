@@ -28,7 +28,8 @@ from kanban_core.profiles import Preset
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"
 #: A commented-out setting is ``# key: value`` at the indentation the key would have.
-COMMENTED_SETTING = re.compile(r"^(\s*)# (\s*[a-z_][a-z0-9_]*:(?:\s.*)?)$")
+#: A list of sections (a profile's permission rules) is commented out item by item: ``#   - key:``.
+COMMENTED_SETTING = re.compile(r"^(\s*)# (\s*(?:- )?[a-z_][a-z0-9_]*:(?:\s.*)?)$")
 
 
 def uncommented_example() -> dict[str, Any]:
@@ -67,6 +68,10 @@ def documented_paths(value: Any, node: Any = None, prefix: str = "") -> set[str]
     """Every key path the example writes, with user-chosen names as ``*``."""
     node = root_model() if node is None else node
     paths: set[str] = set()
+    if isinstance(value, list) and model_in(child_type(node, "*")) is not None:
+        for item in value:  # a list of sections: each item's keys, the index as ``*``
+            paths |= documented_paths(item, child_type(node, "*"), f"{prefix}*.")
+        return paths
     if not isinstance(value, dict):
         return paths
     model = model_in(node)
@@ -93,7 +98,13 @@ def test_the_example_documents_every_key_of_the_schema_and_nothing_else():
     assert sorted(declared - documented) == [], "keys missing from config.example.yaml"
     assert sorted(documented - declared) == [], "config.example.yaml documents unknown keys"
     # The reference covers every section and every platform the product ships.
-    for path in ("board.db_url_env", "assignees.*.resume_args", "workspaces.repos.*.scripts"):
+    for path in (
+        "board.db_url_env",
+        "assignees.*.resume_args",
+        "assignees.*.permissions.*.paths",
+        "permissions.answer_role",
+        "workspaces.repos.*.scripts",
+    ):
         assert path in declared
     for platform in ("console", "telegram", "discord", "slack"):
         assert f"platforms.{platform}.enabled" in declared
@@ -105,6 +116,11 @@ def test_the_example_with_every_key_switched_on_is_valid():
     model, problems = validate_document(example_with_every_key())
     assert problems == []
     assert model.workspaces.archive.remove_clean_worktree_after_seconds == 604800
+
+
+def test_the_answering_roles_are_the_gateways():
+    names = typing.get_args(config_schema.PermissionsSection.model_fields["answer_role"].annotation)
+    assert list(names) == [role.name.lower() for role in sorted(Role)]
 
 
 def test_the_schemas_presets_are_the_kernels():
@@ -155,8 +171,11 @@ def misspellings() -> list[tuple[str, str]]:
 
 
 def insert(document: dict[str, Any], parent: str, key: str, value: object) -> None:
-    node = document
+    node: Any = document
     for part in [p for p in parent.split(".") if p]:
+        if part == "*" and isinstance(node, list):
+            node = node[0]  # the example's first item
+            continue
         if part == "*":
             part = next(iter(node))  # the example's first named entry
         node = node.setdefault(part, {})

@@ -10,6 +10,7 @@ REVISIONS: tuple[str, ...] = (
     "0006",
     "0007",
     "0008",
+    "0009",
 )
 HEAD = REVISIONS[-1]
 #: The head as SQLite's ``user_version`` stamps it: its position in REVISIONS, counted from 1.

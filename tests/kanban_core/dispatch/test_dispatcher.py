@@ -37,6 +37,12 @@ from kanban_core.dispatch import health
 from kanban_core.dispatch.dispatcher import Dispatcher, DispatchReport
 from kanban_core.dispatch.logs import log_path
 from kanban_core.dispatch.spawn import SpawnError, WorkerSpec
+from kanban_core.permission_policy import (
+    DEFAULT_POLICY,
+    PermissionPolicy,
+    PermissionRule,
+    PolicyAction,
+)
 from kanban_core.profiles import AssigneeProfile
 from kanban_core.storage import Query
 
@@ -242,6 +248,19 @@ def test_the_spawn_spec_carries_the_run_profile_and_timing(
     assert run.worker_pid == pid
     assert run.status == "running"
     assert "spawned" in kinds(board, by_profile)
+
+
+def test_the_spawn_spec_carries_the_profiles_permission_policy(
+    dispatcher, spawner, config, make_task
+):
+    policy = PermissionPolicy((PermissionRule(PolicyAction.ALLOW, tools=("pytest*",)),))
+    config.profiles["alpha"] = profile("alpha", permissions=policy.then(DEFAULT_POLICY))
+    task_id = make_task(assignee="alpha").id
+
+    dispatcher.run_pass()
+
+    spec = WorkerSpec.from_json(spawner.entry(task_id)[0].to_json())
+    assert spec.profile().permissions == policy.then(DEFAULT_POLICY)
 
 
 # -- caps -------------------------------------------------------------------------------------

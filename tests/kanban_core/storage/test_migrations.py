@@ -77,7 +77,12 @@ def test_upgrading_to_head_keeps_every_row_and_id(board_0005):
     before = dump(board_0005)
     assert ensure_schema(board_0005) is True
     assert schema_version(board_0005) == HEAD
-    assert dump(board_0005) == before
+    after = dump(board_0005)
+    # Later revisions add columns at the end of a row; what was there stays as it was.
+    assert {
+        table: [row[: len(was)] for row, was in zip(rows, before[table], strict=True)]
+        for table, rows in after.items()
+    } == before
     names = index_names(board_0005)
     assert {"ix_tasks_status", "ix_tasks_running", "ix_tasks_assignee"} <= names
     assert "ix_tasks_assignee_status" not in names
