@@ -440,8 +440,8 @@ class Kanban:
 
     def waiting_permissions(self) -> dict[TaskId, builtins.list[str]]:
         """Refs of the answerable requests, by task (what list and show mark)."""
-        with self.db.transaction(write=False) as tx:
-            return permissions.waiting(tx)
+        # One autocommit statement: list's hot path pays a single indexed read for it.
+        return permissions.waiting_by_task(self.db.read(permissions.WAITING))
 
     def run_grants(self, run_id: RunId) -> builtins.list[tuple[str, str]]:
         """The (tool kind, tool name) pairs a person allowed for the rest of a run."""

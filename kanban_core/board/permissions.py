@@ -8,6 +8,7 @@ conditions, so two people answering at once cannot both win. Expiry counts as a 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +109,8 @@ _CANCEL_FOR_RUN = Query(
     "UPDATE permission_requests SET status = 'cancelled', answered_ms = {now} "
     "WHERE run_id = :run_id AND status = 'pending'",
 )
-_WAITING = Query(
+#: One indexed read over the pending rows, for ``list``'s marks (pending rows are few).
+WAITING = Query(
     "tasks_waiting_permission",
     "SELECT task_id, id FROM permission_requests {index:ix_permission_requests_pending} "
     "WHERE status = 'pending' AND expires_ms > {now} ORDER BY id",
@@ -282,10 +284,10 @@ def open_requests(
     return [from_row(row) for row in tx.fetchall(_OPEN, {"limit": limit})]
 
 
-def waiting(tx: Transaction) -> dict[TaskId, list[str]]:
-    """The refs of answerable requests, by task (pending rows are few; one indexed read)."""
+def waiting_by_task(rows: Iterable[tuple[Any, ...]]) -> dict[TaskId, list[str]]:
+    """The refs of answerable requests, by task, from ``WAITING``'s rows."""
     out: dict[TaskId, list[str]] = {}
-    for task_id, request_id in tx.fetchall(_WAITING):
+    for task_id, request_id in rows:
         out.setdefault(TaskId(task_id), []).append(format_permission_ref(request_id))
     return out
 

@@ -83,18 +83,26 @@ def list_tasks(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         sort=args.sort,
         limit=args.limit,
     )
+    board = ctx.board()
     if args.json:
-        return CommandResult(data=[t.to_json() for t in ctx.board().list(flt)], as_json=True)
-    tasks = ctx.board().list_summaries(flt)
+        listed = board.list(flt)
+        waiting = board.waiting_permissions()
+        return CommandResult(
+            data=[t.to_json() | {"waiting_permission": waiting.get(t.id, [])} for t in listed],
+            as_json=True,
+        )
+    tasks = board.list_summaries(flt)
     if not tasks:
         return text("(no matching tasks)")
-    return CommandResult(blocks=(task_table(tasks),))
+    return CommandResult(blocks=(task_table(tasks, board.waiting_permissions()),))
 
 
 def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``show``."""
     # Text shows only the newest events: the rest of a long log is neither read nor decoded.
-    detail = ctx.board().detail(args.task_id, event_limit=None if args.json else SHOW_EVENTS)
+    board = ctx.board()
+    detail = board.detail(args.task_id, event_limit=None if args.json else SHOW_EVENTS)
+    asks = board.open_permissions(args.task_id)
     if args.json:
         return CommandResult(
             data={
@@ -104,10 +112,18 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
                 "comments": [c.to_json() for c in detail.comments],
                 "events": [e.to_json() for e in detail.events],
                 "runs": [r.to_json() for r in detail.runs],
+                "waiting_permission": [r.ref for r in asks],
             },
             as_json=True,
         )
-    return CommandResult(blocks=tuple(_show_blocks(detail, paths=not ctx.from_chat)))
+    blocks = _show_blocks(detail, paths=not ctx.from_chat)
+    if asks:
+        # Right under the facts: what the agent is stuck on comes before the history.
+        blocks[2:2] = [Heading(f"Waiting for an answer ({len(asks)})")] + [
+            Text(f"{r.ref}  {r.tool_name}: {r.summary}  (kanban allow {r.ref} / deny {r.ref})")
+            for r in asks
+        ]
+    return CommandResult(blocks=tuple(blocks))
 
 
 def _facts(detail: TaskDetail, *, paths: bool) -> Table:
