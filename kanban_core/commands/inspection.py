@@ -106,13 +106,13 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     if args.json:
         return CommandResult(
             data={
-                "task": detail.task.to_json(),
+                # As in list --json, so a task reads the same from either verb.
+                "task": detail.task.to_json() | {"waiting_permission": [r.ref for r in asks]},
                 "parents": [format_task_id(p) for p in detail.parents],
                 "children": [format_task_id(c) for c in detail.children],
                 "comments": [c.to_json() for c in detail.comments],
                 "events": [e.to_json() for e in detail.events],
                 "runs": [r.to_json() for r in detail.runs],
-                "waiting_permission": [r.ref for r in asks],
             },
             as_json=True,
         )

@@ -50,7 +50,7 @@ VERBS = (
     "reclaim",
     "edit",
 )
-SHOW_KEYS = {"task", "parents", "children", "comments", "events", "runs", "waiting_permission"}
+SHOW_KEYS = {"task", "parents", "children", "comments", "events", "runs"}
 CLAIM_KEYS = {
     "task_id",
     "run_id",

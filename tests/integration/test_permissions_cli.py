@@ -44,7 +44,7 @@ def test_permissions_lists_what_waits_and_allow_answers_once(cli):
     assert row["waiting_permission"] == [ref]
     assert f"asks {ref}" in cli.ok("list").out
     assert "Waiting for an answer" in cli.ok("show", task).out
-    assert cli.show(task)["waiting_permission"] == [ref]
+    assert cli.task(task)["waiting_permission"] == [ref]
 
     out = cli.ok("allow", ref.upper(), "--run").out
     assert out.startswith(f"Allowed {ref} for the rest of its run: {task} bash")
