@@ -34,6 +34,7 @@ VERB_ROLES: dict[str, Role] = {
             "log",
             "status",
             "notify-list",
+            "permissions",
             "help",
             "ws",  # each subcommand has its own role: WS_ROLES
         ),
@@ -52,6 +53,8 @@ VERB_ROLES: dict[str, Role] = {
             "unblock",
             "notify-subscribe",
             "notify-unsubscribe",
+            "allow",  # answering an agent's permission request
+            "deny",
         ),
         Role.OPERATOR,
     ),

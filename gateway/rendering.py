@@ -17,6 +17,7 @@ _KIND_ICONS = {
     "crashed": "✖",
     "timed_out": "⏱",
     "workspace_notice": "🔔",
+    "permission_requested": "🔐",
 }
 
 
@@ -44,6 +45,8 @@ def result_document(result: CommandResult) -> Document:
 
 def event_document(delivery: Delivery) -> Document:
     """A terminal event as a notification: title first, then what happened."""
+    if delivery.kind == "permission_requested":
+        return permission_card(delivery)
     icon = _KIND_ICONS.get(delivery.kind, "•")
     who = f" by @{delivery.assignee}" if delivery.assignee else ""
     head = f"{icon} t{delivery.task_id} {delivery.title}"
@@ -77,6 +80,30 @@ def event_document(delivery: Delivery) -> Document:
     else:
         line = delivery.kind
     return Document((Paragraph(head), Paragraph(line)), buttons=_fast_path(delivery))
+
+
+def permission_card(delivery: Delivery) -> Document:
+    """An agent's question: what it wants to run, and one button per answer.
+
+    The typed commands are spelled out too: a platform without buttons, or a person who wants
+    to give a reason, answers with them.
+    """
+    payload = delivery.payload
+    ref = str(payload.get("ref") or "")
+    tool = str(payload.get("tool") or "a tool")
+    blocks: list[Block] = [
+        Paragraph(f"🔐 t{delivery.task_id} asks to run: {payload.get('summary') or tool}"),
+        Paragraph(f"{delivery.title} · {tool}"),
+    ]
+    if payload.get("detail"):
+        blocks.append(Preformatted(str(payload["detail"])))
+    blocks.append(Paragraph(f"/kanban allow {ref} · /kanban deny {ref} [reason]"))
+    buttons = (
+        Button("Allow once", f"k:kanban allow {ref}"),
+        Button("Allow for this run", f"k:kanban allow {ref} --run"),
+        Button("Deny", f"k:kanban deny {ref}"),
+    )
+    return Document(tuple(blocks), buttons=buttons if ref else ())
 
 
 def _fast_path(delivery: Delivery) -> tuple[Button, ...]:

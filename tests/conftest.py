@@ -21,8 +21,9 @@ from kanban_core.storage.migrate import ensure_schema
 PG_URL = os.environ.get("KANBAN_TEST_PG_URL", "")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _TABLES = (
-    "notify_deliveries, notify_subscriptions, task_events, task_runs, task_comments, "
-    "task_links, tasks, workspaces, workspace_repos, workspace_sessions, session_messages, "
+    "permission_requests, notify_deliveries, notify_subscriptions, task_events, task_runs, "
+    "task_comments, task_links, tasks, workspaces, workspace_repos, workspace_sessions, "
+    "session_messages, "
     "workspace_turns, queued_messages, approvals, chat_bindings, workspace_audit, chat_deliveries, "
     "dispatcher_health"
 )

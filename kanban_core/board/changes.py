@@ -9,6 +9,8 @@ rows, and a missed hint costs latency, never a lost change.
 
 from __future__ import annotations
 
+import select
+import time
 from typing import Any
 
 from kanban_core.board import reads
@@ -17,6 +19,8 @@ from kanban_core.storage import Database
 
 #: The channel the migration's trigger announces new events on.
 CHANNEL = "kanban_events"
+#: Without announcements (SQLite) a waiter looks this often; the look is one index lookup.
+LOOK_EVERY_S = 0.05
 
 
 class ChangeWatch:
@@ -67,3 +71,23 @@ class ChangeWatch:
         while pgconn.notifies() is not None:
             announced = True
         return announced
+
+
+def wait_for_change(watch: ChangeWatch, timeout_s: float) -> bool:
+    """Block until the watch reports a change or ``timeout_s`` passes; True on a change.
+
+    PostgreSQL: wait on the listening socket, so a commit elsewhere wakes the waiter at once.
+    SQLite: look every ``LOOK_EVERY_S``.
+    """
+    end = time.monotonic() + max(0.0, timeout_s)
+    while True:
+        if watch.changed():
+            return True
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        fd = watch.fileno() if watch.announces else None
+        if fd is not None:
+            select.select([fd], [], [], left)
+        else:
+            time.sleep(min(LOOK_EVERY_S, left))

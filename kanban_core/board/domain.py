@@ -69,6 +69,9 @@ class EventKind(enum.StrEnum):
     GAVE_UP = "gave_up"
     REOPENED = "reopened"  # a done task takes another agent turn (a workspace follow-up)
     WORKSPACE_NOTICE = "workspace_notice"  # something a workspace's chats must hear
+    PERMISSION_REQUESTED = "permission_requested"  # an agent asks a person before acting
+    PERMISSION_ANSWERED = "permission_answered"
+    PERMISSION_EXPIRED = "permission_expired"
 
 
 #: Events a subscribed chat is told about.
@@ -83,7 +86,10 @@ TERMINAL_EVENT_KINDS = frozenset(
 )
 
 #: Kinds that queue a notification for each subscribed chat.
-NOTIFYING_EVENT_KINDS = TERMINAL_EVENT_KINDS | {EventKind.WORKSPACE_NOTICE}
+NOTIFYING_EVENT_KINDS = TERMINAL_EVENT_KINDS | {
+    EventKind.WORKSPACE_NOTICE,
+    EventKind.PERMISSION_REQUESTED,
+}
 
 #: Statuses that satisfy a child's dependency on them.
 SATISFYING_STATUSES = frozenset({TaskStatus.DONE, TaskStatus.ARCHIVED})
@@ -379,3 +385,61 @@ class GcReport:
 
 def _seconds(ms: int | None) -> int | None:
     return None if ms is None else ms // 1000
+
+
+class PermissionStatus(enum.StrEnum):
+    """Where an agent's permission request is: waiting, answered, or past answering."""
+
+    PENDING = "pending"
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    EXPIRED = "expired"  # nobody answered in time: the agent treats it as a denial
+    CANCELLED = "cancelled"  # the run that asked ended first
+
+
+class PermissionDecision(enum.StrEnum):
+    """A person's answer to a permission request."""
+
+    ALLOW_ONCE = "allow_once"
+    ALLOW_RUN = "allow_run"  # the same tool is allowed for the rest of this run
+    DENY = "deny"
+
+
+def format_permission_ref(request_id: int) -> str:
+    """Render a permission request id the way people type it: ``p12``."""
+    return f"p{request_id}"
+
+
+def parse_permission_ref(text: str) -> int:
+    """Accept ``p12``, ``P12`` or ``12``; anything else is a ValidationError."""
+    raw = text.strip()
+    digits = raw[1:] if raw[:1] in ("p", "P") else raw
+    if not digits.isascii() or not digits.isdigit() or not 0 < len(digits) <= 18 or not int(digits):
+        raise ValidationError(f"not a permission request: {text!r} (expected something like p12)")
+    return int(digits)
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionRequest:
+    """An agent's request to use a tool, waiting for (or holding) a person's answer."""
+
+    id: int
+    task_id: TaskId
+    run_id: RunId
+    tool_kind: str
+    tool_name: str
+    summary: str
+    detail: str | None
+    paths: tuple[str, ...]
+    status: PermissionStatus
+    decision: PermissionDecision | None
+    answered_by: str | None
+    reason: str | None
+    created_ms: int
+    expires_ms: int
+    answered_ms: int | None
+
+    @property
+    def ref(self) -> str:
+        """How people name it: ``p12``."""
+        return format_permission_ref(self.id)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import builtins
 import enum
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,12 +16,13 @@ from kanban_core.board import (
     links,
     maintenance,
     notify,
+    permissions,
     reads,
     recovery,
     runs,
     tasks,
 )
-from kanban_core.board.changes import ChangeWatch
+from kanban_core.board.changes import ChangeWatch, wait_for_change
 from kanban_core.board.domain import (
     Actor,
     BoardStats,
@@ -28,6 +30,9 @@ from kanban_core.board.domain import (
     CreateResult,
     Event,
     GcReport,
+    PermissionDecision,
+    PermissionRequest,
+    PermissionStatus,
     Run,
     RunId,
     RunOutcome,
@@ -37,6 +42,7 @@ from kanban_core.board.domain import (
     TaskId,
     TaskStatus,
     format_task_id,
+    parse_permission_ref,
 )
 from kanban_core.board.recovery import FailurePolicy, FailureVerdict, OverdueRun
 from kanban_core.board.rows import event_from_row
@@ -54,7 +60,7 @@ from kanban_core.board.validation import (
     clean_text,
     clean_title,
 )
-from kanban_core.errors import PermissionDenied, ValidationError
+from kanban_core.errors import InvalidTransition, PermissionDenied, ValidationError
 from kanban_core.storage import Database, Transaction
 from kanban_core.storage.migrate import ensure_schema
 
@@ -66,6 +72,10 @@ _PRIORITY_RANGE = range(-1_000_000, 1_000_001)
 _MAX_TTL_S = 7 * 86400
 _MAX_PLATFORM_CHARS = 32
 _MAX_RETENTION_DAYS = 36_500
+_MAX_ASK_TTL_S = 86400
+#: A waiter re-reads its request this often even without a change hint (a missed hint then
+#: costs this much latency, never an answer).
+PERMISSION_PROBE_S = 2.0
 
 
 class OnMissing(enum.Enum):
@@ -357,6 +367,131 @@ class Kanban:
         """Running tasks past their max runtime plus grace."""
         with self.db.transaction(write=False) as tx:
             return recovery.overdue_runs(tx, grace_ms=grace_ms, limit=limit)
+
+    # -- permission requests --------------------------------------------------------------
+
+    def request_permission(
+        self,
+        actor: Actor,
+        task_id: TaskId,
+        *,
+        tool_kind: str,
+        tool_name: str,
+        summary: str,
+        detail: str | None = None,
+        paths: Sequence[str] = (),
+        ttl_s: int,
+    ) -> PermissionRequest:
+        """A worker's run asks a person before using a tool; its chats get a card to answer."""
+        if actor.run is None:
+            raise PermissionDenied("only a task's running agent asks for permission")
+        runs.check_scope(actor.run, task_id)
+        if not 0 < ttl_s <= _MAX_ASK_TTL_S:
+            raise ValidationError(f"a request's ttl must be between 1 and {_MAX_ASK_TTL_S} seconds")
+        kind = permissions.bounded(tool_kind, 32)
+        name = permissions.bounded(tool_name, permissions.MAX_TOOL_CHARS)
+        text = permissions.bounded(summary, permissions.MAX_SUMMARY_CHARS)
+        if kind is None or name is None or text is None:
+            raise ValidationError(
+                "a permission request needs a tool kind, a tool name and a summary"
+            )
+        new = permissions.NewRequest(
+            tool_kind=kind,
+            tool_name=name,
+            summary=text,
+            detail=permissions.bounded(detail, permissions.MAX_DETAIL_CHARS),
+            paths=tuple(
+                p
+                for p in (
+                    permissions.bounded(path, 1000) for path in paths[: permissions.MAX_PATHS]
+                )
+                if p
+            ),
+            ttl_ms=ttl_s * 1000,
+        )
+        with self.db.transaction(write=True) as tx:
+            return permissions.request(tx, actor.run, task_id, new)
+
+    def answer_permission(
+        self, actor: Actor, ref: str, decision: PermissionDecision, reason: str | None = None
+    ) -> PermissionRequest:
+        """A person answers; the first answer wins and any later one is refused, saying why."""
+        if actor.run is not None:
+            raise PermissionDenied("a worker may not answer a permission request; a person does")
+        request_id = parse_permission_ref(ref)
+        text = clean_optional(reason, field="reason", max_bytes=MAX_COMMENT_BYTES)
+        with self.db.transaction(write=True) as tx:
+            outcome = permissions.answer(tx, request_id, decision, by=actor.name, reason=text)
+        # Raised after the commit: what the refusal found out (an expiry) is kept.
+        if outcome.refusal is not None:
+            raise InvalidTransition(outcome.refusal)
+        return outcome.request
+
+    def permission(self, ref: str) -> PermissionRequest:
+        """One permission request, by ref (``p12``, ``P12`` or ``12``)."""
+        request_id = parse_permission_ref(ref)
+        with self.db.transaction(write=False) as tx:
+            return permissions.get(tx, request_id)
+
+    def open_permissions(self, task_id: TaskId | None = None) -> builtins.list[PermissionRequest]:
+        """Requests still waiting for an answer, oldest first."""
+        with self.db.transaction(write=False) as tx:
+            return permissions.open_requests(tx, task_id)
+
+    def waiting_permissions(self) -> dict[TaskId, builtins.list[str]]:
+        """Refs of the answerable requests, by task (what list and show mark)."""
+        # One autocommit statement: list's hot path pays a single indexed read for it.
+        return permissions.waiting_by_task(self.db.read(permissions.WAITING))
+
+    def run_grants(self, run_id: RunId) -> builtins.list[tuple[str, str]]:
+        """The (tool kind, tool name) pairs a person allowed for the rest of a run."""
+        with self.db.transaction(write=False) as tx:
+            return permissions.run_grants(tx, run_id)
+
+    def expire_permissions(self, *, limit: int = 100) -> builtins.list[int]:
+        """Record the expiry of requests nobody answered in time; a read when there are none."""
+        if not self.db.read(permissions.ANY_OVERDUE):
+            return []
+        with self.db.transaction(write=True) as tx:
+            return permissions.expire(tx, limit=limit)
+
+    def wait_permission(
+        self,
+        ref: str,
+        *,
+        timeout_s: float | None = None,
+        stop: Callable[[], bool] = lambda: False,
+        probe_s: float = PERMISSION_PROBE_S,
+    ) -> PermissionRequest:
+        """Wait for a request's answer; returns it once it is no longer pending.
+
+        Wakes as soon as the board changes (an answer is an event), re-reads every ``probe_s``
+        regardless, and records the expiry itself when it passes. Returns the still-pending
+        request when ``stop()`` is true or ``timeout_s`` passes first.
+        """
+        request_id = parse_permission_ref(ref)
+        end = None if timeout_s is None else time.monotonic() + timeout_s
+        watch = self.watch_changes()
+        try:
+            while True:
+                watch.changed()  # listen (or note the newest event) before reading
+                with self.db.transaction(write=False) as tx:
+                    current, now_ms = permissions.look(tx, request_id)
+                if current.status is not PermissionStatus.PENDING:
+                    return current
+                if now_ms >= current.expires_ms:
+                    with self.db.transaction(write=True) as tx:
+                        return permissions.expire_one(tx, request_id)
+                if stop():
+                    return current
+                wait = min(probe_s, (current.expires_ms - now_ms) / 1000)
+                if end is not None:
+                    wait = min(wait, end - time.monotonic())
+                    if wait <= 0:
+                        return current
+                wait_for_change(watch, wait)
+        finally:
+            watch.close()
 
     # -- notifications ----------------------------------------------------------------------
 

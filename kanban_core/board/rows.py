@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -131,3 +132,8 @@ def dump_json(value: Any) -> str | None:
     if value is None:
         return None
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def hash_token(token: str) -> str:
+    """Tokens are stored hashed, so reading the database does not hand out worker credentials."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -7,11 +7,10 @@ from a stale attempt changes nothing and is refused.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Any
 
-from kanban_core.board import events, links, notify
+from kanban_core.board import events, links, notify, permissions
 from kanban_core.board.domain import (
     BlockKind,
     Claim,
@@ -25,7 +24,12 @@ from kanban_core.board.domain import (
     format_run_id,
     format_task_id,
 )
-from kanban_core.board.rows import TASK_COLUMNS, dump_json, task_from_row
+from kanban_core.board.rows import (
+    TASK_COLUMNS,
+    dump_json,
+    hash_token as hash_token,  # callers hash tokens through runs
+    task_from_row,
+)
 from kanban_core.errors import InvalidTransition, PermissionDenied, StaleRun, TaskNotFound
 from kanban_core.storage import Query, Transaction
 
@@ -156,11 +160,6 @@ _GET = Query("get_task_for_run", f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = :
 COMPLETABLE = (TaskStatus.READY, TaskStatus.RUNNING, TaskStatus.BLOCKED)
 BLOCKABLE = (TaskStatus.TRIAGE, TaskStatus.TODO, TaskStatus.READY, TaskStatus.RUNNING)
 SUMMARY_EVENT_CHARS = 400
-
-
-def hash_token(token: str) -> str:
-    """Tokens are stored hashed, so reading the database does not hand out worker credentials."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def claim(
@@ -379,6 +378,8 @@ def close(
             "error": error,
         },
     )
+    # A run that ends can no longer act on an answer: a button pressed later is refused.
+    permissions.cancel_for_run(tx, run_id)
 
 
 def check_scope(proof: RunProof | None, task_id: TaskId) -> None:

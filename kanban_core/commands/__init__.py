@@ -22,6 +22,7 @@ from kanban_core.commands import (
     local,
     notifications,
     operations,
+    permissions,
     streams,
     workspace,
 )
@@ -48,6 +49,7 @@ _MODULES = (
     streams,
     notifications,
     operations,
+    permissions,
     workspace,
 )
 

@@ -6,7 +6,12 @@ import argparse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kanban_core.board.domain import TaskId, parse_task_id
+from kanban_core.board.domain import (
+    TaskId,
+    format_permission_ref,
+    parse_permission_ref,
+    parse_task_id,
+)
 from kanban_core.board.validation import WorkspaceSpec, parse_duration, parse_metadata
 from kanban_core.commands.chat_paths import DirName, parse_workspace_arg
 from kanban_core.errors import ValidationError
@@ -38,7 +43,13 @@ def _metadata(value: str) -> dict[str, Any]:
     return parsed
 
 
+def _permission_ref(value: str) -> str:
+    return format_permission_ref(parse_permission_ref(value))
+
+
 task_id: Callable[[str], TaskId] = _usage(parse_task_id, "task id")
 duration: Callable[[str], int] = _usage(_duration, "duration")
 metadata: Callable[[str], dict[str, Any]] = _usage(_metadata, "metadata")
 workspace: Callable[[str], WorkspaceSpec | DirName] = _usage(parse_workspace_arg, "workspace")
+#: ``p12``, ``P12`` or ``12``, as ``p12``; a malformed ref changes nothing.
+permission_ref: Callable[[str], str] = _usage(_permission_ref, "permission request")

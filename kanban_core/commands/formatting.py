@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kanban_core.board.domain import Event, Run, Task, TaskStatus, format_task_id
+from kanban_core.board.domain import Event, Run, Task, TaskId, TaskStatus, format_task_id
 from kanban_core.board.reads import TaskSummary
 from kanban_core.commands.result import Table
 
@@ -31,13 +31,18 @@ def status_label(task: Task | TaskSummary) -> str:
     return task.status
 
 
-def task_table(tasks: Sequence[Task | TaskSummary]) -> Table:
-    """The ``list`` table."""
+def task_table(
+    tasks: Sequence[Task | TaskSummary], waiting: Mapping[TaskId, Sequence[str]] | None = None
+) -> Table:
+    """The ``list`` table; ``waiting`` marks tasks whose agent waits for an answer."""
+    asks = waiting or {}
     rows = tuple(
         (
             STATUS_ICONS[task.status],
             task.ref,
-            status_label(task),
+            f"{status_label(task)} · asks {' '.join(asks[task.id])}"
+            if task.id in asks
+            else status_label(task),
             task.assignee or "(unassigned)",
             f"[{task.tenant}] {task.title}" if task.tenant else task.title,
         )

@@ -83,22 +83,31 @@ def list_tasks(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         sort=args.sort,
         limit=args.limit,
     )
+    board = ctx.board()
     if args.json:
-        return CommandResult(data=[t.to_json() for t in ctx.board().list(flt)], as_json=True)
-    tasks = ctx.board().list_summaries(flt)
+        listed = board.list(flt)
+        waiting = board.waiting_permissions()
+        return CommandResult(
+            data=[t.to_json() | {"waiting_permission": waiting.get(t.id, [])} for t in listed],
+            as_json=True,
+        )
+    tasks = board.list_summaries(flt)
     if not tasks:
         return text("(no matching tasks)")
-    return CommandResult(blocks=(task_table(tasks),))
+    return CommandResult(blocks=(task_table(tasks, board.waiting_permissions()),))
 
 
 def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``show``."""
     # Text shows only the newest events: the rest of a long log is neither read nor decoded.
-    detail = ctx.board().detail(args.task_id, event_limit=None if args.json else SHOW_EVENTS)
+    board = ctx.board()
+    detail = board.detail(args.task_id, event_limit=None if args.json else SHOW_EVENTS)
+    asks = board.open_permissions(args.task_id)
     if args.json:
         return CommandResult(
             data={
-                "task": detail.task.to_json(),
+                # As in list --json, so a task reads the same from either verb.
+                "task": detail.task.to_json() | {"waiting_permission": [r.ref for r in asks]},
                 "parents": [format_task_id(p) for p in detail.parents],
                 "children": [format_task_id(c) for c in detail.children],
                 "comments": [c.to_json() for c in detail.comments],
@@ -107,7 +116,14 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
             },
             as_json=True,
         )
-    return CommandResult(blocks=tuple(_show_blocks(detail, paths=not ctx.from_chat)))
+    blocks = _show_blocks(detail, paths=not ctx.from_chat)
+    if asks:
+        # Right under the facts: what the agent is stuck on comes before the history.
+        blocks[2:2] = [Heading(f"Waiting for an answer ({len(asks)})")] + [
+            Text(f"{r.ref}  {r.tool_name}: {r.summary}  (kanban allow {r.ref} / deny {r.ref})")
+            for r in asks
+        ]
+    return CommandResult(blocks=tuple(blocks))
 
 
 def _facts(detail: TaskDetail, *, paths: bool) -> Table:

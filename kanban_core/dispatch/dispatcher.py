@@ -218,6 +218,8 @@ class Dispatcher:
 
     def _recover(self, config: KanbanConfig, report: DispatchReport) -> None:
         policy = _policy(config)
+        # Recorded here so an unanswered request expires even when no agent is waiting on it.
+        self.board.expire_permissions()
         for task_id, run_id, holder in self.board.expired_leases():
             error = f"lease expired: no heartbeat from {holder or 'its worker'}"
             self._record(

@@ -210,6 +210,7 @@ class TestShow:
         assert result.as_json is True
         assert set(result.data) == {"task", "parents", "children", "comments", "events", "runs"}
         assert result.data["task"]["id"] == task.ref
+        assert result.data["task"]["waiting_permission"] == []
         assert result.data["parents"] == [parent.ref]
         assert result.data["children"] == []
         assert [c["body"] for c in result.data["comments"]] == ["hello"]

@@ -556,6 +556,26 @@ def test_an_expired_lease_is_reclaimed_as_crashed(board, dispatcher, spawner, ma
         board.heartbeat(Actor(name="agent", run=spawner.proof(stale)), stale)
 
 
+def test_a_pass_records_the_expiry_of_unanswered_permission_requests(
+    board, dispatcher, spawner, make_task
+):
+    task_id = make_task(assignee="alpha").id
+    dispatcher.run_pass()
+    agent = Actor(name="agent", run=spawner.proof(task_id))
+    asked = [
+        board.request_permission(
+            agent, task_id, tool_kind="execute", tool_name="bash", summary=s, ttl_s=600
+        )
+        for s in ("late", "in time")
+    ]
+    execute(board, "UPDATE permission_requests SET expires_ms = 0 WHERE id = :id", id=asked[0].id)
+
+    dispatcher.run_pass()
+
+    assert [board.permission(r.ref).status.value for r in asked] == ["expired", "pending"]
+    assert kinds(board, task_id)[-1] == "permission_expired"
+
+
 def test_an_overdue_run_is_timed_out_after_the_grace(board, dispatcher, spawner, config, make_task):
     config.set(lease_ttl_seconds=30, terminate_grace_seconds=5)
     overdue = make_task(assignee="alpha", max_runtime_s=60).id
