@@ -31,6 +31,9 @@ from kanban_core.permission_policy import (
     ToolKind,
 )
 
+#: How soon a waiting request notices that the run is stopping (an answer wakes it at once).
+_STOP_CHECK_S = 0.5
+
 
 @dataclass(frozen=True, slots=True)
 class BoardAsker:
@@ -72,7 +75,9 @@ class BoardAsker:
                 ttl_s=self.ttl_s,
             )
             self.note(f"asked a person: {asked.ref} {kind.value} {ask.summary!r}")
-            answered = self.board.wait_permission(asked.ref, stop=cancelled.is_set)
+            answered = self.board.wait_permission(
+                asked.ref, stop=cancelled.is_set, probe_s=_STOP_CHECK_S
+            )
         except KanbanError as exc:
             # A board that cannot record the question cannot answer it: never a silent allow.
             return Answer(Verdict.DENY, f"the request could not be recorded: {exc}")

@@ -38,8 +38,7 @@ from kanban_core.board.domain import (
 )
 from kanban_core.board.kanban import Kanban, OnMissing
 from kanban_core.board.recovery import FailurePolicy
-from kanban_core.dispatch import acp_session as acp
-from kanban_core.dispatch import sandbox
+from kanban_core.dispatch import acp_session as acp, sandbox
 from kanban_core.dispatch.door import SANDBOX_RUN_DIR, SOCKET_ENV, SOCKET_NAME, DoorFactory
 from kanban_core.dispatch.hardening import become_subreaper, make_undumpable
 from kanban_core.dispatch.logs import log_path, tail
@@ -232,42 +231,14 @@ class Supervisor:
     ) -> int:
         env = self._agent_env(cwd, tenant, self.agent_dir)
         self.note(f"starting {argv[0]}")
-        if self.contained:
-            # Looked up here: inside the jail a missing program is only an exit status.
-            if not _executable(argv[0], env.get("PATH", os.defpath), cwd):
-                return self._fail(
-                    board, RunOutcome.SPAWN_FAILED, f"cannot start {argv[0]!r}: not found"
-                )
-            env["TMPDIR"] = "/tmp"  # noqa: S108 - the jail's own, empty /tmp
-            argv = sandbox.wrap(
-                argv,
-                policy=self.spec.profile().sandbox,
-                workspace=cwd,
-                run_dir=private,
-                kanban_home=self.home,
-                environ=env,
-            )
-        try:
-            with self.log.open("ab") as sink:
-                # An ACP agent's stdio is the protocol; what it says for people goes to stderr.
-                piped = session is not None
-                self.agent = subprocess.Popen(
-                    argv,
-                    preexec_fn=_die_with_parent,
-                    cwd=cwd,
-                    env=env,
-                    stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
-                    stdout=subprocess.PIPE if piped else sink,
-                    stderr=sink if piped else subprocess.STDOUT,
-                    start_new_session=True,
-                )
-        except OSError as exc:
-            return self._fail(board, RunOutcome.SPAWN_FAILED, f"cannot start {argv[0]!r}: {exc}")
+        refused = self._start_agent(board, argv, cwd, env, private, piped=session is not None)
+        if refused is not None:
+            return refused
+        agent = self.agent
+        assert agent is not None
         signal.signal(signal.SIGTERM, self._on_term)
         if session is not None:
-            self.session = _SessionThread(
-                session, self.agent, self._asker(board, cwd), self.note
-            )
+            self.session = _SessionThread(session, agent, self._asker(board, cwd), self.note)
         started = last_beat = time.monotonic()
         interval = max(1.0, self.spec.lease_ttl_s / 3)
         max_runtime = self.spec.max_runtime_s
@@ -276,7 +247,7 @@ class Supervisor:
             try:
                 # Short waits, so a SIGTERM (a dispatcher timing the run out) is acted on well
                 # within the grace period it allows before SIGKILL.
-                code = self.agent.wait(timeout=_POLL_S)
+                code = agent.wait(timeout=_POLL_S)
                 continue
             except subprocess.TimeoutExpired:
                 pass
@@ -308,14 +279,51 @@ class Supervisor:
         # Whatever the agent left behind in its process group (MCP servers, dev servers, a
         # `sleep` it forked) goes with it, on a natural exit too.
         with suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.agent.pid, signal.SIGKILL)
-        if self.session is not None:
-            self.session.stop()
-            result = self.session.result()
-            if result.error is None:
-                result.error = f"the agent exited with code {code} during its turn"
-            return self._after_turn(board, result)
+            os.killpg(agent.pid, signal.SIGKILL)
         return self._after_exit(board, code)
+
+    def _start_agent(
+        self,
+        board: Kanban,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        private: Path,
+        *,
+        piped: bool,
+    ) -> int | None:
+        """Start the agent (in its jail where contained); the exit code of a failed start."""
+        if self.contained:
+            # Looked up here: inside the jail a missing program is only an exit status.
+            if not _executable(argv[0], env.get("PATH", os.defpath), cwd):
+                return self._fail(
+                    board, RunOutcome.SPAWN_FAILED, f"cannot start {argv[0]!r}: not found"
+                )
+            env["TMPDIR"] = "/tmp"  # noqa: S108 - the jail's own, empty /tmp
+            argv = sandbox.wrap(
+                argv,
+                policy=self.spec.profile().sandbox,
+                workspace=cwd,
+                run_dir=private,
+                kanban_home=self.home,
+                environ=env,
+            )
+        try:
+            with self.log.open("ab") as sink:
+                # An ACP agent's stdio is the protocol; what it says for people goes to stderr.
+                self.agent = subprocess.Popen(
+                    argv,
+                    preexec_fn=_die_with_parent,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE if piped else sink,
+                    stderr=sink if piped else subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            return self._fail(board, RunOutcome.SPAWN_FAILED, f"cannot start {argv[0]!r}: {exc}")
+        return None
 
     def _asker(self, board: Kanban, cwd: Path) -> acp.PermissionAsker:
         return BoardAsker(
@@ -344,6 +352,12 @@ class Supervisor:
         return self._fail(board, RunOutcome.CRASHED, reason)
 
     def _after_exit(self, board: Kanban, code: int) -> int:
+        if self.session is not None:
+            self.session.stop()
+            result = self.session.result()
+            if result.error is None and result.stop_reason is None:
+                result.error = f"the agent exited with code {code} during its turn"
+            return self._after_turn(board, result)
         task = board.get(self.proof.task_id)
         if task.status is not TaskStatus.RUNNING or task.current_run_id != self.proof.run_id:
             self.note(f"agent exited with code {code} after recording its verdict")

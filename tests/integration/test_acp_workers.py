@@ -63,18 +63,23 @@ class AcpHarness(Harness):
 
     def finish(self, task_id: TaskId, *statuses: TaskStatus, timeout: float = 60) -> None:
         dispatcher = self.dispatcher()
-        self.drive(
-            dispatcher,
-            lambda: self.task(task_id).status in statuses and self.supervisors_done(),
-            timeout=timeout,
-            what=f"t{task_id} to reach {statuses}",
-        )
+        try:
+            self.drive(
+                dispatcher,
+                lambda: self.task(task_id).status in statuses and self.supervisors_done(),
+                timeout=timeout,
+                what=f"t{task_id} to reach {statuses}",
+            )
+        except AssertionError as exc:
+            state = f"{self.task(task_id).status}, supervisors done: {self.supervisors_done()}"
+            raise AssertionError(f"{exc} ({state}); the task's log:\n{self.log(task_id)}") from None
 
 
 def test_an_acp_agent_completes_through_its_door_and_its_turn_is_logged(acp):
     task = acp.run_task([{"plan": ["look", "finish"]}, {"say": "all good"}, COMPLETE])
     acp.finish(task, TaskStatus.DONE)
-    assert acp.task(task).result == "done over ACP"
+    (run,) = acp.board.runs(task)
+    assert run.summary == "done over ACP"
     session = acp.recorded("session")
     (server,) = session["mcp_servers"]
     env = {pair["name"]: pair["value"] for pair in server["env"]}
@@ -136,7 +141,8 @@ def test_a_command_waits_for_a_person_and_the_first_answer_reaches_the_agent(acp
 
 def test_a_run_timed_out_while_its_request_waits_withdraws_the_request(acp):
     ask = {"kind": "execute", "title": "Bash", "input": {"command": "sleep 1000"}}
-    task = acp.run_task([{"ask": ask, "record": "answer"}, COMPLETE], max_runtime="3s")
+    # Like a real agent, it ends its turn when told to cancel rather than carry on.
+    task = acp.run_task([{"ask": ask, "record": "answer"}, {"wait_cancel": 1}], max_runtime="3s")
     dispatcher = acp.dispatcher()
     acp.drive(
         dispatcher,
