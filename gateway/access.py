@@ -102,6 +102,14 @@ class AccessPolicy:
 
     users: Mapping[str, Role] = field(default_factory=dict)
     console_role: Role = Role.ADMIN
+    # Who may answer an agent's permission request (config: permissions.answer_role).
+    answer_role: Role = Role.OPERATOR
+
+    def needed(self, verb: str | None, sub: str | None, action: str | None) -> Role | None:
+        """The role a command needs from chat here; None: not offered in chat."""
+        if verb in ANSWER_VERBS:
+            return self.answer_role
+        return required_role(verb, sub, action)
 
     def role_of(self, user: ChatUser) -> Role | None:
         """The user's role, or None (refused)."""
@@ -110,6 +118,9 @@ class AccessPolicy:
             return self.console_role
         return self.users.get(user.key)
 
+
+#: Verbs that answer an agent's permission request.
+ANSWER_VERBS = frozenset({"allow", "deny"})
 
 #: ``ws queue`` actions that change something (the rest only show the queue).
 QUEUE_WRITES = frozenset({"run", "clear"})

@@ -61,6 +61,7 @@ def load_gateway_config(path: Path | None) -> GatewayConfig:
         access=AccessPolicy(
             users={key: Role[role.upper()] for key, role in access.users.items()},
             console_role=Role[access.console.upper()],
+            answer_role=Role[document.permissions.answer_role.upper()],
         ),
         notifier=NotifierSettings(
             poll_ms=gateway.notify_poll_ms,

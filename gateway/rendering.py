@@ -97,7 +97,7 @@ def permission_card(delivery: Delivery) -> Document:
     ]
     if payload.get("detail"):
         blocks.append(Preformatted(str(payload["detail"])))
-    blocks.append(Paragraph(f"/kanban allow {ref} · /kanban deny {ref} [reason]"))
+    blocks.append(Paragraph(f"/allow {ref} · /allow {ref} --run · /deny {ref} [reason]"))
     buttons = (
         Button("Allow once", f"k:kanban allow {ref}"),
         Button("Allow for this run", f"k:kanban allow {ref} --run"),

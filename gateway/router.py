@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
-from gateway.access import QUEUE_WRITES, AccessPolicy, Role, required_role
+from gateway.access import QUEUE_WRITES, AccessPolicy, Role
 from gateway.executor import KernelExecutor
 from gateway.messages import Attachment, Button, Document, IncomingMessage, MessageKind
 from gateway.rendering import result_document
@@ -145,7 +145,7 @@ class Router:
     async def _run_routed(self, message: IncomingMessage, role: Role, argv: list[str]) -> Document:
         verb = next((word for word in argv if not word.startswith("-")), None)
         sub = _ws_subcommand(argv) if verb == "ws" else None
-        needed = required_role(verb, sub, _word_after(argv, sub) if sub else None)
+        needed = self.access.needed(verb, sub, _word_after(argv, sub) if sub else None)
         if needed is None or role < needed:
             why = (
                 "not available from chat"

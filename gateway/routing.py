@@ -7,6 +7,7 @@ and therefore the same handler and the same role check (parity test P-8).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ WS_SUBCOMMANDS: dict[str, str] = {
     "approve": "approve",
     "deny": "deny",
 }
+#: How a permission request is named in chat: ``p12`` (as the card shows it).
+PERMISSION_REF = re.compile(r"[pP][0-9]{1,18}")
 #: Commands that take free text as their one argument (no shell-style splitting).
 _FREE_TEXT = frozenset({"follow-up"})
 #: The longest command line that is split like a shell would (shlex is quadratic in a long
@@ -71,6 +74,8 @@ def command_argv(word: str, text: str, repos: Collection[str]) -> Routed:
         if len(words) >= 2 and not words[0].startswith("-"):
             return _routed_to_repo(words[0], " ".join(_quote(w) for w in words[1:]))
         return Routed(["ws", "repo", *words])
+    if name in ("allow", "deny"):
+        return _answer(name, split_line(text))
     if name in _FREE_TEXT:
         return Routed(["ws", WS_SUBCOMMANDS[name], *_free_text(text)])
     return Routed(["ws", WS_SUBCOMMANDS[name], *split_line(text)])
@@ -104,6 +109,14 @@ def action_argv(action: str, repos: Collection[str]) -> Routed:
 def text_argv(text: str) -> Routed:
     """A plain message in a chat bound to a workspace: a follow-up to the agent."""
     return Routed(["ws", "follow-up", text])
+
+
+def _answer(name: str, words: list[str]) -> Routed:
+    """``/allow p12`` and ``/deny p12`` answer an agent; ``/deny <id>`` refuses a workspace
+    approval request (whose ids never look like ``p12``)."""
+    if name == "allow" or (words and PERMISSION_REF.fullmatch(words[0])):
+        return Routed([name, *words])
+    return Routed(["ws", name, *words])
 
 
 def _routed_to_repo(slug: str, text: str) -> Routed:

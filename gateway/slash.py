@@ -43,7 +43,8 @@ SLASH_COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("set-active-repo", "Choose the repository commands apply to", ("repo",)),
     SlashCommand("sessions", "List this workspace's sessions; switch with /sessions use"),
     SlashCommand("approve", "Approve or confirm a pending request"),
-    SlashCommand("deny", "Refuse a pending request"),
+    SlashCommand("deny", "Refuse a pending request, or an agent's permission request (p12)"),
+    SlashCommand("allow", "Allow an agent's permission request, e.g. /allow p12 [--run]"),
 )
 
 _BY_NAME: dict[str, str] = {}

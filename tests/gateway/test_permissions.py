@@ -20,7 +20,14 @@ from gateway.messages import (
 )
 from gateway.rendering import event_document
 from gateway.router import Router
-from kanban_core import Actor, Kanban, PermissionRequest, PermissionStatus, TaskId
+from kanban_core import (
+    Actor,
+    Kanban,
+    PermissionDecision,
+    PermissionRequest,
+    PermissionStatus,
+    TaskId,
+)
 from kanban_core.board.deliveries import Delivery
 from tests.gateway.support import text_of
 
@@ -89,7 +96,7 @@ async def test_the_card_asks_with_the_detail_and_three_answers(board, operator, 
     ref = made.ref
     assert card.blocks[0] == Paragraph(f"🔐 t{made.task_id} asks to run: drop the staging tables")
     assert Preformatted("psql -c 'DROP TABLE staging_*'") in card.blocks
-    assert Paragraph(f"/kanban allow {ref} · /kanban deny {ref} [reason]") in card.blocks
+    assert Paragraph(f"/allow {ref} · /allow {ref} --run · /deny {ref} [reason]") in card.blocks
     assert card.buttons == (
         Button("Allow once", f"k:kanban allow {ref}"),
         Button("Allow for this run", f"k:kanban allow {ref} --run"),
@@ -135,3 +142,46 @@ async def test_pressing_allow_answers_and_a_second_press_is_refused(board, opera
     assert again == f"⚠ {made.ref} was already allowed by otto (telegram:2)"
     final = board.permission(made.ref)
     assert (final.status, final.answered_by) == (PermissionStatus.ALLOWED, "otto (telegram:2)")
+
+
+async def send_slash(router: Router, chat: ChatRef, user: ChatUser, word: str, text: str) -> str:
+    message = IncomingMessage(chat, user, text, uuid.uuid4().hex, command=word)
+    with anyio.fail_after(30):
+        reply = await router.handle(message)
+    assert reply is not None
+    return text_of(reply)
+
+
+async def test_the_typed_slash_forms_answer_and_deny_keeps_its_workspace_meaning(
+    board, operator, chat, router
+):
+    first, second = ask(board, operator), ask(board, operator)
+
+    allowed = await send_slash(router, chat, OPERATOR, "allow", f"{first.ref} --run")
+    assert allowed.startswith(f"Allowed {first.ref}")
+    assert board.permission(first.ref).decision is PermissionDecision.ALLOW_RUN
+    denied = await send_slash(router, chat, OPERATOR, "deny", f"{second.ref.upper()} not today")
+    assert board.permission(second.ref).status is PermissionStatus.DENIED
+    assert board.permission(second.ref).reason == "not today"
+    assert second.ref in denied
+    # Anything that is not a permission ref is still a workspace approval request's id.
+    workspace = await send_slash(router, chat, OPERATOR, "deny", "ap-1-abc")
+    assert workspace == "⚠ no such request ap-1-abc"  # the workspace approvals' answer
+    assert board.permission(first.ref).status is PermissionStatus.ALLOWED
+
+
+@pytest.mark.parametrize(
+    ("answer_role", "operator_may"), [(Role.APPROVER, False), (Role.OPERATOR, True)]
+)
+async def test_who_may_answer_is_the_configured_role(
+    board, operator, chat, executor, answer_role, operator_may
+):
+    made = ask(board, operator)
+    policy = AccessPolicy(users={OPERATOR.key: Role.OPERATOR}, answer_role=answer_role)
+    router = Router(board, policy, executor, nudge=lambda: None)
+
+    reply = await send_slash(router, chat, OPERATOR, "allow", made.ref)
+
+    assert reply.startswith("⚠") is not operator_may
+    expected = PermissionStatus.ALLOWED if operator_may else PermissionStatus.PENDING
+    assert board.permission(made.ref).status is expected
