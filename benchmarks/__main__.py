@@ -18,7 +18,15 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import cases, contention, dispatching, gateway_bench, opening, sandbox_bench
+from benchmarks import (
+    agents_bench,
+    cases,
+    contention,
+    dispatching,
+    gateway_bench,
+    opening,
+    sandbox_bench,
+)
 from benchmarks.backends import Backend, PostgresBackend, SqliteBackend
 from benchmarks.report import (
     Metric,
@@ -182,6 +190,18 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_most(0.050, "≤ 50 ms"),
         ),
         Metric(
+            "answer",
+            "permission answer → the waiting agent wakes, p99",
+            milliseconds,
+            at_most(0.250, "≤ 250 ms"),
+        ),
+        Metric(
+            "acp_stream",
+            f"ACP turn of {agents_bench.UPDATES:,} session/update messages: supervisor CPU",
+            seconds,
+            at_most(1.0, "≤ 1 s"),
+        ),
+        Metric(
             "gateway_rss",
             "gateway + Telegram, Discord, Slack adapters loaded: resident memory",
             mebibytes,
@@ -234,10 +254,12 @@ class Run:
         self.measure(["dispatchers_ok"], lambda: [dispatching.concurrent_dispatchers(b, s, log)])
         self.measure(["router"], lambda: [gateway_bench.router_round_trip(b, s, log)])
         self.measure(["notify"], lambda: [gateway_bench.event_to_send(b, s, log)])
+        self.measure(["answer"], lambda: [agents_bench.answer_to_agent(b, s, log)])
         if b.name == "SQLite":
             self.measure(["gateway_rss"], lambda: [gateway_bench.gateway_rss(log)])
             # The same on every backend: measured once.
             self.measure(["sandbox"], lambda: [sandbox_bench.spawn_overhead(log)])
+            self.measure(["acp_stream"], lambda: [agents_bench.stream_cpu(log)])
 
     def _contention(self) -> list[Value]:
         result = contention.run(self.backend, self.sizes, self.log)
