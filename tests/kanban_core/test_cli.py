@@ -317,3 +317,33 @@ class TestMainFollow:
 
         assert code == 0
         assert "  t1  created  " in out
+
+
+class TestBudgetsAndPauses:
+    @pytest.mark.parametrize(
+        ("flag", "value"),
+        [
+            ("--max-cost", "0"),
+            ("--max-cost", "-1"),
+            ("--max-cost", "abc"),
+            ("--max-cost", "nan"),
+            ("--max-cost", "inf"),
+            ("--max-cost", "1e30"),
+            ("--max-tokens", "0"),
+            ("--max-tokens", "1.5"),
+            ("--max-tokens", "lots"),
+        ],
+    )
+    def test_bad_budgets_are_usage_errors_and_create_nothing(self, kanban, flag, value):
+        code, out, err = kanban("create", "costly", flag, value)
+        assert (code, out) == (2, "")
+        assert f"argument {flag}" in err
+        assert kanban("list", "--json")[1] == "[]\n"
+
+    def test_budgets_are_stored_and_shown(self, kanban):
+        assert kanban("create", "costly", "--max-cost", "$1.5", "--max-tokens", "5000")[0] == 0
+        code, out, _ = kanban("show", "t1", "--json")
+        assert code == 0
+        task = json.loads(out)["task"]
+        assert (task["max_cost_usd"], task["max_tokens"]) == (1.5, 5000)
+        assert "budget     $1.5000, 5000 tokens" in kanban("show", "t1")[1]
