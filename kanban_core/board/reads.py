@@ -100,6 +100,7 @@ class TaskSummary(NamedTuple):
     assignee: str | None
     tenant: str | None
     title: str
+    pause_reason: str | None = None  # a ready task waiting for a usage limit's reset
 
     @property
     def ref(self) -> str:
@@ -107,7 +108,7 @@ class TaskSummary(NamedTuple):
         return format_task_id(self.id)
 
 
-_SUMMARY_COLUMNS = "id, status, block_kind, assignee, tenant, title"
+_SUMMARY_COLUMNS = "id, status, block_kind, assignee, tenant, title, pause_reason"
 _STATUSES = {s.value: s for s in TaskStatus}
 
 
@@ -135,7 +136,7 @@ def list_summaries(tx: Transaction, flt: TaskFilter) -> list[TaskSummary]:
     """The ``list`` table's rows for the tasks matching the filter."""
     query = _list_query(*_shape(flt), _SUMMARY_COLUMNS)
     return [
-        TaskSummary(TaskId(r[0]), _STATUSES[r[1]], r[2], r[3], r[4], r[5])
+        TaskSummary(TaskId(r[0]), _STATUSES[r[1]], r[2], r[3], r[4], r[5], r[6])
         for r in tx.fetchall(query, _params(flt))
     ]
 

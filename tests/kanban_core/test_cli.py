@@ -347,3 +347,24 @@ class TestBudgetsAndPauses:
         task = json.loads(out)["task"]
         assert (task["max_cost_usd"], task["max_tokens"]) == (1.5, 5000)
         assert "budget     $1.5000, 5000 tokens" in kanban("show", "t1")[1]
+
+    def test_a_paused_task_shows_its_reason_in_list_and_show(self, kanban, cli_env, tmp_path):
+        kanban("create", "limited")
+        settings = KernelSettings(home=tmp_path / "home", db_url=cli_env)
+        with Kanban.open(settings) as board:
+            claim = board.claim(Actor(name="alice"), TaskId(1), ttl_s=60)
+            assert claim is not None
+            board.record_quota(
+                Actor(name="alice"),
+                TaskId(1),
+                claim.run_id,
+                resume_at_ms=None,
+                message="quota exceeded",
+                backoff_s=600,
+            )
+        listed = kanban("list")[1]
+        assert "ready, paused: usage limit reached; resumes at" in listed
+        shown = json.loads(kanban("show", "t1", "--json")[1])["task"]
+        assert shown["pause_reason"].startswith("usage limit reached; resumes at")
+        assert isinstance(shown["paused_until"], int | float)
+        assert "paused" in kanban("show", "t1")[1]
