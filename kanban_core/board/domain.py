@@ -391,6 +391,10 @@ class BoardStats:
     by_assignee: dict[str, dict[str, int]]
     oldest_ready_age_seconds: float | None
     now_ms: int
+    # What agents reported, over every run: (input, output) tokens and cost.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_micro_usd: int = 0
 
 
 @dataclass(frozen=True, slots=True)

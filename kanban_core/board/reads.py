@@ -52,6 +52,11 @@ _COUNT_BY_ASSIGNEE_AND_STATUS = Query(
     "SELECT assignee, status, count(*) FROM tasks WHERE status <> 'archived' "
     "GROUP BY assignee, status",
 )
+_USAGE_TOTALS = Query(
+    "usage_totals",
+    "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
+    "COALESCE(SUM(cost_micro_usd), 0) FROM task_runs",
+)
 _OLDEST_READY = Query(
     "oldest_ready", "SELECT min(created_ms), {now} FROM tasks WHERE status = 'ready'"
 )
@@ -219,7 +224,17 @@ def stats(tx: Transaction) -> BoardStats:
     assert row is not None
     oldest, now = row
     age = None if oldest is None else max(0.0, (now - oldest) / 1000)
-    return BoardStats(by_status, dict(sorted(by_assignee.items())), age, now)
+    usage = tx.fetchone(_USAGE_TOTALS)
+    assert usage is not None
+    return BoardStats(
+        by_status,
+        dict(sorted(by_assignee.items())),
+        age,
+        now,
+        int(usage[0]),
+        int(usage[1]),
+        int(usage[2]),
+    )
 
 
 def now_ms(tx: Transaction) -> int:

@@ -244,6 +244,9 @@ def stats(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
                 "by_assignee": board_stats.by_assignee,
                 "oldest_ready_age_seconds": board_stats.oldest_ready_age_seconds,
                 "now": board_stats.now_ms // 1000,
+                "input_tokens": board_stats.input_tokens,
+                "output_tokens": board_stats.output_tokens,
+                "cost_usd": board_stats.cost_micro_usd / 1_000_000,
             },
             as_json=True,
         )
@@ -257,6 +260,14 @@ def stats(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         blocks.append(Table(("ASSIGNEE", "TASKS"), rows))
     age = board_stats.oldest_ready_age_seconds
     blocks.append(Text(f"oldest ready: {'-' if age is None else f'{age:.0f}s'}"))
+    if board_stats.input_tokens or board_stats.output_tokens or board_stats.cost_micro_usd:
+        # Only once some agent reported usage: zeros would read as "free", not "unmeasured".
+        blocks.append(
+            Text(
+                f"reported usage: {board_stats.input_tokens} in / {board_stats.output_tokens} "
+                f"out tokens, {format_usd(board_stats.cost_micro_usd)}"
+            )
+        )
     return CommandResult(blocks=tuple(blocks))
 
 

@@ -368,3 +368,20 @@ class TestBudgetsAndPauses:
         assert shown["pause_reason"].startswith("usage limit reached; resumes at")
         assert isinstance(shown["paused_until"], int | float)
         assert "paused" in kanban("show", "t1")[1]
+
+    def test_stats_and_runs_show_reported_usage(self, kanban, cli_env, tmp_path):
+        kanban("create", "measured")
+        assert "reported usage" not in kanban("stats")[1]
+        settings = KernelSettings(home=tmp_path / "home", db_url=cli_env)
+        with Kanban.open(settings) as board:
+            claim = board.claim(Actor(name="alice"), TaskId(1), ttl_s=60)
+            assert claim is not None
+            board.record_usage(Actor(name="alice"), TaskId(1), claim.run_id, 1200, 300, 12_345)
+        assert "reported usage: 1200 in / 300 out tokens, $0.0123" in kanban("stats")[1]
+        stats = json.loads(kanban("stats", "--json")[1])
+        assert (stats["input_tokens"], stats["output_tokens"]) == (1200, 300)
+        assert stats["cost_usd"] == pytest.approx(0.012345)
+        (run,) = json.loads(kanban("runs", "t1", "--json")[1])
+        assert (run["input_tokens"], run["output_tokens"]) == (1200, 300)
+        assert run["cost_usd"] == pytest.approx(0.012345)
+        assert "in 1200 / out 300 tokens, $0.0123" in kanban("runs", "t1")[1]
