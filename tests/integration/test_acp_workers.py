@@ -172,7 +172,7 @@ def test_a_run_timed_out_while_its_request_waits_withdraws_the_request(acp):
 
 
 def test_a_usage_limit_pauses_the_task_and_it_resumes_by_itself_at_the_reset(acp):
-    reset_s = int(time.time()) + 6
+    reset_s = int(time.time()) + 8  # ahead of the supervisor reaching record_quota
     quota = {
         "rpc_error": {
             "message": "Internal error",
