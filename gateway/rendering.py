@@ -18,6 +18,8 @@ _KIND_ICONS = {
     "timed_out": "⏱",
     "workspace_notice": "🔔",
     "permission_requested": "🔐",
+    "quota_paused": "⏳",
+    "quota_resumed": "▶",
 }
 
 
@@ -62,6 +64,13 @@ def event_document(delivery: Delivery) -> Document:
             if queued
             else "; your next message continues it"
         )
+    elif delivery.kind == "blocked" and payload.get("kind") == "budget":
+        icon = "💰"
+        head = f"{icon} t{delivery.task_id} {delivery.title}"
+        line = (
+            f"stopped at its budget{who}: {payload.get('reason') or 'budget reached'}"
+            " — unblock it to let it run again"
+        )
     elif delivery.kind == "blocked":
         # An operator's own block names them; a worker's block names the agent.
         by = f" by {payload['by']}" if payload.get("by") else who
@@ -77,6 +86,11 @@ def event_document(delivery: Delivery) -> Document:
         line = f"crashed{who}: {payload.get('error') or 'the worker died'}"
     elif delivery.kind == "workspace_notice":
         line = str(payload.get("text") or "")
+    elif delivery.kind == "quota_paused":
+        # The reason carries the resume time; it runs again by itself, nothing to press.
+        line = f"paused{who}: {payload.get('reason') or 'usage limit reached'}"
+    elif delivery.kind == "quota_resumed":
+        line = f"resumed after the usage limit{who}"
     else:
         line = delivery.kind
     return Document((Paragraph(head), Paragraph(line)), buttons=_fast_path(delivery))

@@ -119,6 +119,8 @@ class AssigneeProfile:
     resume_args: tuple[str, ...] = ()
     sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
     permissions: PermissionPolicy = DEFAULT_POLICY
+    max_cost_micro_usd: int | None = None  # a budget for tasks that set none of their own
+    max_tokens: int | None = None
 
     @property
     def protocol(self) -> str:

@@ -28,11 +28,23 @@ TASK_JSON_KEYS = frozenset(
         "last_failure_error",
         "repo",
         "branch_name",
+        "pause_reason",
+        "paused_until",
+        "max_cost_usd",
+        "max_tokens",
     }
 )
 
-#: The task keys of the reference's shapes (ours add ``repo`` and ``branch_name``).
-REFERENCE_TASK_KEYS = TASK_JSON_KEYS - {"repo", "branch_name"}
+#: The task keys of the reference's shapes (ours add the repo, the branch, the usage-limit
+#: pause and the budget).
+REFERENCE_TASK_KEYS = TASK_JSON_KEYS - {
+    "repo",
+    "branch_name",
+    "pause_reason",
+    "paused_until",
+    "max_cost_usd",
+    "max_tokens",
+}
 
 #: Every key of a run's JSON (``runs --json``, ``show --json``'s runs, ``Run.to_json``).
 RUN_JSON_KEYS = frozenset(
@@ -50,5 +62,8 @@ RUN_JSON_KEYS = frozenset(
         "worker_pid",
         "started_at",
         "ended_at",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
     }
 )

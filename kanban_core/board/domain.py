@@ -29,6 +29,7 @@ class BlockKind(enum.StrEnum):
 
     HUMAN = "human"  # someone (a worker or a person) asked for a human
     GAVE_UP = "gave_up"  # the failure limit was reached
+    BUDGET = "budget"  # the task's cost or token budget was reached
 
 
 class RunOutcome(enum.StrEnum):
@@ -42,6 +43,7 @@ class RunOutcome(enum.StrEnum):
     GAVE_UP = "gave_up"
     RECLAIMED = "reclaimed"
     CANCELLED = "cancelled"  # stopped by a person (a workspace /stop)
+    QUOTA = "quota"  # the agent hit its usage limit; not a failure
 
 
 class EventKind(enum.StrEnum):
@@ -72,6 +74,8 @@ class EventKind(enum.StrEnum):
     PERMISSION_REQUESTED = "permission_requested"  # an agent asks a person before acting
     PERMISSION_ANSWERED = "permission_answered"
     PERMISSION_EXPIRED = "permission_expired"
+    QUOTA_PAUSED = "quota_paused"  # the agent hit its usage limit; the task waits for the reset
+    QUOTA_RESUMED = "quota_resumed"  # a paused task was claimed again after the reset
 
 
 #: Events a subscribed chat is told about.
@@ -89,6 +93,8 @@ TERMINAL_EVENT_KINDS = frozenset(
 NOTIFYING_EVENT_KINDS = TERMINAL_EVENT_KINDS | {
     EventKind.WORKSPACE_NOTICE,
     EventKind.PERMISSION_REQUESTED,
+    EventKind.QUOTA_PAUSED,
+    EventKind.QUOTA_RESUMED,
 }
 
 #: Statuses that satisfy a child's dependency on them.
@@ -101,6 +107,16 @@ class WorkspaceKind(enum.StrEnum):
     SCRATCH = "scratch"  # a fresh managed directory
     DIR = "dir"  # an existing absolute directory, never deleted
     WORKTREE = "worktree"  # a git worktree on its own branch
+
+
+def usd(micro_usd: int | None) -> float | None:
+    """Millionths of a dollar as dollars (for JSON)."""
+    return None if micro_usd is None else micro_usd / 1_000_000
+
+
+def format_usd(micro_usd: int) -> str:
+    """Millionths of a dollar as text: ``$1.2000``."""
+    return f"${micro_usd / 1_000_000:.4f}"
 
 
 def format_task_id(task_id: int) -> str:
@@ -183,6 +199,9 @@ class Task:
     repo: str | None = None
     branch_name: str | None = None
     not_before_ms: int | None = None
+    pause_reason: str | None = None
+    max_cost_micro_usd: int | None = None
+    max_tokens: int | None = None
 
     @property
     def ref(self) -> str:
@@ -217,6 +236,10 @@ class Task:
             "last_failure_error": self.last_failure_error,
             "repo": self.repo,
             "branch_name": self.branch_name,
+            "pause_reason": self.pause_reason,
+            "paused_until": _seconds(self.not_before_ms) if self.pause_reason else None,
+            "max_cost_usd": usd(self.max_cost_micro_usd),
+            "max_tokens": self.max_tokens,
         }
 
 
@@ -238,6 +261,9 @@ class Run:
     summary: str | None
     metadata: dict[str, Any] | None
     error: str | None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_micro_usd: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The run dict of ``show --json`` and ``runs --json``."""
@@ -255,6 +281,9 @@ class Run:
             "worker_pid": self.worker_pid,
             "started_at": _seconds(self.started_ms),
             "ended_at": _seconds(self.ended_ms),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": usd(self.cost_micro_usd),
         }
 
 
@@ -362,6 +391,10 @@ class BoardStats:
     by_assignee: dict[str, dict[str, int]]
     oldest_ready_age_seconds: float | None
     now_ms: int
+    # What agents reported, over every run: (input, output) tokens and cost.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_micro_usd: int = 0
 
 
 @dataclass(frozen=True, slots=True)

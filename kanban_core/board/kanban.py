@@ -25,6 +25,7 @@ from kanban_core.board import (
 from kanban_core.board.changes import ChangeWatch, wait_for_change
 from kanban_core.board.domain import (
     Actor,
+    BlockKind,
     BoardStats,
     Claim,
     CreateResult,
@@ -144,6 +145,8 @@ class Kanban:
         max_runtime_s: int | None = None,
         skills: Iterable[str] = (),
         repo: str | None = None,
+        max_cost_micro_usd: int | None = None,
+        max_tokens: int | None = None,
     ) -> CreateResult:
         """Create a task; with an idempotency key, a retry returns the live task that holds it."""
         new = tasks.NewTask(
@@ -160,6 +163,8 @@ class Kanban:
             max_runtime_s=_check_positive(max_runtime_s, "max runtime"),
             skills=clean_skills(list(skills)),
             repo=clean_repo(repo, workspace),
+            max_cost_micro_usd=_check_positive(max_cost_micro_usd, "max cost"),
+            max_tokens=_check_positive(max_tokens, "max tokens"),
         )
         for attempt in range(3):
             try:
@@ -352,6 +357,60 @@ class Kanban:
             return recovery.record_failure(
                 tx, task_id, run_id, outcome, error, policy, evidence=evidence
             )
+
+    def record_quota(
+        self,
+        actor: Actor,
+        task_id: TaskId,
+        run_id: RunId,
+        *,
+        resume_at_ms: int | None,
+        message: str,
+        backoff_s: int,
+    ) -> recovery.QuotaPause:
+        """End a run at the agent's usage limit: paused until the reset, not a failure."""
+        with self.db.transaction(write=True) as tx:
+            self._prove_run(tx, actor, task_id, run_id)
+            return recovery.record_quota(
+                tx, task_id, run_id, resume_at_ms=resume_at_ms, message=message, backoff_s=backoff_s
+            )
+
+    def record_usage(
+        self,
+        actor: Actor,
+        task_id: TaskId,
+        run_id: RunId,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cost_micro_usd: int | None,
+    ) -> recovery.UsageTotals:
+        """Store what the agent reports a run used so far; returns the task's totals and budget."""
+        with self.db.transaction(write=True) as tx:
+            self._prove_run(tx, actor, task_id, run_id)
+            return recovery.record_usage(
+                tx,
+                task_id,
+                run_id,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_micro_usd=cost_micro_usd,
+            )
+
+    def block_for_budget(self, actor: Actor, task_id: TaskId, reason: str) -> Task:
+        """A worker blocks its task at its budget (kind budget; only an unblock lifts it)."""
+        if actor.run is None:
+            raise PermissionDenied("only the run's worker blocks its task at the budget")
+        with self.db.transaction(write=True) as tx:
+            return runs.block(tx, task_id, proof=actor.run, reason=reason, kind=BlockKind.BUDGET)
+
+    @staticmethod
+    def _prove_run(tx: Transaction, actor: Actor, task_id: TaskId, run_id: RunId) -> None:
+        # A worker reports only on its own run, proven by its token; operators may report any.
+        if actor.run is not None:
+            runs.check_scope(actor.run, task_id)
+            if actor.run.run_id != run_id:
+                raise PermissionDenied("a worker may only report on its own run")
+            runs.worker_name(tx, actor.run)
 
     def set_worker(self, task_id: TaskId, run_id: RunId, *, pid: int, host: str) -> None:
         """Record the supervising process of a run."""

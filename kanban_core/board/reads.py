@@ -52,6 +52,11 @@ _COUNT_BY_ASSIGNEE_AND_STATUS = Query(
     "SELECT assignee, status, count(*) FROM tasks WHERE status <> 'archived' "
     "GROUP BY assignee, status",
 )
+_USAGE_TOTALS = Query(
+    "usage_totals",
+    "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
+    "COALESCE(SUM(cost_micro_usd), 0) FROM task_runs",
+)
 _OLDEST_READY = Query(
     "oldest_ready", "SELECT min(created_ms), {now} FROM tasks WHERE status = 'ready'"
 )
@@ -100,6 +105,7 @@ class TaskSummary(NamedTuple):
     assignee: str | None
     tenant: str | None
     title: str
+    pause_reason: str | None = None  # a ready task waiting for a usage limit's reset
 
     @property
     def ref(self) -> str:
@@ -107,7 +113,7 @@ class TaskSummary(NamedTuple):
         return format_task_id(self.id)
 
 
-_SUMMARY_COLUMNS = "id, status, block_kind, assignee, tenant, title"
+_SUMMARY_COLUMNS = "id, status, block_kind, assignee, tenant, title, pause_reason"
 _STATUSES = {s.value: s for s in TaskStatus}
 
 
@@ -135,7 +141,7 @@ def list_summaries(tx: Transaction, flt: TaskFilter) -> list[TaskSummary]:
     """The ``list`` table's rows for the tasks matching the filter."""
     query = _list_query(*_shape(flt), _SUMMARY_COLUMNS)
     return [
-        TaskSummary(TaskId(r[0]), _STATUSES[r[1]], r[2], r[3], r[4], r[5])
+        TaskSummary(TaskId(r[0]), _STATUSES[r[1]], r[2], r[3], r[4], r[5], r[6])
         for r in tx.fetchall(query, _params(flt))
     ]
 
@@ -218,7 +224,17 @@ def stats(tx: Transaction) -> BoardStats:
     assert row is not None
     oldest, now = row
     age = None if oldest is None else max(0.0, (now - oldest) / 1000)
-    return BoardStats(by_status, dict(sorted(by_assignee.items())), age, now)
+    usage = tx.fetchone(_USAGE_TOTALS)
+    assert usage is not None
+    return BoardStats(
+        by_status,
+        dict(sorted(by_assignee.items())),
+        age,
+        now,
+        int(usage[0]),
+        int(usage[1]),
+        int(usage[2]),
+    )
 
 
 def now_ms(tx: Transaction) -> int:

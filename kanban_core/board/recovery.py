@@ -9,9 +9,17 @@ that already ended (the agent completed a moment earlier) changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from kanban_core.board import events, runs
-from kanban_core.board.domain import EventKind, RunId, RunOutcome, TaskId, format_task_id
+from kanban_core.board.domain import (
+    EventKind,
+    RunId,
+    RunOutcome,
+    TaskId,
+    format_task_id,
+    format_usd,
+)
 from kanban_core.errors import StaleRun
 from kanban_core.storage import Query, Transaction
 
@@ -162,3 +170,131 @@ def set_worker(tx: Transaction, task_id: TaskId, run_id: RunId, *, pid: int, hos
     """Record which process supervises a run (for local kills and for people reading show)."""
     if tx.execute(_SET_WORKER, {"run_id": run_id, "pid": pid, "host": host}):
         events.append(tx, task_id, EventKind.SPAWNED, {"pid": pid, "host": host}, run_id)
+
+
+_QUOTA = Query(
+    "record_quota",
+    f"UPDATE tasks SET status = {runs.WAITING_OR_READY}, not_before_ms = :resume_at_ms, "
+    "pause_reason = :reason, "
+    "current_run_id = NULL, lease_owner = NULL, lease_expires_ms = NULL, heartbeat_ms = NULL, "
+    "deadline_ms = NULL, updated_ms = {now} "
+    "WHERE id = :id AND status = 'running' AND current_run_id = :run_id",
+)
+_NOW = Query("now_ms", "SELECT {now}")
+_USAGE = Query(
+    "record_usage",
+    "UPDATE task_runs SET input_tokens = :input_tokens, output_tokens = :output_tokens, "
+    "cost_micro_usd = :cost WHERE id = :run_id AND task_id = :id AND ended_ms IS NULL",
+)
+_TASK_USAGE = Query(
+    "task_usage",
+    "SELECT COALESCE(SUM(r.input_tokens), 0) + COALESCE(SUM(r.output_tokens), 0), "
+    "COALESCE(SUM(r.cost_micro_usd), 0), MAX(t.max_tokens), MAX(t.max_cost_micro_usd) "
+    "FROM tasks t LEFT JOIN task_runs r ON r.task_id = t.id WHERE t.id = :id",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaPause:
+    """What recording a usage limit did: when the task may run again, and the visible reason."""
+
+    task_id: TaskId
+    resume_at_ms: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """A task's usage over all its runs, and its budget (None where no budget is set)."""
+
+    tokens: int
+    cost_micro_usd: int
+    max_tokens: int | None
+    max_cost_micro_usd: int | None
+
+    def over_budget(self) -> str | None:
+        """The reason naming the figures when a budget is reached, else None."""
+        if self.max_cost_micro_usd is not None and self.cost_micro_usd >= self.max_cost_micro_usd:
+            return (
+                f"budget reached: {format_usd(self.cost_micro_usd)} of "
+                f"{format_usd(self.max_cost_micro_usd)} ({self.tokens} tokens)"
+            )
+        if self.max_tokens is not None and self.tokens >= self.max_tokens:
+            return (
+                f"budget reached: {self.tokens} of {self.max_tokens} tokens "
+                f"({format_usd(self.cost_micro_usd)})"
+            )
+        return None
+
+
+def record_quota(
+    tx: Transaction,
+    task_id: TaskId,
+    run_id: RunId,
+    *,
+    resume_at_ms: int | None,
+    message: str,
+    backoff_s: int,
+) -> QuotaPause:
+    """Close the run as quota and requeue until the reset; failures are not counted."""
+    if tx.fetchone(_RUNNING, {"id": task_id, "run_id": run_id}) is None:
+        raise StaleRun(
+            f"{format_task_id(task_id)} is no longer running run {run_id}; "
+            "its verdict was already recorded"
+        )
+    now_ms = int(tx.scalar(_NOW, {}))
+    # A reset already past (clock skew, a stale message) still waits the backoff: retrying at
+    # once would likely hit the limit again.
+    resume = resume_at_ms if resume_at_ms is not None and resume_at_ms > now_ms else None
+    resume = resume if resume is not None else now_ms + backoff_s * 1000
+    reason = f"usage limit reached; resumes at {_utc_clock(resume)} UTC"
+    tx.execute(_QUOTA, {"id": task_id, "run_id": run_id, "resume_at_ms": resume, "reason": reason})
+    short = message.strip()[:MAX_ERROR_CHARS]
+    runs.close(tx, run_id, RunOutcome.QUOTA, error=short or reason)
+    events.append(
+        tx,
+        task_id,
+        EventKind.QUOTA_PAUSED,
+        {"message": short, "resume_at_ms": resume, "reason": reason},
+        run_id,
+    )
+    return QuotaPause(task_id, resume, reason)
+
+
+def record_usage(
+    tx: Transaction,
+    task_id: TaskId,
+    run_id: RunId,
+    *,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cost_micro_usd: int | None,
+) -> UsageTotals:
+    """Store a run's cumulative usage (an open run only); returns the task's totals and budget."""
+    tx.execute(
+        _USAGE,
+        {
+            "id": task_id,
+            "run_id": run_id,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cost": cost_micro_usd,
+        },
+    )
+    return usage_totals(tx, task_id)
+
+
+def usage_totals(tx: Transaction, task_id: TaskId) -> UsageTotals:
+    """A task's usage summed over its runs, with its budget."""
+    row = tx.fetchone(_TASK_USAGE, {"id": task_id})
+    assert row is not None
+    return UsageTotals(
+        int(row[0]),
+        int(row[1]),
+        int(row[2]) if row[2] is not None else None,
+        int(row[3]) if row[3] is not None else None,
+    )
+
+
+def _utc_clock(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M")

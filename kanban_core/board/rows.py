@@ -24,11 +24,12 @@ TASK_COLUMNS = (
     "id, title, body, assignee, status, block_kind, priority, tenant, workspace_kind, "
     "workspace_path, created_by, created_ms, updated_ms, started_ms, completed_ms, result, "
     "skills, max_runtime_s, idempotency_key, attempts, current_run_id, lease_expires_ms, "
-    "consecutive_failures, last_failure_error, repo, branch_name, not_before_ms"
+    "consecutive_failures, last_failure_error, repo, branch_name, not_before_ms, "
+    "pause_reason, max_cost_micro_usd, max_tokens"
 )
 RUN_COLUMNS = (
     "id, task_id, attempt, profile, claimer, status, outcome, started_ms, ended_ms, "
-    "worker_pid, summary, metadata, error"
+    "worker_pid, summary, metadata, error, input_tokens, output_tokens, cost_micro_usd"
 )
 EVENT_COLUMNS = "id, task_id, run_id, kind, payload, created_ms"
 COMMENT_COLUMNS = "id, task_id, author, body, created_ms"
@@ -72,6 +73,9 @@ def task_from_row(row: tuple[Any, ...]) -> Task:
         row[24],
         row[25],
         row[26],
+        row[27],
+        row[28],
+        row[29],
     )
 
 
@@ -94,6 +98,9 @@ def run_from_row(row: tuple[Any, ...], lease_expires_ms: int | None = None) -> R
         summary=row[10],
         metadata=json.loads(metadata) if metadata else None,
         error=row[12],
+        input_tokens=row[13],
+        output_tokens=row[14],
+        cost_micro_usd=row[15],
     )
 
 

@@ -7,6 +7,7 @@ from a stale attempt changes nothing and is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from typing import Any
 
@@ -109,7 +110,7 @@ _OFF_RUNNING = (
 _DONE_SET = (
     "status = 'done', completed_ms = {now}, result = COALESCE(:result, result), "
     "block_kind = NULL, consecutive_failures = 0, last_failure_error = NULL, "
-    f"not_before_ms = NULL, {_OFF_RUNNING}"
+    f"not_before_ms = NULL, pause_reason = NULL, {_OFF_RUNNING}"
 )
 _BLOCK_SET = f"status = 'blocked', block_kind = :block_kind, {_OFF_RUNNING}"
 # What else a completion has to do, answered by its UPDATE: subscriptions to fan out to and
@@ -153,6 +154,7 @@ _HEARTBEAT = Query(
 _RUN_HEARTBEAT = Query(
     "run_heartbeat", "UPDATE task_runs SET heartbeat_ms = {now} WHERE id = :run_id"
 )
+_CLEAR_PAUSE = Query("clear_pause", "UPDATE tasks SET pause_reason = NULL WHERE id = :id")
 _TASK_STATE = Query("task_state", "SELECT status, current_run_id FROM tasks WHERE id = :id")
 _GET = Query("get_task_for_run", f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = :id")
 
@@ -203,6 +205,11 @@ def claim(
     events.append(
         tx, task.id, EventKind.CLAIMED, {"claimer": claimer, "lease_expires_ms": lease}, run_id
     )
+    if task.pause_reason is not None:
+        # Only a task paused at a usage limit pays for this statement; its chats hear it resumed.
+        tx.execute(_CLEAR_PAUSE, {"id": task.id})
+        events.append(tx, task.id, EventKind.QUOTA_RESUMED, {"after": task.pause_reason}, run_id)
+        task = dataclasses.replace(task, pause_reason=None)
     return Claim(task, run_id, task.attempts, token, lease)
 
 

@@ -29,10 +29,10 @@ _INSERT = Query(
     "insert_task",
     "INSERT INTO tasks (title, body, assignee, status, priority, tenant, workspace_kind, "
     "workspace_path, created_by, created_ms, updated_ms, skills, max_runtime_s, idempotency_key, "
-    "repo) "
+    "repo, max_cost_micro_usd, max_tokens) "
     "VALUES (:title, :body, :assignee, :status, :priority, :tenant, :workspace_kind, "
     ":workspace_path, :created_by, {now}, {now}, :skills, :max_runtime_s, :idempotency_key, "
-    ":repo) "
+    ":repo, :max_cost_micro_usd, :max_tokens) "
     f"RETURNING {TASK_COLUMNS}",
 )
 _INSERT_LINK = Query(
@@ -82,6 +82,8 @@ class NewTask:
     max_runtime_s: int | None = None
     skills: tuple[str, ...] = ()
     repo: str | None = None
+    max_cost_micro_usd: int | None = None
+    max_tokens: int | None = None
 
 
 def get(tx: Transaction, task_id: TaskId) -> Task:
@@ -130,6 +132,8 @@ def create(tx: Transaction, new: NewTask) -> CreateResult:
             "max_runtime_s": new.max_runtime_s,
             "idempotency_key": new.idempotency_key,
             "repo": new.repo,
+            "max_cost_micro_usd": new.max_cost_micro_usd,
+            "max_tokens": new.max_tokens,
         },
     )
     assert row is not None

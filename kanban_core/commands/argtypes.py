@@ -37,6 +37,36 @@ def _duration(value: str) -> int:
     return seconds
 
 
+_MAX_BUDGET_USD = 1_000_000
+_MAX_TOKENS = 10**12
+
+
+def _dollars(value: str) -> int:
+    """A budget in dollars (``1.50``, ``$2``), as millionths of a dollar."""
+    text = value.strip().removeprefix("$")
+    try:
+        dollars = float(text)
+    except ValueError:
+        raise ValidationError(f"not an amount in dollars: {value!r}") from None
+    # float() accepts nan and inf; neither is a budget.
+    if not 0 < dollars <= _MAX_BUDGET_USD:
+        raise ValidationError(f"a cost budget must be above 0 and at most {_MAX_BUDGET_USD}")
+    micro = round(dollars * 1_000_000)
+    if micro <= 0:
+        raise ValidationError("a cost budget must be at least $0.000001")
+    return micro
+
+
+def _tokens(value: str) -> int:
+    try:
+        count = int(value.strip())
+    except ValueError:
+        raise ValidationError(f"not a whole number of tokens: {value!r}") from None
+    if not 0 < count <= _MAX_TOKENS:
+        raise ValidationError(f"a token budget must be above 0 and at most {_MAX_TOKENS}")
+    return count
+
+
 def _metadata(value: str) -> dict[str, Any]:
     parsed = parse_metadata(value)
     assert parsed is not None
@@ -50,6 +80,9 @@ def _permission_ref(value: str) -> str:
 task_id: Callable[[str], TaskId] = _usage(parse_task_id, "task id")
 duration: Callable[[str], int] = _usage(_duration, "duration")
 metadata: Callable[[str], dict[str, Any]] = _usage(_metadata, "metadata")
+#: Dollars, as millionths of a dollar.
+dollars: Callable[[str], int] = _usage(_dollars, "amount")
+tokens: Callable[[str], int] = _usage(_tokens, "tokens")
 workspace: Callable[[str], WorkspaceSpec | DirName] = _usage(parse_workspace_arg, "workspace")
 #: ``p12``, ``P12`` or ``12``, as ``p12``; a malformed ref changes nothing.
 permission_ref: Callable[[str], str] = _usage(_permission_ref, "permission request")

@@ -54,6 +54,18 @@ def register(sub: Any) -> None:
         help="per-attempt cap: 300, 90s, 30m, 2h, 1d",
     )
     p.add_argument(
+        "--max-cost",
+        metavar="USD",
+        type=argtypes.dollars,
+        help="stop and block the task once its runs cost this much (as the agent reports)",
+    )
+    p.add_argument(
+        "--max-tokens",
+        metavar="N",
+        type=argtypes.tokens,
+        help="stop and block the task once its runs used this many tokens",
+    )
+    p.add_argument(
         "--skill",
         action="append",
         default=[],
@@ -134,6 +146,8 @@ def create(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         max_runtime_s=args.max_runtime,
         skills=args.skills,
         repo=repo,
+        max_cost_micro_usd=args.max_cost,
+        max_tokens=args.max_tokens,
     )
     task = outcome.task
     created = (task.id,) if outcome.created else ()

@@ -27,6 +27,8 @@ def status_label(task: Task | TaskSummary) -> str:
     kind = task.block_kind  # a BlockKind or its text: both compare and format as the text
     if task.status is TaskStatus.BLOCKED and kind and kind != "human":
         return f"blocked ({kind})"
+    if task.status is TaskStatus.READY and task.pause_reason:
+        return f"ready, paused: {task.pause_reason}"
     # The member is its own text (a StrEnum); `.value` costs a descriptor call per row.
     return task.status
 

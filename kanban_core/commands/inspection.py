@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kanban_core.board.domain import TaskDetail, TaskStatus, format_run_id, format_task_id
+from kanban_core.board.domain import (
+    Run,
+    TaskDetail,
+    TaskStatus,
+    format_run_id,
+    format_task_id,
+    format_usd,
+)
 from kanban_core.board.reads import SORTS, TaskFilter
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
@@ -150,11 +157,40 @@ def _facts(detail: TaskDetail, *, paths: bool) -> Table:
         facts.append(
             ("failures", f"{task.consecutive_failures} ({task.last_failure_error or '-'})")
         )
+    if task.pause_reason:
+        facts.append(("paused", f"{task.pause_reason} (until {timestamp(task.not_before_ms)})"))
+    facts += _usage_facts(detail)
     if detail.parents:
         facts.append(("parents", " ".join(format_task_id(p) for p in detail.parents)))
     if detail.children:
         facts.append(("children", " ".join(format_task_id(c) for c in detail.children)))
     return Table(("field", "value"), tuple(facts), show_header=False)
+
+
+def _usage_facts(detail: TaskDetail) -> list[tuple[str, str]]:
+    """The task's budget and what its runs used, as far as its agents reported."""
+    task = detail.task
+    facts: list[tuple[str, str]] = []
+    if task.max_cost_micro_usd is not None or task.max_tokens is not None:
+        limits = [format_usd(task.max_cost_micro_usd)] if task.max_cost_micro_usd else []
+        limits += [f"{task.max_tokens} tokens"] if task.max_tokens else []
+        facts.append(("budget", ", ".join(limits)))
+    reported = [r for r in detail.runs if _usage_text(r)]
+    if reported:
+        tokens = sum((r.input_tokens or 0) + (r.output_tokens or 0) for r in reported)
+        cost = sum(r.cost_micro_usd or 0 for r in reported)
+        facts.append(("usage", f"{tokens} tokens, {format_usd(cost)}"))
+    return facts
+
+
+def _usage_text(run: Run) -> str:
+    """``in 120 / out 30 tokens, $0.0100`` for a run that reported usage, else empty."""
+    parts = []
+    if run.input_tokens is not None or run.output_tokens is not None:
+        parts.append(f"in {run.input_tokens or 0} / out {run.output_tokens or 0} tokens")
+    if run.cost_micro_usd is not None:
+        parts.append(format_usd(run.cost_micro_usd))
+    return ", ".join(parts)
 
 
 def _show_blocks(detail: TaskDetail, *, paths: bool) -> list[Block]:
@@ -192,6 +228,8 @@ def _run_lines(detail: TaskDetail) -> list[Block]:
             line += f"\n    ≡ {compact(run.metadata, 160)}"
         if run.error:
             line += f"\n    ! {first_line(run.error, 160)}"
+        if usage := _usage_text(run):
+            line += f"\n    $ {usage}"
         lines.append(Text(line))
     return lines
 
@@ -206,6 +244,9 @@ def stats(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
                 "by_assignee": board_stats.by_assignee,
                 "oldest_ready_age_seconds": board_stats.oldest_ready_age_seconds,
                 "now": board_stats.now_ms // 1000,
+                "input_tokens": board_stats.input_tokens,
+                "output_tokens": board_stats.output_tokens,
+                "cost_usd": board_stats.cost_micro_usd / 1_000_000,
             },
             as_json=True,
         )
@@ -219,6 +260,14 @@ def stats(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         blocks.append(Table(("ASSIGNEE", "TASKS"), rows))
     age = board_stats.oldest_ready_age_seconds
     blocks.append(Text(f"oldest ready: {'-' if age is None else f'{age:.0f}s'}"))
+    if board_stats.input_tokens or board_stats.output_tokens or board_stats.cost_micro_usd:
+        # Only once some agent reported usage: zeros would read as "free", not "unmeasured".
+        blocks.append(
+            Text(
+                f"reported usage: {board_stats.input_tokens} in / {board_stats.output_tokens} "
+                f"out tokens, {format_usd(board_stats.cost_micro_usd)}"
+            )
+        )
     return CommandResult(blocks=tuple(blocks))
 
 
@@ -237,6 +286,8 @@ def runs(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         note = first_line(run.summary, 100) if run.summary else ""
         if run.error:
             note = (note + "  " if note else "") + "✖ " + first_line(run.error, 100)
+        if usage := _usage_text(run):
+            note = (note + "  " if note else "") + usage
         rows.append(
             (
                 format_run_id(run.id),

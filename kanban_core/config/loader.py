@@ -62,6 +62,7 @@ class DispatcherConfig:
     log_rotate_bytes: int = 2 * 1024 * 1024
     log_backups: int = 3
     dispatch_interval_seconds: int = 60
+    quota_backoff_seconds: int = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,10 @@ def _profile(name: str, section: Section) -> AssigneeProfile:
         resume_args=_args(section["resume_args"], resume),
         sandbox=SandboxPolicy.from_json(section["sandbox"]),
         permissions=_permissions(section["permissions"], section["permissions_defaults"]),
+        max_cost_micro_usd=(
+            round(section["max_cost_usd"] * 1_000_000) if section["max_cost_usd"] else None
+        ),
+        max_tokens=section["max_tokens"],
     )
 
 

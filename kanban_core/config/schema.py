@@ -103,6 +103,8 @@ class DispatcherSection(Section):
     log_rotate_bytes: Positive = 2 * 1024 * 1024
     log_backups: Positive = 3
     dispatch_interval_seconds: Positive = 60
+    # How long a usage limit pauses a task when the agent names no reset time.
+    quota_backoff_seconds: Positive = 900
 
     @model_validator(mode="after")
     def _cap_above_base(self) -> DispatcherSection:
@@ -194,6 +196,9 @@ class ProfileSection(Section):
     # Tried in order before the defaults; permissions_defaults: false drops the defaults.
     permissions: list[PermissionRuleSection] = Field(default_factory=list)
     permissions_defaults: bool = True
+    # Budgets for the profile's tasks that set none (create --max-cost / --max-tokens).
+    max_cost_usd: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    max_tokens: Positive | None = None
 
     @model_validator(mode="after")
     def _command_or_preset(self) -> ProfileSection:

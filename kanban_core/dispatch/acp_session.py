@@ -72,6 +72,13 @@ class SessionResult:
     denied: int = 0
     updates: int = 0
     usage: dict[str, int] = field(default_factory=dict)
+    said: str = ""  # the end of what the agent said (a usage limit is often only said)
+
+
+#: Called with the session's usage so far whenever the agent reports some.
+UsageListener = Callable[[Mapping[str, int]], None]
+#: How much of what the agent said a result keeps.
+_SAID_CHARS = 2000
 
 
 def ask_from_tool_call(tool_call: Any) -> AgentAsk:
@@ -117,8 +124,13 @@ class _Client:
     """The client side of the connection: answers the agent's requests, logs its updates."""
 
     def __init__(
-        self, asker: PermissionAsker, log: Callable[[str], None], cancelled: threading.Event
+        self,
+        asker: PermissionAsker,
+        log: Callable[[str], None],
+        cancelled: threading.Event,
+        on_usage: UsageListener | None = None,
     ) -> None:
+        self.on_usage = on_usage
         self.asker = asker
         self.log = log
         self.cancelled = cancelled
@@ -172,17 +184,30 @@ class _Client:
             self.log(f"tool {_bounded(str(title))} {status}".rstrip())
         elif kind == "usage_update":
             self._usage(update)
+            await self.report_usage()
 
     def _usage(self, update: Any) -> None:
         for name in ("used", "size"):
             value = getattr(update, name, None)
             if isinstance(value, int):
                 self.result.usage[name] = value
+        cost = getattr(update, "cost", None)
+        amount = getattr(cost, "amount", None)
+        # Only dollars are summed: another currency would need a rate the board does not have.
+        if isinstance(amount, int | float) and str(getattr(cost, "currency", "")).upper() == "USD":
+            self.result.usage["cost_micro_usd"] = max(0, round(amount * 1_000_000))
+
+    async def report_usage(self) -> None:
+        """Hand the usage so far to the listener (which may cancel the turn at a budget)."""
+        if self.on_usage is not None:
+            await asyncio.to_thread(self.on_usage, dict(self.result.usage))
 
     def flush_message(self) -> None:
         """Log what the agent said since the last other update, as one line."""
         if self._message:
-            self.log(f"agent: {_bounded(''.join(self._message))}")
+            text = "".join(self._message)
+            self.result.said = (self.result.said + "\n" + text)[-_SAID_CHARS:]
+            self.log(f"agent: {_bounded(text)}")
             self._message.clear()
 
     # The capabilities the client does not advertise: an agent that calls them anyway gets
@@ -208,9 +233,10 @@ def run_session(
     asker: PermissionAsker,
     log: Callable[[str], None],
     cancel: threading.Event,
+    on_usage: UsageListener | None = None,
 ) -> SessionResult:
     """Drive one prompt turn to its end on a fresh event loop (call from a thread)."""
-    return asyncio.run(_session(spec, stdin, stdout, asker, log, cancel))
+    return asyncio.run(_session(spec, stdin, stdout, asker, log, cancel, on_usage))
 
 
 async def _session(
@@ -220,6 +246,7 @@ async def _session(
     asker: PermissionAsker,
     log: Callable[[str], None],
     cancel: threading.Event,
+    on_usage: UsageListener | None,
 ) -> SessionResult:
     from acp import PROTOCOL_VERSION, connect_to_agent, text_block
     from acp.schema import ClientCapabilities, EnvVariable, Implementation, McpServerStdio
@@ -229,7 +256,7 @@ async def _session(
     reading, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdout)
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stdin)
     writer = asyncio.StreamWriter(transport, protocol, None, loop)
-    client = _Client(asker, log, cancel)
+    client = _Client(asker, log, cancel, on_usage)
     connection = connect_to_agent(client, writer, reader)  # type: ignore[arg-type]
     result = client.result
     try:
@@ -271,8 +298,16 @@ async def _session(
                 value = getattr(usage, name, None)
                 if isinstance(value, int):
                     result.usage[name] = value
+            if usage is not None:
+                await client.report_usage()
         elif prompt.done():
-            result.error = _bounded(str(prompt.exception()) or type(prompt.exception()).__name__)
+            failure = prompt.exception()
+            text = str(failure) or type(failure).__name__
+            data = getattr(failure, "data", None)
+            if data is not None:
+                # A JSON-RPC error's data often says why (a usage limit and its reset time).
+                text += f" ({data})"
+            result.error = _bounded(text)
         else:
             prompt.cancel()
             result.error = "the agent did not end its turn after session/cancel"

@@ -339,6 +339,9 @@ class Dispatcher:
             permissions=profile.permissions.to_json(),
             protocol=profile.protocol,
             permission_ttl_s=config.permissions.ttl_seconds,
+            quota_backoff_s=config.dispatcher.quota_backoff_seconds,
+            max_cost_micro_usd=profile.max_cost_micro_usd,
+            max_tokens=profile.max_tokens,
         )
         try:
             pid = self.spawner.spawn(spec, claim.token)

@@ -55,6 +55,9 @@ class WorkerSpec:
     permissions: Mapping[str, Any] = field(default_factory=dict)  # PermissionPolicy.to_json()
     protocol: str = "cli"  # "acp": the supervisor is the agent's ACP client
     permission_ttl_s: int = 900  # how long a person has to answer the agent's request
+    quota_backoff_s: int = 900  # how long a usage limit pauses the task when no reset is named
+    max_cost_micro_usd: int | None = None  # the profile's budget, where the task sets none
+    max_tokens: int | None = None
 
     def to_json(self) -> str:
         """The spec as JSON."""

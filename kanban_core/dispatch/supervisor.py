@@ -37,8 +37,8 @@ from kanban_core.board.domain import (
     WorkspaceKind,
 )
 from kanban_core.board.kanban import Kanban, OnMissing
-from kanban_core.board.recovery import FailurePolicy
-from kanban_core.dispatch import acp_session as acp, sandbox
+from kanban_core.board.recovery import FailurePolicy, UsageTotals
+from kanban_core.dispatch import acp_session as acp, sandbox, usage_limits
 from kanban_core.dispatch.door import SANDBOX_RUN_DIR, SOCKET_ENV, SOCKET_NAME, DoorFactory
 from kanban_core.dispatch.hardening import become_subreaper, make_undumpable
 from kanban_core.dispatch.logs import log_path, tail
@@ -100,6 +100,7 @@ class Supervisor:
         self.contained = False
         self.session: _SessionThread | None = None
         self._stopping = False
+        self.budget_reason: str | None = None  # set when a usage report reached the budget
 
     def run(self) -> int:
         """Supervise the attempt; returns the process exit code."""
@@ -238,7 +239,9 @@ class Supervisor:
         assert agent is not None
         signal.signal(signal.SIGTERM, self._on_term)
         if session is not None:
-            self.session = _SessionThread(session, agent, self._asker(board, cwd), self.note)
+            self.session = _SessionThread(
+                session, agent, self._asker(board, cwd), self.note, self._usage_listener(board)
+            )
         started = last_beat = time.monotonic()
         interval = max(1.0, self.spec.lease_ttl_s / 3)
         max_runtime = self.spec.max_runtime_s
@@ -337,12 +340,58 @@ class Supervisor:
             note=self.note,
         )
 
+    def _usage_listener(self, board: Kanban) -> acp.UsageListener:
+        """Record each usage report on the run; at the budget, cancel the turn."""
+
+        def on_usage(usage: Mapping[str, int]) -> None:
+            input_tokens = usage.get("input_tokens", usage.get("used"))
+            try:
+                totals = board.record_usage(
+                    self.actor,
+                    self.proof.task_id,
+                    self.proof.run_id,
+                    input_tokens,
+                    usage.get("output_tokens"),
+                    usage.get("cost_micro_usd"),
+                )
+            except KanbanError as exc:
+                self.note(f"could not record usage: {exc}")
+                return
+            reason = self._with_profile_budget(totals).over_budget()
+            if reason is not None and self.budget_reason is None:
+                self.budget_reason = reason
+                self.note(f"{reason}; cancelling the turn")
+                if self.session is not None:
+                    self.session.cancel.set()
+
+        return on_usage
+
+    def _with_profile_budget(self, totals: UsageTotals) -> UsageTotals:
+        """The task's own budget, else its profile's."""
+        return UsageTotals(
+            totals.tokens,
+            totals.cost_micro_usd,
+            totals.max_tokens if totals.max_tokens is not None else self.spec.max_tokens,
+            totals.max_cost_micro_usd
+            if totals.max_cost_micro_usd is not None
+            else self.spec.max_cost_micro_usd,
+        )
+
     def _after_turn(self, board: Kanban, result: acp.SessionResult) -> int:
         """The verdict of an ACP run whose turn ended without the agent recording one."""
         task = board.get(self.proof.task_id)
         if task.status is not TaskStatus.RUNNING or task.current_run_id != self.proof.run_id:
             self.note(f"the agent's turn ended ({result.stop_reason}) after its verdict")
             return 0
+        if self.budget_reason is not None:
+            return self._block_for_budget(board, self.budget_reason)
+        limit = usage_limits.detect(
+            "\n".join(filter(None, (result.said, result.error))), now_ms=_now_ms()
+        )
+        if limit is not None:
+            # The turn ended without a verdict and the agent reported its usage limit: it could
+            # not work, so the task waits for the reset instead of counting a failure.
+            return self._quota(board, limit)
         if result.error is not None:
             reason = f"the ACP session failed: {result.error}"
         elif result.stop_reason == "end_turn":
@@ -370,8 +419,35 @@ class Supervisor:
             # bubblewrap reports a signalled agent as 128 + the signal number.
             reason = f"the agent was killed by signal {code - _SIGNALLED} (exit status {code})"
         else:
+            limit = usage_limits.detect(tail(self.log, _EVIDENCE_BYTES), now_ms=_now_ms())
+            if limit is not None:
+                return self._quota(board, limit)
             reason = f"the agent exited with code {code} without completing or blocking"
         return self._fail(board, RunOutcome.CRASHED, reason)
+
+    def _quota(self, board: Kanban, limit: usage_limits.UsageLimit) -> int:
+        """Pause the task at the agent's usage limit: not a failure, resumed at the reset."""
+        try:
+            pause = board.record_quota(
+                self.actor,
+                self.proof.task_id,
+                self.proof.run_id,
+                resume_at_ms=limit.resume_at_ms,
+                message=limit.message,
+                backoff_s=self.spec.quota_backoff_s,
+            )
+        except StaleRun:
+            return 0
+        self.note(f"{pause.reason} ({limit.message})")
+        return 0
+
+    def _block_for_budget(self, board: Kanban, reason: str) -> int:
+        try:
+            board.block_for_budget(self.actor, self.proof.task_id, reason)
+        except StaleRun:
+            return 0
+        self.note(f"blocked: {reason}")
+        return 0
 
     def _fail(self, board: Kanban, outcome: RunOutcome, reason: str) -> int:
         self.note(f"{outcome.value}: {reason}")
@@ -469,6 +545,7 @@ class _SessionThread:
         agent: subprocess.Popen[bytes],
         asker: acp.PermissionAsker,
         note: Callable[[str], None],
+        on_usage: acp.UsageListener | None = None,
     ) -> None:
         assert agent.stdin is not None
         assert agent.stdout is not None
@@ -477,7 +554,7 @@ class _SessionThread:
         stdin, stdout = agent.stdin, agent.stdout
 
         def drive() -> None:
-            self._result = acp.run_session(spec, stdin, stdout, asker, note, self.cancel)
+            self._result = acp.run_session(spec, stdin, stdout, asker, note, self.cancel, on_usage)
 
         self._thread = threading.Thread(target=drive, name="acp-session", daemon=True)
         self._thread.start()
@@ -496,6 +573,11 @@ class _SessionThread:
         if self._result is None:
             return acp.SessionResult(error="the session did not end")
         return self._result
+
+
+def _now_ms() -> int:
+    # Only to read a reset time named as a time of day; the board's clock decides the pause.
+    return int(time.time() * 1000)
 
 
 def _executable(program: str, path: str, cwd: Path) -> bool:

@@ -67,6 +67,10 @@ tasks = Table(
     Column("branch_name", String(200)),
     # claimed_at + max runtime, so the dispatcher finds overdue runs by index, not by scan.
     Column("deadline_ms", BigInteger),
+    # Budgets (cost in millionths of a dollar) and why a ready task waits (a usage limit).
+    Column("max_cost_micro_usd", BigInteger),
+    Column("max_tokens", BigInteger),
+    Column("pause_reason", Text),
     # An index is written by a claim or a complete only when a column it holds (or its WHERE
     # reads) changes, and each costs a WAL page per transaction. So nothing here holds status
     # for every task: waiting tasks, ready tasks and running tasks each have their own partial
@@ -169,6 +173,10 @@ task_runs = Table(
     Column("error", Text),
     Column("exit_code", Integer),
     Column("workspace_path", Text),
+    # What the agent reported using in this run (cost in millionths of a dollar).
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cost_micro_usd", BigInteger),
     # Also serves a task's runs in order (attempts grow with ids).
     UniqueConstraint("task_id", "attempt", name="uq_task_runs_attempt"),
     # A worker's "recent work by this assignee": completed runs of an assignee only, written
@@ -207,7 +215,24 @@ notify_subscriptions = Table(
     Column("thread_id", String(200), nullable=False, server_default=""),
     Column("user_id", String(200)),
     Column("created_ms", BigInteger, nullable=False),
+    # 0 when this chat asked not to hear the live progress of the task's runs.
+    Column("progress", Integer, nullable=False, server_default="1"),
     PrimaryKeyConstraint("task_id", "platform", "chat_id", "thread_id"),
+)
+
+#: The one progress message per (run, chat) that the notifier edits in place.
+progress_messages = Table(
+    "progress_messages",
+    metadata,
+    Column("run_id", ID, nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("chat_id", String(200), nullable=False),
+    Column("thread_id", String(200), nullable=False, server_default=""),
+    Column("task_id", ID, nullable=False),
+    Column("message_id", String(200), nullable=False),
+    Column("event_id", ID, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("run_id", "platform", "chat_id", "thread_id"),
 )
 
 #: An agent's request for permission that the profile's policy sent to a person.

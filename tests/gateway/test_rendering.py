@@ -135,6 +135,22 @@ def delivery(
         ("timed_out", {"error": "over 30m"}, "coder", "⏱", "timed out by @coder: over 30m"),
         ("timed_out", {}, None, "⏱", "timed out: exceeded its max runtime"),
         ("archived", {}, "coder", "•", "archived"),
+        (
+            "blocked",
+            {"reason": "budget reached: $1.2000 of $1.0000 (2000 tokens)", "kind": "budget"},
+            "coder",
+            "💰",
+            "stopped at its budget by @coder: budget reached: $1.2000 of $1.0000 (2000 tokens)"
+            " — unblock it to let it run again",
+        ),
+        (
+            "quota_paused",
+            {"reason": "usage limit reached; resumes at 14:05 UTC", "resume_at_ms": 1},
+            "coder",
+            "⏳",
+            "paused by @coder: usage limit reached; resumes at 14:05 UTC",
+        ),
+        ("quota_resumed", {"after": "x"}, "coder", "▶", "resumed after the usage limit by @coder"),
     ],
 )
 def test_each_event_kind_reads_title_first_then_what_happened(kind, payload, assignee, head, line):
@@ -158,6 +174,13 @@ def test_notifications_offer_the_next_steps_as_buttons():
     blocked = event_document(delivery("blocked", {"reason": "?"}, workspace="worktree"))
     assert [b.label for b in blocked.buttons] == ["Show", "Unblock", "Diff", "Commit", "PR"]
     assert Button("Diff", "k:diff --ws t7") in blocked.buttons
+
+
+def test_a_budget_block_offers_unblock_and_a_pause_only_show():
+    budget = event_document(delivery("blocked", {"reason": "budget reached", "kind": "budget"}))
+    assert [b.label for b in budget.buttons] == ["Show", "Unblock"]
+    paused = event_document(delivery("quota_paused", {"reason": "usage limit reached"}))
+    assert [b.label for b in paused.buttons] == ["Show"]
 
 
 def test_a_stopped_turn_offers_the_queue_and_the_review_never_unblock():

@@ -10,13 +10,22 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kanban_core import Actor, PermissionDecision, PermissionStatus, TaskId, TaskStatus
+from kanban_core import (
+    Actor,
+    BlockKind,
+    PermissionDecision,
+    PermissionStatus,
+    RunOutcome,
+    TaskId,
+    TaskStatus,
+)
 from tests.integration.conftest import Cli
 from tests.integration.test_workers import Harness
 from tests.support.processes import wait_for
@@ -157,3 +166,93 @@ def test_a_run_timed_out_while_its_request_waits_withdraws_the_request(acp):
     assert run.outcome.value == "timed_out"
     assert acp.board.permission(request.ref).status is PermissionStatus.CANCELLED
     assert acp.recorded("answer") == {"outcome": "cancelled"}
+
+
+# -- usage limits and budgets ---------------------------------------------------------------
+
+
+def test_a_usage_limit_pauses_the_task_and_it_resumes_by_itself_at_the_reset(acp):
+    reset_s = int(time.time()) + 8  # ahead of the supervisor reaching record_quota
+    quota = {
+        "rpc_error": {
+            "message": "Internal error",
+            "data": f"Claude AI usage limit reached|{reset_s}",
+            "once": "quota",
+        }
+    }
+    acp.configure({"acp": acp.acp_profile([quota, COMPLETE])}, failure_limit=1)
+    task = acp.create("over ACP", assignee="acp")
+    dispatcher = acp.dispatcher()
+    acp.drive(
+        dispatcher,
+        lambda: acp.task(task).pause_reason is not None and acp.supervisors_done(),
+        timeout=60,
+        what="the task to pause at the usage limit",
+    )
+    paused = acp.task(task)
+    assert paused.status is TaskStatus.READY
+    assert paused.consecutive_failures == 0
+    assert paused.not_before_ms == reset_s * 1000
+    assert paused.pause_reason == (
+        f"usage limit reached; resumes at {time.strftime('%H:%M', time.gmtime(reset_s))} UTC"
+    )
+    acp.drive(
+        dispatcher,
+        lambda: acp.task(task).status is TaskStatus.DONE and acp.supervisors_done(),
+        timeout=60,
+        what="the task to resume after the reset and complete",
+    )
+    kinds = [e.kind for e in acp.board.detail(task).events]
+    assert "quota_paused" in kinds
+    assert kinds.index("quota_resumed") > kinds.index("quota_paused")
+    assert "gave_up" not in kinds
+    runs = acp.board.runs(task)
+    assert [r.outcome.value if r.outcome else None for r in runs] == ["quota", "completed"]
+    resumed_claim = [e for e in acp.board.detail(task).events if e.kind == "claimed"][-1]
+    assert resumed_claim.created_ms >= reset_s * 1000
+
+
+def test_a_cli_agent_that_exits_at_its_usage_limit_is_paused_not_crashed(acp):
+    harness = acp  # the plain worker harness suffices: this agent speaks no ACP
+    source = "import sys\nprint('Error: You have hit your usage limit.')\nsys.exit(1)\n"
+    harness.configure({"cli": harness.profile(source)}, failure_limit=1)
+    task = harness.create("cli agent", assignee="cli")
+    harness.drive(
+        harness.dispatcher(),
+        lambda: harness.task(task).pause_reason is not None and harness.supervisors_done(),
+        timeout=60,
+        what="the task to pause at the usage limit",
+    )
+    paused = harness.task(task)
+    assert paused.status is TaskStatus.READY
+    assert paused.consecutive_failures == 0
+    assert harness.board.runs(task)[-1].outcome is RunOutcome.QUOTA
+
+
+def test_a_budget_reached_cancels_the_turn_and_blocks_the_task(acp):
+    steps = [
+        {"usage": {"used": 1000, "cost": 0.4}},
+        {"usage": {"used": 2000, "cost": 1.2}},
+        {"wait_cancel": True},
+    ]
+    acp.configure({"acp": acp.acp_profile(steps)})
+    task = acp.board.create(ALICE, title="costly", assignee="acp", max_cost_micro_usd=1_000_000)
+    acp.finish(task.task.id, TaskStatus.BLOCKED)
+    blocked = acp.task(task.task.id)
+    assert blocked.block_kind is BlockKind.BUDGET
+    run = acp.board.runs(task.task.id)[-1]
+    assert run.cost_micro_usd == 1_200_000
+    assert run.input_tokens == 2000
+    assert run.summary is not None
+    assert run.summary.startswith("budget reached: $1.2000 of $1.0000")
+    acp.recorded("cancelled")
+
+
+def test_usage_in_the_prompt_response_counts_against_the_profile_budget(acp):
+    steps = [{"prompt_usage": {"input_tokens": 120, "output_tokens": 30}}]
+    task = acp.run_task(steps, max_tokens=100)
+    acp.finish(task, TaskStatus.BLOCKED)
+    assert acp.task(task).block_kind is BlockKind.BUDGET
+    run = acp.board.runs(task)[-1]
+    assert (run.input_tokens, run.output_tokens) == (120, 30)
+    assert run.summary == "budget reached: 150 of 100 tokens ($0.0000)"

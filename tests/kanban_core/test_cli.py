@@ -317,3 +317,71 @@ class TestMainFollow:
 
         assert code == 0
         assert "  t1  created  " in out
+
+
+class TestBudgetsAndPauses:
+    @pytest.mark.parametrize(
+        ("flag", "value"),
+        [
+            ("--max-cost", "0"),
+            ("--max-cost", "-1"),
+            ("--max-cost", "abc"),
+            ("--max-cost", "nan"),
+            ("--max-cost", "inf"),
+            ("--max-cost", "1e30"),
+            ("--max-tokens", "0"),
+            ("--max-tokens", "1.5"),
+            ("--max-tokens", "lots"),
+        ],
+    )
+    def test_bad_budgets_are_usage_errors_and_create_nothing(self, kanban, flag, value):
+        code, out, err = kanban("create", "costly", flag, value)
+        assert (code, out) == (2, "")
+        assert f"argument {flag}" in err
+        assert kanban("list", "--json")[1] == "[]\n"
+
+    def test_budgets_are_stored_and_shown(self, kanban):
+        assert kanban("create", "costly", "--max-cost", "$1.5", "--max-tokens", "5000")[0] == 0
+        code, out, _ = kanban("show", "t1", "--json")
+        assert code == 0
+        task = json.loads(out)["task"]
+        assert (task["max_cost_usd"], task["max_tokens"]) == (1.5, 5000)
+        assert "budget     $1.5000, 5000 tokens" in kanban("show", "t1")[1]
+
+    def test_a_paused_task_shows_its_reason_in_list_and_show(self, kanban, cli_env, tmp_path):
+        kanban("create", "limited")
+        settings = KernelSettings(home=tmp_path / "home", db_url=cli_env)
+        with Kanban.open(settings) as board:
+            claim = board.claim(Actor(name="alice"), TaskId(1), ttl_s=60)
+            assert claim is not None
+            board.record_quota(
+                Actor(name="alice"),
+                TaskId(1),
+                claim.run_id,
+                resume_at_ms=None,
+                message="quota exceeded",
+                backoff_s=600,
+            )
+        listed = kanban("list")[1]
+        assert "ready, paused: usage limit reached; resumes at" in listed
+        shown = json.loads(kanban("show", "t1", "--json")[1])["task"]
+        assert shown["pause_reason"].startswith("usage limit reached; resumes at")
+        assert isinstance(shown["paused_until"], int | float)
+        assert "paused" in kanban("show", "t1")[1]
+
+    def test_stats_and_runs_show_reported_usage(self, kanban, cli_env, tmp_path):
+        kanban("create", "measured")
+        assert "reported usage" not in kanban("stats")[1]
+        settings = KernelSettings(home=tmp_path / "home", db_url=cli_env)
+        with Kanban.open(settings) as board:
+            claim = board.claim(Actor(name="alice"), TaskId(1), ttl_s=60)
+            assert claim is not None
+            board.record_usage(Actor(name="alice"), TaskId(1), claim.run_id, 1200, 300, 12_345)
+        assert "reported usage: 1200 in / 300 out tokens, $0.0123" in kanban("stats")[1]
+        stats = json.loads(kanban("stats", "--json")[1])
+        assert (stats["input_tokens"], stats["output_tokens"]) == (1200, 300)
+        assert stats["cost_usd"] == pytest.approx(0.012345)
+        (run,) = json.loads(kanban("runs", "t1", "--json")[1])
+        assert (run["input_tokens"], run["output_tokens"]) == (1200, 300)
+        assert run["cost_usd"] == pytest.approx(0.012345)
+        assert "in 1200 / out 300 tokens, $0.0123" in kanban("runs", "t1")[1]

@@ -80,3 +80,27 @@ def test_chat_directories_are_named_absolute_paths(tmp_path):
         load_config(bad, {})
     for key in ("workspaces.dirs.Bad Name", "workspaces.dirs.rel", "workspaces.dirs.up"):
         assert key in str(info.value)
+
+
+def test_quota_backoff_and_profile_budgets(tmp_path):
+    from kanban_core.config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "dispatcher:\n  quota_backoff_seconds: 120\n"
+        "assignees:\n  coder:\n    preset: claude-code\n    max_cost_usd: 2.5\n"
+        "    max_tokens: 1000\n"
+    )
+    config = load_config(path, {})
+    assert config.dispatcher.quota_backoff_seconds == 120
+    coder = config.assignees["coder"]
+    assert (coder.max_cost_micro_usd, coder.max_tokens) == (2_500_000, 1000)
+    assert load_config(tmp_path / "none.yaml", {}).dispatcher.quota_backoff_seconds == 900
+    path.write_text(
+        "dispatcher:\n  quota_backoff_seconds: 0\n"
+        "assignees:\n  coder:\n    preset: claude-code\n    max_cost_usd: -1\n"
+    )
+    with pytest.raises(ValidationError) as info:
+        load_config(path, {})
+    assert "dispatcher.quota_backoff_seconds" in str(info.value)
+    assert "max_cost_usd" in str(info.value)

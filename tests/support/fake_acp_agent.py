@@ -6,7 +6,10 @@ The script is JSON in ``FAKE_ACP_SCRIPT``: a list of steps run on ``session/prom
 written to ``$FAKE_ACP_OUT/<name>``), ``{"run": [argv...]}`` (a subprocess, e.g.
 ``kanban complete``), ``{"wait_cancel": true}`` (block until ``session/cancel``),
 ``{"stop": reason}`` (the prompt's stopReason, default end_turn), ``{"garbage": text}`` (a raw
-line on stdout that is not JSON-RPC), ``{"exit": code}``.
+line on stdout that is not JSON-RPC), ``{"exit": code}``, ``{"usage": {"used": n, "size": n,
+"cost": dollars}}`` (a usage_update), ``{"prompt_usage": {"input_tokens": n, "output_tokens":
+n}}`` (usage in the prompt's response), ``{"rpc_error": {"message": m, "data": ..., "once": name}}``
+(the prompt fails with a JSON-RPC error; with ``once``, only the first time).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from acp import (
     PROTOCOL_VERSION,
+    RequestError,
     plan_entry,
     run_agent,
     start_tool_call,
@@ -29,12 +33,17 @@ from acp import (
 )
 from acp.schema import (
     AgentCapabilities,
+    Cost,
     InitializeResponse,
     NewSessionResponse,
     PermissionOption,
     PromptResponse,
     ToolCallUpdate,
+    Usage,
+    UsageUpdate,
 )
+
+_REPORTS = {"usage", "prompt_usage", "rpc_error"}
 
 
 class FakeAgent:
@@ -71,6 +80,7 @@ class FakeAgent:
         del kwargs
         self._record("prompt", {"text": prompt[0].text})
         stop = "end_turn"
+        usage: Usage | None = None
         for step in self.steps:
             if "say" in step:
                 await self.conn.session_update(session_id, update_agent_message_text(step["say"]))
@@ -117,7 +127,38 @@ class FakeAgent:
                 os._exit(int(step["exit"]))
             elif "stop" in step:
                 stop = step["stop"]
-        return PromptResponse(stop_reason=stop)  # type: ignore[arg-type]  # a script may lie
+            elif _REPORTS & step.keys():
+                usage = await self._report(session_id, step) or usage
+        return PromptResponse(stop_reason=stop, usage=usage)  # type: ignore[arg-type]
+
+    async def _report(self, session_id: str, step: dict[str, Any]) -> Usage | None:
+        """The usage, usage-in-the-response and JSON-RPC error steps."""
+        if "usage" in step:
+            used = step["usage"]
+            cost = used.get("cost")
+            update = UsageUpdate(
+                session_update="usage_update",
+                used=used.get("used", 0),
+                size=used.get("size", 200_000),
+                cost=None if cost is None else Cost(amount=cost, currency="USD"),
+            )
+            await self.conn.session_update(session_id, update)
+            return None
+        if "prompt_usage" in step:
+            got = step["prompt_usage"]
+            return Usage(
+                input_tokens=got["input_tokens"],
+                output_tokens=got["output_tokens"],
+                total_tokens=got["input_tokens"] + got["output_tokens"],
+            )
+        error = step["rpc_error"]
+        once = error.get("once")
+        if once is not None:
+            # Fails only the first attempt: a retry of the task finds the marker and goes on.
+            if (self.out / f"{once}.json").exists():
+                return None
+            self._record(once, {})
+        raise RequestError(-32603, error["message"], error.get("data"))
 
     def _record(self, name: str, value: dict[str, Any]) -> None:
         target = self.out / f"{name}.json"

@@ -274,7 +274,15 @@ class TestStats:
     def test_json(self, run, sample):
         result = assert_ok(run(["stats", "--json"]))
 
-        assert set(result.data) == {"by_status", "by_assignee", "oldest_ready_age_seconds", "now"}
+        assert set(result.data) == {
+            "by_status",
+            "by_assignee",
+            "oldest_ready_age_seconds",
+            "now",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+        }
         assert result.data["by_status"]["ready"] == 2
         assert result.data["by_assignee"] == {
             "coder": {"ready": 2},

@@ -183,3 +183,39 @@ def test_paths_and_commands_are_read_from_the_raw_input():
     assert ask.paths == ("/abs/x.py", "../etc/passwd")
     assert ask.summary == "git push"
     assert "\x1b" not in ask.tool_name
+
+
+@pytest.mark.parametrize(
+    ("cost", "expected"),
+    [
+        ({"amount": 1.25, "currency": "USD"}, 1_250_000),
+        ({"amount": 0.000_000_4, "currency": "usd"}, 0),
+        ({"amount": 3.0, "currency": "EUR"}, None),  # no rate to convert with: not summed
+        (None, None),
+    ],
+)
+def test_a_usage_update_reports_tokens_and_dollars_to_the_listener(cost, expected):
+    import asyncio
+
+    from acp.schema import Cost, UsageUpdate
+
+    from kanban_core.dispatch import acp_session
+
+    heard: list[dict[str, int]] = []
+    client = acp_session._Client(
+        _NoAsker(), lambda line: None, threading.Event(), lambda usage: heard.append(dict(usage))
+    )
+    update = UsageUpdate(
+        session_update="usage_update",
+        used=1500,
+        size=200_000,
+        cost=None if cost is None else Cost(**cost),
+    )
+    asyncio.run(client.session_update("s", update))
+    assert heard[-1]["used"] == 1500
+    assert heard[-1].get("cost_micro_usd") == expected
+
+
+class _NoAsker:
+    def ask(self, ask: Any, cancelled: threading.Event) -> Any:
+        raise AssertionError("no permission is asked here")
