@@ -72,6 +72,7 @@ class EventKind(enum.StrEnum):
     PERMISSION_REQUESTED = "permission_requested"  # an agent asks a person before acting
     PERMISSION_ANSWERED = "permission_answered"
     PERMISSION_EXPIRED = "permission_expired"
+    PROGRESS = "progress"  # what a running agent is doing now (edited in place in chats)
 
 
 #: Events a subscribed chat is told about.
@@ -89,6 +90,7 @@ TERMINAL_EVENT_KINDS = frozenset(
 NOTIFYING_EVENT_KINDS = TERMINAL_EVENT_KINDS | {
     EventKind.WORKSPACE_NOTICE,
     EventKind.PERMISSION_REQUESTED,
+    EventKind.PROGRESS,  # only to subscriptions with progress on (events.py)
 }
 
 #: Statuses that satisfy a child's dependency on them.

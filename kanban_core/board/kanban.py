@@ -44,6 +44,7 @@ from kanban_core.board.domain import (
     format_task_id,
     parse_permission_ref,
 )
+from kanban_core.board.progress import bounded_snapshot
 from kanban_core.board.recovery import FailurePolicy, FailureVerdict, OverdueRun
 from kanban_core.board.rows import event_from_row
 from kanban_core.board.validation import (
@@ -315,6 +316,14 @@ class Kanban:
         with self.db.transaction(write=True) as tx:
             return runs.heartbeat(tx, task_id, proof=actor.run, note=text)
 
+    def progress(self, actor: Actor, task_id: TaskId, snapshot: dict[str, Any]) -> int:
+        """Append the worker's live progress (bounded, control characters stripped); event id."""
+        if actor.run is None:
+            raise PermissionDenied("progress needs a worker's run credentials")
+        bounded = bounded_snapshot(snapshot)
+        with self.db.transaction(write=True) as tx:
+            return runs.progress(tx, task_id, proof=actor.run, snapshot=bounded)
+
     def reclaim(self, actor: Actor, task_id: TaskId, reason: str | None = None) -> Task:
         """Operator requeue of a running task."""
         _require_operator(actor, "reclaim")
@@ -526,6 +535,23 @@ class Kanban:
         with self.db.transaction(write=True) as tx:
             links.status_of(tx, task_id)
             return notify.unsubscribe(tx, task_id, **values)
+
+    def set_progress(
+        self,
+        actor: Actor,
+        task_id: TaskId,
+        *,
+        platform: str,
+        chat_id: str,
+        thread_id: str | None,
+        on: bool,
+    ) -> bool:
+        """Turn a subscribed chat's live progress on or off; False if the chat is not subscribed."""
+        _require_operator(actor, "notify-progress")
+        values = _subscription_values(platform, chat_id, thread_id)
+        with self.db.transaction(write=True) as tx:
+            links.status_of(tx, task_id)
+            return notify.set_progress(tx, task_id, on=on, **values)
 
     def subscriptions(self, task_id: TaskId | None = None) -> list[Subscription]:
         """All subscriptions, or one task's."""
