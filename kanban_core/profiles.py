@@ -119,6 +119,7 @@ class AssigneeProfile:
     resume_args: tuple[str, ...] = ()
     sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
     permissions: PermissionPolicy = DEFAULT_POLICY
+    progress_interval_s: float | None = 3.0  # None: no live progress from this profile
 
     @property
     def protocol(self) -> str:

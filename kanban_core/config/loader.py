@@ -154,6 +154,11 @@ def _profile(name: str, section: Section) -> AssigneeProfile:
         resume_args=_args(section["resume_args"], resume),
         sandbox=SandboxPolicy.from_json(section["sandbox"]),
         permissions=_permissions(section["permissions"], section["permissions_defaults"]),
+        progress_interval_s=(
+            float(section["progress"]["interval_seconds"])
+            if section["progress"]["enabled"]
+            else None
+        ),
     )
 
 

@@ -172,6 +172,14 @@ class PermissionRuleSection(Section):
     paths: Literal["workspace", "outside"] | None = None
 
 
+class ProgressSection(Section):
+    """Live progress of a profile's ACP agents in subscribed chats (README, "Live progress")."""
+
+    enabled: bool = True
+    # The fewest seconds between two progress snapshots of one run: the latest state wins.
+    interval_seconds: Annotated[float, Field(ge=0.5, le=3600)] = 3
+
+
 class ProfileSection(Section):
     """One assignee: the agent to run, where, how many at once, with what environment."""
 
@@ -194,6 +202,7 @@ class ProfileSection(Section):
     # Tried in order before the defaults; permissions_defaults: false drops the defaults.
     permissions: list[PermissionRuleSection] = Field(default_factory=list)
     permissions_defaults: bool = True
+    progress: ProgressSection = Field(default_factory=ProgressSection)
 
     @model_validator(mode="after")
     def _command_or_preset(self) -> ProfileSection:

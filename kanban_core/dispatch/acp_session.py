@@ -16,9 +16,12 @@ import asyncio
 import contextlib
 import enum
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
+
+from kanban_core.dispatch.progress_tracker import ProgressTracker
 
 #: A JSON-RPC line longer than this ends the session (a hostile or broken agent), not the process.
 LINE_LIMIT_BYTES = 8 * 1024 * 1024
@@ -113,17 +116,29 @@ def choose_option(options: Sequence[Any], verdict: Verdict) -> str | None:
     return None
 
 
+#: Receives a coalesced progress snapshot (writes it to the board); called off the event loop.
+ProgressSink = Callable[[dict[str, Any]], None]
+
+
 class _Client:
     """The client side of the connection: answers the agent's requests, logs its updates."""
 
     def __init__(
-        self, asker: PermissionAsker, log: Callable[[str], None], cancelled: threading.Event
+        self,
+        asker: PermissionAsker,
+        log: Callable[[str], None],
+        cancelled: threading.Event,
+        progress: tuple[ProgressSink, float] | None = None,
     ) -> None:
         self.asker = asker
         self.log = log
         self.cancelled = cancelled
         self.result = SessionResult()
         self._message: list[str] = []
+        self._sink = progress[0] if progress else None
+        self.tracker = (
+            ProgressTracker(interval_s=progress[1], clock=time.monotonic) if progress else None
+        )
 
     async def request_permission(
         self, options: list[Any], session_id: str, tool_call: Any, **kwargs: Any
@@ -156,6 +171,9 @@ class _Client:
         del session_id, kwargs
         self.result.updates += 1
         kind = str(getattr(update, "session_update", ""))
+        if self.tracker is not None:
+            self.tracker.update(kind, update)
+            await self.emit_progress(final=False)
         if kind == "agent_message_chunk":
             text = getattr(getattr(update, "content", None), "text", None)
             if isinstance(text, str):
@@ -178,6 +196,16 @@ class _Client:
             value = getattr(update, name, None)
             if isinstance(value, int):
                 self.result.usage[name] = value
+
+    async def emit_progress(self, *, final: bool) -> None:
+        """Hand the sink the latest snapshot when one is due (always at the end of the turn)."""
+        snapshot = self.tracker.take(final=final) if self.tracker else None
+        if snapshot is None or self._sink is None:
+            return
+        try:
+            await asyncio.to_thread(self._sink, snapshot)
+        except Exception as exc:  # noqa: BLE001 - progress is best effort; the turn goes on
+            self.log(f"progress not recorded: {_bounded(str(exc))}")
 
     def flush_message(self) -> None:
         """Log what the agent said since the last other update, as one line."""
@@ -208,9 +236,13 @@ def run_session(
     asker: PermissionAsker,
     log: Callable[[str], None],
     cancel: threading.Event,
+    progress: tuple[ProgressSink, float] | None = None,
 ) -> SessionResult:
-    """Drive one prompt turn to its end on a fresh event loop (call from a thread)."""
-    return asyncio.run(_session(spec, stdin, stdout, asker, log, cancel))
+    """Drive one prompt turn to its end on a fresh event loop (call from a thread).
+
+    ``progress`` is a sink and the minimum seconds between two snapshots; None turns it off.
+    """
+    return asyncio.run(_session(spec, stdin, stdout, asker, log, cancel, progress))
 
 
 async def _session(
@@ -220,6 +252,7 @@ async def _session(
     asker: PermissionAsker,
     log: Callable[[str], None],
     cancel: threading.Event,
+    progress: tuple[ProgressSink, float] | None = None,
 ) -> SessionResult:
     from acp import PROTOCOL_VERSION, connect_to_agent, text_block
     from acp.schema import ClientCapabilities, EnvVariable, Implementation, McpServerStdio
@@ -229,7 +262,7 @@ async def _session(
     reading, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdout)
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stdin)
     writer = asyncio.StreamWriter(transport, protocol, None, loop)
-    client = _Client(asker, log, cancel)
+    client = _Client(asker, log, cancel, progress)
     connection = connect_to_agent(client, writer, reader)  # type: ignore[arg-type]
     result = client.result
     try:
@@ -282,6 +315,7 @@ async def _session(
         result.error = _bounded(f"{type(exc).__name__}: {exc}")
     finally:
         client.flush_message()
+        await client.emit_progress(final=True)  # the final state, before the terminal event
         cancel.set()
         # Closing a dead pipe fails; nothing is left to do then.
         with contextlib.suppress(Exception):

@@ -339,6 +339,7 @@ class Dispatcher:
             permissions=profile.permissions.to_json(),
             protocol=profile.protocol,
             permission_ttl_s=config.permissions.ttl_seconds,
+            progress_interval_s=profile.progress_interval_s,
         )
         try:
             pid = self.spawner.spawn(spec, claim.token)

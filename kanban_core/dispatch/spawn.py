@@ -55,6 +55,7 @@ class WorkerSpec:
     permissions: Mapping[str, Any] = field(default_factory=dict)  # PermissionPolicy.to_json()
     protocol: str = "cli"  # "acp": the supervisor is the agent's ACP client
     permission_ttl_s: int = 900  # how long a person has to answer the agent's request
+    progress_interval_s: float | None = 3.0  # live progress of an ACP agent; None: off
 
     def to_json(self) -> str:
         """The spec as JSON."""

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kanban_core.board.domain import (
     Actor,
@@ -238,7 +238,9 @@ class Supervisor:
         assert agent is not None
         signal.signal(signal.SIGTERM, self._on_term)
         if session is not None:
-            self.session = _SessionThread(session, agent, self._asker(board, cwd), self.note)
+            self.session = _SessionThread(
+                session, agent, self._asker(board, cwd), self.note, self._progress(board)
+            )
         started = last_beat = time.monotonic()
         interval = max(1.0, self.spec.lease_ttl_s / 3)
         max_runtime = self.spec.max_runtime_s
@@ -336,6 +338,16 @@ class Supervisor:
             ttl_s=self.spec.permission_ttl_s,
             note=self.note,
         )
+
+    def _progress(self, board: Kanban) -> tuple[acp.ProgressSink, float] | None:
+        interval = self.spec.progress_interval_s
+        if interval is None:
+            return None
+
+        def sink(snapshot: dict[str, Any]) -> None:
+            board.progress(self.actor, self.proof.task_id, snapshot)
+
+        return sink, interval
 
     def _after_turn(self, board: Kanban, result: acp.SessionResult) -> int:
         """The verdict of an ACP run whose turn ended without the agent recording one."""
@@ -469,6 +481,7 @@ class _SessionThread:
         agent: subprocess.Popen[bytes],
         asker: acp.PermissionAsker,
         note: Callable[[str], None],
+        progress: tuple[acp.ProgressSink, float] | None = None,
     ) -> None:
         assert agent.stdin is not None
         assert agent.stdout is not None
@@ -477,7 +490,7 @@ class _SessionThread:
         stdin, stdout = agent.stdin, agent.stdout
 
         def drive() -> None:
-            self._result = acp.run_session(spec, stdin, stdout, asker, note, self.cancel)
+            self._result = acp.run_session(spec, stdin, stdout, asker, note, self.cancel, progress)
 
         self._thread = threading.Thread(target=drive, name="acp-session", daemon=True)
         self._thread.start()
