@@ -17,6 +17,7 @@ from kanban_core.board import (
     maintenance,
     notify,
     permissions,
+    progress,
     reads,
     recovery,
     runs,
@@ -581,6 +582,45 @@ class Kanban:
         with self.db.transaction(write=True) as tx:
             deliveries.mark_failed(
                 tx, delivery_id, claimer=claimer, error=error, delay_ms=delay_ms, dead=dead
+            )
+
+    def delivery_deferred(self, delivery_id: int, *, claimer: str, delay_ms: int) -> None:
+        """Put a notification back untried (a chat's rate limit), due in ``delay_ms``."""
+        with self.db.transaction(write=True) as tx:
+            deliveries.defer(tx, delivery_id, claimer=claimer, delay_ms=delay_ms)
+
+    def supersede_progress(self, delivery: deliveries.Delivery) -> bool:
+        """Older pending progress of this run and chat is marked sent unshown; is this newest?"""
+        with self.db.transaction(write=True) as tx:
+            return deliveries.supersede_progress(tx, delivery)
+
+    def progress_message(self, delivery: deliveries.Delivery) -> str | None:
+        """The message showing this delivery's run progress in its chat, if any."""
+        if delivery.run_id is None:
+            return None
+        with self.db.transaction(write=False) as tx:
+            return progress.progress_message(
+                tx,
+                run_id=delivery.run_id,
+                platform=delivery.platform,
+                chat_id=delivery.chat_id,
+                thread_id=delivery.thread_id,
+            )
+
+    def remember_progress_message(self, delivery: deliveries.Delivery, message_id: str) -> None:
+        """Record the message that now shows this delivery's run progress in its chat."""
+        if delivery.run_id is None:
+            return
+        with self.db.transaction(write=True) as tx:
+            progress.remember_progress_message(
+                tx,
+                run_id=delivery.run_id,
+                platform=delivery.platform,
+                chat_id=delivery.chat_id,
+                thread_id=delivery.thread_id,
+                task_id=delivery.task_id,
+                message_id=message_id,
+                event_id=delivery.event_id,
             )
 
     def expire_unserved_deliveries(
