@@ -64,6 +64,8 @@ class Notifier:
         self.clock: Callable[[], float] = time.monotonic
         # (platform, chat) -> when its last progress was shown: the per-chat rate limit.
         self._last_progress: dict[tuple[str, str], float] = {}
+        # (platform, chat) -> until when its progress waits: what follows waits too, in order.
+        self._held_until: dict[tuple[str, str], float] = {}
 
     def nudge(self) -> None:
         """Look for new deliveries now."""
@@ -127,20 +129,22 @@ class Notifier:
         )
         # The newest progress of each run and chat in this batch: the others are superseded.
         newest = {_progress_key(d): d.id for d in batch if d.kind == EventKind.PROGRESS}
-        held: dict[str, int] = {}  # chat -> ms until its progress may be shown again
         # One chat's messages stay in event order: sends within a platform are sequential, and
-        # once a chat's progress waits, what follows it in that chat waits too.
+        # while a chat's progress waits, what follows it in that chat (its ending) waits too.
         for delivery in batch:
-            if delivery.chat_id in held:
-                await self._defer(delivery, held[delivery.chat_id])
-            elif delivery.kind != EventKind.PROGRESS:
-                await self._send(adapter, delivery)
+            chat_key = (delivery.platform, delivery.chat_id)
+            held_ms = int(max(0.0, self._held_until.get(chat_key, 0.0) - self.clock()) * 1000)
+            if delivery.kind != EventKind.PROGRESS:
+                if held_ms > 0:
+                    await self._defer(delivery, held_ms)
+                else:
+                    await self._send(adapter, delivery)
             elif newest[_progress_key(delivery)] != delivery.id or not (
                 await self.executor.run(self.board.supersede_progress, delivery)
             ):
                 await self.executor.run(self.board.delivery_sent, delivery.id, claimer=self.claimer)
             elif (wait_ms := self._progress_wait_ms(delivery)) > 0:
-                held[delivery.chat_id] = wait_ms
+                self._held_until[chat_key] = self.clock() + wait_ms / 1000
                 await self._defer(delivery, wait_ms)
             else:
                 self._last_progress[(delivery.platform, delivery.chat_id)] = self.clock()

@@ -217,3 +217,23 @@ async def test_without_edits_each_progress_is_a_new_line(board, executor, clock,
         await drain(notifier)
         clock.now += 2
     assert len(adapter.sent) == 3
+
+
+async def test_the_ending_waits_for_the_last_progress_edit(board, executor, clock, claim):
+    adapter = EditingAdapter(clock)
+    notifier = make_notifier(board, executor, adapter, clock)
+    progress(board, claim, 1)
+    await drain(notifier)
+    clock.now += 0.5
+    progress(board, claim, 2)
+    await drain(notifier)  # too soon: the edit waits
+    board.complete(worker(claim), claim.task.id, summary="done")
+    await drain(notifier)  # the completion waits behind it
+    assert len(adapter.sent) == 1
+    clock.now += 1
+    rows_due(board)
+    await drain(notifier)
+    assert "💬 step 2" in text_of(adapter.edits[-1].document)
+    assert text_of(adapter.sent[-1].document).startswith("✔")
+    assert adapter.edits[-1].at <= adapter.sent_at[-1]
+    assert statuses(board, claim) == {"sent": 3}
