@@ -25,7 +25,7 @@ from gateway.config import NotifierSettings
 from gateway.errors import AdapterError, AdapterRateLimited, AdapterRejected, MessageGone
 from gateway.executor import KernelExecutor, wait_first
 from gateway.messages import ChatRef
-from gateway.progress import progress_document
+from gateway.progress import progress_document, progress_line
 from gateway.rendering import event_document
 from kanban_core import Kanban
 from kanban_core.board.deliveries import Delivery
@@ -165,10 +165,10 @@ class Notifier:
 
     async def _show_progress(self, adapter: ChatAdapter, chat: ChatRef, delivery: Delivery) -> None:
         """Edit the run's progress message in this chat, or send it (and remember its id)."""
-        document = progress_document(delivery)
         if not adapter.capabilities.edits:
-            await adapter.send(chat, document)  # a new line per update (the console)
+            await adapter.send(chat, progress_line(delivery))  # a line per update (the console)
             return
+        document = progress_document(delivery)
         message_id = await self.executor.run(self.board.progress_message, delivery)
         if message_id is not None:
             try:

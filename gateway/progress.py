@@ -35,3 +35,18 @@ def progress_document(delivery: Delivery) -> Document:
     )
     blocks.append(Paragraph(counts))
     return Document(tuple(blocks))
+
+
+def progress_line(delivery: Delivery) -> Document:
+    """The snapshot as one line, for platforms that cannot edit (a line per update)."""
+    snap: dict[str, Any] = delivery.payload
+    plan = snap.get("plan") or []
+    current = next((e for e in plan if e.get("status") == "in_progress"), None)
+    parts = [f"⏳ t{delivery.task_id} {delivery.title}"]
+    if current is not None:
+        done = sum(1 for e in plan if e.get("status") == "completed")
+        parts.append(f"step {done + 1}/{len(plan)}: {current.get('content', '')}")
+    if snap.get("tool"):
+        parts.append(f"🔧 {snap['tool']}")
+    parts.append(f"{int(snap.get('updates') or 0)} updates")
+    return Document.text(" · ".join(parts))

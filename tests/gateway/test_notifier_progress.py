@@ -217,6 +217,8 @@ async def test_without_edits_each_progress_is_a_new_line(board, executor, clock,
         await drain(notifier)
         clock.now += 2
     assert len(adapter.sent) == 3
+    assert [len(s.document.blocks) for s in adapter.sent] == [1, 1, 1]
+    assert adapter.sent[-1].lines[0].endswith("2 updates")
 
 
 async def test_the_ending_waits_for_the_last_progress_edit(board, executor, clock, claim):
