@@ -345,7 +345,10 @@ class Supervisor:
             return None
 
         def sink(snapshot: dict[str, Any]) -> None:
-            board.progress(self.actor, self.proof.task_id, snapshot)
+            # The agent's verdict ends the run before its turn does: the final snapshot after
+            # it has nothing left to show, and is not an error worth a log line.
+            with suppress(StaleRun):
+                board.progress(self.actor, self.proof.task_id, snapshot)
 
         return sink, interval
 
