@@ -27,6 +27,7 @@ from gateway import (
     ChatRef,
     Document,
     IncomingMessage,
+    MessageGone,
     MessageSink,
 )
 
@@ -53,7 +54,10 @@ class DiscordAdapter:
 
     name = "discord"
     capabilities = Capabilities(
-        max_message_chars=MAX_MESSAGE_CHARS, buttons=True, max_attachment_bytes=MAX_ATTACHMENT_BYTES
+        max_message_chars=MAX_MESSAGE_CHARS,
+        buttons=True,
+        max_attachment_bytes=MAX_ATTACHMENT_BYTES,
+        edits=True,
     )
 
     def __init__(
@@ -149,8 +153,32 @@ class DiscordAdapter:
                 describe(error),
             )
 
-    async def send(self, chat: ChatRef, document: Document) -> None:
+    async def send(self, chat: ChatRef, document: Document) -> str | None:
         """Post ``document`` (buttons, then files) to the chat's thread if any, else the chat."""
+        channel = self._messageable(chat)
+        last: str | None = None
+        with platform_errors():
+            for message in self.outgoing(document):
+                last = str((await channel.send(**message.kwargs())).id)
+        return last
+
+    async def edit(self, chat: ChatRef, message_id: str, document: Document) -> None:
+        """Replace a sent message's content with the document's first part (message edit)."""
+        channel = self._messageable(chat)
+        if not message_id.isdigit():
+            raise MessageGone(f"discord: {message_id!r} is not a message id")
+        first = self.outgoing(document)[0]
+        try:
+            with platform_errors():
+                await channel.get_partial_message(int(message_id)).edit(
+                    content=first.content, allowed_mentions=discord.AllowedMentions.none()
+                )
+        except AdapterRejected as exc:
+            if isinstance(exc.__cause__, discord.NotFound):
+                raise MessageGone(f"discord: message {message_id} is gone") from exc
+            raise
+
+    def _messageable(self, chat: ChatRef) -> discord.PartialMessageable:
         client = self._client
         if client is None:
             raise AdapterError("discord: adapter not started")
@@ -159,10 +187,7 @@ class DiscordAdapter:
             # A subscription row can outlive a hand edit or a config change: say so once, for
             # good, instead of retrying a send that cannot work.
             raise AdapterRejected(f"discord: {target!r} is not a channel or thread id")
-        channel = client.get_partial_messageable(int(target))
-        with platform_errors():
-            for message in self.outgoing(document):
-                await channel.send(**message.kwargs())
+        return client.get_partial_messageable(int(target))
 
     # -- rendering -------------------------------------------------------------------------------
 

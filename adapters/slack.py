@@ -55,6 +55,7 @@ class SlackAdapter:
         max_parts=MAX_PARTS,
         buttons=True,
         max_attachment_bytes=MAX_ATTACHMENT_BYTES,
+        edits=True,
     )
 
     def __init__(
@@ -304,9 +305,13 @@ class SlackAdapter:
 
     # --- outgoing ---
 
-    async def send(self, chat: ChatRef, document: Document) -> None:
+    async def send(self, chat: ChatRef, document: Document) -> str | None:
         """Post ``document`` to a channel (and thread): parts, buttons on the last, then files."""
-        await self._sender.deliver(chat, document, ReplyRoute(None), patient=False)
+        return await self._sender.deliver(chat, document, ReplyRoute(None), patient=False)
+
+    async def edit(self, chat: ChatRef, message_id: str, document: Document) -> None:
+        """Replace a posted message (chat.update); its ``message_id`` is the message's ts."""
+        await self._sender.update(chat, message_id, document)
 
     def _running_app(self) -> AsyncApp:
         app = self._app

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
@@ -16,7 +16,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack_errors import describe_error, map_api_error
 from adapters.slack_render import buttons_fallback, render_parts, reply_blocks, too_large_line
-from gateway import AdapterError, AdapterRateLimited, ChatRef, Document
+from gateway import AdapterError, AdapterRateLimited, ChatRef, Document, MessageGone
 from gateway.messages import Attachment
 
 __all__ = ["MAX_ATTACHMENT_BYTES", "ReplyRoute", "SlackSender"]
@@ -32,6 +32,7 @@ MAX_REPLY_RETRY_AFTER: Final = 30.0
 RESPONSE_URL_USES: Final = 5
 
 Blocks = list[dict[str, Any]]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -51,8 +52,11 @@ class SlackSender:
 
     async def deliver(
         self, chat: ChatRef, document: Document, route: ReplyRoute, *, patient: bool
-    ) -> None:
-        """Post ``document``; ``patient`` (a reply, which has no outbox) waits out a short 429."""
+    ) -> str | None:
+        """Post ``document``; ``patient`` (a reply, which has no outbox) waits out a short 429.
+
+        Returns the ts of the last text message posted through the Web API (None otherwise).
+        """
         messages: list[tuple[str, Blocks | None]] = [(p, None) for p in render_parts(document)]
         if document.buttons:
             if messages:
@@ -61,31 +65,48 @@ class SlackSender:
             else:
                 fallback = buttons_fallback(document.buttons)
                 messages.append((fallback, reply_blocks("", document.buttons)))
+        posted: str | None = None
         for text, blocks in messages:
-            await self._say(chat, text, blocks, route, patient=patient)
+            posted = await self._say(chat, text, blocks, route, patient=patient)
         for attachment in document.attachments:
             if len(attachment.content) > MAX_ATTACHMENT_BYTES:
                 line = too_large_line(attachment, MAX_ATTACHMENT_BYTES)
                 await self._say(chat, line, None, route, patient=patient)
             else:
                 await _patiently(patient, partial(self._upload, chat, attachment))
+        return posted
+
+    async def update(self, chat: ChatRef, ts: str, document: Document) -> None:
+        """Replace a posted message's text with the document's first part (chat.update)."""
+        text = (render_parts(document) or [" "])[0]
+        app = self._running_app()
+        try:
+            await app.client.chat_update(channel=chat.chat_id, ts=ts, text=text, blocks=[])
+        except SlackApiError as exc:
+            data = getattr(exc.response, "data", None)
+            error = data.get("error") if isinstance(data, dict) else None
+            if error in ("message_not_found", "cant_update_message"):
+                raise MessageGone(f"slack refused chat.update: {error}") from exc
+            raise map_api_error(exc, "chat.update") from exc
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            raise AdapterError(f"slack chat.update failed: {describe_error(exc)}") from exc
 
     async def _say(
         self, chat: ChatRef, text: str, blocks: Blocks | None, route: ReplyRoute, *, patient: bool
-    ) -> None:
+    ) -> str | None:
         if route.response_url is not None and route.uses < RESPONSE_URL_USES:
             # response_url works even when the bot is not in the channel, but only 5 times;
             # whatever it refuses goes through chat.postMessage.
             if await _respond(route.response_url, text, blocks):
                 route.uses += 1
-                return
+                return None
             route.response_url = None
-        await _patiently(patient, partial(self._post, chat, text, blocks))
+        return await _patiently(patient, partial(self._post, chat, text, blocks))
 
-    async def _post(self, chat: ChatRef, text: str, blocks: Blocks | None) -> None:
+    async def _post(self, chat: ChatRef, text: str, blocks: Blocks | None) -> str | None:
         app = self._running_app()
         try:
-            await app.client.chat_postMessage(
+            response = await app.client.chat_postMessage(
                 channel=chat.chat_id,
                 # With blocks, Slack shows them and uses text for notifications and search.
                 text=text,
@@ -99,6 +120,8 @@ class SlackSender:
             raise map_api_error(exc, "chat.postMessage") from exc
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             raise AdapterError(f"slack chat.postMessage failed: {describe_error(exc)}") from exc
+        ts = response.get("ts")
+        return ts if isinstance(ts, str) else None
 
     async def _upload(self, chat: ChatRef, attachment: Attachment) -> None:
         app = self._running_app()
@@ -136,12 +159,12 @@ async def _respond(response_url: str, text: str, blocks: Blocks | None) -> bool:
     return True
 
 
-async def _patiently(patient: bool, call: Callable[[], Awaitable[None]]) -> None:
+async def _patiently(patient: bool, call: Callable[[], Awaitable[_T]]) -> _T:
     """Run ``call``; when ``patient`` (a reply, which has no outbox), wait out one short 429."""
     try:
-        await call()
+        return await call()
     except AdapterRateLimited as exc:
         if not patient or exc.retry_after > MAX_REPLY_RETRY_AFTER:
             raise
         await asyncio.sleep(exc.retry_after)
-        await call()
+        return await call()

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import Bot, BotCommand, CallbackQuery, Update
-from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -22,7 +22,7 @@ from telegram.ext import (
 from adapters.telegram_config import DEFAULT_API_BASE_URL, DEFAULT_POLL_TIMEOUT, TelegramSettings
 from adapters.telegram_errors import TokenRedactor, map_error, safe_cause
 from adapters.telegram_inbound import PLATFORM, read_button, read_message
-from adapters.telegram_outbound import send_one, send_with_one_retry
+from adapters.telegram_outbound import edit_text, send_one, send_with_one_retry
 from adapters.telegram_render import MAX_MESSAGE_CHARS, Outgoing, outgoing
 from gateway import (
     AdapterError,
@@ -30,6 +30,7 @@ from gateway import (
     ChatRef,
     Document,
     IncomingMessage,
+    MessageGone,
     MessageSink,
 )
 from gateway.slash import SLASH_COMMANDS
@@ -61,6 +62,7 @@ class TelegramAdapter:
         max_message_chars=MAX_MESSAGE_CHARS,
         buttons=True,
         max_attachment_bytes=MAX_ATTACHMENT_BYTES,
+        edits=True,
     )
 
     def __init__(
@@ -146,16 +148,36 @@ class TelegramAdapter:
             self._sink = None
             self._remove_redactor()
 
-    async def send(self, chat: ChatRef, document: Document) -> None:
+    async def send(self, chat: ChatRef, document: Document) -> str | None:
         """Send a notification: every part and file, in order; the first failure is raised."""
         app = self._app
         if app is None:
             raise AdapterError("telegram: not started")
+        last: int | None = None
         for message in self._outgoing(document):
             try:
-                await send_one(app.bot, chat, message, reply_to=None)
+                last = await send_one(app.bot, chat, message, reply_to=None)
             except TelegramError as exc:
                 raise self._map_error(exc) from safe_cause(exc)
+        return None if last is None else str(last)
+
+    async def edit(self, chat: ChatRef, message_id: str, document: Document) -> None:
+        """Replace a sent message's text with the document's first part (editMessageText)."""
+        app = self._app
+        if app is None:
+            raise AdapterError("telegram: not started")
+        message = self._outgoing(document)[0]
+        try:
+            await edit_text(app.bot, chat, message_id, message)
+        except BadRequest as exc:
+            text = str(exc).lower()
+            if "message is not modified" in text:
+                return  # the same snapshot again: nothing to change, not a failure
+            if "message to edit not found" in text or "message can't be edited" in text:
+                raise MessageGone(f"telegram: {exc}") from None
+            raise self._map_error(exc) from safe_cause(exc)
+        except TelegramError as exc:
+            raise self._map_error(exc) from safe_cause(exc)
 
     async def _initialize(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         try:

@@ -13,7 +13,7 @@ from adapters.telegram_inbound import GENERAL_TOPIC, PLATFORM
 from adapters.telegram_render import Outgoing, upload
 from gateway import AdapterRejected, ChatRef
 
-__all__ = ["send_one", "send_with_one_retry"]
+__all__ = ["edit_text", "send_one", "send_with_one_retry"]
 
 #: A reply waits out one flood-control pause no longer than this; longer ones are dropped.
 MAX_REPLY_RETRY_AFTER = 30.0
@@ -44,8 +44,8 @@ async def send_one(
     chat: ChatRef,
     message: Outgoing,
     reply_to: int | None,
-) -> None:
-    """Send a text (with its keyboard) or a file; Bot API failures escape as TelegramError."""
+) -> int:
+    """Send a text (with its keyboard) or a file; its message id. Failures raise TelegramError."""
     if chat.platform != PLATFORM:
         raise AdapterRejected(f"telegram: cannot send to a {chat.platform} chat")
     reply = (
@@ -54,20 +54,35 @@ async def send_one(
         else ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
     )
     if message.file is not None:
-        await bot.send_document(
+        sent = await bot.send_document(
             chat_id=_chat_id(chat),
             document=upload(message.file),
             message_thread_id=_thread_id(chat),
             reply_parameters=reply,
         )
-        return
-    await bot.send_message(
+        return sent.message_id
+    sent = await bot.send_message(
         chat_id=_chat_id(chat),
         text=message.text,
         parse_mode=ParseMode.HTML,
         message_thread_id=_thread_id(chat),
         link_preview_options=_NO_PREVIEW,
         reply_parameters=reply,
+        reply_markup=message.keyboard,
+    )
+    return sent.message_id
+
+
+async def edit_text(bot: Bot, chat: ChatRef, message_id: str, message: Outgoing) -> None:
+    """Replace a sent message's text (editMessageText); failures raise TelegramError."""
+    if chat.platform != PLATFORM:
+        raise AdapterRejected(f"telegram: cannot edit in a {chat.platform} chat")
+    await bot.edit_message_text(
+        text=message.text,
+        chat_id=_chat_id(chat),
+        message_id=int(message_id),
+        parse_mode=ParseMode.HTML,
+        link_preview_options=_NO_PREVIEW,
         reply_markup=message.keyboard,
     )
 

@@ -3,8 +3,14 @@
 Adapters import only this package's small public interfaces, re-exported here.
 """
 
-from gateway.adapter import AdapterFactory, Capabilities, ChatAdapter, MessageSink
-from gateway.errors import AdapterError, AdapterRateLimited, AdapterRejected, GatewayError
+from gateway.adapter import AdapterFactory, Capabilities, ChatAdapter, EditingAdapter, MessageSink
+from gateway.errors import (
+    AdapterError,
+    AdapterRateLimited,
+    AdapterRejected,
+    GatewayError,
+    MessageGone,
+)
 from gateway.messages import (
     Attachment,
     Block,
@@ -35,9 +41,11 @@ __all__ = [
     "ChatRef",
     "ChatUser",
     "Document",
+    "EditingAdapter",
     "GatewayError",
     "Heading",
     "IncomingMessage",
+    "MessageGone",
     "MessageKind",
     "MessageSink",
     "Paragraph",

@@ -34,6 +34,7 @@ VERB_ROLES: dict[str, Role] = {
             "log",
             "status",
             "notify-list",
+            "progress",  # this chat's live progress on or off (watch turns it on)
             "permissions",
             "help",
             "ws",  # each subcommand has its own role: WS_ROLES

@@ -22,6 +22,8 @@ class Capabilities:
     buttons: bool = False
     #: Largest file the adapter will send; 0 when it cannot send files at all.
     max_attachment_bytes: int = 0
+    #: Can edit a message it sent (``EditingAdapter.edit``): live progress is edited in place.
+    edits: bool = False
 
 
 class ChatAdapter(Protocol):
@@ -38,8 +40,19 @@ class ChatAdapter(Protocol):
         """Stop receiving and disconnect; safe to call twice."""
         ...
 
-    async def send(self, chat: ChatRef, document: Document) -> None:
-        """Render and send; raise AdapterRateLimited / AdapterError on failure."""
+    async def send(self, chat: ChatRef, document: Document) -> str | None:
+        """Render and send; the platform id of the (last) message sent, when it has one.
+
+        Raise AdapterRateLimited / AdapterError on failure.
+        """
+        ...
+
+
+class EditingAdapter(ChatAdapter, Protocol):
+    """A platform that can replace a sent message's text (``capabilities.edits``)."""
+
+    async def edit(self, chat: ChatRef, message_id: str, document: Document) -> None:
+        """Replace the message's content; raise MessageGone when it no longer exists."""
         ...
 
 

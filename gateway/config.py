@@ -20,6 +20,8 @@ class NotifierSettings:
     backoff_base_s: int = 5
     backoff_cap_s: int = 600
     claim_lease_s: int = 60
+    #: The fewest milliseconds between two progress edits in one chat.
+    progress_min_interval_ms: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ def load_gateway_config(path: Path | None) -> GatewayConfig:
             backoff_base_s=gateway.notify_backoff_base_seconds,
             backoff_cap_s=gateway.notify_backoff_cap_seconds,
             claim_lease_s=gateway.notify_claim_lease_seconds,
+            progress_min_interval_ms=gateway.progress_min_interval_ms,
         ),
         max_reply_parts=gateway.max_reply_parts,
     )

@@ -31,6 +31,8 @@ class GatewaySection(Section):
     notify_backoff_cap_seconds: Positive = 600
     notify_claim_lease_seconds: Positive = 60
     max_reply_parts: Positive = 5
+    # Live progress: at most one edit per chat per this many milliseconds.
+    progress_min_interval_ms: Positive = 1000
 
 
 def _principal(key: str) -> str:

@@ -5,6 +5,7 @@ GatewayError                the gateway cannot do something
  └── AdapterError           a chat platform failed (raised by adapters, at their boundary)
       ├── AdapterRateLimited  the platform asked us to wait ``retry_after`` seconds
       └── AdapterRejected     the platform refused for good (chat gone, bot removed)
+           └── MessageGone    the message to edit no longer exists (deleted, too old)
 """
 
 from __future__ import annotations
@@ -36,3 +37,7 @@ class AdapterRateLimited(AdapterError):
 
 class AdapterRejected(AdapterError):
     """The platform refused for good: retrying will not help."""
+
+
+class MessageGone(AdapterRejected):
+    """The message to edit is gone: the caller sends a new one instead."""

@@ -4,6 +4,11 @@ Latency comes from a short poll (and a nudge after every chat command); correctn
 rows: a failed send is retried with backoff, a send that keeps failing becomes a dead letter
 that is logged loudly and listed by ``kanban status``, and a gateway killed mid-send leaves a
 claim that expires, so the message is sent after the restart.
+
+Live progress is special: one message per (run, chat), edited in place (its id is kept in
+``progress_messages``, so a restarted gateway edits the same message). A burst of progress for
+one run and chat becomes one edit (older rows are superseded: marked sent, never shown), and a
+chat gets at most one progress edit per ``progress_min_interval_ms`` (the rest waits, untried).
 """
 
 from __future__ import annotations
@@ -11,16 +16,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from typing import cast
 
-from gateway.adapter import ChatAdapter
+from gateway.adapter import ChatAdapter, EditingAdapter
 from gateway.config import NotifierSettings
-from gateway.errors import AdapterError, AdapterRateLimited, AdapterRejected
+from gateway.errors import AdapterError, AdapterRateLimited, AdapterRejected, MessageGone
 from gateway.executor import KernelExecutor, wait_first
 from gateway.messages import ChatRef
+from gateway.progress import progress_document, progress_line
 from gateway.rendering import event_document
 from kanban_core import Kanban
 from kanban_core.board.deliveries import Delivery
+from kanban_core.board.domain import EventKind
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,12 @@ class Notifier:
         self.unserved_after_s = UNSERVED_AFTER_S
         self._wake = asyncio.Event()
         self._next_sweep = 0.0
+        #: Seconds, monotonic; a test passes its own.
+        self.clock: Callable[[], float] = time.monotonic
+        # (platform, chat) -> when its last progress was shown: the per-chat rate limit.
+        self._last_progress: dict[tuple[str, str], float] = {}
+        # (platform, chat) -> until when its progress waits: what follows waits too, in order.
+        self._held_until: dict[tuple[str, str], float] = {}
 
     def nudge(self) -> None:
         """Look for new deliveries now."""
@@ -112,15 +127,66 @@ class Notifier:
             claimer=self.claimer,
             lease_ms=self.settings.claim_lease_s * 1000,
         )
-        # One chat's messages stay in event order: sends within a platform are sequential.
+        # The newest progress of each run and chat in this batch: the others are superseded.
+        newest = {_progress_key(d): d.id for d in batch if d.kind == EventKind.PROGRESS}
+        # One chat's messages stay in event order: sends within a platform are sequential, and
+        # while a chat's progress waits, what follows it in that chat (its ending) waits too.
         for delivery in batch:
-            await self._send(adapter, delivery)
+            chat_key = (delivery.platform, delivery.chat_id)
+            held_ms = int(max(0.0, self._held_until.get(chat_key, 0.0) - self.clock()) * 1000)
+            if delivery.kind != EventKind.PROGRESS:
+                if held_ms > 0:
+                    await self._defer(delivery, held_ms)
+                else:
+                    await self._send(adapter, delivery)
+            elif newest[_progress_key(delivery)] != delivery.id or not (
+                await self.executor.run(self.board.supersede_progress, delivery)
+            ):
+                await self.executor.run(self.board.delivery_sent, delivery.id, claimer=self.claimer)
+            elif (wait_ms := self._progress_wait_ms(delivery)) > 0:
+                self._held_until[chat_key] = self.clock() + wait_ms / 1000
+                await self._defer(delivery, wait_ms)
+            else:
+                self._last_progress[(delivery.platform, delivery.chat_id)] = self.clock()
+                await self._send(adapter, delivery)
         return len(batch)
+
+    def _progress_wait_ms(self, delivery: Delivery) -> int:
+        last = self._last_progress.get((delivery.platform, delivery.chat_id))
+        if last is None:
+            return 0
+        elapsed_ms = (self.clock() - last) * 1000
+        return max(0, int(self.settings.progress_min_interval_ms - elapsed_ms + 0.999))
+
+    async def _defer(self, delivery: Delivery, delay_ms: int) -> None:
+        await self.executor.run(
+            self.board.delivery_deferred, delivery.id, claimer=self.claimer, delay_ms=delay_ms
+        )
+
+    async def _show_progress(self, adapter: ChatAdapter, chat: ChatRef, delivery: Delivery) -> None:
+        """Edit the run's progress message in this chat, or send it (and remember its id)."""
+        if not adapter.capabilities.edits:
+            await adapter.send(chat, progress_line(delivery))  # a line per update (the console)
+            return
+        document = progress_document(delivery)
+        message_id = await self.executor.run(self.board.progress_message, delivery)
+        if message_id is not None:
+            try:
+                await cast(EditingAdapter, adapter).edit(chat, message_id, document)
+                return
+            except MessageGone:
+                log.info("progress message %s is gone; sending a new one", message_id)
+        sent = await adapter.send(chat, document)
+        if sent is not None:
+            await self.executor.run(self.board.remember_progress_message, delivery, sent)
 
     async def _send(self, adapter: ChatAdapter, delivery: Delivery) -> None:
         chat = ChatRef(delivery.platform, delivery.chat_id, delivery.thread_id or None)
         try:
-            await adapter.send(chat, event_document(delivery))
+            if delivery.kind == EventKind.PROGRESS:
+                await self._show_progress(adapter, chat, delivery)
+            else:
+                await adapter.send(chat, event_document(delivery))
         except AdapterRateLimited as exc:
             await self._failed(delivery, str(exc), int(exc.retry_after * 1000), permanent=False)
         except AdapterRejected as exc:
@@ -175,3 +241,7 @@ class Notifier:
     def _backoff_ms(self, attempts: int) -> int:
         delay_s: int = self.settings.backoff_base_s * 2 ** max(0, attempts - 1)
         return min(delay_s, self.settings.backoff_cap_s) * 1000
+
+
+def _progress_key(delivery: Delivery) -> tuple[int | None, str, str]:
+    return (delivery.run_id, delivery.chat_id, delivery.thread_id)

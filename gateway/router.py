@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 DEDUPE_KEEP_HOURS = 48
 #: Verbs whose success should wake the dispatcher at once rather than at the next tick.
 _NUDGING = frozenset({"create", "complete", "unblock", "link", "unlink", "assign"})
-_NOTIFY_VERBS = frozenset({"notify-subscribe", "notify-unsubscribe"})
+_NOTIFY_VERBS = frozenset({"notify-subscribe", "notify-unsubscribe", "progress"})
 #: Inline diff budget when an adapter does not say (characters).
 DEFAULT_BUDGET = 3000
 _INTERNAL_ERROR = "⚠ internal error; the gateway log has the details"

@@ -121,6 +121,7 @@ class AssigneeProfile:
     permissions: PermissionPolicy = DEFAULT_POLICY
     max_cost_micro_usd: int | None = None  # a budget for tasks that set none of their own
     max_tokens: int | None = None
+    progress_interval_s: float | None = 3.0  # None: no live progress from this profile
 
     @property
     def protocol(self) -> str:

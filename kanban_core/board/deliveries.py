@@ -32,7 +32,8 @@ _CLAIM = Query(
 )
 _EVENT = Query(
     "delivery_event",
-    "SELECT e.kind, e.payload, e.created_ms, t.title, t.assignee, t.status, t.workspace_kind "
+    "SELECT e.kind, e.payload, e.created_ms, t.title, t.assignee, t.status, t.workspace_kind, "
+    "e.run_id "
     "FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE e.id = :event_id",
 )
 _SENT = Query(
@@ -45,6 +46,28 @@ _RETRY = Query(
     "UPDATE notify_deliveries SET status = :status, next_try_ms = {now} + :delay_ms, "
     "last_error = :error, claimed_by = NULL, claim_expires_ms = NULL "
     "WHERE id = :id AND status = 'sending' AND claimed_by = :claimer",
+)
+# Held back (a chat's rate limit), not failed: the attempt the claim counted is given back.
+_DEFER = Query(
+    "delivery_defer",
+    "UPDATE notify_deliveries SET status = 'pending', next_try_ms = {now} + :delay_ms, "
+    "attempts = attempts - 1, claimed_by = NULL, claim_expires_ms = NULL "
+    "WHERE id = :id AND status = 'sending' AND claimed_by = :claimer",
+)
+# Older progress of the same run to the same chat, not yet shown: the newer snapshot replaces it.
+_SUPERSEDE = Query(
+    "supersede_progress",
+    "UPDATE notify_deliveries SET status = 'sent', sent_ms = {now}, claimed_by = NULL, "
+    "claim_expires_ms = NULL, last_error = 'superseded' "
+    "WHERE status = 'pending' AND id < :id AND platform = :platform AND chat_id = :chat_id "
+    "AND thread_id = :thread_id AND event_id IN "
+    "(SELECT e.id FROM task_events e WHERE e.kind = 'progress' AND e.run_id = :run_id)",
+)
+_NEWER_PROGRESS = Query(
+    "newer_progress",
+    "SELECT 1 FROM notify_deliveries WHERE status IN ('pending', 'sending') AND id > :id "
+    "AND platform = :platform AND chat_id = :chat_id AND thread_id = :thread_id AND event_id IN "
+    "(SELECT e.id FROM task_events e WHERE e.kind = 'progress' AND e.run_id = :run_id)",
 )
 _DEAD = Query(
     "dead_deliveries",
@@ -85,6 +108,7 @@ class Delivery:
     title: str
     assignee: str | None
     workspace_kind: str = "scratch"
+    run_id: int | None = None
 
 
 def claim(
@@ -114,6 +138,7 @@ def claim(
                 title=event[3],
                 assignee=event[4],
                 workspace_kind=event[6],
+                run_id=event[7],
             )
         )
     return claimed
@@ -178,3 +203,24 @@ def dead_letters(tx: Transaction, *, limit: int = 20) -> list[dict[str, Any]]:
         }
         for r in tx.fetchall(_DEAD, {"limit": limit})
     ]
+
+
+def defer(tx: Transaction, delivery_id: int, *, claimer: str, delay_ms: int) -> None:
+    """Put a claimed delivery back untried, due in ``delay_ms``."""
+    tx.execute(_DEFER, {"id": delivery_id, "claimer": claimer, "delay_ms": delay_ms})
+
+
+def supersede_progress(tx: Transaction, delivery: Delivery) -> bool:
+    """Mark older pending progress of the same run and chat sent (never shown).
+
+    Returns whether ``delivery`` is the newest: when a newer one waits, it is superseded too.
+    """
+    params = {
+        "id": delivery.id,
+        "platform": delivery.platform,
+        "chat_id": delivery.chat_id,
+        "thread_id": delivery.thread_id,
+        "run_id": delivery.run_id,
+    }
+    tx.execute(_SUPERSEDE, params)
+    return tx.fetchone(_NEWER_PROGRESS, params) is None

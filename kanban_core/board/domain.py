@@ -76,6 +76,7 @@ class EventKind(enum.StrEnum):
     PERMISSION_EXPIRED = "permission_expired"
     QUOTA_PAUSED = "quota_paused"  # the agent hit its usage limit; the task waits for the reset
     QUOTA_RESUMED = "quota_resumed"  # a paused task was claimed again after the reset
+    PROGRESS = "progress"  # what a running agent is doing now (edited in place in chats)
 
 
 #: Events a subscribed chat is told about.
@@ -95,6 +96,7 @@ NOTIFYING_EVENT_KINDS = TERMINAL_EVENT_KINDS | {
     EventKind.PERMISSION_REQUESTED,
     EventKind.QUOTA_PAUSED,
     EventKind.QUOTA_RESUMED,
+    EventKind.PROGRESS,  # only to subscriptions with progress on (events.py)
 }
 
 #: Statuses that satisfy a child's dependency on them.

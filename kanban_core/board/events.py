@@ -27,6 +27,14 @@ _FAN_OUT = Query(
     "SELECT :event_id, task_id, platform, chat_id, thread_id, 'pending', 0, {now}, {now} "
     "FROM notify_subscriptions WHERE task_id = :task_id",
 )
+# Live progress goes only to the chats that want it (progress = 1, the default).
+_FAN_OUT_PROGRESS = Query(
+    "fan_out_progress_deliveries",
+    "INSERT INTO notify_deliveries (event_id, task_id, platform, chat_id, thread_id, status, "
+    "attempts, next_try_ms, created_ms) "
+    "SELECT :event_id, task_id, platform, chat_id, thread_id, 'pending', 0, {now}, {now} "
+    "FROM notify_subscriptions WHERE task_id = :task_id AND progress = 1",
+)
 
 
 def append(
@@ -47,7 +55,8 @@ def append(
         {"task_id": task_id, "run_id": run_id, "kind": kind.value, "payload": dump_json(payload)},
     )
     if fan_out and kind in NOTIFYING_EVENT_KINDS:
-        tx.execute(_FAN_OUT, {"event_id": event_id, "task_id": task_id})
+        fan = _FAN_OUT_PROGRESS if kind is EventKind.PROGRESS else _FAN_OUT
+        tx.execute(fan, {"event_id": event_id, "task_id": task_id})
     return event_id
 
 

@@ -17,6 +17,7 @@ from kanban_core.board import (
     maintenance,
     notify,
     permissions,
+    progress,
     reads,
     recovery,
     runs,
@@ -45,6 +46,7 @@ from kanban_core.board.domain import (
     format_task_id,
     parse_permission_ref,
 )
+from kanban_core.board.progress import bounded_snapshot
 from kanban_core.board.recovery import FailurePolicy, FailureVerdict, OverdueRun
 from kanban_core.board.rows import event_from_row
 from kanban_core.board.validation import (
@@ -320,6 +322,14 @@ class Kanban:
         with self.db.transaction(write=True) as tx:
             return runs.heartbeat(tx, task_id, proof=actor.run, note=text)
 
+    def progress(self, actor: Actor, task_id: TaskId, snapshot: dict[str, Any]) -> int:
+        """Append the worker's live progress (bounded, control characters stripped); event id."""
+        if actor.run is None:
+            raise PermissionDenied("progress needs a worker's run credentials")
+        bounded = bounded_snapshot(snapshot)
+        with self.db.transaction(write=True) as tx:
+            return runs.progress(tx, task_id, proof=actor.run, snapshot=bounded)
+
     def reclaim(self, actor: Actor, task_id: TaskId, reason: str | None = None) -> Task:
         """Operator requeue of a running task."""
         _require_operator(actor, "reclaim")
@@ -586,6 +596,23 @@ class Kanban:
             links.status_of(tx, task_id)
             return notify.unsubscribe(tx, task_id, **values)
 
+    def set_progress(
+        self,
+        actor: Actor,
+        task_id: TaskId,
+        *,
+        platform: str,
+        chat_id: str,
+        thread_id: str | None,
+        on: bool,
+    ) -> bool:
+        """Turn a subscribed chat's live progress on or off; False if the chat is not subscribed."""
+        _require_operator(actor, "notify-progress")
+        values = _subscription_values(platform, chat_id, thread_id)
+        with self.db.transaction(write=True) as tx:
+            links.status_of(tx, task_id)
+            return notify.set_progress(tx, task_id, on=on, **values)
+
     def subscriptions(self, task_id: TaskId | None = None) -> list[Subscription]:
         """All subscriptions, or one task's."""
         with self.db.transaction(write=False) as tx:
@@ -614,6 +641,45 @@ class Kanban:
         with self.db.transaction(write=True) as tx:
             deliveries.mark_failed(
                 tx, delivery_id, claimer=claimer, error=error, delay_ms=delay_ms, dead=dead
+            )
+
+    def delivery_deferred(self, delivery_id: int, *, claimer: str, delay_ms: int) -> None:
+        """Put a notification back untried (a chat's rate limit), due in ``delay_ms``."""
+        with self.db.transaction(write=True) as tx:
+            deliveries.defer(tx, delivery_id, claimer=claimer, delay_ms=delay_ms)
+
+    def supersede_progress(self, delivery: deliveries.Delivery) -> bool:
+        """Older pending progress of this run and chat is marked sent unshown; is this newest?"""
+        with self.db.transaction(write=True) as tx:
+            return deliveries.supersede_progress(tx, delivery)
+
+    def progress_message(self, delivery: deliveries.Delivery) -> str | None:
+        """The message showing this delivery's run progress in its chat, if any."""
+        if delivery.run_id is None:
+            return None
+        with self.db.transaction(write=False) as tx:
+            return progress.progress_message(
+                tx,
+                run_id=delivery.run_id,
+                platform=delivery.platform,
+                chat_id=delivery.chat_id,
+                thread_id=delivery.thread_id,
+            )
+
+    def remember_progress_message(self, delivery: deliveries.Delivery, message_id: str) -> None:
+        """Record the message that now shows this delivery's run progress in its chat."""
+        if delivery.run_id is None:
+            return
+        with self.db.transaction(write=True) as tx:
+            progress.remember_progress_message(
+                tx,
+                run_id=delivery.run_id,
+                platform=delivery.platform,
+                chat_id=delivery.chat_id,
+                thread_id=delivery.thread_id,
+                task_id=delivery.task_id,
+                message_id=message_id,
+                event_id=delivery.event_id,
             )
 
     def expire_unserved_deliveries(

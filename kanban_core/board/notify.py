@@ -16,6 +16,11 @@ _UNSUBSCRIBE = Query(
     "DELETE FROM notify_subscriptions WHERE task_id = :task_id AND platform = :platform "
     "AND chat_id = :chat_id AND thread_id = :thread_id",
 )
+_SET_PROGRESS = Query(
+    "set_subscription_progress",
+    "UPDATE notify_subscriptions SET progress = :progress WHERE task_id = :task_id "
+    "AND platform = :platform AND chat_id = :chat_id AND thread_id = :thread_id",
+)
 _LIST_ALL = Query(
     "list_subscriptions",
     f"SELECT {SUBSCRIPTION_COLUMNS} FROM notify_subscriptions ORDER BY task_id, created_ms",
@@ -64,6 +69,26 @@ def unsubscribe(
         "thread_id": thread_id or "",
     }
     return bool(tx.execute(_UNSUBSCRIBE, params))
+
+
+def set_progress(
+    tx: Transaction,
+    task_id: TaskId,
+    *,
+    platform: str,
+    chat_id: str,
+    thread_id: str | None,
+    on: bool,
+) -> bool:
+    """Turn live progress on or off for one subscribed chat; False when it is not subscribed."""
+    params = {
+        "task_id": task_id,
+        "platform": platform,
+        "chat_id": chat_id,
+        "thread_id": thread_id or "",
+        "progress": 1 if on else 0,
+    }
+    return bool(tx.execute(_SET_PROGRESS, params))
 
 
 def subscriptions(tx: Transaction, task_id: TaskId | None = None) -> list[Subscription]:

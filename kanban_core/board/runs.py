@@ -151,6 +151,8 @@ _HEARTBEAT = Query(
     f"(SELECT lease_ttl_ms FROM task_runs WHERE id = :run_id) WHERE {_FENCE} "
     "RETURNING lease_expires_ms",
 )
+# Progress is fenced like a heartbeat but renews nothing: only the current attempt may speak.
+_PROGRESS_FENCE = Query("progress_fence", f"SELECT 1 FROM tasks WHERE {_FENCE}")
 _RUN_HEARTBEAT = Query(
     "run_heartbeat", "UPDATE task_runs SET heartbeat_ms = {now} WHERE id = :run_id"
 )
@@ -346,6 +348,13 @@ def heartbeat(tx: Transaction, task_id: TaskId, *, proof: RunProof, note: str | 
     if note:
         events.append(tx, task_id, EventKind.HEARTBEAT, {"note": note}, proof.run_id)
     return int(expires)
+
+
+def progress(tx: Transaction, task_id: TaskId, *, proof: RunProof, snapshot: dict[str, Any]) -> int:
+    """Append the current run's progress snapshot (already bounded); returns the event id."""
+    if tx.fetchone(_PROGRESS_FENCE, _fence_params(task_id, proof)) is None:
+        _refuse_stale(tx, task_id, proof, "report progress on")
+    return events.append(tx, task_id, EventKind.PROGRESS, snapshot, proof.run_id)
 
 
 def reclaim(tx: Transaction, task_id: TaskId, *, reason: str | None, actor: str) -> Task:

@@ -1,4 +1,4 @@
-"""Notification subscription verbs: notify-subscribe, notify-list, notify-unsubscribe."""
+"""Notification subscription verbs: notify-subscribe, notify-list, notify-unsubscribe, progress."""
 
 from __future__ import annotations
 
@@ -38,6 +38,18 @@ def register(sub: Any) -> None:
     p.add_argument("--chat-id", required=True)
     p.add_argument("--thread-id")
     p.set_defaults(handler=unsubscribe)
+
+    p = sub.add_parser(
+        "progress",
+        help="turn a chat's live progress of a task on or off",
+        description="Turn live progress of a task on or off for a subscribed chat.",
+    )
+    p.add_argument("task_id", type=argtypes.task_id)
+    p.add_argument("state", choices=("on", "off"))
+    p.add_argument("--platform", required=True)
+    p.add_argument("--chat-id", required=True)
+    p.add_argument("--thread-id")
+    p.set_defaults(handler=set_progress)
 
 
 def _target(platform: str, chat_id: str, thread_id: str | None) -> str:
@@ -87,3 +99,36 @@ def unsubscribe(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         f"Unsubscribed {_target(args.platform.lower(), args.chat_id, args.thread_id)} "
         f"from {format_task_id(task_id)}"
     )
+
+
+def set_progress(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``progress``."""
+    task_id = args.task_id
+    changed = ctx.board().set_progress(
+        ctx.actor,
+        task_id,
+        platform=args.platform,
+        chat_id=args.chat_id,
+        thread_id=args.thread_id,
+        on=args.state == "on",
+    )
+    ref = format_task_id(task_id)
+    if not changed:
+        return CommandResult(
+            exit_code=1, errors=(f"this chat is not subscribed to {ref} (try: watch {ref})",)
+        )
+    return text(f"Live progress of {ref} is {args.state} for this chat")
+
+
+def progress_lines(payload: dict[str, Any]) -> list[str]:
+    """A progress snapshot as a few short lines (the chat reply of ``watch``)."""
+    marks = {"completed": "[x]", "in_progress": "[>]"}
+    lines = [
+        f"{marks.get(e.get('status'), '[ ]')} {e.get('content', '')}"
+        for e in payload.get("plan") or []
+    ]
+    if payload.get("tool"):
+        lines.append(f"tool: {payload['tool']}")
+    if payload.get("message"):
+        lines.append(f"agent: {payload['message']}")
+    return lines

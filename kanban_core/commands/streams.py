@@ -16,6 +16,7 @@ from kanban_core.board.kanban import Kanban
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.formatting import event_line
+from kanban_core.commands.notifications import progress_lines
 from kanban_core.commands.result import CommandResult, Text
 from kanban_core.errors import UsageError
 
@@ -43,8 +44,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "watch",
         help="follow the board's events",
-        description="Follow the board's events as they happen.",
+        description="Follow the board's events as they happen; with a task, from chat: "
+        "subscribe this chat to it with live progress on, and show what it is doing now.",
     )
+    p.add_argument("task_id", nargs="?", type=argtypes.task_id)
     p.add_argument("--assignee")
     p.add_argument("--tenant")
     p.add_argument("--kinds", help="comma-separated event kinds, e.g. completed,blocked")
@@ -73,6 +76,8 @@ def tail(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 def watch(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``watch``."""
     _check_numbers(args)
+    if args.task_id is not None:
+        return _watch_task(ctx, args) if ctx.place is not None else tail(ctx, args)
     kinds = _parse_kinds(args.kinds)
     board = ctx.board()
     tags_cache: dict[TaskId, tuple[str | None, str | None]] = {}
@@ -102,6 +107,34 @@ def watch(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         blocks=(Text(f"watching from event {start} (Ctrl-C to stop)"),),
         follow=lambda: _follow(ctx, board, start, args.interval, None, wanted),
     )
+
+
+def _watch_task(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """From chat: subscribe the chat with progress on; answer once (a chat reply never streams)."""
+    assert ctx.place is not None
+    platform, chat_id, thread_id = ctx.place
+    board, task_id = ctx.board(), args.task_id
+    thread = thread_id or None
+    board.subscribe(
+        ctx.actor,
+        task_id,
+        platform=platform,
+        chat_id=chat_id,
+        thread_id=thread,
+        user_id=ctx.principal,
+    )
+    board.set_progress(
+        ctx.actor, task_id, platform=platform, chat_id=chat_id, thread_id=thread, on=True
+    )
+    ref = format_task_id(task_id)
+    lines = [f"Watching {ref} here: live progress while it runs, then how it ends."]
+    latest = [e for e in board.recent_events(task_id=task_id, limit=50) if e.kind == "progress"]
+    task = board.get(task_id)
+    if latest and task.status.value == "running":
+        lines += progress_lines(latest[-1].payload or {})
+    else:
+        lines.append(f"({ref} is {task.status.value}; no live progress right now)")
+    return CommandResult(blocks=tuple(Text(line) for line in lines[:30]))
 
 
 def _follow(

@@ -159,6 +159,11 @@ def _profile(name: str, section: Section) -> AssigneeProfile:
             round(section["max_cost_usd"] * 1_000_000) if section["max_cost_usd"] else None
         ),
         max_tokens=section["max_tokens"],
+        progress_interval_s=(
+            float(section["progress"]["interval_seconds"])
+            if section["progress"]["enabled"]
+            else None
+        ),
     )
 
 

@@ -174,6 +174,14 @@ class PermissionRuleSection(Section):
     paths: Literal["workspace", "outside"] | None = None
 
 
+class ProgressSection(Section):
+    """Live progress of a profile's ACP agents in subscribed chats (README, "Live progress")."""
+
+    enabled: bool = True
+    # The fewest seconds between two progress snapshots of one run: the latest state wins.
+    interval_seconds: Annotated[float, Field(ge=0.5, le=3600)] = 3
+
+
 class ProfileSection(Section):
     """One assignee: the agent to run, where, how many at once, with what environment."""
 
@@ -199,6 +207,7 @@ class ProfileSection(Section):
     # Budgets for the profile's tasks that set none (create --max-cost / --max-tokens).
     max_cost_usd: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
     max_tokens: Positive | None = None
+    progress: ProgressSection = Field(default_factory=ProgressSection)
 
     @model_validator(mode="after")
     def _command_or_preset(self) -> ProfileSection:

@@ -16,9 +16,12 @@ import asyncio
 import contextlib
 import enum
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
+
+from kanban_core.dispatch.progress_tracker import ProgressTracker
 
 #: A JSON-RPC line longer than this ends the session (a hostile or broken agent), not the process.
 LINE_LIMIT_BYTES = 8 * 1024 * 1024
@@ -120,6 +123,10 @@ def choose_option(options: Sequence[Any], verdict: Verdict) -> str | None:
     return None
 
 
+#: Receives a coalesced progress snapshot (writes it to the board); called off the event loop.
+ProgressSink = Callable[[dict[str, Any]], None]
+
+
 class _Client:
     """The client side of the connection: answers the agent's requests, logs its updates."""
 
@@ -129,6 +136,7 @@ class _Client:
         log: Callable[[str], None],
         cancelled: threading.Event,
         on_usage: UsageListener | None = None,
+        progress: tuple[ProgressSink, float] | None = None,
     ) -> None:
         self.on_usage = on_usage
         self.asker = asker
@@ -136,6 +144,10 @@ class _Client:
         self.cancelled = cancelled
         self.result = SessionResult()
         self._message: list[str] = []
+        self._sink = progress[0] if progress else None
+        self.tracker = (
+            ProgressTracker(interval_s=progress[1], clock=time.monotonic) if progress else None
+        )
 
     async def request_permission(
         self, options: list[Any], session_id: str, tool_call: Any, **kwargs: Any
@@ -168,6 +180,9 @@ class _Client:
         del session_id, kwargs
         self.result.updates += 1
         kind = str(getattr(update, "session_update", ""))
+        if self.tracker is not None:
+            self.tracker.update(kind, update)
+            await self.emit_progress(final=False)
         if kind == "agent_message_chunk":
             text = getattr(getattr(update, "content", None), "text", None)
             if isinstance(text, str):
@@ -202,6 +217,16 @@ class _Client:
         if self.on_usage is not None:
             await asyncio.to_thread(self.on_usage, dict(self.result.usage))
 
+    async def emit_progress(self, *, final: bool) -> None:
+        """Hand the sink the latest snapshot when one is due (always at the end of the turn)."""
+        snapshot = self.tracker.take(final=final) if self.tracker else None
+        if snapshot is None or self._sink is None:
+            return
+        try:
+            await asyncio.to_thread(self._sink, snapshot)
+        except Exception as exc:  # noqa: BLE001 - progress is best effort; the turn goes on
+            self.log(f"progress not recorded: {_bounded(str(exc))}")
+
     def flush_message(self) -> None:
         """Log what the agent said since the last other update, as one line."""
         if self._message:
@@ -234,9 +259,16 @@ def run_session(
     log: Callable[[str], None],
     cancel: threading.Event,
     on_usage: UsageListener | None = None,
+    progress: tuple[ProgressSink, float] | None = None,
 ) -> SessionResult:
-    """Drive one prompt turn to its end on a fresh event loop (call from a thread)."""
-    return asyncio.run(_session(spec, stdin, stdout, asker, log, cancel, on_usage))
+    """Drive one prompt turn to its end on a fresh event loop (call from a thread).
+
+    ``on_usage`` hears each usage report; ``progress`` is a sink and the minimum seconds
+    between two snapshots (None turns it off).
+    """
+    return asyncio.run(
+        _session(spec, stdin, stdout, asker, log, cancel, on_usage=on_usage, progress=progress)
+    )
 
 
 async def _session(
@@ -246,7 +278,9 @@ async def _session(
     asker: PermissionAsker,
     log: Callable[[str], None],
     cancel: threading.Event,
-    on_usage: UsageListener | None,
+    *,
+    on_usage: UsageListener | None = None,
+    progress: tuple[ProgressSink, float] | None = None,
 ) -> SessionResult:
     from acp import PROTOCOL_VERSION, connect_to_agent, text_block
     from acp.schema import ClientCapabilities, EnvVariable, Implementation, McpServerStdio
@@ -256,7 +290,7 @@ async def _session(
     reading, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdout)
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stdin)
     writer = asyncio.StreamWriter(transport, protocol, None, loop)
-    client = _Client(asker, log, cancel, on_usage)
+    client = _Client(asker, log, cancel, on_usage=on_usage, progress=progress)
     connection = connect_to_agent(client, writer, reader)  # type: ignore[arg-type]
     result = client.result
     try:
@@ -317,6 +351,7 @@ async def _session(
         result.error = _bounded(f"{type(exc).__name__}: {exc}")
     finally:
         client.flush_message()
+        await client.emit_progress(final=True)  # the final state, before the terminal event
         cancel.set()
         # Closing a dead pipe fails; nothing is left to do then.
         with contextlib.suppress(Exception):

@@ -342,6 +342,7 @@ class Dispatcher:
             quota_backoff_s=config.dispatcher.quota_backoff_seconds,
             max_cost_micro_usd=profile.max_cost_micro_usd,
             max_tokens=profile.max_tokens,
+            progress_interval_s=profile.progress_interval_s,
         )
         try:
             pid = self.spawner.spawn(spec, claim.token)

@@ -58,6 +58,7 @@ class WorkerSpec:
     quota_backoff_s: int = 900  # how long a usage limit pauses the task when no reset is named
     max_cost_micro_usd: int | None = None  # the profile's budget, where the task sets none
     max_tokens: int | None = None
+    progress_interval_s: float | None = 3.0  # live progress of an ACP agent; None: off
 
     def to_json(self) -> str:
         """The spec as JSON."""

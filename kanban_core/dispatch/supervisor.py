@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kanban_core.board.domain import (
     Actor,
@@ -240,7 +240,12 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_term)
         if session is not None:
             self.session = _SessionThread(
-                session, agent, self._asker(board, cwd), self.note, self._usage_listener(board)
+                session,
+                agent,
+                self._asker(board, cwd),
+                self.note,
+                on_usage=self._usage_listener(board),
+                progress=self._progress(board),
             )
         started = last_beat = time.monotonic()
         interval = max(1.0, self.spec.lease_ttl_s / 3)
@@ -376,6 +381,19 @@ class Supervisor:
             if totals.max_cost_micro_usd is not None
             else self.spec.max_cost_micro_usd,
         )
+
+    def _progress(self, board: Kanban) -> tuple[acp.ProgressSink, float] | None:
+        interval = self.spec.progress_interval_s
+        if interval is None:
+            return None
+
+        def sink(snapshot: dict[str, Any]) -> None:
+            # The agent's verdict ends the run before its turn does: the final snapshot after
+            # it has nothing left to show, and is not an error worth a log line.
+            with suppress(StaleRun):
+                board.progress(self.actor, self.proof.task_id, snapshot)
+
+        return sink, interval
 
     def _after_turn(self, board: Kanban, result: acp.SessionResult) -> int:
         """The verdict of an ACP run whose turn ended without the agent recording one."""
@@ -546,6 +564,7 @@ class _SessionThread:
         asker: acp.PermissionAsker,
         note: Callable[[str], None],
         on_usage: acp.UsageListener | None = None,
+        progress: tuple[acp.ProgressSink, float] | None = None,
     ) -> None:
         assert agent.stdin is not None
         assert agent.stdout is not None
@@ -554,7 +573,9 @@ class _SessionThread:
         stdin, stdout = agent.stdin, agent.stdout
 
         def drive() -> None:
-            self._result = acp.run_session(spec, stdin, stdout, asker, note, self.cancel, on_usage)
+            self._result = acp.run_session(
+                spec, stdin, stdout, asker, note, self.cancel, on_usage=on_usage, progress=progress
+            )
 
         self._thread = threading.Thread(target=drive, name="acp-session", daemon=True)
         self._thread.start()

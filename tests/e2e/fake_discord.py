@@ -193,6 +193,8 @@ class FakeDiscord:
         self._changed = asyncio.Condition()
         self._failures: dict[str, deque[web.Response]] = defaultdict(deque)
         self._interactions: dict[str, _Interaction] = {}
+        #: Accepted message edits, in order: (channel id, message id, the new content).
+        self.edited: list[tuple[int, int, str]] = []
         self._messages: dict[int, dict[str, Any]] = {}  # the bot's messages, as Discord keeps them
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -213,6 +215,9 @@ class FakeDiscord:
             f"{api}/webhooks/{{app_id}}/{{token}}/messages/@original", self._delete_original
         )
         app.router.add_post(f"{api}/channels/{{channel_id}}/messages", self._channel_message)
+        app.router.add_patch(
+            f"{api}/channels/{{channel_id}}/messages/{{message_id}}", self._edit_message
+        )
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -516,6 +521,29 @@ class FakeDiscord:
         )
         await self._changed_now()
         return json_response(message)
+
+    async def _edit_message(self, request: web.Request) -> web.Response:
+        """PATCH a message the bot sent: its content (and components) change, its id stays."""
+        channel_id = int(request.match_info["channel_id"])
+        message = self._messages.get(int(request.match_info["message_id"]))
+        if message is None or message["channel_id"] != str(channel_id):
+            return json_response({"message": "Unknown Message", "code": 10008}, 404)
+        body: dict[str, Any] = request[BODY]
+        refused = self._check_message(body, [])
+        if refused is not None:
+            return refused
+        if "content" in body:
+            message["content"] = body.get("content") or ""
+        if "components" in body:
+            message["components"] = body.get("components") or []
+        message["edited_timestamp"] = datetime.now(UTC).isoformat()
+        self.edited.append((channel_id, int(message["id"]), message["content"]))
+        await self._changed_now()
+        return json_response(message)
+
+    def delete_message(self, message_id: int) -> None:
+        """Someone deletes a message: editing it is "Unknown Message" from now on."""
+        self._messages.pop(message_id, None)
 
     def _attachment(self, upload: Upload) -> dict[str, Any]:
         attachment_id = str(next(self._ids))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -133,6 +134,8 @@ class FakeSlack:
         self.calls: list[ApiCall] = []
         #: Successful chat.postMessage bodies, in order.
         self.posts: list[dict[str, Any]] = []
+        #: Successful chat.update bodies, in order.
+        self.updates: list[dict[str, Any]] = []
         #: (response id, JSON body) for every POST to a response_url.
         self.responses: list[tuple[str, dict[str, Any]]] = []
         #: Every message now visible (posted or in_channel/ephemeral responses), in order.
@@ -262,6 +265,7 @@ class FakeSlack:
         handler = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
+            "chat.update": self._update_message,
             "apps.connections.open": self._connections_open,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
@@ -312,6 +316,41 @@ class FakeSlack:
             message["thread_ts"] = thread_ts
         return web.json_response(
             {"ok": True, "channel": channel, "ts": shown.ts, "message": message}
+        )
+
+    async def _update_message(self, body: dict[str, Any]) -> web.Response:
+        channel, ts, text = body.get("channel"), body.get("ts"), body.get("text")
+        if channel not in self.channels:
+            return web.json_response({"ok": False, "error": "channel_not_found"})
+        found = [
+            i
+            for i, m in enumerate(self.messages)
+            if m.channel == channel and m.ts == ts and not m.ephemeral
+        ]
+        if not found:
+            return web.json_response({"ok": False, "error": "message_not_found"})
+        if not isinstance(text, str) or not text:
+            return web.json_response({"ok": False, "error": "no_text"})
+        if len(text) > self.max_text:
+            return web.json_response({"ok": False, "error": "msg_too_long"})
+        blocks = body.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        errors = block_errors(blocks or None)
+        if errors:
+            return web.json_response({"ok": False, "error": "invalid_blocks", "errors": errors})
+        index = found[0]
+        old = self.messages[index]
+        # Slack keeps the message's ts and thread; an empty blocks list removes its blocks.
+        new = dataclasses.replace(old, text=text, blocks=list(blocks or []))
+
+        def updated() -> None:
+            self.updates.append(body)
+            self.messages[index] = new
+
+        await self._record(updated)
+        return web.json_response(
+            {"ok": True, "channel": channel, "ts": ts, "text": text, "message": {"text": text}}
         )
 
     def _show(

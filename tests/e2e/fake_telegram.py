@@ -8,6 +8,7 @@ import html
 import itertools
 import json
 import re
+import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -245,6 +246,8 @@ class FakeTelegram:
     files: list[SentFile] = field(default_factory=list)
     #: callback_query_id → the answerCallbackQuery parameters.
     answered: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Every accepted editMessageText, in order: (chat_id, message_id, the new text as sent).
+    edits: list[tuple[int, int, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -404,6 +407,10 @@ class FakeTelegram:
     def sent_to(self, chat_id: int) -> list[Sent]:
         return [message for message in self.sent if message.chat_id == chat_id]
 
+    def delete(self, chat_id: int, message_id: int) -> None:
+        """A person deletes a message: editing it fails from now on, as on Telegram."""
+        self.sent = [m for m in self.sent if (m.chat_id, m.message_id) != (chat_id, message_id)]
+
     # -- the Bot API -----------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -445,6 +452,8 @@ class FakeTelegram:
             result = True
         elif name == "sendmessage":
             result = self._send_message(params)
+        elif name == "editmessagetext":
+            result = self._edit_message_text(params)
         elif name == "senddocument":
             result = self._send_document(params)
         elif name == "answercallbackquery":
@@ -493,6 +502,47 @@ class FakeTelegram:
         if thread_id is not None and thread_id not in known.topics:
             raise BotApiError(400, "Bad Request: message thread not found")
         return chat_id, known, thread_id
+
+    def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, _, _ = self._destination({"chat_id": params.get("chat_id")})
+        message_id = params.get("message_id")
+        found = [m for m in self.sent_to(chat_id) if m.message_id == message_id]
+        if not found:
+            raise BotApiError(400, "Bad Request: message to edit not found")
+        (sent,) = found
+        keyboard = _inline_keyboard(params.get("reply_markup"))
+        text = params.get("text")
+        visible = self._visible(text, params.get("parse_mode"))
+        if text == sent.text and keyboard == sent.keyboard:
+            raise BotApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply "
+                "markup are exactly the same as a current content and reply markup of the message",
+            )
+        assert isinstance(text, str)
+        sent.text = text
+        sent.keyboard = keyboard
+        sent.message = {**sent.message, "text": visible, "edit_date": int(time.time())}
+        self.edits.append((chat_id, sent.message_id, text))
+        return sent.message
+
+    def _visible(self, text: object, parse_mode: object) -> str:
+        if not isinstance(text, str):
+            raise BotApiError(400, "Bad Request: message text is empty")
+        if parse_mode is None:
+            visible = text
+        elif parse_mode == "HTML":
+            try:
+                visible = parse_telegram_html(text)
+            except EntityError as error:
+                raise BotApiError(400, f"Bad Request: can't parse entities: {error}") from None
+        else:
+            raise BotApiError(400, f"Bad Request: unsupported parse_mode {parse_mode}")
+        if not visible.strip():
+            raise BotApiError(400, "Bad Request: message text is empty")
+        if utf16_len(visible) > MAX_TEXT:
+            raise BotApiError(400, "Bad Request: message is too long")
+        return visible
 
     def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id, known, thread_id = self._destination(params)

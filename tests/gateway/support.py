@@ -49,13 +49,14 @@ class InMemoryAdapter:
     async def stop(self) -> None:
         self.sink = None
 
-    async def send(self, chat: ChatRef, document: Document) -> None:
+    async def send(self, chat: ChatRef, document: Document) -> str | None:
         self.calls.append(time.monotonic())
         if self.script:
             outcome = self.script.pop(0)
             if outcome is not None:
                 raise outcome
         self.sent.append(Sent(chat, document))
+        return None  # no message ids: like the console
 
 
 def rows(board: Kanban, sql: str, **params: Any) -> list[tuple[Any, ...]]:

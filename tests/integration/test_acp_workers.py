@@ -98,6 +98,14 @@ def test_an_acp_agent_completes_through_its_door_and_its_turn_is_logged(acp):
     log = acp.log(task)
     assert "plan: [pending] look; [pending] finish" in log
     assert "agent: all good" in log
+    # The first update is recorded as live progress at once (the rest coalesce into later ones).
+    snapshots = [e.payload for e in acp.board.detail(task).events if e.kind == "progress"]
+    assert snapshots
+    assert "progress not recorded" not in log  # the flush after the verdict is not an error
+    assert snapshots[0]["plan"] == [
+        {"content": "look", "status": "pending"},
+        {"content": "finish", "status": "pending"},
+    ]
 
 
 def test_a_turn_that_ends_without_a_verdict_is_a_protocol_failure(acp):

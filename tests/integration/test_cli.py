@@ -564,6 +564,9 @@ def test_worker_acts_on_its_own_run(cli: Cli) -> None:
         "metadata": {"files": 3, "ok": True, "name": "ü"},
         "error": None,
         "worker_pid": None,
+        "input_tokens": None,
+        "output_tokens": None,
+        "cost_usd": None,
     }
     assert kinds(detail) == ["created", "claimed", "heartbeat", "commented", "completed"]
     assert detail["events"][2]["payload"] == {"note": "half way"}

@@ -104,3 +104,22 @@ def test_quota_backoff_and_profile_budgets(tmp_path):
         load_config(path, {})
     assert "dispatcher.quota_backoff_seconds" in str(info.value)
     assert "max_cost_usd" in str(info.value)
+
+
+def test_a_profile_turns_live_progress_off_or_sets_its_interval(tmp_path):
+    from kanban_core.config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "assignees:\n"
+        "  quiet:\n    command: [a]\n    progress: {enabled: false}\n"
+        "  slow:\n    command: [a]\n    progress: {interval_seconds: 10}\n"
+        "  plain:\n    command: [a]\n"
+    )
+    profiles = load_config(path, {}).assignees
+    assert profiles["quiet"].progress_interval_s is None
+    assert profiles["slow"].progress_interval_s == 10
+    assert profiles["plain"].progress_interval_s == 3
+    path.write_text("assignees:\n  fast:\n    command: [a]\n    progress: {interval_seconds: 0}\n")
+    with pytest.raises(ValidationError, match=r"assignees\.fast\.progress\.interval_seconds"):
+        load_config(path, {})

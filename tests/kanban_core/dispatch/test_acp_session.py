@@ -58,6 +58,7 @@ class Session:
             env={"PATH": "/usr/bin:/bin", **env},
         )
         self.lines: list[str] = []
+        self.snapshots: list[dict[str, Any]] = []
         self.cancel = threading.Event()
         self.result: SessionResult | None = None
         spec = SessionSpec(
@@ -72,7 +73,15 @@ class Session:
         stdin, stdout = self.agent.stdin, self.agent.stdout
 
         def drive() -> None:
-            self.result = run_session(spec, stdin, stdout, asker, self.lines.append, self.cancel)
+            self.result = run_session(
+                spec,
+                stdin,
+                stdout,
+                asker,
+                self.lines.append,
+                self.cancel,
+                progress=(self.snapshots.append, 3600),
+            )
 
         self.thread = threading.Thread(target=drive)
         self.thread.start()
@@ -219,3 +228,13 @@ def test_a_usage_update_reports_tokens_and_dollars_to_the_listener(cost, expecte
 class _NoAsker:
     def ask(self, ask: Any, cancelled: threading.Event) -> Any:
         raise AssertionError("no permission is asked here")
+
+
+def test_progress_is_coalesced_and_the_final_state_is_flushed(session):
+    run = session([{"plan": ["read", "fix"]}, {"say": "looking"}, {"tool": "ls"}, {"say": "done"}])
+    run.finish()
+    # An hour between snapshots: the first update is emitted, the rest only at the turn's end.
+    first, final = run.snapshots
+    assert first["updates"] == 1
+    assert [e["content"] for e in final["plan"]] == ["read", "fix"]
+    assert (final["message"], final["tool_calls"], final["updates"]) == ("done", 1, 4)
