@@ -144,6 +144,8 @@ class _Client:
         self.cancelled = cancelled
         self.result = SessionResult()
         self._message: list[str] = []
+        self._report_lock = asyncio.Lock()
+        self._progress_lock = asyncio.Lock()
         self._sink = progress[0] if progress else None
         self.tracker = (
             ProgressTracker(interval_s=progress[1], clock=time.monotonic) if progress else None
@@ -180,9 +182,16 @@ class _Client:
         del session_id, kwargs
         self.result.updates += 1
         kind = str(getattr(update, "session_update", ""))
+        # The SDK runs each notification as its own task: everything is recorded before the
+        # first await, so the log, the progress and the usage keep the agent's order.
+        self._record(kind, update)
+        await self.emit_progress(final=False)
+        if kind == "usage_update":
+            await self.report_usage()
+
+    def _record(self, kind: str, update: Any) -> None:
         if self.tracker is not None:
             self.tracker.update(kind, update)
-            await self.emit_progress(final=False)
         if kind == "agent_message_chunk":
             text = getattr(getattr(update, "content", None), "text", None)
             if isinstance(text, str):
@@ -199,7 +208,6 @@ class _Client:
             self.log(f"tool {_bounded(str(title))} {status}".rstrip())
         elif kind == "usage_update":
             self._usage(update)
-            await self.report_usage()
 
     def _usage(self, update: Any) -> None:
         for name in ("used", "size"):
@@ -214,18 +222,25 @@ class _Client:
 
     async def report_usage(self) -> None:
         """Hand the usage so far to the listener (which may cancel the turn at a budget)."""
-        if self.on_usage is not None:
+        if self.on_usage is None:
+            return
+        # One report at a time, each with the latest totals: an older report finishing
+        # after a newer one would overwrite the run's usage with smaller figures.
+        async with self._report_lock:
             await asyncio.to_thread(self.on_usage, dict(self.result.usage))
 
     async def emit_progress(self, *, final: bool) -> None:
         """Hand the sink the latest snapshot when one is due (always at the end of the turn)."""
-        snapshot = self.tracker.take(final=final) if self.tracker else None
-        if snapshot is None or self._sink is None:
+        if self.tracker is None or self._sink is None:
             return
-        try:
-            await asyncio.to_thread(self._sink, snapshot)
-        except Exception as exc:  # noqa: BLE001 - progress is best effort; the turn goes on
-            self.log(f"progress not recorded: {_bounded(str(exc))}")
+        async with self._progress_lock:  # snapshots reach the board in the order taken
+            snapshot = self.tracker.take(final=final)
+            if snapshot is None:
+                return
+            try:
+                await asyncio.to_thread(self._sink, snapshot)
+            except Exception as exc:  # noqa: BLE001 - progress is best effort; the turn goes on
+                self.log(f"progress not recorded: {_bounded(str(exc))}")
 
     def flush_message(self) -> None:
         """Log what the agent said since the last other update, as one line."""

@@ -158,8 +158,9 @@ def test_a_command_waits_for_a_person_and_the_first_answer_reaches_the_agent(acp
 
 def test_a_run_timed_out_while_its_request_waits_withdraws_the_request(acp):
     ask = {"kind": "execute", "title": "Bash", "input": {"command": "sleep 1000"}}
-    # Like a real agent, it ends its turn when told to cancel rather than carry on.
-    task = acp.run_task([{"ask": ask, "record": "answer"}, {"wait_cancel": 1}], max_runtime="3s")
+    # Like a real agent, it ends its turn when told to cancel rather than carry on. The runtime
+    # leaves a loaded machine time to start the agent before the request is withdrawn.
+    task = acp.run_task([{"ask": ask, "record": "answer"}, {"wait_cancel": 1}], max_runtime="10s")
     dispatcher = acp.dispatcher()
     acp.drive(
         dispatcher,

@@ -39,6 +39,7 @@ VERBS = (
     "notify-subscribe",
     "notify-list",
     "notify-unsubscribe",
+    "progress",
     "dispatch",
     "status",
     "context",
