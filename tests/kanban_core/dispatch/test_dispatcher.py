@@ -324,8 +324,14 @@ def test_per_assignee_cap_never_exceeds_the_global_cap(board, dispatcher, config
 
 
 def test_the_claim_rechecks_the_caps_another_claimer_filled_during_the_pass(
-    board, operator, dispatcher, spawner, config, make_task
-):
+    board: Kanban,
+    operator: Actor,
+    dispatcher: Dispatcher,
+    spawner: FakeSpawner,
+    config: ConfigHolder,
+    make_task: Callable[..., Task],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     config.set(max_in_progress=2)
     alpha = make_tasks(make_task, 2, assignee="alpha")
     elsewhere = make_task(assignee="beta").id
@@ -337,7 +343,7 @@ def test_the_claim_rechecks_the_caps_another_claimer_filled_during_the_pass(
             assert board.claim(operator, elsewhere) is not None
         return spawn(spec, token)
 
-    spawner.spawn = spawn_then_another_host_claims
+    monkeypatch.setattr(spawner, "spawn", spawn_then_another_host_claims)
 
     report = dispatcher.run_pass()
 
