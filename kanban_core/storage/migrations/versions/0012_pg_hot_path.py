@@ -135,13 +135,19 @@ BEGIN
         attempts, next_try_ms, created_ms)
     SELECT v_event, task_id, platform, chat_id, thread_id, 'pending', 0, v_now, v_now
     FROM notify_subscriptions WHERE task_id = p_id;
-    DELETE FROM notify_subscriptions WHERE task_id = p_id
-        AND NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.task_id = p_id);
+    IF FOUND THEN  -- the subscriptions that were fanned out to end (a workspace's stay)
+        DELETE FROM notify_subscriptions WHERE task_id = p_id
+            AND NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.task_id = p_id);
+    END IF;
     -- Lock the waiting children first: two parents finishing at once then cannot each miss
     -- the other's completion; the promotion's own snapshot is taken after the locks.
     PERFORM 1 FROM tasks WHERE status = 'todo'
         AND id IN (SELECT child_id FROM task_links WHERE parent_id = p_id)
         ORDER BY id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NEXT v_task;  -- no waiting child: nothing to promote
+        RETURN;
+    END IF;
     WITH promoted AS (
         UPDATE tasks SET status = 'ready', updated_ms = v_now
         WHERE status = 'todo'
