@@ -128,3 +128,20 @@ def test_a_refused_stale_completion_still_says_why(board, operator, make_task):
         board.complete(Actor("w", run=first.proof), task.id, result="late")
 
     assert snapshot(board) == before
+
+
+def test_the_claim_and_completion_events_read_the_same_on_both_databases(
+    board, operator, make_task
+):
+    task = make_task()
+    claim = board.claim(operator, task.id)
+    assert claim is not None
+    board.complete(Actor("w", run=claim.proof), task.id, result="line one\nline two")
+
+    claimed, completed = board.detail(task.id).events[-2:]
+    assert (claimed.kind, claimed.run_id) == ("claimed", claim.run_id)
+    assert claimed.payload == {"claimer": operator.name, "lease_expires_ms": claim.lease_expires_ms}
+    assert (completed.kind, completed.run_id) == ("completed", claim.run_id)
+    assert completed.payload == {"summary": "line one", "result_len": 17}
+    raw = rows(board, "SELECT payload FROM task_events WHERE id = :id", id=claimed.id)
+    assert raw == [(f'{{"claimer":"alice","lease_expires_ms":{claim.lease_expires_ms}}}',)]
