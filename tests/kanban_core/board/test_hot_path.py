@@ -145,3 +145,14 @@ def test_the_claim_and_completion_events_read_the_same_on_both_databases(
     assert completed.payload == {"summary": "line one", "result_len": 17}
     raw = rows(board, "SELECT payload FROM task_events WHERE id = :id", id=claimed.id)
     assert raw == [(f'{{"claimer":"alice","lease_expires_ms":{claim.lease_expires_ms}}}',)]
+
+
+def test_a_capped_claim_skips_a_task_row_another_transaction_holds(board, operator, make_task):
+    task = make_task()
+    _pg_only(board)
+    hold = Query("test_hold_task", "SELECT id FROM tasks WHERE id = :id FOR UPDATE")
+    with board.db.transaction(write=True) as tx:
+        tx.fetchall(hold, {"id": task.id})
+        # Under the cap lock a claim must not wait on the row: it claims nothing at once.
+        assert board.claim(operator, task.id, max_running=5) is None
+    assert board.claim(operator, task.id, max_running=5) is not None

@@ -49,7 +49,13 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    IF p_task_id IS NOT NULL THEN
+    IF p_task_id IS NOT NULL AND (p_max_running IS NOT NULL
+                                  OR p_max_running_assignee IS NOT NULL) THEN
+        -- Holding the cap lock, never wait on a task row someone else holds: skip it (the
+        -- next pass tries again) rather than stall every capped claim behind it.
+        SELECT id, assignee, pause_reason INTO v_id, v_assignee, v_pause FROM tasks
+        WHERE id = p_task_id AND status = 'ready' FOR UPDATE SKIP LOCKED;
+    ELSIF p_task_id IS NOT NULL THEN
         SELECT id, assignee, pause_reason INTO v_id, v_assignee, v_pause FROM tasks
         WHERE id = p_task_id AND status = 'ready' FOR UPDATE;
     ELSIF p_assignee IS NOT NULL THEN
