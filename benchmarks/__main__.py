@@ -56,6 +56,7 @@ def metrics(sizes: Sizes) -> list[Metric]:
             f"claim→complete, fresh board (ready queue ≤ {sizes.cycle_batch})",
             per_second,
             at_least(4_600, "≥ 4,600/s"),
+            column_targets=(("PostgreSQL", at_least(2_000, "≥ 2,000/s")),),
         ),
         Metric(
             "cycles_big",
@@ -131,8 +132,10 @@ def metrics(sizes: Sizes) -> list[Metric]:
         ),
         Metric(
             "claims_parallel",
-            f"{sizes.contention_workers} processes claiming {sizes.contention_tasks:,} ready tasks",
+            f"claim→complete, {sizes.contention_workers} processes, "
+            f"{sizes.contention_tasks:,} ready tasks",
             per_second,
+            column_targets=(("PostgreSQL", at_least(5_000, "≥ 5,000/s")),),
         ),
         Metric(
             "claims_ok",
@@ -213,7 +216,10 @@ def metrics(sizes: Sizes) -> list[Metric]:
 class Run:
     """One backend's measurements, each isolated: a failure becomes an error cell, not a crash."""
 
-    def __init__(self, backend: Backend, sizes: Sizes, log: Progress) -> None:
+    def __init__(
+        self, backend: Backend, sizes: Sizes, log: Progress, only: frozenset[str] = frozenset()
+    ) -> None:
+        self.only = only
         self.backend = backend
         self.sizes = sizes
         self.log = log
@@ -222,7 +228,12 @@ class Run:
         self.failed_checks = False
 
     def measure(self, keys: Sequence[str], fn: Callable[[], Sequence[Value]]) -> None:
-        """Run one measurement; on an exception, every key it fills says ``error``."""
+        """Run one measurement; on an exception, every key it fills says ``error``.
+
+        With ``only`` set, a measurement filling none of those keys is skipped.
+        """
+        if self.only and not self.only.intersection(keys):
+            return
         try:
             values = fn()
         except Exception as exc:  # noqa: BLE001 - one broken measurement must not hide the rest
@@ -312,6 +323,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"PostgreSQL server to create throwaway databases on (env: {PG_ENV}); "
         "without one the PostgreSQL column says skipped",
     )
+    parser.add_argument(
+        "--only",
+        metavar="KEYS",
+        default="",
+        help="comma-separated measurement keys (e.g. cycles_fresh,claims_parallel,promotion); "
+        "the rest say skipped",
+    )
+    parser.add_argument(
+        "--pg-only", action="store_true", help="measure PostgreSQL alone (needs --pg)"
+    )
     return parser.parse_args(argv)
 
 
@@ -320,6 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = Sizes.small() if args.quick else Sizes.full()
     pg_url = args.pg or os.environ.get(PG_ENV) or None
+    only = frozenset(key.strip() for key in args.only.split(",") if key.strip())
+    unknown = only - {m.key for m in metrics(sizes)}
+    if unknown:
+        print(f"unknown measurement keys: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
     log = Progress()
     load_at_start = load_average()
     results: dict[str, dict[str, Value]] = {}
@@ -328,9 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     described: list[str] = []
     with tempfile.TemporaryDirectory(prefix="kanban-bench-") as tmp:
         work = Path(tmp)
-        makers: list[tuple[str, Callable[[], Backend]]] = [
-            ("SQLite", lambda: SqliteBackend(work / "sqlite"))
-        ]
+        makers: list[tuple[str, Callable[[], Backend]]] = []
+        if not args.pg_only:
+            makers.append(("SQLite", lambda: SqliteBackend(work / "sqlite")))
         if pg_url:
             makers.append(("PostgreSQL", lambda: PostgresBackend(work / "pg", pg_url)))
         # Every template is migrated up front, in one go: the schema then matches the kernel
@@ -345,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             for backend in backends:
                 described.append(backend.describe())
-                run = Run(backend, sizes, log)
+                run = Run(backend, sizes, log, only)
                 run.all()
                 results[backend.name] = run.results
                 notes += run.notes

@@ -35,25 +35,37 @@ class Metric:
     fmt: Callable[[float], str]
     target: Target | None = None
     target_text: str = "—"
+    #: Targets for one column only (``("PostgreSQL", at_least(...))``), instead of ``target``.
+    column_targets: tuple[tuple[str, Target], ...] = ()
 
-    def cell(self, value: Value) -> str:
-        """The formatted value, marked ✓ or ✗ against the target."""
+    def target_for(self, column: str) -> Target | None:
+        """The target a column's value is marked against."""
+        return dict(self.column_targets).get(column, self.target)
+
+    def cell(self, value: Value, column: str = "") -> str:
+        """The formatted value, marked ✓ or ✗ against the column's target."""
         if value is None:
             return "skipped"
         if isinstance(value, str):
             return value
         text = self.fmt(value)
-        if self.target is None:
+        target = self.target_for(column)
+        if target is None:
             return text
-        return f"{text} {'✓' if self.target.met(value) else '✗'}"
+        return f"{text} {'✓' if target.met(value) else '✗'}"
 
     def target_cell(self) -> str:
-        """The target as text."""
-        return self.target.text if self.target is not None else self.target_text
+        """The target as text; a column's own target is named after it."""
+        texts = [self.target.text if self.target is not None else self.target_text]
+        if self.target is None and self.column_targets:
+            texts = []
+        texts += [f"{column} {target.text}" for column, target in self.column_targets]
+        return "; ".join(texts)
 
-    def missed(self, value: Value) -> bool:
-        """True when a number misses the target."""
-        return isinstance(value, float) and self.target is not None and not self.target.met(value)
+    def missed(self, value: Value, column: str = "") -> bool:
+        """True when a number misses the column's target."""
+        target = self.target_for(column)
+        return isinstance(value, float) and target is not None and not target.met(value)
 
 
 def at_least(limit: float, text: str) -> Target:
@@ -98,7 +110,7 @@ def render_table(
     header = ("measurement", *columns, "target")
     rows = [header]
     for metric in metrics:
-        cells = [metric.cell(results.get(column, {}).get(metric.key)) for column in columns]
+        cells = [metric.cell(results.get(column, {}).get(metric.key), column) for column in columns]
         rows.append((metric.label, *cells, metric.target_cell()))
     widths = [max(display_width(row[i]) for row in rows) for i in range(len(header))]
 

@@ -248,19 +248,31 @@ class Kanban:
         *,
         ttl_s: int | None = None,
         assignee: str | None = None,
+        max_running: int | None = None,
+        max_running_assignee: int | None = None,
     ) -> Claim | None:
-        """Claim a ready task (or the next one); returns the run and its secret token."""
+        """Claim a ready task (or the next one); returns the run and its secret token.
+
+        The caps (running tasks on the board, and of the task's assignee) are checked by the
+        claim itself: a claim that would exceed one claims nothing, however many race.
+        """
         _require_operator(actor, "claim")
         ttl = ttl_s if ttl_s is not None else self.settings.claim_ttl_s
         if not 0 < ttl <= _MAX_TTL_S:
             raise ValidationError(f"--ttl must be between 1 and {_MAX_TTL_S} seconds")
-        with self.db.transaction(write=True) as tx:
+        for cap in (max_running, max_running_assignee):
+            if cap is not None and cap < 0:
+                raise ValidationError(f"a cap on running tasks cannot be negative (got {cap})")
+        # One statement on PostgreSQL (a server-side function): its own transaction.
+        with self.db.transaction(write=True, single=True) as tx:
             return runs.claim(
                 tx,
                 claimer=actor.name,
                 ttl_ms=ttl * 1000,
                 task_id=task_id,
                 assignee=clean_name(assignee, field="assignee"),
+                max_running=max_running,
+                max_running_assignee=max_running_assignee,
             )
 
     def complete(
@@ -276,7 +288,8 @@ class Kanban:
         runs.check_scope(actor.run, task_id)
         clean_result = clean_optional(result, field="result", max_bytes=MAX_SUMMARY_BYTES)
         clean_summary = clean_optional(summary, field="summary", max_bytes=MAX_SUMMARY_BYTES)
-        with self.db.transaction(write=True) as tx:
+        # A worker's completion is one statement on PostgreSQL; an operator's reads first.
+        with self.db.transaction(write=True, single=actor.run is not None) as tx:
             return runs.complete(
                 tx,
                 task_id,

@@ -65,6 +65,41 @@ _CLAIM_NEXT_FOR = Query(
     f"({_READY_PICK % ('{index:ix_tasks_ready_assignee}', 'AND assignee = :assignee ')}) "
     f"AND status = 'ready' RETURNING {TASK_COLUMNS}",
 )
+# Caps, checked by the claiming UPDATE itself (SQLite: the one writer makes the counts exact).
+# An absent cap is passed as a number no count reaches.
+_CAPS = (
+    " AND (SELECT count(*) FROM tasks c WHERE c.status = 'running') < :max_running"
+    " AND (SELECT count(*) FROM tasks c WHERE c.status = 'running' "
+    "AND c.assignee IS tasks.assignee) < :max_running_assignee"
+)
+_NO_CAP = 2**62
+
+
+def _capped(query: Query) -> Query:
+    head, returning = query.source.split(" RETURNING ")
+    return Query(query.name + "_capped", f"{head}{_CAPS} RETURNING {returning}")
+
+
+_CLAIM_BY_ID_CAPPED = _capped(_CLAIM_BY_ID)
+_CLAIM_NEXT_CAPPED = _capped(_CLAIM_NEXT)
+_CLAIM_NEXT_FOR_CAPPED = _capped(_CLAIM_NEXT_FOR)
+# PostgreSQL: the whole claim is one call of a function (migration 0012), in autocommit: one
+# round trip. A host's placement predicate belongs in that function's ready picks.
+_PG_CLAIM = Query(
+    "pg_claim",
+    f"SELECT {TASK_COLUMNS} FROM kanban_claim(CAST(:claimer AS TEXT), "
+    "CAST(:ttl_ms AS BIGINT), CAST(:token_hash AS TEXT), CAST(:id AS BIGINT), "
+    "CAST(:assignee AS TEXT), CAST(:max_running AS INTEGER), "
+    "CAST(:max_running_assignee AS INTEGER))",
+)
+# PostgreSQL: a worker's fenced completion, with everything it sets off, in one call.
+_PG_COMPLETE = Query(
+    "pg_complete",
+    f"SELECT {TASK_COLUMNS} FROM kanban_complete(CAST(:id AS BIGINT), "
+    "CAST(:run_id AS BIGINT), CAST(:token_hash AS TEXT), CAST(:result AS TEXT), "
+    "CAST(:summary AS TEXT), CAST(:metadata AS TEXT), CAST(:payload AS TEXT), "
+    "CAST(:promoted_payload AS TEXT))",
+)
 _INSERT_RUN = Query(
     "insert_run",
     "INSERT INTO task_runs (id, task_id, attempt, profile, claimer, token_hash, status, "
@@ -173,24 +208,41 @@ def claim(
     ttl_ms: int,
     task_id: TaskId | None = None,
     assignee: str | None = None,
+    max_running: int | None = None,
+    max_running_assignee: int | None = None,
 ) -> Claim | None:
-    """Claim a ready task (a given one, or the next by priority); None if nothing was claimable."""
+    """Claim a ready task (a given one, or the next by priority); None if nothing was claimable.
+
+    ``max_running`` caps the running tasks of the whole board, ``max_running_assignee`` those
+    of the claimed task's assignee: a claim that would exceed either claims nothing. Both are
+    checked in the claim itself, so they hold for several claimers racing.
+    """
+    token = secrets.token_urlsafe(24)
+    if tx.dialect == "postgresql":
+        return _pg_claim(
+            tx, token, claimer, ttl_ms, task_id, assignee, max_running, max_running_assignee
+        )
     params: dict[str, Any] = {"claimer": claimer, "ttl_ms": ttl_ms}
+    capped = max_running is not None or max_running_assignee is not None
+    if capped:
+        params["max_running"] = _NO_CAP if max_running is None else max_running
+        params["max_running_assignee"] = (
+            _NO_CAP if max_running_assignee is None else max_running_assignee
+        )
     if task_id is not None:
         params["id"] = task_id
-        row = tx.fetchone(_CLAIM_BY_ID, params)
+        row = tx.fetchone(_CLAIM_BY_ID_CAPPED if capped else _CLAIM_BY_ID, params)
     elif assignee is not None:
         params["assignee"] = assignee
-        row = tx.fetchone(_CLAIM_NEXT_FOR, params)
+        row = tx.fetchone(_CLAIM_NEXT_FOR_CAPPED if capped else _CLAIM_NEXT_FOR, params)
     else:
-        row = tx.fetchone(_CLAIM_NEXT, params)
+        row = tx.fetchone(_CLAIM_NEXT_CAPPED if capped else _CLAIM_NEXT, params)
     if row is None:
         return None
     task = task_from_row(row)
     run_id, lease = task.current_run_id, task.lease_expires_ms
     assert run_id is not None
     assert lease is not None
-    token = secrets.token_urlsafe(24)
     tx.execute(
         _INSERT_RUN,
         {
@@ -215,6 +267,36 @@ def claim(
     return Claim(task, run_id, task.attempts, token, lease)
 
 
+def _pg_claim(
+    tx: Transaction,
+    token: str,
+    claimer: str,
+    ttl_ms: int,
+    task_id: TaskId | None,
+    assignee: str | None,
+    max_running: int | None,
+    max_running_assignee: int | None,
+) -> Claim | None:
+    row = tx.fetchone(
+        _PG_CLAIM,
+        {
+            "claimer": claimer,
+            "ttl_ms": ttl_ms,
+            "token_hash": hash_token(token),
+            "id": task_id,
+            "assignee": None if task_id is not None else assignee,
+            "max_running": max_running,
+            "max_running_assignee": max_running_assignee,
+        },
+    )
+    if row is None:
+        return None
+    task = task_from_row(row)
+    assert task.current_run_id is not None
+    assert task.lease_expires_ms is not None
+    return Claim(task, task.current_run_id, task.attempts, token, task.lease_expires_ms)
+
+
 def complete(
     tx: Transaction,
     task_id: TaskId,
@@ -225,6 +307,8 @@ def complete(
     metadata: dict[str, Any] | None = None,
 ) -> Task:
     """Mark a task done, close its run with the handoff, notify, and promote its children."""
+    if proof is not None and tx.dialect == "postgresql":
+        return _pg_complete(tx, task_id, proof, result, summary, metadata)
     if proof is not None:
         row = tx.fetchone(_COMPLETE_FENCED, _fence_params(task_id, proof) | {"result": result})
         if row is None:
@@ -249,16 +333,12 @@ def complete(
         close(tx, run_id, RunOutcome.COMPLETED, summary=summary or result, metadata=encoded)
     elif summary is not None or metadata is not None:
         run_id = _synthetic_run(tx, task, RunOutcome.COMPLETED, summary or result, encoded)
-    first_line = (summary or result or "").strip().splitlines()
     subscribed, has_children = _follow_ups(tx, row)
     events.append(
         tx,
         task_id,
         EventKind.COMPLETED,
-        {
-            "summary": first_line[0][:SUMMARY_EVENT_CHARS] if first_line else None,
-            "result_len": len(result or ""),
-        },
+        _completed_payload(result, summary),
         run_id,
         fan_out=subscribed,
     )
@@ -267,6 +347,36 @@ def complete(
     if has_children:
         links.promote_children(tx, task_id)
     return task
+
+
+def _completed_payload(result: str | None, summary: str | None) -> dict[str, Any]:
+    first_line = (summary or result or "").strip().splitlines()
+    return {
+        "summary": first_line[0][:SUMMARY_EVENT_CHARS] if first_line else None,
+        "result_len": len(result or ""),
+    }
+
+
+def _pg_complete(
+    tx: Transaction,
+    task_id: TaskId,
+    proof: RunProof,
+    result: str | None,
+    summary: str | None,
+    metadata: dict[str, Any] | None,
+) -> Task:
+    params = _fence_params(task_id, proof) | {
+        "result": result,
+        "summary": summary or result,
+        "metadata": dump_json(metadata),
+        "payload": dump_json(_completed_payload(result, summary)),
+        "promoted_payload": dump_json({"parent": format_task_id(task_id)}),
+    }
+    row = tx.fetchone(_PG_COMPLETE, params)
+    if row is None:
+        _refuse_stale(tx, task_id, proof, "complete")
+    assert row is not None
+    return task_from_row(row)
 
 
 def _follow_ups(tx: Transaction, row: tuple[Any, ...]) -> tuple[bool, bool]:

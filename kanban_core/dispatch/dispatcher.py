@@ -309,9 +309,17 @@ class Dispatcher:
         report: DispatchReport,
     ) -> None:
         ttl = config.dispatcher.lease_ttl_seconds
-        claim = self.board.claim(self.actor, task_id, ttl_s=ttl)
+        # The caps again, in the claim itself: the pass's counts are a moment old, and other
+        # dispatchers (other hosts) claim from the same board meanwhile.
+        claim = self.board.claim(
+            self.actor,
+            task_id,
+            ttl_s=ttl,
+            max_running=config.dispatcher.max_in_progress,
+            max_running_assignee=profile.max_in_progress or config.dispatcher.max_in_progress,
+        )
         if claim is None:
-            return  # another dispatcher won it, or it changed meanwhile
+            return  # another dispatcher won it, it changed meanwhile, or a cap is reached
         task = claim.task
         spec = WorkerSpec(
             task_id=task.id,

@@ -150,20 +150,23 @@ class Database:
     def transaction(self, *, write: bool, single: bool = False) -> Iterator[Transaction]:
         """Run a block in one transaction; commit on success, roll back on any exception.
 
-        ``single`` promises a read of one statement: it then runs in autocommit, the statement
-        its own snapshot — on PostgreSQL one round trip instead of three (BEGIN, the statement,
-        COMMIT), on SQLite one statement instead of three.
+        ``single`` promises one statement: it then runs in autocommit, the statement its own
+        snapshot and transaction — on PostgreSQL one round trip instead of three (BEGIN, the
+        statement, COMMIT), on SQLite one read statement instead of three. A write stays a
+        ``BEGIN IMMEDIATE`` transaction on SQLite (its lock must be taken up front), and on
+        PostgreSQL is a statement that is atomic by itself (one function call, say). Anything
+        run after that statement (reading why it was refused) is its own snapshot too.
         """
         if self.is_memory:
             with self._shared_lock:
                 yield from self._run(self._memory_connection(), write=write, pooled=False)
             return
         connection = self._acquire()
-        if single and not write:
+        if single and (self.dialect == "postgresql" or not write):
             if self.dialect == "sqlite":
                 yield from self._sqlite_single_read(connection)
             else:
-                yield from self._autocommit_read(connection)
+                yield from self._autocommit(connection)
             return
         yield from self._run(connection, write=write, pooled=True)
 
@@ -291,7 +294,7 @@ class Database:
         with self.transaction(write=False, single=True) as tx:
             return int(tx.scalar(_USER_VERSION))
 
-    def _autocommit_read(self, connection: Any) -> Iterator[Transaction]:
+    def _autocommit(self, connection: Any) -> Iterator[Transaction]:
         connection.autocommit = True  # the pooled connection is idle: no round trip
         pooled = True
         try:

@@ -3,6 +3,9 @@
 * Four processes claim and complete 10,000 ready tasks until nothing is claimable: every task
   must be claimed exactly once, no worker may see an exception (a "database is locked" escaping
   the busy timeout included), and the SQLite file must pass ``PRAGMA integrity_check``.
+* Four processes claim with caps (on the board, and per assignee) and complete 1,000 tasks of
+  two assignees: after every claim the claimer counts what is running, which must never exceed
+  a cap, and every task must still be claimed exactly once.
 * Eight processes create with the same idempotency key at the same moment, round after round:
   each round must leave exactly one live task, which every process is handed.
 
@@ -28,6 +31,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.stress]
 
 N_TASKS = 10_000
 N_CLAIMERS = 4
+N_CAPPED_TASKS = 1_000
+MAX_RUNNING = 3
+MAX_RUNNING_ASSIGNEE = 2
+ASSIGNEES = ("coder", "reviewer")
 N_CREATORS = 8
 CREATE_ROUNDS = 20
 #: Generous bounds so a hung worker fails the test instead of hanging it.
@@ -46,6 +53,16 @@ _INSERT_READY = Query(
     "updated_ms, attempts, consecutive_failures) "
     "VALUES (:title, 'ready', :priority, 'scratch', 'stress', {now}, {now}, 0, 0)",
 )
+_INSERT_ASSIGNED = Query(
+    "stress_insert_assigned",
+    "INSERT INTO tasks (title, assignee, status, priority, workspace_kind, created_by, "
+    "created_ms, updated_ms, attempts, consecutive_failures) "
+    "VALUES (:title, :assignee, 'ready', 0, 'scratch', 'stress', {now}, {now}, 0, 0)",
+)
+_RUNNING = Query(
+    "stress_running", "SELECT assignee, count(*) FROM tasks WHERE status = 'running' GROUP BY 1"
+)
+_READY_LEFT = Query("stress_ready_left", "SELECT count(*) FROM tasks WHERE status = 'ready'")
 _TRUNCATE = Query("stress_truncate", f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
 _RUN_COUNTS = Query("stress_run_counts", "SELECT count(*), count(DISTINCT task_id) FROM task_runs")
 _RUN_OUTCOMES = Query(
@@ -92,6 +109,41 @@ def claim_until_empty(url: str, home: str, name: str, barrier: Any, results: Any
     except BaseException:  # noqa: BLE001 - every failure is reported to the test
         error = traceback.format_exc()
     results.put((name, claimed, error))
+
+
+def claim_with_caps(url: str, home: str, name: str, barrier: Any, results: Any) -> None:
+    """Claim under caps until nothing is ready; after each claim, count what runs.
+
+    Reports the claimed ids and the largest counts seen (on the board, for one assignee).
+    """
+    claimed: list[int] = []
+    peak_total = peak_assignee = 0
+    error = None
+    try:
+        with _open(url, home) as board:
+            barrier.wait(BARRIER_TIMEOUT_S)
+            operator = Actor(name)
+            while True:
+                claim = board.claim(
+                    operator,
+                    None,
+                    max_running=MAX_RUNNING,
+                    max_running_assignee=MAX_RUNNING_ASSIGNEE,
+                )
+                if claim is None:
+                    with board.db.transaction(write=False) as tx:
+                        if not tx.scalar(_READY_LEFT):
+                            break
+                    continue  # at a cap: the others complete theirs soon
+                with board.db.transaction(write=False) as tx:
+                    running: dict[str, int] = dict(tx.fetchall(_RUNNING))
+                peak_total = max(peak_total, sum(running.values()))
+                peak_assignee = max(peak_assignee, *running.values())
+                board.complete(Actor(name, run=claim.proof), claim.task.id)
+                claimed.append(claim.task.id)
+    except BaseException:  # noqa: BLE001 - every failure is reported to the test
+        error = traceback.format_exc()
+    results.put((name, (claimed, peak_total, peak_assignee), error))
 
 
 def create_with_shared_keys(url: str, home: str, name: str, barrier: Any, results: Any) -> None:
@@ -199,6 +251,28 @@ def test_every_task_is_claimed_exactly_once(stress_url: str, tmp_path: Path) -> 
         assert events["completed"] == (N_TASKS, N_TASKS)
         if board.db.dialect == "sqlite":
             assert tx.fetchall(_INTEGRITY) == [("ok",)]
+
+
+def test_caps_hold_for_claimers_racing(stress_url: str, tmp_path: Path) -> None:
+    with _board(stress_url, tmp_path) as board:
+        rows = [
+            {"title": f"capped {i}", "assignee": ASSIGNEES[i % 2]} for i in range(N_CAPPED_TASKS)
+        ]
+        with board.db.transaction(write=True) as tx:
+            tx.executemany(_INSERT_ASSIGNED, rows)
+
+    reports = run_workers(claim_with_caps, N_CLAIMERS, stress_url, tmp_path / "home")
+
+    assert_no_errors(reports)
+    peaks = [(total, one) for (_, total, one), _ in reports.values()]
+    assert max(total for total, _ in peaks) <= MAX_RUNNING, peaks
+    assert max(one for _, one in peaks) <= MAX_RUNNING_ASSIGNEE, peaks
+    claimed = Counter(task_id for (ids, _, _), _ in reports.values() for task_id in ids)
+    assert len(claimed) == N_CAPPED_TASKS
+    assert max(claimed.values()) == 1
+    with _board(stress_url, tmp_path) as board, board.db.transaction(write=False) as tx:
+        assert dict(tx.fetchall(_STATUS_COUNTS)) == {TaskStatus.DONE.value: N_CAPPED_TASKS}
+        assert tuple(tx.fetchone(_RUN_COUNTS) or ()) == (N_CAPPED_TASKS, N_CAPPED_TASKS)
 
 
 def test_one_live_task_per_idempotency_key(stress_url: str, tmp_path: Path) -> None:

@@ -323,6 +323,35 @@ def test_per_assignee_cap_never_exceeds_the_global_cap(board, dispatcher, config
     assert running_count(board) == 2
 
 
+def test_the_claim_rechecks_the_caps_another_claimer_filled_during_the_pass(
+    board: Kanban,
+    operator: Actor,
+    dispatcher: Dispatcher,
+    spawner: FakeSpawner,
+    config: ConfigHolder,
+    make_task: Callable[..., Task],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config.set(max_in_progress=2)
+    alpha = make_tasks(make_task, 2, assignee="alpha")
+    elsewhere = make_task(assignee="beta").id
+    spawn = spawner.spawn
+
+    def spawn_then_another_host_claims(spec: WorkerSpec, token: str) -> int:
+        # Between this pass's count and its next claim, someone else takes the last slot.
+        if spec.task_id == alpha[0]:
+            assert board.claim(operator, elsewhere) is not None
+        return spawn(spec, token)
+
+    monkeypatch.setattr(spawner, "spawn", spawn_then_another_host_claims)
+
+    report = dispatcher.run_pass()
+
+    assert [s.task_id for s in report.spawned] == [alpha[0]]
+    assert running_count(board) == 2
+    assert statuses(board, [alpha[1]]) == [TaskStatus.READY]
+
+
 # -- dry run and --max ------------------------------------------------------------------------
 
 
