@@ -100,7 +100,9 @@ function closeDrawer() {
 async function refreshDrawer() {
   if (!state.openTask) return;
   try {
-    const task = await api.get(`/api/tasks/${encodeURIComponent(state.openTask)}`);
+    // `show --json` nests the task's own fields under "task" beside its parents, comments, runs...
+    const detail = await api.get(`/api/tasks/${encodeURIComponent(state.openTask)}`);
+    const task = detail.task ? { ...detail, ...detail.task } : detail;
     const drawer = $("#drawer");
     drawer.replaceChildren(...renderDrawer(ctx, task).filter(Boolean));
     drawer.dataset.id = task.id;
@@ -168,6 +170,10 @@ function wireToolbar() {
     } catch (error) {
       toast(error.message, "error");
     }
+  });
+  $("#toggle-more").addEventListener("click", (event) => {
+    const open = document.body.classList.toggle("menu-open");
+    event.currentTarget.setAttribute("aria-expanded", String(open));
   });
   $("#toggle-workspaces").addEventListener("click", () => toggleSide("workspaces"));
   $("#toggle-permissions").addEventListener("click", () => toggleSide("permissions"));

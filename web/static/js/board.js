@@ -22,6 +22,10 @@ export async function moveTask(ctx, id, status) {
   }
 }
 
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
 function marker(card) {
   if (card.waiting_permission) {
     return h("span", { class: "marker waiting", title: "waiting for a permission answer" }, "⏸ waiting");
@@ -88,8 +92,8 @@ function cardElement(ctx, card) {
       { class: "card-meta" },
       card.tenant ? h("span", { class: "pill tenant", title: "tenant" }, card.tenant) : null,
       h("span", { class: "assignee", title: "assignee" }, card.assignee || "unassigned"),
-      card.comment_count ? h("span", { title: "comments" }, `💬 ${card.comment_count}`) : null,
-      card.link_count ? h("span", { title: "links" }, `🔗 ${card.link_count}`) : null,
+      card.comment_count ? h("span", { class: "comments" }, plural(card.comment_count, "comment")) : null,
+      card.link_count ? h("span", { class: "links" }, plural(card.link_count, "link")) : null,
       children,
       h("span", { class: "age", title: "age" }, ago(card.age_seconds)),
     ),

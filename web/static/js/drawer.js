@@ -129,6 +129,8 @@ function linkChip(ctx, parent, child, shown) {
   return h("span", { class: "chip" }, open, remove);
 }
 
+const idOf = (entry) => (typeof entry === "string" ? entry : entry && entry.id);
+
 function dependencies(ctx, task) {
   const others = ctx.allCards().filter((card) => card.id !== task.id);
   const picker = (label, onPick) => {
@@ -148,8 +150,8 @@ function dependencies(ctx, task) {
   return h(
     "div",
     { class: "deps" },
-    h("div", {}, h("span", { class: "muted" }, "Parents: "), (task.parents || []).map((id) => linkChip(ctx, id, task.id, id)), picker("Add parent…", (id) => link(id, task.id))),
-    h("div", {}, h("span", { class: "muted" }, "Children: "), (task.children || []).map((id) => linkChip(ctx, task.id, id, id)), picker("Add child…", (id) => link(task.id, id))),
+    h("div", {}, h("span", { class: "muted" }, "Parents: "), (task.parents || []).map(idOf).map((id) => linkChip(ctx, id, task.id, id)), picker("Add parent…", (id) => link(id, task.id))),
+    h("div", {}, h("span", { class: "muted" }, "Children: "), (task.children || []).map(idOf).map((id) => linkChip(ctx, task.id, id, id)), picker("Add child…", (id) => link(task.id, id))),
     h("p", { class: "error", role: "alert", dataset: { role: "deps-error" } }, ctx.state.drawerError || ""),
   );
 }
