@@ -20,6 +20,7 @@ from gateway.messages import Document, IncomingMessage
 from gateway.notifier import Notifier
 from gateway.router import Router
 from gateway.scheduler import DispatchLoop
+from gateway.surfaces import Surface, SurfaceContext, load_surfaces
 from kanban_core import Kanban, KernelSettings
 from kanban_core.config import KanbanConfig, config_path, load_config
 from kanban_core.dispatch.dispatcher import Dispatcher
@@ -109,6 +110,17 @@ class Gateway:
             notifier.nudge()  # the command may have produced a terminal event
             return reply
 
+        surfaces = load_surfaces(
+            SurfaceContext(
+                board=board,
+                executor=executor,
+                access=gateway_config.access,
+                environ=self.environ,
+                config_file=self.config_file,
+                nudge=loop.nudge,
+                dispatcher=dispatcher,
+            )
+        )
         running = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             running.add_signal_handler(signum, self.stop.set)
@@ -120,12 +132,15 @@ class Gateway:
                 log.info("adapter %s started", name, extra={"action": "adapter_start"})
             # Workers, the CLI and agents change the board from other processes: react at once.
             changes = ChangeMonitor(
-                board.watch_changes(), executor, on_change=(loop.nudge, notifier.nudge)
+                board.watch_changes(),
+                executor,
+                on_change=(loop.nudge, notifier.nudge, *(s.on_change for s in surfaces)),
             )
             tasks = [
                 asyncio.create_task(loop.run(self.stop), name="dispatch"),
                 asyncio.create_task(notifier.run(self.stop), name="notifier"),
                 asyncio.create_task(changes.run(self.stop), name="changes"),
+                *(_serve(surface, self.stop) for surface in surfaces),
             ]
             log.info(
                 "gateway ready on %s with %s",
@@ -151,6 +166,20 @@ class Gateway:
             board.close()
         log.info("shutdown complete; workers keep running", extra={"action": "stopped"})
         return 0
+
+
+def _serve(surface: Surface, stop: asyncio.Event) -> asyncio.Task[None]:
+    """Run a surface; if it fails, the gateway stops (and says why) rather than limp on."""
+
+    async def run() -> None:
+        try:
+            await surface.run(stop)
+        except Exception:
+            log.exception("surface %s failed; stopping the gateway", surface.name)
+            stop.set()
+            raise
+
+    return asyncio.create_task(run(), name=f"surface:{surface.name}")
 
 
 def _diff_budget(max_chars: int) -> int:

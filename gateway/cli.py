@@ -68,7 +68,9 @@ def gateway(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kanban`` script."""
-    return kernel_cli.main(argv, extra=(register,))
+    from gateway.surfaces import verb_registrars
+
+    return kernel_cli.main(argv, extra=(register, *verb_registrars()))
 
 
 if __name__ == "__main__":
