@@ -20,6 +20,7 @@ const state = {
   bulkFailures: [],
   creating: null,
   openTask: null,
+  editing: false,
   drawerError: "",
   side: null,
 };
@@ -55,6 +56,7 @@ async function loadBoard() {
   fillFilter($("#filter-tenant"), board.tenants || [], "All tenants");
   fillFilter($("#filter-assignee"), state.assignees, "All assignees");
   render();
+  if (document.body.dataset.loaded !== "true") performance.mark("board-interactive");
   document.body.dataset.loaded = "true";
 }
 
@@ -82,6 +84,7 @@ function render() {
 
 async function openTask(id) {
   state.openTask = id;
+  state.editing = false;
   state.drawerError = "";
   await refreshDrawer();
   $("#drawer").hidden = false;
@@ -243,8 +246,8 @@ async function start() {
   if (state.filters.tenant) tenant.value = state.filters.tenant;
   const refreshOpen = debounce(() => {
     const active = document.activeElement;
-    const editing = active && $("#drawer").contains(active) && /INPUT|TEXTAREA/.test(active.tagName);
-    if (!editing) refreshDrawer();
+    const typing = active && $("#drawer").contains(active) && /INPUT|TEXTAREA/.test(active.tagName);
+    if (!typing && !state.editing) refreshDrawer();
   }, 200);
   const live = connectLive(
     state.board.latest_event_id,

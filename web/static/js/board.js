@@ -36,7 +36,7 @@ function marker(card) {
 
 function moveMenu(ctx, card) {
   const options = ctx.state.statuses
-    .filter((status) => status !== card.status)
+    .filter((status) => status !== card.status && status !== "running") // only the dispatcher starts work
     .map((status) => h("option", { value: status }, status));
   const select = h(
     "select",

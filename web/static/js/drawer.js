@@ -6,10 +6,8 @@ import { DESTRUCTIVE } from "./board.js";
 import { confirmDialog, h, toast, when } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 
+// The moves a person makes by hand (the dispatcher starts tasks; unblocking picks ready or todo).
 const ACTIONS = [
-  ["triage", "→ triage"],
-  ["todo", "→ todo"],
-  ["ready", "→ ready"],
   ["blocked", "Block"],
   ["unblock", "Unblock"],
   ["done", "Complete"],
@@ -39,8 +37,10 @@ function section(title, ...children) {
 function titleEditor(ctx, task) {
   const heading = h("h2", { id: "drawer-title", tabindex: "0", title: "Click to rename" }, task.title);
   const edit = () => {
+    ctx.state.editing = true;
     const input = h("input", { type: "text", value: task.title, "aria-label": "Title", class: "title-input" });
     const save = async () => {
+      ctx.state.editing = false;
       const title = input.value.trim();
       if (title && title !== task.title) await patch(ctx, task.id, { title });
       else ctx.refreshDrawer();
@@ -49,6 +49,7 @@ function titleEditor(ctx, task) {
       if (event.key === "Enter") save();
       if (event.key === "Escape") {
         event.stopPropagation();
+        ctx.state.editing = false;
         ctx.refreshDrawer();
       }
     });
@@ -87,11 +88,19 @@ function bodyEditor(ctx, task) {
   const button = h("button", { type: "button" }, "Edit description");
   const box = h("div", {}, view, button);
   button.addEventListener("click", () => {
+    // While the description is being edited, live refreshes leave the drawer alone.
+    ctx.state.editing = true;
     const area = h("textarea", { rows: "8", "aria-label": "Description", value: task.body || "" });
     const save = h("button", { type: "button", class: "primary" }, "Save");
     const cancel = h("button", { type: "button" }, "Cancel");
-    save.addEventListener("click", () => patch(ctx, task.id, { body: area.value }));
-    cancel.addEventListener("click", () => ctx.refreshDrawer());
+    save.addEventListener("click", () => {
+      ctx.state.editing = false;
+      patch(ctx, task.id, { body: area.value });
+    });
+    cancel.addEventListener("click", () => {
+      ctx.state.editing = false;
+      ctx.refreshDrawer();
+    });
     box.replaceChildren(area, h("div", { class: "row" }, save, cancel));
     area.focus();
   });
@@ -102,7 +111,7 @@ function statusActions(ctx, task) {
   return h(
     "div",
     { class: "actions", role: "group", "aria-label": "Status actions" },
-    ACTIONS.filter(([status]) => status !== task.status && (status !== "unblock" || task.status === "blocked")).map(([status, label]) => {
+    ACTIONS.filter(([status]) => (status === "unblock" ? task.status === "blocked" : status !== task.status)).map(([status, label]) => {
       const button = h("button", { type: "button", class: DESTRUCTIVE.has(status) ? "danger" : "" }, label);
       button.addEventListener("click", async () => {
         if (DESTRUCTIVE.has(status) && !(await confirmDialog(`${label} ${task.id}?`, label))) return;
