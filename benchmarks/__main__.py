@@ -26,6 +26,7 @@ from benchmarks import (
     gateway_bench,
     opening,
     sandbox_bench,
+    web_page,
 )
 from benchmarks.backends import Backend, PostgresBackend, SqliteBackend
 from benchmarks.report import (
@@ -202,6 +203,12 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_most(1.0, "≤ 1 s"),
         ),
         Metric(
+            "web_page",
+            f"web board page of {web_page.CARDS:,} cards, load → interactive (headless Chromium)",
+            seconds,
+            at_most(1.5, "≤ 1.5 s"),
+        ),
+        Metric(
             "gateway_rss",
             "gateway + Telegram, Discord, Slack adapters loaded: resident memory",
             mebibytes,
@@ -260,6 +267,9 @@ class Run:
             # The same on every backend: measured once.
             self.measure(["sandbox"], lambda: [sandbox_bench.spawn_overhead(log)])
             self.measure(["acp_stream"], lambda: [agents_bench.stream_cpu(log)])
+            self.measure(
+                ["web_page"], lambda: [web_page.board_page_interactive(log, loads=s.cli_runs)]
+            )
 
     def _contention(self) -> list[Value]:
         result = contention.run(self.backend, self.sizes, self.log)

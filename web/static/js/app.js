@@ -211,18 +211,17 @@ async function start() {
   }
   applyTheme(THEMES.includes(theme) ? theme : "auto");
   wireToolbar();
-  state.me = await loadMe();
+  // Who I am and the board's config in parallel: the board's first query needs the config.
+  const [me, config] = await Promise.all([loadMe(), api.get("/api/config").catch(() => null)]);
+  state.me = me;
   $("#whoami").textContent = `${state.me.user} (${state.me.role})`;
   document.body.dataset.role = state.me.role;
-  try {
-    const config = await api.get("/api/config");
+  if (config) {
     if (Array.isArray(config.statuses) && config.statuses.length) state.statuses = config.statuses;
     state.configAssignees = Array.isArray(config.assignees) ? config.assignees.map((a) => (typeof a === "string" ? a : a.name)) : [];
     if (config.default_tenant) {
       state.filters.tenant = config.default_tenant;
     }
-  } catch {
-    // the board still works with the built-in statuses
   }
   let running = null;
   let again = false;
