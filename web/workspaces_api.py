@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from kanban_core.commands import CommandResult
 from web.backend import WebBackend
 from web.bridge import failed
 from web.http import ApiError, field, json_body, ok
@@ -71,7 +73,152 @@ async def deny(request: Request) -> Response:
     return ok({"ref": ref, "answer": "deny"})
 
 
+_WS_ID = re.compile(r"[A-Za-z0-9_.-]{1,80}")
+_SLUG = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: Workspace changes that are one verb with the workspace id (and nothing else).
+_LIFECYCLE = frozenset({"pin", "unpin", "archive", "unarchive"})
+_GIT_OPS = frozenset({"commit", "push", "pr"})
+
+
+def _text(result: CommandResult) -> str:
+    from kanban_core.commands.render import render_result
+
+    return render_result(result)[0].rstrip("\n")
+
+
+async def _known_ws(web: WebBackend, user: WebUser, raw: str) -> dict[str, Any]:
+    """The workspace's ``ws show --json``; an unknown id is a 404."""
+    if not _WS_ID.fullmatch(raw):
+        raise ApiError(404, f"no workspace {raw!r}")
+    result = await web.bridge.read(user, ["ws", "show", raw, "--json"])
+    if not result.ok:
+        raise ApiError(404, failed(result).message)
+    data: dict[str, Any] = result.data
+    return data
+
+
+def _repo(request: Request, body: dict[str, Any] | None = None) -> list[str]:
+    repo = (body or {}).get("repo") if body is not None else request.query_params.get("repo")
+    if repo in (None, ""):
+        return []
+    if not isinstance(repo, str) or not _SLUG.fullmatch(repo):
+        raise ApiError(400, "repo: a repository name of the workspace")
+    return [f"--repo={repo}"]
+
+
+async def workspaces(request: Request) -> Response:
+    """``GET /api/workspaces[?archived=1]``: ``ws list --json``."""
+    archived = ["--archived"] if request.query_params.get("archived") in ("1", "true") else []
+    result = await _web(request).bridge.read(_user(request), ["ws", "list", "--json", *archived])
+    if not result.ok:
+        raise failed(result)
+    return ok(result.data)
+
+
+async def workspace(request: Request) -> Response:
+    """``GET /api/workspaces/{id}``: ``ws show --json``."""
+    return ok(await _known_ws(_web(request), _user(request), request.path_params["ws"]))
+
+
+async def workspace_text(request: Request) -> Response:
+    """``GET /api/workspaces/{id}/diff|status|sessions``: the verb's text, as chat shows it."""
+    web, user = _web(request), _user(request)
+    ws = (await _known_ws(web, user, request.path_params["ws"]))["id"]
+    view = request.url.path.rsplit("/", 1)[1]
+    argv = {
+        "diff": ["ws", "diff", "--ws", ws, *_repo(request)],
+        "status": ["ws", "status", "--ws", ws, *_repo(request)],
+        "sessions": ["ws", "sessions", "list", "--ws", ws],
+        "summary": ["ws", "summary", "--ws", ws],
+    }[view]
+    result = await web.bridge.read(user, argv)
+    if not result.ok:
+        raise failed(result)
+    return ok({"workspace": ws, "view": view, "text": _text(result)})
+
+
+async def create_workspace(request: Request) -> Response:
+    """``POST /api/workspaces`` ``{"title", "body"?, "repos": [...], "base"?, "branch"?}``."""
+    web, body = _web(request), await json_body(request)
+    title = field(body, "title", str, required=True)
+    argv = ["ws", "new"]
+    for repo in field(body, "repos", list) or []:
+        if not isinstance(repo, str) or not _SLUG.fullmatch(repo):
+            raise ApiError(400, "repos: repository names")
+        argv.append(f"--repo={repo}")
+    for name in ("body", "base", "branch", "agent"):
+        value = field(body, name, str)
+        if value is not None:
+            argv.append(f"--{name}={value}")
+    result = await web.bridge.run(_user(request), [*argv, "--", title])
+    if not result.ok:
+        raise failed(result)
+    return ok({"text": _text(result), "created": [f"t{t}" for t in result.created]}, status=201)
+
+
+async def workspace_action(request: Request) -> Response:
+    """``POST /api/workspaces/{id}/pin|unpin|archive|unarchive|stop|followup|git``."""
+    web, user, body = _web(request), _user(request), await json_body(request)
+    ws = (await _known_ws(web, user, request.path_params["ws"]))["id"]
+    action = request.path_params["action"]
+    request_id: str | None = None
+    if action in _LIFECYCLE:
+        argv = ["ws", action, ws]
+    elif action == "stop":
+        argv = ["ws", "stop", "--ws", ws]
+    elif action == "followup":
+        text = field(body, "text", str, required=True)
+        argv = ["ws", "follow-up", "--ws", ws, "--", text]
+    elif action == "git":
+        op = field(body, "op", str, required=True)
+        if op not in _GIT_OPS:
+            raise ApiError(400, "op: commit, push or pr")
+        message = field(body, "message", str)
+        argv = ["ws", op, "--ws", ws, *_repo(request, body), *(["--", message] if message else [])]
+    else:
+        raise ApiError(404, "not found")
+    result = await web.bridge.run(user, argv)
+    if not result.ok:
+        raise failed(result)
+    if isinstance(result.data, dict):
+        request_id = result.data.get("approval")
+    if action == "git":
+        return ok({"request": {"id": request_id, "text": _text(result)}}, status=201)
+    return ok({"workspace": ws, "text": _text(result)})
+
+
+async def git_request(request: Request) -> Response:
+    """``POST /api/git-requests/{id}/confirm|deny``: the same decision as chat's buttons."""
+    web, user = _web(request), _user(request)
+    ref = request.path_params["ref"]
+    if request.path_params["decision"] not in ("confirm", "deny"):
+        raise ApiError(404, "not found")
+    if not _WS_ID.fullmatch(ref) or not await web.executor.run(_request_exists, web, ref):
+        raise ApiError(404, f"no request {ref!r}")
+    verb = "approve" if request.path_params["decision"] == "confirm" else "deny"
+    result = await web.bridge.run(user, ["ws", verb, ref])
+    if not result.ok:
+        raise failed(result)
+    return ok({"request": ref, "decision": verb, "text": _text(result)})
+
+
+def _request_exists(web: WebBackend, ref: str) -> bool:
+    from kanban_core.workspaces.interactive import approvals
+
+    with web.board.db.transaction(write=False) as tx:
+        return approvals.get(tx, ref) is not None
+
+
 ROUTES = [
+    Route("/api/workspaces", workspaces, methods=["GET"]),
+    Route("/api/workspaces", create_workspace, methods=["POST"]),
+    Route("/api/workspaces/{ws}", workspace, methods=["GET"]),
+    Route("/api/workspaces/{ws}/diff", workspace_text, methods=["GET"]),
+    Route("/api/workspaces/{ws}/status", workspace_text, methods=["GET"]),
+    Route("/api/workspaces/{ws}/sessions", workspace_text, methods=["GET"]),
+    Route("/api/workspaces/{ws}/summary", workspace_text, methods=["GET"]),
+    Route("/api/workspaces/{ws}/{action}", workspace_action, methods=["POST"]),
+    Route("/api/git-requests/{ref}/{decision}", git_request, methods=["POST"]),
     Route("/api/permissions", permissions, methods=["GET"]),
     Route("/api/permissions/{ref}/allow", allow, methods=["POST"]),
     Route("/api/permissions/{ref}/deny", deny, methods=["POST"]),
