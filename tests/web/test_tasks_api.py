@@ -47,3 +47,87 @@ def test_create_patch_comment_and_audit(signed_in, board: Kanban) -> None:
     entries = board.audit_log(limit=10)
     assert {e.platform for e in entries} == {"web"}
     assert all(e.user_id == "telegram:1" and e.role == "operator" for e in entries)
+
+
+def _ask(board: Kanban) -> str:
+    alice = Actor(name="alice")
+    task = board.create(alice, title="migrate", assignee="coder").task
+    claim = board.claim(alice, task.id, ttl_s=120)
+    assert claim is not None
+    asked = board.request_permission(
+        Actor(name="agent", run=claim.proof),
+        task.id,
+        tool_kind="execute",
+        tool_name="bash",
+        summary="<b>drop</b> the staging tables",
+        ttl_s=600,
+    )
+    return asked.ref
+
+
+def test_permission_requests_are_listed_and_answered(signed_in, board: Kanban) -> None:
+    ref = _ask(board)
+    client = signed_in("telegram:1")
+    (listed,) = client.get("/api/permissions").json()
+    assert listed["ref"] == ref
+    assert listed["summary"] == "<b>drop</b> the staging tables"
+    card = client.get("/api/board").json()["columns"]
+    running = next(c for c in card if c["status"] == "running")["tasks"][0]
+    assert running["running"] is True
+    assert running["waiting_permission"] is True
+    answered = client.post(f"/api/permissions/{ref}/deny", json={"reason": "not today"})
+    assert answered.status_code == 200, answered.text
+    assert client.get("/api/permissions").json() == []
+    again = client.post(f"/api/permissions/{ref}/allow", json={"for_run": True})
+    assert again.status_code == 409
+
+
+def test_bulk_reports_each_id(signed_in, board: Kanban) -> None:
+    client = signed_in("telegram:3")
+    a = client.post("/api/tasks", json={"title": "a"}).json()["task"]["id"]
+    b = client.post("/api/tasks", json={"title": "b", "triage": True}).json()["task"]["id"]
+    answer = client.post(
+        "/api/tasks/bulk", json={"ids": [a, "t999", b, "junk"], "action": "status", "value": "done"}
+    )
+    results = answer.json()["results"]
+    assert [r["ok"] for r in results] == [True, False, False, False]
+    assert all("\n" not in r.get("error", "") for r in results)
+    archived = client.post("/api/tasks/bulk", json={"ids": [a, b], "action": "archive"})
+    assert [r["ok"] for r in archived.json()["results"]] == [True, True]
+    shown = client.get("/api/board?archived=1").json()["columns"]
+    assert next(c for c in shown if c["status"] == "archived")["count"] == 2
+
+
+def test_links_refuse_cycles_with_the_kernel_message(signed_in) -> None:
+    client = signed_in("telegram:1")
+    a = client.post("/api/tasks", json={"title": "a"}).json()["task"]["id"]
+    b = client.post("/api/tasks", json={"title": "b", "parents": [a]}).json()["task"]["id"]
+    cycle = client.post("/api/links", json={"parent": b, "child": a})
+    assert cycle.status_code == 409
+    assert "cycle" in cycle.json()["error"]
+    assert client.request("DELETE", "/api/links", json={"parent": a, "child": b}).status_code == 200
+    assert client.get(f"/api/tasks/{b}").json()["parents"] == []
+
+
+def test_status_moves_without_a_verb_are_409(signed_in) -> None:
+    client = signed_in("telegram:1")
+    a = client.post("/api/tasks", json={"title": "a", "triage": True}).json()["task"]["id"]
+    for status in ("ready", "running"):
+        answer = client.patch(f"/api/tasks/{a}", json={"status": status})
+        assert answer.status_code == 409
+    assert client.patch(f"/api/tasks/{a}", json={"status": "nonsense"}).status_code == 400
+    blocked = client.patch(f"/api/tasks/{a}", json={"status": "blocked", "reason": "wait"})
+    assert blocked.json()["status"] == "blocked"
+    unblocked = client.patch(f"/api/tasks/{a}", json={"status": "ready"})
+    assert unblocked.json()["status"] == "ready"
+
+
+def test_config_and_detail_shapes(signed_in, board: Kanban) -> None:
+    client = signed_in("telegram:2")
+    config = client.get("/api/config").json()
+    assert config["statuses"][0] == "triage"
+    assert "demo" in config["assignees"]
+    task = board.create(Actor(name="alice"), title="x").task
+    detail = client.get(f"/api/tasks/t{task.id}").json()
+    assert set(detail) >= {"task", "parents", "children", "comments", "events", "runs", "log_tail"}
+    assert detail["task"]["id"] == f"t{task.id}"
