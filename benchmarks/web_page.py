@@ -35,7 +35,7 @@ def board_page_interactive(log: Progress, *, loads: int) -> float | str:
                 sync_playwright() as driver,
                 chromium(driver, Path(tmp) / "profile", viewport=VIEWPORT) as context,
             ):
-                sign_in(context, server).close()
+                sign_in(context, server)  # stays open: the browser keeps its session
                 samples: list[float] = []
                 for _ in range(loads):
                     # A new tab each time: no previous page to unload inside the measurement.
