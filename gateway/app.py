@@ -92,24 +92,6 @@ class Gateway:
             on_pass=lambda _report: notifier.nudge(),
             before_pass=reconcile.Housekeeper(board, kernel_config.workspaces),
         )
-        router = Router(
-            board,
-            gateway_config.access,
-            executor,
-            nudge=loop.nudge,
-            dispatcher=dispatcher,
-            environ=self.environ,
-            budgets={
-                name: _diff_budget(adapter.capabilities.max_message_chars)
-                for name, adapter in adapters.items()
-            },
-        )
-
-        async def sink(message: IncomingMessage) -> Document | None:
-            reply = await router.handle(message)
-            notifier.nudge()  # the command may have produced a terminal event
-            return reply
-
         surfaces = load_surfaces(
             SurfaceContext(
                 board=board,
@@ -121,6 +103,27 @@ class Gateway:
                 dispatcher=dispatcher,
             )
         )
+        router = Router(
+            board,
+            gateway_config.access,
+            executor,
+            nudge=loop.nudge,
+            dispatcher=dispatcher,
+            environ=self.environ,
+            budgets={
+                name: _diff_budget(adapter.capabilities.max_message_chars)
+                for name, adapter in adapters.items()
+            },
+            chat_commands={
+                name: command for s in surfaces for name, command in s.chat_commands.items()
+            },
+        )
+
+        async def sink(message: IncomingMessage) -> Document | None:
+            reply = await router.handle(message)
+            notifier.nudge()  # the command may have produced a terminal event
+            return reply
+
         running = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             running.add_signal_handler(signum, self.stop.set)

@@ -8,18 +8,21 @@ section of config.yaml leaves it off.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.access import AccessPolicy
+from gateway.access import AccessPolicy, Role
 from gateway.executor import KernelExecutor
+from gateway.messages import Document, IncomingMessage
 from kanban_core import Kanban
 from kanban_core.dispatch.dispatcher import Dispatcher
 
 SURFACE_GROUP = "kanban_gateway.surfaces"
+#: A chat command a surface adds (``/web``): the message and the sender's role in, the reply out.
+ChatCommand = Callable[[IncomingMessage, Role], Awaitable[Document]]
 VERB_GROUP = "kanban_gateway.verbs"
 
 
@@ -40,6 +43,8 @@ class Surface(Protocol):
     """Served until ``stop`` is set; told when the board changed (the shared change watch)."""
 
     name: str
+    #: Chat commands by name, answered by the router when typed with nothing after them.
+    chat_commands: Mapping[str, ChatCommand]
 
     def on_change(self) -> None:
         """The board may have changed (called in the loop)."""

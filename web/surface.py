@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
+from gateway.access import Role
 from gateway.errors import ConfigError
-from gateway.surfaces import SurfaceContext
+from gateway.messages import Document, IncomingMessage
+from gateway.surfaces import ChatCommand, SurfaceContext
 from kanban_core.errors import KanbanError
 from web.backend import WebBackend
 from web.config import WebSettings, load_web_settings
@@ -22,6 +25,31 @@ class WebSurface:
 
         self.backend = backend
         self._sock = listen(settings)
+        self.chat_commands: Mapping[str, ChatCommand] = {"web": self.login_link}
+
+    async def login_link(self, message: IncomingMessage, role: Role) -> Document:
+        """``/web``: a single-use sign-in link, sent only into a private chat with the bot."""
+        if not message.private:
+            return Document.text(
+                "⚠ /web answers with a sign-in link, so it only works in a private chat with "
+                "me (a direct message), never in a group. Send /web there."
+            )
+        from web import store
+
+        backend, settings = self.backend, self.backend.settings
+        principal = message.user.key
+
+        def make() -> str:
+            with backend.board.db.transaction(write=True) as tx:
+                return store.create_link(tx, principal, ttl_s=settings.link_ttl_s)
+
+        token = await backend.executor.run(make)
+        minutes = settings.link_ttl_s // 60
+        return Document.text(
+            f"{settings.base_url}/auth/link?token={token}\n"
+            f"Signs you in to the web board as {role.name.lower()}; works once, for {minutes} "
+            "min. Do not forward it."
+        )
 
     def on_change(self) -> None:
         """Wake the event hub."""
