@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.web_harness import (
     Board,
@@ -24,6 +25,7 @@ from tests.e2e.web_harness import (
     sign_in,
     web_board,
 )
+from tests.gitrepos import GIT_ENV, git, isolated_git as isolated_git, make_repo
 
 pytestmark = [
     pytest.mark.e2e,
@@ -254,3 +256,45 @@ def test_a_phone_sized_viewport_moves_cards_through_the_menu(
         assert box is not None
         assert box["x"] >= 0
         assert box["width"] <= 390
+
+
+def test_a_workspace_diff_and_a_confirmed_commit(playwright: Any, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, "api")
+    home = tmp_path / "home"
+    home.mkdir()
+    workspaces = {
+        "managed_root": str(tmp_path / "ws"),
+        "agent": "coder",
+        "repos": {"api": {"path": str(repo)}},
+    }
+    config = {"assignees": {"coder": {"command": ["true"]}}, "workspaces": workspaces}
+    (home / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    with (
+        web_board(home, GIT_ENV) as server,
+        chromium(playwright, tmp_path / "profile", viewport=DESK) as context,
+    ):
+        context.set_default_timeout(WAIT_MS)
+        page = sign_in(context, server)
+        page.get_by_role("button", name="Workspaces").click()
+        page.get_by_label("New workspace title").fill("Add login")
+        page.get_by_label("Repositories").fill("api")
+        page.get_by_role("button", name="Create workspace").click()
+        opener = page.locator(".ws-open").first
+        opener.wait_for()
+        ws_id = opener.get_attribute("data-id")
+        assert ws_id
+        shown = json.loads(server.board.run("ws", "show", ws_id, "--json"))
+        worktree = Path(shown["repos"][0]["worktree"])
+        (worktree / "login.py").write_text("def login(): ...\n", encoding="utf-8")
+
+        opener.click()
+        repo_panel = page.locator('.repo[data-repo="api"]')
+        repo_panel.get_by_role("button", name="Diff").click()
+        repo_panel.locator("pre.diff", has_text="login.py").wait_for()
+
+        repo_panel.get_by_label("Commit message for api").fill("Add login")
+        repo_panel.get_by_role("button", name="Commit…").click()
+        dialog = page.locator("dialog#confirm")
+        dialog.get_by_role("button", name="Confirm commit").click()
+        repo_panel.locator(".ok").wait_for()
+        assert "login.py" in git(worktree, "log", "--stat", "-1")

@@ -21,6 +21,8 @@ export function connectLive(startId, onEvent, onStatus) {
       }
       onEvent(data);
     };
+    // The server's "reset": this page fell too far behind to be caught up event by event.
+    source.addEventListener("reset", () => onEvent(null));
     source.onerror = () => {
       // Reconnect ourselves so the URL carries the last id we saw (no gap, no replay from the start).
       source.close();
