@@ -208,6 +208,43 @@ def test_bulk_archive_reports_per_id_and_hides_the_cards(page: Any, board: Board
     column(page, "archived").locator(f'.card[data-id="{first}"]').wait_for()
 
 
+def test_a_bulk_move_lists_each_failure_and_keeps_it_selected(page: Any, board: Board) -> None:
+    stuck = board.create(unique("Stuck"))
+    board.run("block", stuck, "waiting")
+    fine = board.create(unique("Fine"))
+    for task_id in (stuck, fine):
+        page.locator(f'.card[data-id="{task_id}"]').wait_for()
+        page.get_by_label(f"Select {task_id}", exact=True).check()
+    page.get_by_label("Set status of the selected tasks").select_option("todo")
+    failures = page.get_by_role("alert", name="Bulk failures")
+    failures.locator(f'li[data-id="{fine}"]').wait_for()
+    assert failures.locator("li").count() == 1  # the blocked one moved (unblocked)
+    assert shown(board, stuck)["status"] in ("ready", "todo")
+    assert page.get_by_label(f"Select {fine}", exact=True).is_checked()
+    assert not page.get_by_label(f"Select {stuck}", exact=True).is_checked()
+
+
+def test_the_keyboard_opens_and_closes_a_card_and_the_theme_toggles(
+    page: Any, board: Board
+) -> None:
+    task_id = board.create(unique("Keys"))
+    item = page.locator(f'.card[data-id="{task_id}"]')
+    item.focus()
+    page.keyboard.press("Enter")
+    page.locator("#drawer #drawer-title").wait_for()
+    page.keyboard.press("Escape")
+    page.locator("#drawer").wait_for(state="hidden")
+    assert page.evaluate("document.activeElement.dataset.id") == task_id
+    page.keyboard.press(" ")
+    assert page.get_by_label(f"Select {task_id}", exact=True).is_checked()
+
+    themes = []
+    for _ in range(3):
+        page.get_by_role("button", name="Switch theme").click()
+        themes.append(page.evaluate("document.documentElement.dataset.theme || 'auto'"))
+    assert themes == ["light", "dark", "auto"]
+
+
 HOSTILE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 
