@@ -144,6 +144,29 @@ def test_a_task_created_from_the_cli_appears_without_a_reload(page: Any, board: 
     assert page.evaluate("window.__sameDocument") is True
 
 
+def test_after_the_server_restarts_the_page_catches_up_without_a_reload(
+    playwright: Any, tmp_path: Path
+) -> None:
+    with (
+        web_board(tmp_path / "home") as server,
+        chromium(playwright, tmp_path / "profile", viewport=DESK) as context,
+    ):
+        context.set_default_timeout(WAIT_MS)
+        page = sign_in(context, server)
+        page.evaluate("window.__sameDocument = true")
+        server.stop()
+        page.locator("#live[data-up=false]").wait_for(state="attached")
+        missed = unique("While down")
+        server.board.create(missed)
+        server.start()
+        page.locator("#live[data-up=true]").wait_for(state="attached")
+        card(page, missed).wait_for()
+        later = unique("After")
+        server.board.create(later)
+        card(page, later).wait_for()
+        assert page.evaluate("window.__sameDocument") is True
+
+
 def test_the_drawer_edits_title_priority_body_and_comments(page: Any, board: Board) -> None:
     task_id = board.create(unique("Drawer"), "--body", "plain **bold** text")
     page.locator(f'.card[data-id="{task_id}"]').click()

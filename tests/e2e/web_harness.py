@@ -102,8 +102,8 @@ class WebServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Start the server and wait until it answers."""
-        with self.log.open("wb") as log:
+        """Start the server (again, on the same port) and wait until it answers."""
+        with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [str(KANBAN), "web", "--host", "127.0.0.1", "--port", str(self.port)],
                 env=self.board.env,
