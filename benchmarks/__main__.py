@@ -26,6 +26,7 @@ from benchmarks import (
     gateway_bench,
     opening,
     sandbox_bench,
+    web_bench,
     web_page,
 )
 from benchmarks.backends import Backend, PostgresBackend, SqliteBackend
@@ -209,6 +210,24 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_most(1.5, "≤ 1.5 s"),
         ),
         Metric(
+            "web_board",
+            f"web `GET /api/board`, {sizes.list_board:,}-task board: server time, median",
+            milliseconds,
+            at_most(0.100, "≤ 100 ms"),
+        ),
+        Metric(
+            "web_stream",
+            "web: event committed by another process → read off an open SSE stream, p99",
+            milliseconds,
+            at_most(0.250, "≤ 250 ms"),
+        ),
+        Metric(
+            "web_streams_rss",
+            f"web: {web_bench.STREAMS} open SSE streams, memory added to `kanban web`",
+            mebibytes,
+            at_most(20 * 2**20, "≤ 20 MiB"),
+        ),
+        Metric(
             "gateway_rss",
             "gateway + Telegram, Discord, Slack adapters loaded: resident memory",
             mebibytes,
@@ -262,8 +281,11 @@ class Run:
         self.measure(["router"], lambda: [gateway_bench.router_round_trip(b, s, log)])
         self.measure(["notify"], lambda: [gateway_bench.event_to_send(b, s, log)])
         self.measure(["answer"], lambda: [agents_bench.answer_to_agent(b, s, log)])
+        self.measure(["web_board"], lambda: [web_bench.board_endpoint(b, s, log)])
+        self.measure(["web_stream"], lambda: [web_bench.event_to_stream(b, s, log)])
         if b.name == "SQLite":
             self.measure(["gateway_rss"], lambda: [gateway_bench.gateway_rss(log)])
+            self.measure(["web_streams_rss"], lambda: [web_bench.streams_memory(log, b.workdir)])
             # The same on every backend: measured once.
             self.measure(["sandbox"], lambda: [sandbox_bench.spawn_overhead(log)])
             self.measure(["acp_stream"], lambda: [agents_bench.stream_cpu(log)])

@@ -15,15 +15,40 @@ from kanban_core.board.permissions import WAITING, waiting_by_task
 from kanban_core.board.reads import MAX_EVENT
 from kanban_core.storage import Query
 
-_CARDS = Query(
-    "web_cards",
-    "SELECT id, title, priority, tenant, assignee, status, created_ms, block_kind FROM tasks "
-    "ORDER BY priority DESC, created_ms, id",
+_COLUMNS = "id, title, priority, tenant, assignee, status, created_ms, block_kind"
+# Open work in full; finished work (done, archived) only its newest cards: a month-old board
+# is mostly done, and nobody scrolls through thousands of finished cards (filters find them).
+_OPEN_CARDS = Query(
+    "web_open_cards",
+    f"SELECT {_COLUMNS} FROM tasks WHERE {{unindexed}}status <> 'done' "
+    "AND {unindexed}status <> 'archived' ORDER BY priority DESC, created_ms, id",
 )
-_LIVE_CARDS = Query(
-    "web_live_cards",
-    "SELECT id, title, priority, tenant, assignee, status, created_ms, block_kind FROM tasks "
-    "WHERE status <> 'archived' ORDER BY priority DESC, created_ms, id",
+_FINISHED_CARDS = Query(
+    "web_finished_cards",
+    f"SELECT {_COLUMNS} FROM tasks WHERE status = :status "
+    # Newest first by id: a backwards walk of the primary key that stops at the limit (no
+    # index holds finished tasks, and none should: every completion would pay for it).
+    "ORDER BY id DESC LIMIT :limit",
+)
+_COUNTS = Query("web_status_counts", "SELECT status, count(*) FROM tasks GROUP BY status")
+_FILTERED_COUNTS = {
+    (True, False): Query(
+        "web_counts_t", "SELECT status, count(*) FROM tasks WHERE tenant = :tenant GROUP BY status"
+    ),
+    (False, True): Query(
+        "web_counts_a",
+        "SELECT status, count(*) FROM tasks WHERE assignee = :assignee GROUP BY status",
+    ),
+    (True, True): Query(
+        "web_counts_ta",
+        "SELECT status, count(*) FROM tasks WHERE tenant = :tenant AND assignee = :assignee "
+        "GROUP BY status",
+    ),
+}
+# Each from its own index; archived tasks' names included (the filters may look for them).
+_TENANTS = Query("web_tenants", "SELECT DISTINCT tenant FROM tasks WHERE tenant IS NOT NULL")
+_ASSIGNEES = Query(
+    "web_assignees", "SELECT DISTINCT assignee FROM tasks WHERE assignee IS NOT NULL"
 )
 _COMMENT_COUNTS = Query(
     "web_comment_counts", "SELECT task_id, count(*) FROM task_comments GROUP BY task_id"
@@ -38,6 +63,11 @@ _CHILD_STATUS = Query(
 )
 
 
+#: Finished cards (done, archived) sent per column unless asked for more.
+FINISHED_SHOWN = 200
+MAX_FINISHED = 100_000
+
+
 @dataclass(frozen=True, slots=True)
 class BoardQuery:
     """The board's filters (``GET /api/board``)."""
@@ -46,14 +76,31 @@ class BoardQuery:
     assignee: str | None = None
     text: str | None = None
     archived: bool = False
+    finished_limit: int = FINISHED_SHOWN
 
 
 def board(kanban: Kanban, query: BoardQuery) -> dict[str, Any]:
     """``GET /api/board``: columns by status with counts, the filter choices, the event cursor."""
+    finished = [TaskStatus.DONE.value] + ([TaskStatus.ARCHIVED.value] if query.archived else [])
+    # A search looks through every finished card; only the matches are sent.
+    limit = MAX_FINISHED if query.text else query.finished_limit
     with kanban.db.transaction(write=False) as tx:
         latest = int(tx.scalar(MAX_EVENT) or 0)
         now_ms = int(tx.scalar(_NOW))
-        rows = tx.fetchall(_CARDS if query.archived else _LIVE_CARDS)
+        rows = tx.fetchall(_OPEN_CARDS)
+        for status in finished:
+            rows += tx.fetchall(_FINISHED_CARDS, {"status": status, "limit": limit})
+        tenants = sorted(str(r[0]) for r in tx.fetchall(_TENANTS))
+        assignees = sorted(str(r[0]) for r in tx.fetchall(_ASSIGNEES))
+        shape = (query.tenant is not None, query.assignee is not None)
+        counted = (
+            tx.fetchall(
+                _FILTERED_COUNTS[shape], {"tenant": query.tenant, "assignee": query.assignee}
+            )
+            if any(shape)
+            else tx.fetchall(_COUNTS)
+        )
+        counts: dict[str, int] = {str(status): int(n) for status, n in counted}
         comments: dict[int, int] = dict(tx.fetchall(_COMMENT_COUNTS))
         links: dict[int, int] = {}
         children: dict[int, list[int]] = {}
@@ -65,8 +112,6 @@ def board(kanban: Kanban, query: BoardQuery) -> dict[str, Any]:
             if status in _FINISHED:
                 tally[0] += 1
         waiting = waiting_by_task(tx.fetchall(WAITING))
-    tenants = sorted({r[3] for r in rows if r[3]})
-    assignees = sorted({r[4] for r in rows if r[4]})
     needle = (query.text or "").strip().casefold()
     columns: dict[str, list[dict[str, Any]]] = {s: [] for s in _STATUS_ORDER}
     if not query.archived:
@@ -101,11 +146,18 @@ def board(kanban: Kanban, query: BoardQuery) -> dict[str, Any]:
             }
         )
     return {
-        "columns": [
-            {"status": status, "count": len(cards), "tasks": cards}
-            for status, cards in columns.items()
-        ],
+        "columns": [_column(status, cards, counts, query) for status, cards in columns.items()],
         "tenants": tenants,
         "assignees": assignees,
         "latest_event_id": latest,
     }
+
+
+def _column(
+    status: str, cards: list[dict[str, Any]], counts: dict[str, int], query: BoardQuery
+) -> dict[str, Any]:
+    """One column; ``count`` is every matching task, ``tasks`` may hold only the newest."""
+    if query.text:
+        return {"status": status, "count": len(cards), "tasks": cards, "truncated": False}
+    total = max(counts.get(status, 0), len(cards))
+    return {"status": status, "count": total, "tasks": cards, "truncated": total > len(cards)}

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from kanban_core.board.domain import TaskId, TaskStatus, parse_task_id
 from kanban_core.errors import KanbanError, TaskNotFound
 from web.backend import WebBackend
-from web.board_view import BoardQuery, board
+from web.board_view import FINISHED_SHOWN, MAX_FINISHED, BoardQuery, board
 from web.bridge import failed
 from web.http import ApiError, field, json_body, ok
 from web.identity import WebUser
@@ -61,11 +61,15 @@ async def _existing(web: WebBackend, *raws: object) -> list[TaskId]:
 async def get_board(request: Request) -> Response:
     """``GET /api/board``."""
     params = request.query_params
+    limit = params.get("finished", str(FINISHED_SHOWN))
+    if not limit.isdigit() or not 0 <= int(limit) <= MAX_FINISHED:
+        raise ApiError(400, f"finished: how many done/archived cards, 0 to {MAX_FINISHED}")
     query = BoardQuery(
         tenant=params.get("tenant") or None,
         assignee=params.get("assignee") or None,
         text=params.get("q") or None,
         archived=params.get("archived") in ("1", "true"),
+        finished_limit=int(limit),
     )
     web = _web(request)
     return ok(await web.executor.run(board, web.board, query))

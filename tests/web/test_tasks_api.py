@@ -131,3 +131,26 @@ def test_config_and_detail_shapes(signed_in, board: Kanban) -> None:
     detail = client.get(f"/api/tasks/t{task.id}").json()
     assert set(detail) >= {"task", "parents", "children", "comments", "events", "runs", "log_tail"}
     assert detail["task"]["id"] == f"t{task.id}"
+
+
+def test_finished_columns_send_the_newest_cards_and_the_true_count(signed_in, board) -> None:
+    alice = Actor(name="alice")
+    made = [
+        board.create(alice, title=f"d{n}", tenant="acme" if n % 2 else None).task for n in range(7)
+    ]
+    for task in made:
+        board.complete(alice, task.id)
+    client = signed_in("telegram:2")
+    done = next(
+        c for c in client.get("/api/board?finished=3").json()["columns"] if c["status"] == "done"
+    )
+    assert done["count"] == 7
+    assert done["truncated"] is True
+    assert [c["id"] for c in done["tasks"]] == [f"t{t.id}" for t in reversed(made)][:3]
+    acme = client.get("/api/board?finished=3&tenant=acme").json()["columns"]
+    assert next(c for c in acme if c["status"] == "done")["count"] == 3
+    found = client.get("/api/board?finished=1&q=d0").json()["columns"]
+    assert [c["id"] for c in next(c for c in found if c["status"] == "done")["tasks"]] == [
+        f"t{made[0].id}"
+    ]
+    assert client.get("/api/board?finished=-1").status_code == 400
