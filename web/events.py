@@ -153,7 +153,10 @@ class EventHub:
     async def _backlog(self, since: int) -> list[dict[str, Any]] | None:
         """What a resuming browser missed; None when that is too much to send."""
         ring = [event for _, event in self._ring]
-        if since >= self.floor:
+        # The ring holds everything after ``floor`` until it first fills up; after that only
+        # what is newer than its oldest entry.
+        complete = len(ring) < RING or ring[0]["id"] <= since + 1
+        if since >= self.floor and complete:
             return [e for e in ring if e["id"] > since]
         events = await self.executor.run(self.board.events_after, since, limit=MAX_CATCH_UP + 1)
         if len(events) > MAX_CATCH_UP:
