@@ -70,7 +70,16 @@ function render() {
   const draft = document.querySelector("form.create input[name=title]");
   const draftValue = draft ? draft.value : null;
   const draftFocused = draft && document.activeElement === draft;
-  $("#board").replaceChildren(...renderColumns(ctx));
+  // A live refresh rebuilds the columns: keep where each one was scrolled to.
+  const boardEl = $("#board");
+  const scrolled = new Map([...boardEl.querySelectorAll(".column")].map((c) => [c.dataset.status, c.querySelector(".cards").scrollTop]));
+  const left = boardEl.scrollLeft;
+  boardEl.replaceChildren(...renderColumns(ctx));
+  for (const column of boardEl.querySelectorAll(".column")) {
+    const top = scrolled.get(column.dataset.status);
+    if (top) column.querySelector(".cards").scrollTop = top;
+  }
+  boardEl.scrollLeft = left;
   $("#bulk").replaceChildren(...[bulkBar(ctx), bulkFailures(ctx)].filter(Boolean));
   if (draftValue !== null) {
     const input = document.querySelector("form.create input[name=title]");
@@ -100,15 +109,31 @@ function closeDrawer() {
   if (id) document.querySelector(`.card[data-id="${CSS.escape(id)}"]`)?.focus();
 }
 
+/**
+ * Redraw the open task's drawer. An open editor (title or description) holds it still; a field
+ * being typed in (a comment, the priority) keeps its text, cursor and focus across the redraw.
+ */
 async function refreshDrawer() {
-  if (!state.openTask) return;
+  if (!state.openTask || state.editing) return;
   try {
     // `show --json` nests the task's own fields under "task" beside its parents, comments, runs...
     const detail = await api.get(`/api/tasks/${encodeURIComponent(state.openTask)}`);
     const task = detail.task ? { ...detail, ...detail.task } : detail;
+    if (state.editing) return; // an editor opened while the fetch was on its way
     const drawer = $("#drawer");
+    const active = document.activeElement;
+    const keep =
+      active && drawer.contains(active) && /INPUT|TEXTAREA/.test(active.tagName) && active.getAttribute("aria-label")
+        ? { label: active.getAttribute("aria-label"), value: active.value, start: active.selectionStart, end: active.selectionEnd }
+        : null;
     drawer.replaceChildren(...renderDrawer(ctx, task).filter(Boolean));
     drawer.dataset.id = task.id;
+    const again = keep && [...drawer.querySelectorAll("input, textarea")].find((el) => el.getAttribute("aria-label") === keep.label);
+    if (again) {
+      again.value = keep.value;
+      again.focus();
+      if (typeof keep.start === "number" && again.setSelectionRange) again.setSelectionRange(keep.start, keep.end);
+    }
   } catch (error) {
     toast(error.message, "error");
     if (error.status === 404) closeDrawer();
@@ -243,11 +268,7 @@ async function start() {
   await loadBoard();
   const tenant = $("#filter-tenant");
   if (state.filters.tenant) tenant.value = state.filters.tenant;
-  const refreshOpen = debounce(() => {
-    const active = document.activeElement;
-    const typing = active && $("#drawer").contains(active) && /INPUT|TEXTAREA/.test(active.tagName);
-    if (!typing && !state.editing) refreshDrawer();
-  }, 200);
+  const refreshOpen = debounce(() => refreshDrawer(), 200);
   const live = connectLive(
     state.board.latest_event_id,
     (event) => {

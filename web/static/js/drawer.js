@@ -39,7 +39,10 @@ function titleEditor(ctx, task) {
   const edit = () => {
     ctx.state.editing = true;
     const input = h("input", { type: "text", value: task.title, "aria-label": "Title", class: "title-input" });
+    let done = false; // Enter saves, and so does the blur that follows when the input goes away
     const save = async () => {
+      if (done) return;
+      done = true;
       ctx.state.editing = false;
       const title = input.value.trim();
       if (title && title !== task.title) await patch(ctx, task.id, { title });
@@ -49,6 +52,7 @@ function titleEditor(ctx, task) {
       if (event.key === "Enter") save();
       if (event.key === "Escape") {
         event.stopPropagation();
+        done = true;
         ctx.state.editing = false;
         ctx.refreshDrawer();
       }
