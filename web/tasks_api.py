@@ -14,11 +14,10 @@ from starlette.routing import Route
 
 from kanban_core.board.domain import TaskId, TaskStatus, parse_task_id
 from kanban_core.errors import KanbanError, TaskNotFound
-from web.backend import WebBackend
+from web.backend import WebBackend, backend_of, user_of
 from web.board_view import FINISHED_SHOWN, MAX_FINISHED, BoardQuery, board
 from web.bridge import failed
 from web.http import ApiError, field, json_body, ok
-from web.identity import WebUser
 
 #: Events a task's detail carries (the newest).
 DETAIL_EVENTS = 50
@@ -26,16 +25,6 @@ DETAIL_EVENTS = 50
 LOG_TAIL_BYTES = 8192
 MAX_BULK = 500
 _BULK_ACTIONS = ("archive", "status", "assign", "priority", "unblock", "complete", "block")
-
-
-def _web(request: Request) -> WebBackend:
-    backend: WebBackend = request.app.state.web
-    return backend
-
-
-def _user(request: Request) -> WebUser:
-    user: WebUser = request.scope["state"]["web_user"]
-    return user
 
 
 def _task_id(raw: object) -> TaskId:
@@ -71,15 +60,15 @@ async def get_board(request: Request) -> Response:
         archived=params.get("archived") in ("1", "true"),
         finished_limit=int(limit),
     )
-    web = _web(request)
+    web = backend_of(request)
     return ok(await web.executor.run(board, web.board, query))
 
 
 async def get_task(request: Request) -> Response:
     """``GET /api/tasks/{id}``: ``show --json`` plus the newest events and the log tail."""
-    web = _web(request)
+    web = backend_of(request)
     (task_id,) = await _existing(web, request.path_params["task_id"])
-    result = await web.bridge.read(_user(request), ["show", str(task_id), "--json"])
+    result = await web.bridge.read(user_of(request), ["show", str(task_id), "--json"])
     if not result.ok:
         raise failed(result)
     data: dict[str, Any] = dict(result.data)
@@ -97,7 +86,7 @@ def _log_tail(web: WebBackend, task_id: TaskId) -> str:
 
 async def create_task(request: Request) -> Response:
     """``POST /api/tasks``: ``create --json`` with the body's fields."""
-    web, body = _web(request), await json_body(request)
+    web, body = backend_of(request), await json_body(request)
     title = field(body, "title", str, required=True)
     argv = ["create", "--json"]
     for name in ("body", "assignee", "tenant"):
@@ -116,7 +105,7 @@ async def create_task(request: Request) -> Response:
         raise ApiError(400, "a new task starts in triage, todo or ready (status)")
     if status == "triage":
         argv.append("--triage")
-    result = await web.bridge.run(_user(request), [*argv, "--", title])
+    result = await web.bridge.run(user_of(request), [*argv, "--", title])
     if not result.ok:
         raise failed(result)
     data = dict(result.data)
@@ -126,12 +115,12 @@ async def create_task(request: Request) -> Response:
 
 async def patch_task(request: Request) -> Response:
     """``PATCH /api/tasks/{id}``: status, assignee, priority, title, body — each a verb."""
-    web, body = _web(request), await json_body(request)
+    web, body = backend_of(request), await json_body(request)
     (task_id,) = await _existing(web, request.path_params["task_id"])
     unknown = set(body) - {"status", "assignee", "priority", "title", "body", "reason"}
     if unknown:
         raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}")
-    user = _user(request)
+    user = user_of(request)
     ref = str(task_id)
     edit = ["edit", ref]
     for name in ("title", "body"):
@@ -190,7 +179,7 @@ def _status_steps(
 
 async def bulk(request: Request) -> Response:
     """``POST /api/tasks/bulk``: one action on many ids; each id succeeds or fails alone."""
-    web, body = _web(request), await json_body(request)
+    web, body = backend_of(request), await json_body(request)
     ids = field(body, "ids", list, required=True)
     action = field(body, "action", str, required=True)
     if action not in _BULK_ACTIONS:
@@ -198,7 +187,7 @@ async def bulk(request: Request) -> Response:
     if not ids or len(ids) > MAX_BULK:
         raise ApiError(400, f"ids: between 1 and {MAX_BULK} task ids")
     value = body.get("value")
-    user = _user(request)
+    user = user_of(request)
     results: list[dict[str, Any]] = []
     for raw in ids:
         try:
@@ -235,10 +224,10 @@ def _bulk_steps(ref: str, current: TaskStatus, action: str, value: object) -> li
 
 async def add_comment(request: Request) -> Response:
     """``POST /api/tasks/{id}/comments``."""
-    web, body = _web(request), await json_body(request)
+    web, body = backend_of(request), await json_body(request)
     (task_id,) = await _existing(web, request.path_params["task_id"])
     text = field(body, "body", str, required=True)
-    result = await web.bridge.run(_user(request), ["comment", str(task_id), "--", text])
+    result = await web.bridge.run(user_of(request), ["comment", str(task_id), "--", text])
     if not result.ok:
         raise failed(result)
     detail = await web.executor.run(web.board.detail, task_id, event_limit=0)
@@ -247,12 +236,12 @@ async def add_comment(request: Request) -> Response:
 
 async def links(request: Request) -> Response:
     """``POST /api/links`` (link) and ``DELETE /api/links`` (unlink); a cycle is a 409."""
-    web, body = _web(request), await json_body(request)
+    web, body = backend_of(request), await json_body(request)
     parent, child = await _existing(
         web, field(body, "parent", str, required=True), field(body, "child", str, required=True)
     )
     verb = "link" if request.method == "POST" else "unlink"
-    result = await web.bridge.run(_user(request), [verb, str(parent), str(child)])
+    result = await web.bridge.run(user_of(request), [verb, str(parent), str(child)])
     if not result.ok:
         raise failed(result)
     return ok({"parent": str(parent), "child": str(child), "linked": verb == "link"})
@@ -260,7 +249,7 @@ async def links(request: Request) -> Response:
 
 async def dispatch(request: Request) -> Response:
     """``POST /api/dispatch``: a dispatcher pass now (``dispatch --json``; the admin role)."""
-    result = await _web(request).bridge.run(_user(request), ["dispatch", "--json"])
+    result = await backend_of(request).bridge.run(user_of(request), ["dispatch", "--json"])
     if not result.ok:
         raise failed(result)
     return ok(result.data)
@@ -268,7 +257,7 @@ async def dispatch(request: Request) -> Response:
 
 async def get_config(request: Request) -> Response:
     """``GET /api/config``: what the board's forms offer (nothing secret)."""
-    web = _web(request)
+    web = backend_of(request)
 
     def read() -> dict[str, Any]:
         from kanban_core.config import config_path, load_config

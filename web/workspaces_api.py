@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kanban_core.commands import CommandResult
-from web.backend import WebBackend
+from web.backend import WebBackend, backend_of, user_of
 from web.bridge import failed
 from web.http import ApiError, field, json_body, ok
 from web.identity import WebUser
@@ -18,19 +18,9 @@ from web.identity import WebUser
 _PERMISSION_REF = re.compile(r"p?[0-9]{1,18}")
 
 
-def _web(request: Request) -> WebBackend:
-    backend: WebBackend = request.app.state.web
-    return backend
-
-
-def _user(request: Request) -> WebUser:
-    user: WebUser = request.scope["state"]["web_user"]
-    return user
-
-
 async def permissions(request: Request) -> Response:
     """``GET /api/permissions``: requests waiting for an answer (``permissions --json``)."""
-    result = await _web(request).bridge.read(_user(request), ["permissions", "--json"])
+    result = await backend_of(request).bridge.read(user_of(request), ["permissions", "--json"])
     if not result.ok:
         raise failed(result)
     return ok(result.data)
@@ -51,10 +41,10 @@ async def _known_request(web: WebBackend, raw: str) -> str:
 
 async def allow(request: Request) -> Response:
     """``POST /api/permissions/{id}/allow`` body ``{"for_run"?: bool}``."""
-    web, body = _web(request), await json_body(request)
+    web, body = backend_of(request), await json_body(request)
     ref = await _known_request(web, request.path_params["ref"])
     argv = ["allow", ref, *(["--run"] if field(body, "for_run", bool) else [])]
-    result = await web.bridge.run(_user(request), argv)
+    result = await web.bridge.run(user_of(request), argv)
     if not result.ok:
         raise failed(result)
     return ok({"ref": ref, "answer": "allow"})
@@ -62,11 +52,11 @@ async def allow(request: Request) -> Response:
 
 async def deny(request: Request) -> Response:
     """``POST /api/permissions/{id}/deny`` body ``{"reason"?: str}``."""
-    web, body = _web(request), await json_body(request)
+    web, body = backend_of(request), await json_body(request)
     ref = await _known_request(web, request.path_params["ref"])
     reason = field(body, "reason", str)
     result = await web.bridge.run(
-        _user(request), ["deny", ref, *(["--", reason] if reason else [])]
+        user_of(request), ["deny", ref, *(["--", reason] if reason else [])]
     )
     if not result.ok:
         raise failed(result)
@@ -109,7 +99,9 @@ def _repo(request: Request, body: dict[str, Any] | None = None) -> list[str]:
 async def workspaces(request: Request) -> Response:
     """``GET /api/workspaces[?archived=1]``: ``ws list --json``."""
     archived = ["--archived"] if request.query_params.get("archived") in ("1", "true") else []
-    result = await _web(request).bridge.read(_user(request), ["ws", "list", "--json", *archived])
+    result = await backend_of(request).bridge.read(
+        user_of(request), ["ws", "list", "--json", *archived]
+    )
     if not result.ok:
         raise failed(result)
     return ok(result.data)
@@ -117,12 +109,12 @@ async def workspaces(request: Request) -> Response:
 
 async def workspace(request: Request) -> Response:
     """``GET /api/workspaces/{id}``: ``ws show --json``."""
-    return ok(await _known_ws(_web(request), _user(request), request.path_params["ws"]))
+    return ok(await _known_ws(backend_of(request), user_of(request), request.path_params["ws"]))
 
 
 async def workspace_text(request: Request) -> Response:
     """``GET /api/workspaces/{id}/diff|status|sessions``: the verb's text, as chat shows it."""
-    web, user = _web(request), _user(request)
+    web, user = backend_of(request), user_of(request)
     ws = (await _known_ws(web, user, request.path_params["ws"]))["id"]
     view = request.url.path.rsplit("/", 1)[1]
     argv = {
@@ -139,7 +131,7 @@ async def workspace_text(request: Request) -> Response:
 
 async def create_workspace(request: Request) -> Response:
     """``POST /api/workspaces`` ``{"title", "body"?, "repos": [...], "base"?, "branch"?}``."""
-    web, body = _web(request), await json_body(request)
+    web, body = backend_of(request), await json_body(request)
     title = field(body, "title", str, required=True)
     argv = ["ws", "new"]
     for repo in field(body, "repos", list) or []:
@@ -150,7 +142,7 @@ async def create_workspace(request: Request) -> Response:
         value = field(body, name, str)
         if value is not None:
             argv.append(f"--{name}={value}")
-    result = await web.bridge.run(_user(request), [*argv, "--", title])
+    result = await web.bridge.run(user_of(request), [*argv, "--", title])
     if not result.ok:
         raise failed(result)
     return ok({"text": _text(result), "created": [f"t{t}" for t in result.created]}, status=201)
@@ -158,7 +150,7 @@ async def create_workspace(request: Request) -> Response:
 
 async def workspace_action(request: Request) -> Response:
     """``POST /api/workspaces/{id}/pin|unpin|archive|unarchive|stop|followup|git``."""
-    web, user, body = _web(request), _user(request), await json_body(request)
+    web, user, body = backend_of(request), user_of(request), await json_body(request)
     ws = (await _known_ws(web, user, request.path_params["ws"]))["id"]
     action = request.path_params["action"]
     request_id: str | None = None
@@ -189,7 +181,7 @@ async def workspace_action(request: Request) -> Response:
 
 async def git_request(request: Request) -> Response:
     """``POST /api/git-requests/{id}/confirm|deny``: the same decision as chat's buttons."""
-    web, user = _web(request), _user(request)
+    web, user = backend_of(request), user_of(request)
     ref = request.path_params["ref"]
     if request.path_params["decision"] not in ("confirm", "deny"):
         raise ApiError(404, "not found")

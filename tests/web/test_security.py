@@ -14,7 +14,6 @@ from tests.web.conftest import BASE, make_link, sign_in
 from web import store
 from web.app import routes
 from web.gate import COOKIE, is_public
-from web.http import ApiError
 
 WRITES = ("POST", "PATCH", "DELETE", "PUT")
 
@@ -266,11 +265,6 @@ def test_xss_payloads_come_back_as_json_data(signed_in, board: Kanban, payload: 
     detail = client.get(f"/api/tasks/{ref}").json()
     assert detail["task"]["title"] == payload
     assert detail["comments"][0]["body"] == payload
-
-
-def test_api_errors_are_one_line() -> None:
-    error = ApiError(409, "x")
-    assert error.status == 409
 
 
 def test_a_worker_identity_is_never_taken_from_the_request(signed_in, board) -> None:
