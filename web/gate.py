@@ -74,10 +74,17 @@ class SessionGate:
             return
         send = _with_headers(send, scope)
         path: str = scope["path"]
+        headers = Headers(scope=scope)
+        if scope["method"] not in _SAFE_METHODS:
+            # Before anything else, public routes included: nobody streams a huge body at us.
+            declared = headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+                await _json(send, 413, "the request body is too large")
+                return
+            receive = _capped(receive, self.max_body)
         if is_public(path):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
         token = cookie_parser(headers.get("cookie", "")).get(COOKIE, "")
         user = await self._user(token) if token else None
         if user is None:
@@ -90,11 +97,6 @@ class SessionGate:
             if refusal:
                 await _json(send, refusal[0], refusal[1])
                 return
-            declared = headers.get("content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-                await _json(send, 413, "the request body is too large")
-                return
-            receive = _capped(receive, self.max_body)
         try:
             await self.app(scope, receive, send)
         except BodyTooLarge:

@@ -274,3 +274,12 @@ def test_a_worker_identity_is_never_taken_from_the_request(signed_in, board) -> 
     )
     task = board.get(int(answer.json()["task"]["id"][1:]))
     assert task.created_by == "1 (telegram:1)"
+
+
+def test_a_huge_sign_in_body_is_413_without_a_session(app_client, web_settings) -> None:
+    answer = app_client.post(
+        "/auth/link",
+        content=b"token=" + b"A" * (web_settings.max_body_bytes + 1),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 413
