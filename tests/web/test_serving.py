@@ -226,3 +226,11 @@ def test_secure_cookies_behind_an_https_proxy(backend) -> None:
         backend, settings=replace(backend.settings, public_url="https://board.example")
     )
     assert proxied.secure_cookies
+
+
+def test_the_example_config_validates_with_the_board_off() -> None:
+    example = Path(__file__).resolve().parents[2] / "config.example.yaml"
+    settings = load_web_settings(example)
+    assert not settings.enabled
+    assert (settings.host, settings.port) == ("127.0.0.1", 8787)
+    check_bind(settings)
