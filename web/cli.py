@@ -73,7 +73,13 @@ def serve(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     from gateway.errors import ConfigError
     from kanban_core import KanbanError
     from web.errors import WebError
-    from web.server import run_standalone
+
+    try:
+        from web.server import run_standalone
+    except ImportError as exc:
+        from web.surface import HINT
+
+        return CommandResult(exit_code=1, errors=(f"{exc.name} is missing: {HINT}",))
 
     try:
         path, settings = _settings(ctx)

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from gateway.access import Role
 from gateway.errors import ConfigError
 from gateway.messages import Document, IncomingMessage
 from gateway.surfaces import ChatCommand, SurfaceContext
 from kanban_core.errors import KanbanError
-from web.backend import WebBackend
 from web.config import WebSettings, load_web_settings
 from web.errors import WebError
+
+if TYPE_CHECKING:
+    # The server's stack (starlette, uvicorn) loads only when the board is enabled.
+    from web.backend import WebBackend
+
+HINT = "pip install 'kanban-gateway[web]'"
 
 
 class WebSurface:
@@ -70,7 +76,12 @@ def create(context: SurfaceContext) -> WebSurface | None:
         raise ConfigError(str(exc).splitlines()) from None
     if not settings.enabled:
         return None
-    from web.server import build_backend
+    try:
+        from web.server import build_backend
+    except ImportError as exc:
+        raise ConfigError(
+            [f"web.enabled needs the web extra ({exc.name} is missing): {HINT}"]
+        ) from None
 
     backend = build_backend(
         context.board,

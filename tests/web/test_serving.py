@@ -234,3 +234,13 @@ def test_the_example_config_validates_with_the_board_off() -> None:
     assert not settings.enabled
     assert (settings.host, settings.port) == ("127.0.0.1", 8787)
     check_bind(settings)
+
+
+def test_the_entry_points_load_without_the_web_stack() -> None:
+    """A gateway with the board off (or without the web extra) never imports starlette."""
+    probe = (
+        "import sys, web.surface, web.cli, web.config; "
+        "print(sorted(m for m in ('starlette', 'uvicorn') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
