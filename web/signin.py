@@ -93,10 +93,9 @@ async def consume(request: Request) -> Response:
     made = await web.executor.run(sign_in)
     if made is None:
         return _refused()
-    secret, session = made
+    secret, _session = made
     response = RedirectResponse("/", status_code=303)
     _set_cookie(response, secret, max_age=web.settings.session_ttl_s, secure=web.secure_cookies)
-    del session
     return response
 
 

@@ -283,3 +283,11 @@ def test_a_huge_sign_in_body_is_413_without_a_session(app_client, web_settings) 
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert answer.status_code == 413
+
+
+def test_websockets_are_refused(app_client: TestClient) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as refused, app_client.websocket_connect("/api/events"):
+        pass
+    assert refused.value.code == 1008
