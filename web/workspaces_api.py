@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -87,8 +88,12 @@ async def _known_ws(web: WebBackend, user: WebUser, raw: str) -> dict[str, Any]:
     return data
 
 
-def _repo(request: Request, body: dict[str, Any] | None = None) -> list[str]:
-    repo = (body or {}).get("repo") if body is not None else request.query_params.get("repo")
+def _repo(request: Request | None, body: dict[str, Any] | None = None) -> list[str]:
+    if body is not None:
+        repo = body.get("repo")
+    else:
+        assert request is not None
+        repo = request.query_params.get("repo")
     if repo in (None, ""):
         return []
     if not isinstance(repo, str) or not _SLUG.fullmatch(repo):
@@ -149,34 +154,83 @@ async def create_workspace(request: Request) -> Response:
 
 
 async def workspace_action(request: Request) -> Response:
-    """``POST /api/workspaces/{id}/pin|unpin|archive|unarchive|stop|followup|git``."""
+    """``POST /api/workspaces/{id}/<action>``: one ``ws`` verb on the workspace.
+
+    Actions: pin, unpin, archive, unarchive, stop, rename, followup, new-session, use-session,
+    queue, repo, run, attach; git (commit, push, pr) and delete answer with a pending request
+    that its requester confirms (or an approver approves) through ``/api/git-requests``.
+    """
     web, user, body = backend_of(request), user_of(request), await json_body(request)
     ws = (await _known_ws(web, user, request.path_params["ws"]))["id"]
     action = request.path_params["action"]
-    request_id: str | None = None
+    result = await web.bridge.run(user, _action_argv(action, ws, body))
+    if not result.ok:
+        raise failed(result)
+    if action in ("git", "delete"):
+        data = result.data if isinstance(result.data, dict) else {}
+        return ok({"request": {"id": data.get("approval"), "text": _text(result)}}, status=201)
+    return ok({"workspace": ws, "text": _text(result)})
+
+
+def _words(body: dict[str, Any], name: str) -> list[str]:
+    """``["--", value]`` for an optional free-text positional (it may start with a dash)."""
+    value = field(body, name, str)
+    return ["--", value] if value else []
+
+
+def _required(body: dict[str, Any], name: str) -> str:
+    value: str = field(body, name, str, required=True)
+    return value
+
+
+def _action_argv(action: str, ws: str, body: dict[str, Any]) -> list[str]:
+    on = ["--ws", ws]
+    repo = _repo(None, body)
     if action in _LIFECYCLE:
-        argv = ["ws", action, ws]
-    elif action == "stop":
-        argv = ["ws", "stop", "--ws", ws]
-    elif action == "followup":
-        text = field(body, "text", str, required=True)
-        argv = ["ws", "follow-up", "--ws", ws, "--", text]
-    elif action == "git":
+        return ["ws", action, ws]
+    simple: dict[str, Callable[[], list[str]]] = {
+        "stop": lambda: ["ws", "stop", *on],
+        "rename": lambda: ["ws", "rename", *on, "--", _required(body, "name")],
+        "followup": lambda: ["ws", "follow-up", *on, "--", _required(body, "text")],
+        "attach": lambda: ["ws", "attach", *on, *repo, *_words(body, "ref")],
+        "run": lambda: ["ws", "run", *on, *repo, "--", _required(body, "script")],
+        "delete": lambda: (
+            ["ws", "delete", ws]
+            + (["--delete-branch"] if field(body, "delete_branch", bool) else [])
+        ),
+    }
+    if action in simple:
+        return simple[action]()
+    if action == "new-session":
+        name = field(body, "name", str)
+        return [
+            "ws",
+            "new-session",
+            *on,
+            *([f"--name={name}"] if name else []),
+            *_words(body, "message"),
+        ]
+    if action == "use-session":
+        session = field(body, "session", str, required=True)
+        if not _WS_ID.fullmatch(session):
+            raise ApiError(400, "session: a session number or id")
+        return ["ws", "sessions", *on, "use", session]
+    if action == "queue":
+        step = field(body, "action", str)
+        if step not in ("run", "clear"):
+            raise ApiError(400, "action: run or clear")
+        return ["ws", "queue", *on, step]
+    if action == "repo":
+        slug = field(body, "slug", str)
+        if slug is not None and not _SLUG.fullmatch(slug):
+            raise ApiError(400, "slug: a repository name of the workspace")
+        return ["ws", "repo", *on, slug] if slug else ["ws", "repo", *on, "--all"]
+    if action == "git":
         op = field(body, "op", str, required=True)
         if op not in _GIT_OPS:
             raise ApiError(400, "op: commit, push or pr")
-        message = field(body, "message", str)
-        argv = ["ws", op, "--ws", ws, *_repo(request, body), *(["--", message] if message else [])]
-    else:
-        raise ApiError(404, "not found")
-    result = await web.bridge.run(user, argv)
-    if not result.ok:
-        raise failed(result)
-    if isinstance(result.data, dict):
-        request_id = result.data.get("approval")
-    if action == "git":
-        return ok({"request": {"id": request_id, "text": _text(result)}}, status=201)
-    return ok({"workspace": ws, "text": _text(result)})
+        return ["ws", op, *on, *repo, *_words(body, "message")]
+    raise ApiError(404, "not found")
 
 
 async def git_request(request: Request) -> Response:

@@ -100,3 +100,31 @@ def test_unknown_workspaces_and_requests_are_404(ws_client, board) -> None:
     assert ws_client.post("/api/workspaces/ws-0-000000/pin").status_code == 404
     assert ws_client.post("/api/git-requests/ap-0-000000/confirm").status_code == 404
     assert ws_client.get("/api/permissions").json() == []
+
+
+def test_sessions_queue_repo_rename_and_delete_requests(ws_client, board, kit: Kit) -> None:
+    sign_in(ws_client, board, "telegram:1")
+    ws_client.post("/api/workspaces", json={"title": "Two", "repos": ["api", "web"]})
+    (ws,) = ws_client.get("/api/workspaces").json()
+    base = f"/api/workspaces/{ws['id']}"
+    assert ws_client.post(f"{base}/rename", json={"name": "Renamed"}).status_code == 200
+    assert ws_client.get(base).json()["name"] == "Renamed"
+    assert ws_client.post(f"{base}/rename", json={}).status_code == 400
+    assert ws_client.post(f"{base}/repo", json={"slug": "web"}).status_code == 200
+    assert ws_client.get(base).json()["active_repo"] == "web"
+    made = ws_client.post(f"{base}/new-session", json={"name": "second"})
+    assert made.status_code == 200, made.text
+    sessions = ws_client.get(f"{base}/sessions").json()["text"]
+    assert "second" in sessions
+    used = ws_client.post(f"{base}/use-session", json={"session": "1"})
+    assert used.status_code == 200, used.text
+    assert ws_client.post(f"{base}/queue", json={"action": "nope"}).status_code == 400
+    assert ws_client.post(f"{base}/frobnicate").status_code == 404
+    busy = ws_client.post(f"{base}/delete", json={})
+    assert busy.status_code == 409  # the kernel's refusal while a turn runs, in one line
+    assert "stop it first" in busy.json()["error"]
+    assert ws_client.post(f"{base}/stop").status_code == 200
+    asked = ws_client.post(f"{base}/delete", json={})
+    assert asked.status_code == 201, asked.text
+    assert asked.json()["request"]["id"].startswith("ap-")
+    assert kit.get(ws["id"]).repos  # nothing deleted until confirmed
