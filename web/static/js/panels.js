@@ -60,23 +60,47 @@ function diffView(text) {
   return pre;
 }
 
-async function commitFlow(ctx, ws, repo, message, out) {
+/** A request that waits for the requester's confirmation (git ops, delete), as in chat. */
+async function requestFlow(path, body, label, out) {
   try {
-    // The same request → confirm flow as chat: the server records a request, we confirm it.
-    const made = await api.post(`/api/workspaces/${encodeURIComponent(ws.id)}/git`, { op: "commit", repo, message });
+    const made = await api.post(path, body);
     const request = made.request || made;
-    const summary = request.text || request.summary || `commit in ${repo}: ${message}`;
-    if (!(await confirmDialog(summary, "Confirm commit"))) {
+    const summary = request.text || request.summary || label;
+    if (!(await confirmDialog(summary, `Confirm ${label}`))) {
       await api.post(`/api/git-requests/${encodeURIComponent(request.id)}/deny`, {}).catch(() => null);
-      out.replaceChildren(h("p", { class: "muted" }, "Not confirmed; nothing committed."));
+      out.replaceChildren(h("p", { class: "muted" }, `Not confirmed; no ${label}.`));
       return;
     }
     const done = await api.post(`/api/git-requests/${encodeURIComponent(request.id)}/confirm`, {});
-    out.replaceChildren(h("pre", { class: "ok", role: "status" }, (done && (done.text || done.result || done.decision)) || "committed"));
-    toast("commit done");
+    out.replaceChildren(h("pre", { class: "ok", role: "status" }, (done && (done.text || done.result || done.decision)) || `${label} done`));
+    toast(`${label} done`);
   } catch (error) {
     out.replaceChildren(h("p", { class: "error", role: "alert" }, error.message));
   }
+}
+
+function gitFlow(ws, op, repo, message, out) {
+  const body = { op, repo };
+  if (message) body.message = message;
+  return requestFlow(`/api/workspaces/${encodeURIComponent(ws.id)}/git`, body, op, out);
+}
+
+/** A one-verb workspace action; its text answer is shown. */
+async function wsAction(ctx, ws, action, body, out) {
+  try {
+    const answer = await api.post(`/api/workspaces/${encodeURIComponent(ws.id)}/${action}`, body);
+    out.replaceChildren(h("pre", { role: "status" }, (answer && answer.text) || action));
+    return true;
+  } catch (error) {
+    out.replaceChildren(h("p", { class: "error", role: "alert" }, error.message));
+    return false;
+  }
+}
+
+function button(label, onClick, attrs = {}) {
+  const made = h("button", { type: "button", ...attrs }, label);
+  made.addEventListener("click", onClick);
+  return made;
 }
 
 async function showView(ws, view, repo, out) {
@@ -102,14 +126,17 @@ async function repoPanel(ctx, ws, repo) {
       message.focus();
       return;
     }
-    commitFlow(ctx, ws, repo.slug, message.value.trim(), out);
+    gitFlow(ws, "commit", repo.slug, message.value.trim(), out);
   });
+  const push = button("Push…", () => gitFlow(ws, "push", repo.slug, null, out));
+  const pr = button("Open PR…", () => gitFlow(ws, "pr", repo.slug, null, out));
+  const activate = button("Make active", () => wsAction(ctx, ws, "repo", { slug: repo.slug }, out));
   return h(
     "li",
     { class: "repo", dataset: { repo: repo.slug } },
     h("div", {}, h("strong", {}, repo.slug), ` ${repo.branch || ""}${repo.slug === ws.active_repo ? " · active" : ""}`, repo.pr ? " · PR" : ""),
-    h("div", { class: "row" }, diff, status),
-    h("div", { class: "row" }, message, commit),
+    h("div", { class: "row" }, diff, status, repo.slug === ws.active_repo ? null : activate),
+    h("div", { class: "row" }, message, commit, push, pr),
     out,
   );
 }
@@ -145,14 +172,19 @@ async function workspaceDetail(ctx, id, box) {
       });
       return button;
     });
-    const sessions = h("button", { type: "button" }, "Sessions");
-    sessions.addEventListener("click", () => showView(ws, "sessions", undefined, out));
-    const summary = h("button", { type: "button" }, "Summary");
-    summary.addEventListener("click", () => showView(ws, "summary", undefined, out));
+    const sessions = button("Sessions", () => showView(ws, "sessions", undefined, out));
+    const summary = button("Summary", () => showView(ws, "summary", undefined, out));
+    const stop = button("Stop", () => wsAction(ctx, ws, "stop", {}, out), { class: "danger" });
+    const newSession = button("New session", () => wsAction(ctx, ws, "new-session", {}, out));
+    const sessionId = h("input", { type: "text", placeholder: "session", "aria-label": "Session to switch to", size: "6" });
+    const useSession = button("Switch", () => sessionId.value.trim() && wsAction(ctx, ws, "use-session", { session: sessionId.value.trim() }, out));
+    const runQueue = button("Run queue", () => wsAction(ctx, ws, "queue", { action: "run" }, out));
+    const clearQueue = button("Clear queue", () => wsAction(ctx, ws, "queue", { action: "clear" }, out));
     box.replaceChildren(
       h("h3", {}, `${ws.name || ws.id} · ${ws.status || ""}`),
       h("p", { class: "muted" }, `task ${ws.task || ""} · branch ${ws.branch || ""}${ws.pinned ? " · pinned" : ""}${ws.archived ? " · archived" : ""}`),
-      h("div", { class: "row" }, lifecycle, sessions, summary),
+      h("div", { class: "row" }, lifecycle, stop, summary),
+      h("div", { class: "row", role: "group", "aria-label": "Sessions and queue" }, sessions, newSession, sessionId, useSession, runQueue, clearQueue),
       out,
       h("ul", { class: "repos" }, repos),
       h("div", { class: "row" }, followup, send),
