@@ -244,3 +244,11 @@ def test_the_entry_points_load_without_the_web_stack() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_gateway_refuses_a_remote_board_without_tls(home: Path) -> None:
+    _config(home, closed_port(), host="0.0.0.0")  # noqa: S104
+    refused = _kanban(home, "gateway")
+    assert refused.returncode == 1
+    assert "without TLS" in refused.stderr
+    assert "Traceback" not in refused.stderr
