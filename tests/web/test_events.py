@@ -140,3 +140,14 @@ def test_a_stream_needs_a_session(served: LiveBoard) -> None:
     assert answer.status_code == 401
     bad = httpx.get(served.url + "/api/events?since=x", timeout=5)
     assert bad.status_code == 401
+
+
+def test_stopping_ends_open_streams(file_board: Kanban) -> None:
+    import time
+
+    with live_board(file_board, AccessPolicy(users=USERS), environ={}) as live:
+        stream = Stream(live.client(file_board, "telegram:2"), None)
+        started = time.monotonic()
+    # live_board's exit waits for the server thread: open streams did not hold it up.
+    assert time.monotonic() - started < 10
+    stream.close()
