@@ -298,6 +298,11 @@ def test_a_phone_sized_viewport_moves_cards_through_the_menu(
         page = sign_in(context, server)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page is {width}px wide"
+        archived = page.get_by_label("Archived")
+        assert not archived.is_visible()  # the filters wait behind the menu
+        page.get_by_role("button", name="Menu").tap()
+        archived.wait_for()
+        page.get_by_role("button", name="Menu").tap()
         item = page.locator(f'.card[data-id="{task_id}"]')
         item.scroll_into_view_if_needed()
         item.get_by_label(f"Move {task_id} to").select_option("blocked")
