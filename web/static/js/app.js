@@ -15,7 +15,7 @@ const state = {
   board: { columns: [], tenants: [], assignees: [], latest_event_id: 0 },
   statuses: STATUSES,
   assignees: [],
-  filters: { q: "", tenant: "", assignee: "", archived: false, lanes: false },
+  filters: { q: "", tenant: "", assignee: "", archived: false, lanes: false, finished: null },
   selected: new Set(),
   bulkFailures: [],
   creating: null,
@@ -48,7 +48,7 @@ const ctx = {
 
 async function loadBoard() {
   const f = state.filters;
-  const board = await api.get(`/api/board${query({ q: f.q, tenant: f.tenant, assignee: f.assignee, archived: f.archived ? 1 : 0 })}`);
+  const board = await api.get(`/api/board${query({ q: f.q, tenant: f.tenant, assignee: f.assignee, archived: f.archived ? 1 : 0, finished: f.finished })}`);
   state.board = board;
   const known = new Set(ctx.allCards().map((card) => card.id));
   state.selected = new Set([...state.selected].filter((id) => known.has(id)));
@@ -264,7 +264,7 @@ async function start() {
           ctx.reload();
         }
       });
-  }, 120);
+  }, 50); // the server already coalesces bursts; this only merges events a few ms apart
   await loadBoard();
   const tenant = $("#filter-tenant");
   if (state.filters.tenant) tenant.value = state.filters.tenant;
@@ -285,4 +285,7 @@ async function start() {
   refreshPanels();
 }
 
-start().catch((error) => toast(error.message, "error"));
+start().catch((error) => {
+  console.error(error);
+  toast(error.message, "error");
+});

@@ -118,6 +118,30 @@ function cardElement(ctx, card) {
   return element;
 }
 
+// Cards are rebuilt only when what they show changed: a live refresh of a 1,000-card board then
+// costs the few cards that moved, not 25,000 new elements. Ages are refreshed once a minute.
+const cardCache = new Map();
+let cacheBorn = Date.now();
+
+function cachedCard(ctx, card) {
+  if (Date.now() - cacheBorn > 60_000) {
+    cardCache.clear();
+    cacheBorn = Date.now();
+  }
+  const { age_seconds: _age, ...shown } = card;
+  const key = `${ctx.state.selected.has(card.id)}|${ctx.state.statuses.join(",")}|${JSON.stringify(shown)}`;
+  const hit = cardCache.get(card.id);
+  if (hit && hit.key === key) return hit.element;
+  const element = cardElement(ctx, card);
+  cardCache.set(card.id, { key, element });
+  return element;
+}
+
+function forgetGoneCards(ctx) {
+  const present = new Set(ctx.allCards().map((card) => card.id));
+  for (const id of cardCache.keys()) if (!present.has(id)) cardCache.delete(id);
+}
+
 function cardKey(ctx, card, element, event) {
   if (event.target !== element) return;
   const key = event.key;
@@ -208,7 +232,7 @@ function lanes(ctx, tasks) {
     groups.get(key).push(card);
   }
   return [...groups.entries()].map(([name, cards]) =>
-    h("div", { class: "lane" }, h("h3", { class: "lane-name" }, `${name} (${cards.length})`), cards.map((card) => cardElement(ctx, card))),
+    h("div", { class: "lane" }, h("h3", { class: "lane-name" }, `${name} (${cards.length})`), cards.map((card) => cachedCard(ctx, card))),
   );
 }
 
@@ -221,14 +245,24 @@ function columnElement(ctx, column) {
     ctx.render();
     document.querySelector(`.column[data-status="${status}"] form.create input[name=title]`)?.focus();
   });
+  const shown = column.tasks.length;
+  const count = shown < column.count ? `${shown}/${column.count}` : String(column.count);
+  // The server sends only the newest finished cards unless asked for all of them.
+  let more = null;
+  if (shown < column.count && (status === "done" || status === "archived")) {
+    more = h("button", { type: "button", class: "more-cards" }, `Show all ${column.count}`);
+    more.addEventListener("click", () => {
+      ctx.state.filters.finished = column.count;
+      ctx.reload();
+    });
+  }
   const body = h(
     "div",
     { class: "cards" },
     creating ? createForm(ctx, status) : null,
-    ctx.state.filters.lanes ? lanes(ctx, column.tasks) : column.tasks.map((card) => cardElement(ctx, card)),
+    ctx.state.filters.lanes ? lanes(ctx, column.tasks) : column.tasks.map((card) => cachedCard(ctx, card)),
+    more,
   );
-  const shown = column.tasks.length;
-  const count = shown < column.count ? `${shown}/${column.count}` : String(column.count);
   const section = h(
     "section",
     { class: "column", dataset: { status }, "aria-label": `${status}, ${column.count} tasks` },
@@ -255,6 +289,7 @@ function columnElement(ctx, column) {
 
 export function renderColumns(ctx) {
   const board = ctx.state.board;
+  forgetGoneCards(ctx);
   const columns = board.columns.filter((column) => ctx.state.filters.archived || column.status !== "archived");
   return columns.map((column) => columnElement(ctx, column));
 }
