@@ -79,7 +79,7 @@ function render() {
     const top = scrolled.get(column.dataset.status);
     if (top) column.querySelector(".cards").scrollTop = top;
   }
-  boardEl.scrollLeft = left;
+  if (left) boardEl.scrollLeft = left; // (setting it forces a layout; skip when there is nothing to keep)
   $("#bulk").replaceChildren(...[bulkBar(ctx), bulkFailures(ctx)].filter(Boolean));
   if (draftValue !== null) {
     const input = document.querySelector("form.create input[name=title]");
