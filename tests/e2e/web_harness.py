@@ -191,5 +191,8 @@ def sign_in(context: BrowserContext, server: WebServer) -> Any:
     page.goto(server.login_url())
     # Opening a link only shows a button (a chat's link preview must not spend it).
     page.click("#signin-confirm")
-    page.wait_for_selector("body[data-loaded=true]")
+    page.wait_for_selector("body[data-loaded=true], body.signin:not(:has(#signin-confirm))")
+    if page.locator("body.signin").count():
+        refusal = " ".join(page.inner_text("main").split())
+        raise AssertionError(f"the sign-in was refused: {refusal}")
     return page
