@@ -37,8 +37,10 @@ SECURITY_HEADERS = [
     ),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    # The login link carries its secret in the URL: never hand it on in a Referer.
-    (b"referrer-policy", b"no-referrer"),
+    # The login link carries its secret in the URL: no Referer ever leaves the origin. Not
+    # no-referrer: under it browsers send `Origin: null` on the page's own form posts and
+    # fetches, which the same-origin check must refuse.
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 
