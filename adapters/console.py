@@ -154,12 +154,14 @@ class ConsoleAdapter:
         if text.startswith(">"):
             said = text[1:].strip()
             return (
-                IncomingMessage(CHAT, USER, said, delivery, "", MessageKind.TEXT) if said else None
+                IncomingMessage(CHAT, USER, said, delivery, "", MessageKind.TEXT, private=True)
+                if said
+                else None
             )
         if text.startswith("/") and len(text) > 1:
             word, _, rest = text[1:].partition(" ")
-            return IncomingMessage(CHAT, USER, rest.strip(), delivery, word)
-        return IncomingMessage(CHAT, USER, text, delivery)
+            return IncomingMessage(CHAT, USER, rest.strip(), delivery, word, private=True)
+        return IncomingMessage(CHAT, USER, text, delivery, private=True)
 
     def _write(self, text: str) -> None:
         text = text.rstrip("\n") + "\n"

@@ -35,6 +35,7 @@ def slash_message(interaction: discord.Interaction, word: str, args: str) -> Inc
         text=args.strip(),
         delivery_id=str(interaction.id),
         command=word,
+        private=isinstance(interaction.channel, discord.DMChannel),
     )
 
 
@@ -81,6 +82,7 @@ def typed_message(message: discord.Message) -> IncomingMessage | None:
         delivery_id=str(message.id),
         command=word,
         kind=kind,
+        private=isinstance(message.channel, discord.DMChannel),
     )
 
 

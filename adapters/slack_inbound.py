@@ -97,6 +97,8 @@ def slash_message(body: Mapping[str, Any], kanban_command: str) -> IncomingMessa
         delivery_id=_slash_delivery_id(body),
         command=word,
         kind=MessageKind.COMMAND,
+        # Direct-message channel ids start with D; Slack names them "directmessage".
+        private=body.get("channel_name") == "directmessage" or channel.startswith("D"),
     )
 
 
@@ -120,6 +122,7 @@ def mention_message(
         delivery_id=_event_delivery_id(body, channel, ts),
         command=command,
         kind=kind,
+        private=event.get("channel_type") == "im",
     )
 
 

@@ -60,6 +60,7 @@ def read_message(update: Update, bot: Bot) -> Received | None:
         delivery_id=message_delivery_id(bot, message),
         command=word,
         kind=kind,
+        private=message.chat.type == "private",
     )
     return Received(incoming, message.message_id)
 

@@ -26,6 +26,8 @@ from benchmarks import (
     gateway_bench,
     opening,
     sandbox_bench,
+    web_bench,
+    web_page,
 )
 from benchmarks.backends import Backend, PostgresBackend, SqliteBackend
 from benchmarks.report import (
@@ -205,6 +207,42 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_most(1.0, "≤ 1 s"),
         ),
         Metric(
+            "web_page",
+            f"web board page of {web_page.CARDS:,} cards, load → interactive (headless Chromium)",
+            seconds,
+            at_most(1.5, "≤ 1.5 s"),
+        ),
+        Metric(
+            "web_visible",
+            "… a task committed by another process → its card shown in that page, p99",
+            milliseconds,
+            at_most(0.250, "≤ 250 ms"),
+        ),
+        Metric(
+            "web_board",
+            f"web `GET /api/board`, {sizes.list_board:,}-task board: server time, median",
+            milliseconds,
+            at_most(0.100, "≤ 100 ms"),
+        ),
+        Metric(
+            "web_board_all",
+            "… with every finished card too (`?finished=100000`, ~10k cards, 3 MB of JSON)",
+            milliseconds,
+            target_text="recorded",
+        ),
+        Metric(
+            "web_stream",
+            "web: event committed by another process → read off an open SSE stream, p99",
+            milliseconds,
+            at_most(0.250, "≤ 250 ms"),
+        ),
+        Metric(
+            "web_streams_rss",
+            f"web: {web_bench.STREAMS} open SSE streams, memory added to `kanban web`",
+            mebibytes,
+            at_most(20 * 2**20, "≤ 20 MiB"),
+        ),
+        Metric(
             "gateway_rss",
             "gateway + Telegram, Discord, Slack adapters loaded: resident memory",
             mebibytes,
@@ -266,11 +304,22 @@ class Run:
         self.measure(["router"], lambda: [gateway_bench.router_round_trip(b, s, log)])
         self.measure(["notify"], lambda: [gateway_bench.event_to_send(b, s, log)])
         self.measure(["answer"], lambda: [agents_bench.answer_to_agent(b, s, log)])
+        self.measure(
+            ["web_board", "web_board_all"], lambda: list(web_bench.board_endpoint(b, s, log))
+        )
+        self.measure(["web_stream"], lambda: [web_bench.event_to_stream(b, s, log)])
         if b.name == "SQLite":
             self.measure(["gateway_rss"], lambda: [gateway_bench.gateway_rss(log)])
+            self.measure(["web_streams_rss"], lambda: [web_bench.streams_memory(log, b.workdir)])
             # The same on every backend: measured once.
             self.measure(["sandbox"], lambda: [sandbox_bench.spawn_overhead(log)])
             self.measure(["acp_stream"], lambda: [agents_bench.stream_cpu(log)])
+            self.measure(
+                ["web_page", "web_visible"],
+                lambda: list(
+                    web_page.board_page_interactive(log, loads=s.cli_runs, events=s.notify_samples)
+                ),
+            )
 
     def _contention(self) -> list[Value]:
         result = contention.run(self.backend, self.sizes, self.log)

@@ -20,6 +20,7 @@ from gateway.messages import Document, IncomingMessage
 from gateway.notifier import Notifier
 from gateway.router import Router
 from gateway.scheduler import DispatchLoop
+from gateway.surfaces import Surface, SurfaceContext, load_surfaces
 from kanban_core import Kanban, KernelSettings
 from kanban_core.config import KanbanConfig, config_path, load_config
 from kanban_core.dispatch.dispatcher import Dispatcher
@@ -91,6 +92,17 @@ class Gateway:
             on_pass=lambda _report: notifier.nudge(),
             before_pass=reconcile.Housekeeper(board, kernel_config.workspaces),
         )
+        surfaces = load_surfaces(
+            SurfaceContext(
+                board=board,
+                executor=executor,
+                access=gateway_config.access,
+                environ=self.environ,
+                config_file=self.config_file,
+                nudge=loop.nudge,
+                dispatcher=dispatcher,
+            )
+        )
         router = Router(
             board,
             gateway_config.access,
@@ -101,6 +113,9 @@ class Gateway:
             budgets={
                 name: _diff_budget(adapter.capabilities.max_message_chars)
                 for name, adapter in adapters.items()
+            },
+            chat_commands={
+                name: command for s in surfaces for name, command in s.chat_commands.items()
             },
         )
 
@@ -120,12 +135,15 @@ class Gateway:
                 log.info("adapter %s started", name, extra={"action": "adapter_start"})
             # Workers, the CLI and agents change the board from other processes: react at once.
             changes = ChangeMonitor(
-                board.watch_changes(), executor, on_change=(loop.nudge, notifier.nudge)
+                board.watch_changes(),
+                executor,
+                on_change=(loop.nudge, notifier.nudge, *(s.on_change for s in surfaces)),
             )
             tasks = [
                 asyncio.create_task(loop.run(self.stop), name="dispatch"),
                 asyncio.create_task(notifier.run(self.stop), name="notifier"),
                 asyncio.create_task(changes.run(self.stop), name="changes"),
+                *(_serve(surface, self.stop) for surface in surfaces),
             ]
             log.info(
                 "gateway ready on %s with %s",
@@ -151,6 +169,20 @@ class Gateway:
             board.close()
         log.info("shutdown complete; workers keep running", extra={"action": "stopped"})
         return 0
+
+
+def _serve(surface: Surface, stop: asyncio.Event) -> asyncio.Task[None]:
+    """Run a surface; if it fails, the gateway stops (and says why) rather than limp on."""
+
+    async def run() -> None:
+        try:
+            await surface.run(stop)
+        except Exception:
+            log.exception("surface %s failed; stopping the gateway", surface.name)
+            stop.set()
+            raise
+
+    return asyncio.create_task(run(), name=f"surface:{surface.name}")
 
 
 def _diff_budget(max_chars: int) -> int:

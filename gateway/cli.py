@@ -66,9 +66,38 @@ def gateway(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     return CommandResult(exit_code=code)
 
 
+#: The kernel's everyday verbs: for these the verbs of installed surfaces (``kanban web``) are
+#: not looked up, since scanning the installed packages' entry points costs a good part of a
+#: short call. A verb missing here only costs that scan.
+_KERNEL_VERBS = frozenset(
+    {
+        "list", "ls", "show", "create", "edit", "assign", "comment", "link", "unlink",
+        "complete", "block", "unblock", "archive", "claim", "heartbeat", "reclaim", "stats",
+        "runs", "tail", "watch", "context", "log", "status", "dispatch", "mcp", "worker",
+        "init", "allow", "deny", "permissions", "ws", "progress", "assignees", "audit", "gc",
+    }
+)  # fmt: skip
+
+
+def _verb(args: Sequence[str]) -> str | None:
+    """The verb of a command line (the word after the global options), if any."""
+    words = iter(args)
+    for word in words:
+        if word == "--db":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kanban`` script."""
-    return kernel_cli.main(argv, extra=(register,))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if _verb(args) in _KERNEL_VERBS:
+        return kernel_cli.main(args, extra=(register,))
+    from gateway.surfaces import verb_registrars
+
+    return kernel_cli.main(args, extra=(register, *verb_registrars()))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,9 @@ class IncomingMessage:
     delivery_id: str
     command: str = "kanban"
     kind: MessageKind = MessageKind.COMMAND
+    #: True only where the platform says the chat is a one-to-one conversation with the bot
+    #: (secrets such as a web login link are sent nowhere else).
+    private: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from gateway.access import QUEUE_WRITES, AccessPolicy, Role
 from gateway.executor import KernelExecutor
 from gateway.messages import Attachment, Button, Document, IncomingMessage, MessageKind
 from gateway.rendering import result_document
 from gateway.routing import Routed, action_argv, command_argv, split_line, text_argv
+from gateway.slash import normalize_word
+
+if TYPE_CHECKING:
+    from gateway.surfaces import ChatCommand
 from kanban_core import Actor, Kanban, KanbanError, format_task_id
 from kanban_core.board.audit import AuditEntry, claim_delivery
 from kanban_core.commands import (
@@ -55,6 +60,7 @@ class Router:
         dispatcher: Dispatcher | None = None,
         environ: Mapping[str, str] | None = None,
         budgets: Mapping[str, int] | None = None,
+        chat_commands: Mapping[str, ChatCommand] | None = None,
     ) -> None:
         self.board = board
         self.dispatcher = dispatcher
@@ -63,6 +69,7 @@ class Router:
         self.executor = executor
         self.nudge = nudge
         self.budgets = dict(budgets or {})
+        self.chat_commands = dict(chat_commands or {})
         self._parser = build_parser(prog="/kanban", with_db_option=False, local_verbs=False)
         self.dedupe_keep_ms = DEDUPE_KEEP_HOURS * 3600 * 1000
 
@@ -100,6 +107,11 @@ class Router:
                     f"⚠ You are not allowed to use this board. Ask an admin to add "
                     f"{message.user.key} to access.users in config.yaml."
                 )
+            surface = self._surface_command(message)
+            if surface is not None:
+                reply = await surface(message, role)
+                await self._audit(message, role, "allowed", f"/{normalize_word(message.command)}")
+                return reply
             try:
                 routed = await self._route(message)
             except KanbanError as exc:
@@ -109,6 +121,13 @@ class Router:
             await self._audit(message, role, "refused", routed.refusal)
             return Document.text(f"⚠ {routed.refusal}")
         return await self._run_routed(message, role, routed.argv)
+
+    def _surface_command(self, message: IncomingMessage) -> ChatCommand | None:
+        """A surface's own command (``/web``), typed bare; with words after it, the word may be
+        a repository slug (``/web diff``) and routes as usual."""
+        if message.kind is not MessageKind.COMMAND or message.text.strip():
+            return None
+        return self.chat_commands.get(normalize_word(message.command))
 
     async def _first_delivery(self, message: IncomingMessage) -> bool:
         """Claim the delivery's key in the database; False for a redelivery.

@@ -517,3 +517,29 @@ workspace_audit = Table(
     Index("ix_workspace_audit_ws", "workspace_id", "id"),
     sqlite_autoincrement=True,
 )
+
+# -- the web board's sign-in (migration 0011) -----------------------------------------------
+# Secrets are stored as SHA-256 hashes only: a copy of the database signs nobody in.
+web_login_links = Table(
+    "web_login_links",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("principal", String(200), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("used_ms", BigInteger),
+    Index("ix_web_login_links_expires", "expires_ms"),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("principal", String(200), nullable=False),
+    Column("client", String(200)),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger),
+    sqlite_autoincrement=True,
+)

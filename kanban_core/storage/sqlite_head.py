@@ -52,4 +52,7 @@ STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX ix_permission_requests_run ON permission_requests (run_id, status)",
     "CREATE INDEX ix_permission_requests_pending ON permission_requests (expires_ms) WHERE status = 'pending'",
     "CREATE TABLE progress_messages (\n\trun_id INTEGER NOT NULL, \n\tplatform VARCHAR(32) NOT NULL, \n\tchat_id VARCHAR(200) NOT NULL, \n\tthread_id VARCHAR(200) DEFAULT '' NOT NULL, \n\ttask_id INTEGER NOT NULL, \n\tmessage_id VARCHAR(200) NOT NULL, \n\tevent_id INTEGER NOT NULL, \n\tupdated_ms BIGINT NOT NULL, \n\tPRIMARY KEY (run_id, platform, chat_id, thread_id)\n)",
+    "CREATE TABLE web_login_links (\n\ttoken_hash VARCHAR(64) NOT NULL, \n\tprincipal VARCHAR(200) NOT NULL, \n\tcreated_ms BIGINT NOT NULL, \n\texpires_ms BIGINT NOT NULL, \n\tused_ms BIGINT, \n\tPRIMARY KEY (token_hash)\n)",
+    "CREATE INDEX ix_web_login_links_expires ON web_login_links (expires_ms)",
+    "CREATE TABLE web_sessions (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\ttoken_hash VARCHAR(64) NOT NULL, \n\tprincipal VARCHAR(200) NOT NULL, \n\tclient VARCHAR(200), \n\tcreated_ms BIGINT NOT NULL, \n\texpires_ms BIGINT NOT NULL, \n\trevoked_ms BIGINT, \n\tUNIQUE (token_hash)\n)",
 )

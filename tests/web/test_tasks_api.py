@@ -1,0 +1,156 @@
+"""The task routes against a real board: shapes, writes through the command tree, audit."""
+
+from __future__ import annotations
+
+from kanban_core import Actor, Kanban
+
+
+def test_board_groups_cards_by_status_with_counts(signed_in, board: Kanban) -> None:
+    alice = Actor(name="alice")
+    parent = board.create(alice, title="parent", assignee="demo", tenant="acme").task
+    child = board.create(alice, title="child", parents=[parent.id]).task
+    board.comment(alice, parent.id, "hello")
+    client = signed_in("telegram:2")
+    data = client.get("/api/board").json()
+    by_status = {c["status"]: c for c in data["columns"]}
+    assert "archived" not in by_status
+    ready = by_status["ready"]["tasks"]
+    assert [c["id"] for c in ready] == [f"t{parent.id}"]
+    card = ready[0]
+    assert card["comment_count"] == 1
+    assert card["link_count"] == 1
+    assert (card["children_done"], card["children_total"]) == (0, 1)
+    assert card["tenant"] == "acme"
+    assert card["running"] is False
+    assert by_status["todo"]["tasks"][0]["id"] == f"t{child.id}"
+    assert data["tenants"] == ["acme"]
+    assert data["assignees"] == ["demo"]
+    assert data["latest_event_id"] > 0
+
+
+def test_create_patch_comment_and_audit(signed_in, board: Kanban) -> None:
+    client = signed_in("telegram:1")
+    made = client.post("/api/tasks", json={"title": "--help", "body": "b", "priority": 3})
+    assert made.status_code == 201, made.text
+    task = made.json()["task"]
+    assert task["title"] == "--help"
+    assert task["priority"] == 3
+    ref = task["id"]
+    patched = client.patch(f"/api/tasks/{ref}", json={"title": "renamed", "status": "blocked"})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["status"] == "blocked"
+    assert patched.json()["title"] == "renamed"
+    assert client.post(f"/api/tasks/{ref}/comments", json={"body": "-x\nline"}).status_code == 201
+    detail = client.get(f"/api/tasks/{ref}").json()
+    assert detail["comments"][-1]["body"] == "-x\nline"
+    assert detail["comments"][-1]["author"] == "1 (telegram:1)"
+    entries = board.audit_log(limit=10)
+    assert {e.platform for e in entries} == {"web"}
+    assert all(e.user_id == "telegram:1" and e.role == "operator" for e in entries)
+
+
+def _ask(board: Kanban) -> str:
+    alice = Actor(name="alice")
+    task = board.create(alice, title="migrate", assignee="coder").task
+    claim = board.claim(alice, task.id, ttl_s=120)
+    assert claim is not None
+    asked = board.request_permission(
+        Actor(name="agent", run=claim.proof),
+        task.id,
+        tool_kind="execute",
+        tool_name="bash",
+        summary="<b>drop</b> the staging tables",
+        ttl_s=600,
+    )
+    return asked.ref
+
+
+def test_permission_requests_are_listed_and_answered(signed_in, board: Kanban) -> None:
+    ref = _ask(board)
+    client = signed_in("telegram:1")
+    (listed,) = client.get("/api/permissions").json()
+    assert listed["ref"] == ref
+    assert listed["summary"] == "<b>drop</b> the staging tables"
+    card = client.get("/api/board").json()["columns"]
+    running = next(c for c in card if c["status"] == "running")["tasks"][0]
+    assert running["running"] is True
+    assert running["waiting_permission"] is True
+    answered = client.post(f"/api/permissions/{ref}/deny", json={"reason": "not today"})
+    assert answered.status_code == 200, answered.text
+    assert client.get("/api/permissions").json() == []
+    again = client.post(f"/api/permissions/{ref}/allow", json={"for_run": True})
+    assert again.status_code == 409
+
+
+def test_bulk_reports_each_id(signed_in, board: Kanban) -> None:
+    client = signed_in("telegram:3")
+    a = client.post("/api/tasks", json={"title": "a"}).json()["task"]["id"]
+    b = client.post("/api/tasks", json={"title": "b", "triage": True}).json()["task"]["id"]
+    answer = client.post(
+        "/api/tasks/bulk", json={"ids": [a, "t999", b, "junk"], "action": "status", "value": "done"}
+    )
+    results = answer.json()["results"]
+    assert [r["ok"] for r in results] == [True, False, False, False]
+    assert all("\n" not in r.get("error", "") for r in results)
+    archived = client.post("/api/tasks/bulk", json={"ids": [a, b], "action": "archive"})
+    assert [r["ok"] for r in archived.json()["results"]] == [True, True]
+    shown = client.get("/api/board?archived=1").json()["columns"]
+    assert next(c for c in shown if c["status"] == "archived")["count"] == 2
+
+
+def test_links_refuse_cycles_with_the_kernel_message(signed_in) -> None:
+    client = signed_in("telegram:1")
+    a = client.post("/api/tasks", json={"title": "a"}).json()["task"]["id"]
+    b = client.post("/api/tasks", json={"title": "b", "parents": [a]}).json()["task"]["id"]
+    cycle = client.post("/api/links", json={"parent": b, "child": a})
+    assert cycle.status_code == 409
+    assert "cycle" in cycle.json()["error"]
+    assert client.request("DELETE", "/api/links", json={"parent": a, "child": b}).status_code == 200
+    assert client.get(f"/api/tasks/{b}").json()["parents"] == []
+
+
+def test_status_moves_without_a_verb_are_409(signed_in) -> None:
+    client = signed_in("telegram:1")
+    a = client.post("/api/tasks", json={"title": "a", "triage": True}).json()["task"]["id"]
+    for status in ("ready", "running"):
+        answer = client.patch(f"/api/tasks/{a}", json={"status": status})
+        assert answer.status_code == 409
+    assert client.patch(f"/api/tasks/{a}", json={"status": "nonsense"}).status_code == 400
+    blocked = client.patch(f"/api/tasks/{a}", json={"status": "blocked", "reason": "wait"})
+    assert blocked.json()["status"] == "blocked"
+    unblocked = client.patch(f"/api/tasks/{a}", json={"status": "ready"})
+    assert unblocked.json()["status"] == "ready"
+
+
+def test_config_and_detail_shapes(signed_in, board: Kanban) -> None:
+    client = signed_in("telegram:2")
+    config = client.get("/api/config").json()
+    assert config["statuses"][0] == "triage"
+    assert "demo" in config["assignees"]
+    task = board.create(Actor(name="alice"), title="x").task
+    detail = client.get(f"/api/tasks/t{task.id}").json()
+    assert set(detail) >= {"task", "parents", "children", "comments", "events", "runs", "log_tail"}
+    assert detail["task"]["id"] == f"t{task.id}"
+
+
+def test_finished_columns_send_the_newest_cards_and_the_true_count(signed_in, board) -> None:
+    alice = Actor(name="alice")
+    made = [
+        board.create(alice, title=f"d{n}", tenant="acme" if n % 2 else None).task for n in range(7)
+    ]
+    for task in made:
+        board.complete(alice, task.id)
+    client = signed_in("telegram:2")
+    done = next(
+        c for c in client.get("/api/board?finished=3").json()["columns"] if c["status"] == "done"
+    )
+    assert done["count"] == 7
+    assert done["truncated"] is True
+    assert [c["id"] for c in done["tasks"]] == [f"t{t.id}" for t in reversed(made)][:3]
+    acme = client.get("/api/board?finished=3&tenant=acme").json()["columns"]
+    assert next(c for c in acme if c["status"] == "done")["count"] == 3
+    found = client.get("/api/board?finished=1&q=d0").json()["columns"]
+    assert [c["id"] for c in next(c for c in found if c["status"] == "done")["tasks"]] == [
+        f"t{made[0].id}"
+    ]
+    assert client.get("/api/board?finished=-1").status_code == 400
