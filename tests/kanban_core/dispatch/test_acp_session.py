@@ -127,7 +127,7 @@ def test_a_turn_streams_into_the_log_and_names_the_kanban_mcp_server(session):
     assert "plan: [pending] read; [pending] fix" in run.lines
     assert "agent: looking around" in run.lines
     assert any(line.startswith("tool ls") for line in run.lines)
-    assert run.recorded("prompt") == {"text": "do the task"}
+    assert run.recorded("prompt")["text"] == "do the task"
     (server,) = run.recorded("session")["mcp_servers"]
     assert server["name"] == "kanban"
     assert server["args"] == ["-m", "kanban_core", "mcp"]
