@@ -90,6 +90,8 @@ class FakeAgent:
             raise RequestError.resource_not_found(session_id)
         history = json.loads(path.read_text(encoding="utf-8"))
         self._record("loaded", {"cwd": cwd, "session_id": session_id, "history": history})
+        for text in history:  # a loading agent replays the conversation to the client
+            await self.conn.session_update(session_id, update_agent_message_text(f"(was) {text}"))
         return LoadSessionResponse()
 
     def _history_path(self, session_id: str) -> Path:
