@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--pg URL]``: measure the kernel, print one table.
+"""``python -m benchmarks [--quick] [--pg URL] [--only KEYS]``: measure the kernel, print one table.
 
 Targets are compared against, never asserted (shared machines are noisy): a missed target is
 marked ✗ and the exit status stays 0. Only a failed correctness check of the concurrent-claim
@@ -25,6 +25,7 @@ from benchmarks import (
     dispatching,
     gateway_bench,
     opening,
+    progress_bench,
     sandbox_bench,
 )
 from benchmarks.backends import Backend, PostgresBackend, SqliteBackend
@@ -202,6 +203,16 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_most(1.0, "≤ 1 s"),
         ),
         Metric(
+            "progress_edit",
+            "agent update → edited chat message (Telegram, "
+            f"{progress_bench.INTERVAL_S * 1000:,.0f} ms coalescing), p99",
+            milliseconds,
+            at_most(
+                progress_bench.INTERVAL_S + 0.250,
+                f"≤ {progress_bench.INTERVAL_S * 1000 + 250:,.0f} ms",
+            ),
+        ),
+        Metric(
             "gateway_rss",
             "gateway + Telegram, Discord, Slack adapters loaded: resident memory",
             mebibytes,
@@ -213,7 +224,10 @@ def metrics(sizes: Sizes) -> list[Metric]:
 class Run:
     """One backend's measurements, each isolated: a failure becomes an error cell, not a crash."""
 
-    def __init__(self, backend: Backend, sizes: Sizes, log: Progress) -> None:
+    def __init__(
+        self, backend: Backend, sizes: Sizes, log: Progress, only: frozenset[str] = frozenset()
+    ) -> None:
+        self.only = only  # the metric keys to measure; empty: all of them
         self.backend = backend
         self.sizes = sizes
         self.log = log
@@ -223,6 +237,8 @@ class Run:
 
     def measure(self, keys: Sequence[str], fn: Callable[[], Sequence[Value]]) -> None:
         """Run one measurement; on an exception, every key it fills says ``error``."""
+        if self.only and not self.only & set(keys):
+            return
         try:
             values = fn()
         except Exception as exc:  # noqa: BLE001 - one broken measurement must not hide the rest
@@ -255,6 +271,7 @@ class Run:
         self.measure(["router"], lambda: [gateway_bench.router_round_trip(b, s, log)])
         self.measure(["notify"], lambda: [gateway_bench.event_to_send(b, s, log)])
         self.measure(["answer"], lambda: [agents_bench.answer_to_agent(b, s, log)])
+        self.measure(["progress_edit"], lambda: [progress_bench.update_to_edit(b, s, log)])
         if b.name == "SQLite":
             self.measure(["gateway_rss"], lambda: [gateway_bench.gateway_rss(log)])
             # The same on every backend: measured once.
@@ -312,6 +329,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"PostgreSQL server to create throwaway databases on (env: {PG_ENV}); "
         "without one the PostgreSQL column says skipped",
     )
+    parser.add_argument(
+        "--only",
+        metavar="KEYS",
+        default="",
+        help="comma-separated measurement keys (e.g. answer,acp_stream,progress_edit); "
+        "the other rows say skipped",
+    )
     return parser.parse_args(argv)
 
 
@@ -345,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             for backend in backends:
                 described.append(backend.describe())
-                run = Run(backend, sizes, log)
+                only = frozenset(filter(None, args.only.split(",")))
+                run = Run(backend, sizes, log, only)
                 run.all()
                 results[backend.name] = run.results
                 notes += run.notes
