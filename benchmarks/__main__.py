@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--pg URL]``: measure the kernel, print one table.
+"""``python -m benchmarks [--quick] [--pg URL] [--only KEYS]``: measure the kernel, print one table.
 
 Targets are compared against, never asserted (shared machines are noisy): a missed target is
 marked ✗ and the exit status stays 0. Only a failed correctness check of the concurrent-claim
@@ -25,6 +25,7 @@ from benchmarks import (
     dispatching,
     gateway_bench,
     opening,
+    progress_bench,
     sandbox_bench,
     web_bench,
     web_page,
@@ -243,6 +244,16 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_most(20 * 2**20, "≤ 20 MiB"),
         ),
         Metric(
+            "progress_edit",
+            "agent update → edited chat message (Telegram, "
+            f"{progress_bench.INTERVAL_S * 1000:,.0f} ms coalescing), p99",
+            milliseconds,
+            at_most(
+                progress_bench.INTERVAL_S + 0.250,
+                f"≤ {progress_bench.INTERVAL_S * 1000 + 250:,.0f} ms",
+            ),
+        ),
+        Metric(
             "gateway_rss",
             "gateway + Telegram, Discord, Slack adapters loaded: resident memory",
             mebibytes,
@@ -257,7 +268,7 @@ class Run:
     def __init__(
         self, backend: Backend, sizes: Sizes, log: Progress, only: frozenset[str] = frozenset()
     ) -> None:
-        self.only = only
+        self.only = only  # the metric keys to measure; empty: all of them
         self.backend = backend
         self.sizes = sizes
         self.log = log
@@ -308,6 +319,7 @@ class Run:
             ["web_board", "web_board_all"], lambda: list(web_bench.board_endpoint(b, s, log))
         )
         self.measure(["web_stream"], lambda: [web_bench.event_to_stream(b, s, log)])
+        self.measure(["progress_edit"], lambda: [progress_bench.update_to_edit(b, s, log)])
         if b.name == "SQLite":
             self.measure(["gateway_rss"], lambda: [gateway_bench.gateway_rss(log)])
             self.measure(["web_streams_rss"], lambda: [web_bench.streams_memory(log, b.workdir)])

@@ -18,6 +18,7 @@ _KIND_ICONS = {
     "timed_out": "⏱",
     "workspace_notice": "🔔",
     "permission_requested": "🔐",
+    "permission_expired": "⌛",
     "quota_paused": "⏳",
     "quota_resumed": "▶",
 }
@@ -86,14 +87,23 @@ def event_document(delivery: Delivery) -> Document:
         line = f"crashed{who}: {payload.get('error') or 'the worker died'}"
     elif delivery.kind == "workspace_notice":
         line = str(payload.get("text") or "")
-    elif delivery.kind == "quota_paused":
-        # The reason carries the resume time; it runs again by itself, nothing to press.
-        line = f"paused{who}: {payload.get('reason') or 'usage limit reached'}"
-    elif delivery.kind == "quota_resumed":
-        line = f"resumed after the usage limit{who}"
     else:
-        line = delivery.kind
+        line = _waiting_line(delivery, who) or delivery.kind
     return Document((Paragraph(head), Paragraph(line)), buttons=_fast_path(delivery))
+
+
+def _waiting_line(delivery: Delivery, who: str) -> str | None:
+    """The line of a notice about an agent's wait: an unanswered card, its usage limit."""
+    payload = delivery.payload
+    if delivery.kind == "permission_expired":
+        ref = payload.get("ref") or "the request"
+        return f"nobody answered {ref} in time; the agent was told no"
+    if delivery.kind == "quota_paused":
+        # The reason carries the resume time; it runs again by itself, nothing to press.
+        return f"paused{who}: {payload.get('reason') or 'usage limit reached'}"
+    if delivery.kind == "quota_resumed":
+        return f"resumed after the usage limit{who}"
+    return None
 
 
 def permission_card(delivery: Delivery) -> Document:

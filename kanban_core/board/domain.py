@@ -94,6 +94,7 @@ TERMINAL_EVENT_KINDS = frozenset(
 NOTIFYING_EVENT_KINDS = TERMINAL_EVENT_KINDS | {
     EventKind.WORKSPACE_NOTICE,
     EventKind.PERMISSION_REQUESTED,
+    EventKind.PERMISSION_EXPIRED,  # the card went unanswered: the chat hears the agent was told no
     EventKind.QUOTA_PAUSED,
     EventKind.QUOTA_RESUMED,
     EventKind.PROGRESS,  # only to subscriptions with progress on (events.py)

@@ -1,10 +1,12 @@
 """One ACP session with an agent the supervisor started: the supervisor is the ACP client.
 
 The agent speaks JSON-RPC on its stdio (the Agent Client Protocol, through the official SDK):
-``initialize``, ``session/new`` in the workspace with the kanban MCP server, ``session/prompt``
-with the task's prompt, ``session/cancel`` when the run must stop. What the agent streams
-(``session/update``) becomes lines of the run's log; what it asks (``session/request_permission``)
-goes to the run's :class:`PermissionAsker`, whose answer is mapped onto the agent's own options.
+``initialize``, ``session/new`` in the workspace with the kanban MCP server (or ``session/load``
+of the workspace session's earlier one, where the agent advertises ``loadSession``),
+``session/prompt`` with the task's prompt, ``session/cancel`` when the run must stop. What the
+agent streams (``session/update``) becomes lines of the run's log; what it asks
+(``session/request_permission``) goes to the run's :class:`PermissionAsker`, whose answer is
+mapped onto the agent's own options.
 
 The SDK is asyncio; the supervisor is not, so a session runs on its own loop in a thread and
 everything the board needs is called through ``asyncio.to_thread``.
@@ -56,6 +58,7 @@ class Answer:
 
     verdict: Verdict
     message: str = ""
+    withdrawn: bool = False  # the run is ending: the agent gets ACP's "cancelled" outcome
 
 
 class PermissionAsker(Protocol):
@@ -147,6 +150,10 @@ class _Client:
         self._report_lock = asyncio.Lock()
         self._progress_lock = asyncio.Lock()
         self._sink = progress[0] if progress else None
+        self.replaying = False  # session/load replays the earlier turns: not this turn's news
+        # The SDK hands each notification to its own task: one at a time, in the order sent,
+        # or a later usage report could be recorded before an earlier one (and be undone).
+        self._in_order = asyncio.Lock()
         self.tracker = (
             ProgressTracker(interval_s=progress[1], clock=time.monotonic) if progress else None
         )
@@ -164,8 +171,10 @@ class _Client:
             self.log(f"permission request unreadable ({exc}); cancelled")
             return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
         answer = await asyncio.to_thread(self.asker.ask, ask, self.cancelled)
-        option = None if self.cancelled.is_set() else choose_option(options, answer.verdict)
-        self.log(f"permission {ask.tool_kind} {ask.summary!r}: {answer.verdict.value}")
+        stopping = self.cancelled.is_set() or answer.withdrawn
+        option = None if stopping else choose_option(options, answer.verdict)
+        verdict = "cancelled" if stopping else answer.verdict.value
+        self.log(f"permission {ask.tool_kind} {ask.summary!r}: {verdict}")
         if answer.verdict is Verdict.DENY:
             self.result.denied += 1
         # ACP has no field for why; the reason travels in _meta for agents that show it.
@@ -180,6 +189,12 @@ class _Client:
 
     async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
         del session_id, kwargs
+        if self.replaying:
+            return
+        async with self._in_order:
+            await self._on_update(update)
+
+    async def _on_update(self, update: Any) -> None:
         self.result.updates += 1
         kind = str(getattr(update, "session_update", ""))
         # The SDK runs each notification as its own task: everything is recorded before the
@@ -263,7 +278,8 @@ class SessionSpec:
     mcp_command: str
     mcp_args: tuple[str, ...]
     mcp_env: Mapping[str, str]
-    load_session_id: str | None = None
+    load_session_id: str | None = None  # the earlier session to resume, where the agent can
+    on_session: Callable[[str], None] | None = None  # hears a new session's id (to keep it)
 
 
 def run_session(
@@ -309,7 +325,7 @@ async def _session(
     connection = connect_to_agent(client, writer, reader)  # type: ignore[arg-type]
     result = client.result
     try:
-        await connection.initialize(
+        started = await connection.initialize(
             protocol_version=PROTOCOL_VERSION,
             # Only what is implemented: no file system, no terminal (the agent has its own).
             client_capabilities=ClientCapabilities(),
@@ -321,14 +337,8 @@ async def _session(
             args=list(spec.mcp_args),
             env=[EnvVariable(name=k, value=v) for k, v in spec.mcp_env.items()],
         )
-        if spec.load_session_id:
-            await connection.load_session(
-                cwd=spec.cwd, session_id=spec.load_session_id, mcp_servers=[server]
-            )
-            session_id = spec.load_session_id
-        else:
-            session = await connection.new_session(cwd=spec.cwd, mcp_servers=[server])
-            session_id = session.session_id
+        can_load = bool(getattr(started.agent_capabilities, "load_session", False))
+        session_id = await _open_session(connection, spec, server, client, can_load=can_load)
         prompt = asyncio.ensure_future(
             connection.prompt(session_id=session_id, prompt=[text_block(spec.prompt)])
         )
@@ -376,6 +386,29 @@ async def _session(
         reading.close()
         await asyncio.sleep(0)  # lets the transports finish closing on this loop
     return result
+
+
+async def _open_session(
+    connection: Any, spec: SessionSpec, server: Any, client: _Client, *, can_load: bool
+) -> str:
+    """Resume the earlier session with ``session/load`` where the agent can; else a new one."""
+    earlier = spec.load_session_id
+    if earlier and not can_load:
+        client.log(f"the agent cannot resume {earlier} (no loadSession); starting a new session")
+    elif earlier:
+        client.replaying = True
+        try:
+            await connection.load_session(cwd=spec.cwd, session_id=earlier, mcp_servers=[server])
+            client.log(f"resumed the agent's session {earlier} (session/load)")
+            return earlier
+        except Exception as exc:  # noqa: BLE001 - a lost session is not the turn's end
+            client.log(f"session/load of {earlier} failed ({_bounded(str(exc))}); starting anew")
+        finally:
+            client.replaying = False
+    session = await connection.new_session(cwd=spec.cwd, mcp_servers=[server])
+    if spec.on_session is not None:
+        await asyncio.to_thread(spec.on_session, str(session.session_id))
+    return str(session.session_id)
 
 
 def _bounded(text: str) -> str:

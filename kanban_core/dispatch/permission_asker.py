@@ -95,4 +95,5 @@ def _answer(request: PermissionRequest) -> Answer:
         return Answer(Verdict.DENY, f"denied by {request.answered_by}{reason}")
     if request.status is PermissionStatus.EXPIRED:
         return Answer(Verdict.DENY, f"nobody answered {request.ref} in time; treat it as denied")
-    return Answer(Verdict.DENY, "the run is stopping; the request was withdrawn")
+    # Withdrawn (its run ended, or is stopping): ACP wants "cancelled" then, not a refusal.
+    return Answer(Verdict.DENY, "the run is stopping; the request was withdrawn", withdrawn=True)

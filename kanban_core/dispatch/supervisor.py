@@ -161,6 +161,9 @@ class Supervisor:
                             mcp_command=sys.executable,
                             mcp_args=_MCP_ARGS,
                             mcp_env=self._mcp_env(self.agent_dir),
+                            # A workspace session's next turn resumes the agent's conversation.
+                            load_session_id=turn.session.acp_session_id if turn else None,
+                            on_session=self._keep_session(board, turn) if turn else None,
                         )
                         return self._supervise(board, argv, path, task.tenant, private, session)
                     return self._supervise(board, argv, path, task.tenant, private)
@@ -211,6 +214,21 @@ class Supervisor:
         finally:
             door.close()
             shutil.rmtree(private, ignore_errors=True)
+
+    def _keep_session(self, board: Kanban, turn: TurnContext) -> Callable[[str], None]:
+        """Remember the ACP session a workspace turn opened, for the session's next turn."""
+        from kanban_core.workspaces.interactive import turns
+
+        def keep(acp_session_id: str) -> None:
+            try:
+                kept = turns.remember_acp_session(board, turn.session, acp_session_id)
+            except KanbanError as exc:
+                kept = False
+                self.note(f"could not keep the ACP session id: {exc}")
+            if not kept:
+                self.note("the next turn starts a new ACP session (this one's id is not kept)")
+
+        return keep
 
     def _finish_turn(self, board: Kanban) -> None:
         """End the workspace turn this run carried out (once; the gateway settles it otherwise)."""

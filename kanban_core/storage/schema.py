@@ -401,6 +401,8 @@ workspace_sessions = Table(
     Column("queue_paused", Integer, nullable=False, server_default="0"),
     Column("pause_reason", Text),
     Column("created_ms", BigInteger, nullable=False),
+    # The ACP agent's own id of this conversation, resumed by the next turn (session/load).
+    Column("acp_session_id", String(200)),
     UniqueConstraint("workspace_id", "position", name="uq_workspace_sessions_position"),
 )
 

@@ -1,173 +1,206 @@
 """An ACP agent asks, the phone answers: the real gateway, dispatcher and supervisor, the fake
 ACP agent on the official SDK, and the real python-telegram-bot against the fake Bot API.
 
-The config is config.example.yaml as a user copies it: Telegram enabled, an operator and a
-viewer in ``access``, one assignee that runs the fake ACP agent. The gateway is restarted while
-the request waits (the supervisor and its question outlive it); a viewer's press is refused;
-the operator's press reaches the agent, which completes, and the chat hears it.
+Each scenario is one way a person answers (or does not answer) a card: once, with a reason, for
+the rest of the run, not in time, two at once, after a gateway restart, or as a viewer. The
+harness is tests/e2e/acp_chat.py (config.example.yaml as a user copies it).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from kanban_core import Kanban, KernelSettings, PermissionStatus
+from kanban_core import PermissionStatus
+from kanban_core.board.domain import TaskId
 from tests.e2e import test_telegram as telegram_e2e
-from tests.e2e.fake_telegram import ALICE_ID, TOKEN, FakeTelegram, Sent
+from tests.e2e.acp_chat import (
+    ASK_THEN_COMPLETE,
+    BOB,
+    CAROL,
+    WAIT,
+    Gateway,
+    cards,
+    complete,
+    configure,
+    recorded,
+    the_card,
+    told,
+)
+from tests.e2e.fake_telegram import ALICE, ALICE_ID, TOKEN, FakeTelegram
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 anyio_backend = telegram_e2e.anyio_backend
 _ptb_timedelta = telegram_e2e._ptb_timedelta
+fake = telegram_e2e.fake
+#: A group chat where Alice and Carol (both operators) see the same card.
+GROUP = -1_000_555
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "config.example.yaml"
-AGENT = ROOT / "tests" / "support" / "fake_acp_agent.py"
-BOB = {"id": 7, "is_bot": False, "first_name": "Bob", "username": "bob"}
-WAIT = 60.0
+
+class Scene:
+    """One gateway on its own home, the agent's record directory, and the fake Bot API."""
+
+    def __init__(self, tmp_path: Path, fake: FakeTelegram) -> None:
+        self.home, self.state = tmp_path / "home", tmp_path / "state"
+        self.home.mkdir()
+        self.state.mkdir()
+        self.fake = fake
+        self.gateway = Gateway(tmp_path, self.home)
+
+    def configure(self, steps: list[dict[str, Any]], **kwargs: Any) -> None:
+        configure(self.home, self.fake, self.state, steps, **kwargs)
+
+    async def recorded(self, name: str) -> dict[str, Any]:
+        """What the agent recorded under ``name``, once it has (the gateway polls every second)."""
+        found = await self.fake.wait_for(lambda: recorded(self.state, name), WAIT)
+        assert found is not None
+        return found
+
+    async def told(self, needle: str, chat_id: int = ALICE_ID) -> str:
+        return await told(self.fake, needle, chat_id)
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    telegram = FakeTelegram()
-    await telegram.start()
+async def scene(tmp_path: Path, fake: FakeTelegram) -> AsyncIterator[Scene]:
+    made = Scene(tmp_path, fake)
     try:
-        yield telegram
+        yield made
     finally:
-        await telegram.stop()
+        await made.gateway.kill()
+    assert TOKEN not in made.gateway.log.read_text(encoding="utf-8")
 
 
-def configure(home: Path, fake: FakeTelegram, state: Path) -> None:
-    """The example, with Telegram on (pointed at the fake) and an ACP assignee."""
-    document = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    telegram = document["platforms"]["telegram"]
-    telegram["enabled"] = True
-    telegram["api_base_url"] = fake.base_url
-    telegram["poll_timeout"] = 1
-    document["access"]["users"] = {f"telegram:{ALICE_ID}": "operator", "telegram:7": "viewer"}
-    steps = [
-        {
-            "ask": {"kind": "execute", "title": "Bash", "input": {"command": "make deploy"}},
-            "record": "answer",
-        },
-        {"run": [sys.executable, "-m", "kanban_core", "complete", "--summary", "deployed"]},
-    ]
-    document["assignees"] = {
-        "asker": {
-            "preset": "acp",
-            "command": [sys.executable, str(AGENT)],
-            "env": {"FAKE_ACP_SCRIPT": json.dumps(steps), "FAKE_ACP_OUT": str(state)},
-            "sandbox": {"read": [str(AGENT.parent)], "write": [str(state)]},
-        }
-    }
-    text = yaml.safe_dump(document, sort_keys=False)
-    (home / "config.yaml").write_text(text, encoding="utf-8")
+async def test_allow_once_reaches_the_agent_and_the_chat_hears_the_completion(scene):
+    scene.configure(ASK_THEN_COMPLETE)
+    await scene.gateway.start(scene.fake)
+    await scene.fake.push_text('/kanban create "deploy it" --assignee asker')
+    card = await scene.fake.wait_for(lambda: the_card(scene.fake), WAIT)
+    await scene.fake.press(card, card.callback_data[0])
+    assert await scene.recorded("answer") == {"outcome": "yes-1"}
+    meta = await scene.recorded("answer_meta")
+    assert meta["kanban"]["decision"] == "allow_once"
+    assert (await scene.told("Allowed p1 once")).count("\n") == 0
+    await scene.told("✔ t1")
+    assert len(cards(scene.fake)) == 1
 
 
-class Gateway:
-    """``kanban gateway`` as a subprocess, started and stopped as a user would."""
-
-    def __init__(self, tmp_path: Path, home: Path) -> None:
-        self.tmp_path = tmp_path
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(tmp_path),
-            "KANBAN_HOME": str(home),
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-        }
-        self.log = tmp_path / "gateway.log"
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self, fake: FakeTelegram) -> None:
-        polls = len(fake.calls_of("getUpdates"))
-        with self.log.open("ab") as stderr:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "gateway",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env=self.env,
-                cwd=self.tmp_path,
-            )
-        await fake.wait_for(lambda: len(fake.calls_of("getUpdates")) > polls, WAIT)
-
-    async def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            return await self.process.wait()
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
+async def test_a_typed_deny_with_a_reason_tells_the_agent_why(scene):
+    scene.configure(ASK_THEN_COMPLETE)
+    await scene.gateway.start(scene.fake)
+    await scene.fake.push_text('/kanban create "deploy it" --assignee asker')
+    await scene.fake.wait_for(lambda: the_card(scene.fake), WAIT)
+    await scene.fake.push_text("/deny p1 not on a Friday")
+    assert "not on a Friday" in await scene.told("Denied p1")
+    assert await scene.recorded("answer") == {"outcome": "no-1"}
+    meta = await scene.recorded("answer_meta")
+    assert meta["kanban"]["decision"] == "deny"
+    assert "not on a Friday" in meta["kanban"]["message"]
+    await scene.told("✔ t1")  # the agent went on without it
 
 
-def the_card(fake: FakeTelegram) -> Sent | None:
-    return next((m for m in fake.sent_to(ALICE_ID) if "asks to run" in m.text), None)
-
-
-def recorded(state: Path, name: str) -> dict[str, Any] | None:
-    path = state / f"{name}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-async def test_a_permission_asked_by_an_acp_agent_is_answered_from_telegram(tmp_path, fake):
-    home, state = tmp_path / "home", tmp_path / "state"
-    home.mkdir()
-    state.mkdir()
-    configure(home, fake, state)
-    gateway = Gateway(tmp_path, home)
-    try:
-        await gateway.start(fake)
-        await fake.push_text('/kanban create "deploy it" --assignee asker')
-        card = await fake.wait_for(lambda: the_card(fake), WAIT)
-        assert "make deploy" in card.text
-        allow = card.callback_data[0]
-        ref = allow.split()[-1]
-        assert card.callback_data == [
-            f"k:kanban allow {ref}",
-            f"k:kanban allow {ref} --run",
-            f"k:kanban deny {ref}",
+async def test_allow_for_the_run_grants_the_next_matching_request_without_a_card(scene):
+    ask = {"kind": "execute", "title": "Bash"}
+    scene.configure(
+        [
+            {"ask": {**ask, "input": {"command": "make deploy"}}, "record": "first"},
+            {"ask": {**ask, "input": {"command": "make smoke-test"}}, "record": "second"},
+            complete(),
         ]
+    )
+    await scene.gateway.start(scene.fake)
+    await scene.fake.push_text('/kanban create "deploy it" --assignee asker')
+    card = await scene.fake.wait_for(lambda: the_card(scene.fake), WAIT)
+    await scene.fake.press(card, card.callback_data[1])
+    await scene.told("Allowed p1 for the rest of its run")
+    assert await scene.recorded("first") == {"outcome": "yes-1"}
+    assert await scene.recorded("second") == {"outcome": "yes-1"}
+    await scene.told("✔ t1")
+    assert len(cards(scene.fake)) == 1
+    with scene.gateway.board() as board:
+        assert board.open_permissions(None) == []
+        assert [e.kind for e in board.detail(TaskId(1)).events].count("permission_requested") == 1
 
-        # The gateway goes away and comes back while the agent waits for its answer.
-        assert await gateway.stop() == 0
-        await gateway.start(fake)
-        assert recorded(state, "answer") is None
 
-        await fake.press(card, allow, user=BOB)
-        await fake.wait_for(
-            lambda: any("needs the operator role" in m.text for m in fake.sent_to(ALICE_ID)), WAIT
-        )
-        assert recorded(state, "answer") is None
+async def test_an_unanswered_request_expires_the_agent_is_told_no_and_so_is_the_chat(scene):
+    scene.configure(ASK_THEN_COMPLETE, edit=lambda doc: doc["permissions"].update(ttl_seconds=10))
+    await scene.gateway.start(scene.fake)
+    await scene.fake.push_text('/kanban create "deploy it" --assignee asker')
+    card = await scene.fake.wait_for(lambda: the_card(scene.fake), WAIT)
+    assert await scene.recorded("answer") == {"outcome": "no-1"}
+    meta = await scene.recorded("answer_meta")
+    assert "nobody answered p1 in time" in meta["kanban"]["message"]
+    notice = await scene.told("nobody answered p1 in time")
+    assert notice.startswith("⌛ t1")
+    await scene.told("✔ t1")
+    # A press on the stale card is refused in one line, and changes nothing.
+    await scene.fake.press(card, card.callback_data[0])
+    assert (await scene.told("p1 expired unanswered")).count("\n") == 0
+    with scene.gateway.board() as board:
+        assert board.permission("p1").status is PermissionStatus.EXPIRED
 
-        await fake.press(card, allow)
-        await fake.wait_for(
-            lambda: any(m.text.startswith("✔ t1") for m in fake.sent_to(ALICE_ID)), WAIT
-        )
-        assert recorded(state, "answer") == {"outcome": "yes-1"}
-        assert await gateway.stop() == 0
-    finally:
-        await gateway.kill()
-    settings = KernelSettings(home=home, db_url=f"sqlite:///{home / 'kanban.db'}")
-    with Kanban.open(settings) as board:
+
+async def test_two_people_pressing_at_once_the_first_wins_and_the_second_is_told_who(scene):
+    scene.configure(ASK_THEN_COMPLETE)
+    await scene.gateway.start(scene.fake)
+    scene.fake.add_chat(GROUP, "group")
+    await scene.fake.push_text(
+        '/kanban create "deploy it" --assignee asker', chat_id=GROUP, chat_type="group"
+    )
+    card = await scene.fake.wait_for(lambda: the_card(scene.fake, GROUP), WAIT)
+    # Both presses arrive in one getUpdates batch: Carol denies, Alice allows.
+    await scene.fake.push(
+        scene.fake.press_update(card, card.callback_data[2], user=CAROL),
+        scene.fake.press_update(card, card.callback_data[0], user=ALICE),
+    )
+    await scene.told("Denied p1", GROUP)
+    refused = await scene.told("p1 was already denied by", GROUP)
+    assert "telegram:8" in refused, refused
+    assert await scene.recorded("answer") == {"outcome": "no-1"}
+    await scene.told("✔ t1", GROUP)
+    with scene.gateway.board() as board:
+        kinds = [e.kind for e in board.detail(TaskId(1)).events]
+        assert kinds.count("permission_answered") == 1
+        assert board.permission("p1").status is PermissionStatus.DENIED
+
+
+async def test_the_card_from_before_a_gateway_restart_still_answers_and_a_viewer_is_refused(
+    scene,
+):
+    scene.configure(ASK_THEN_COMPLETE)
+    await scene.gateway.start(scene.fake)
+    await scene.fake.push_text('/kanban create "deploy it" --assignee asker')
+    card = await scene.fake.wait_for(lambda: the_card(scene.fake), WAIT)
+    assert "make deploy" in card.text
+    allow = card.callback_data[0]
+    ref = allow.split()[-1]
+    assert card.callback_data == [
+        f"k:kanban allow {ref}",
+        f"k:kanban allow {ref} --run",
+        f"k:kanban deny {ref}",
+    ]
+
+    # The gateway goes away and comes back while the agent waits for its answer.
+    assert await scene.gateway.stop() == 0
+    await scene.gateway.start(scene.fake)
+    assert recorded(scene.state, "answer") is None
+
+    await scene.fake.press(card, allow, user=BOB)
+    refusal = await scene.told("needs the operator role")
+    assert refusal.count("\n") == 0, refusal
+    assert recorded(scene.state, "answer") is None
+    with scene.gateway.board() as board:
+        assert board.permission(ref).status is PermissionStatus.PENDING
+
+    await scene.fake.press(card, allow)
+    await scene.told("✔ t1")
+    assert recorded(scene.state, "answer") == {"outcome": "yes-1"}
+    assert await scene.gateway.stop() == 0
+    with scene.gateway.board() as board:
         request = board.permission(ref)
         assert request.status is PermissionStatus.ALLOWED
         assert request.answered_by is not None
         assert str(ALICE_ID) in request.answered_by
-    assert TOKEN not in gateway.log.read_text(encoding="utf-8")

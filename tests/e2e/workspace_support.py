@@ -318,6 +318,10 @@ class ChatGateway:
             self.kill_workers()
             self.board.close()
 
+    def workers_done(self) -> bool:
+        """Whether every supervisor this test's gateways started has exited."""
+        return self._workers_done()
+
     def _workers_done(self) -> bool:
         return all(gateway.spawner.running() == 0 for gateway in self._started)
 

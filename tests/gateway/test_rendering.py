@@ -151,6 +151,13 @@ def delivery(
             "paused by @coder: usage limit reached; resumes at 14:05 UTC",
         ),
         ("quota_resumed", {"after": "x"}, "coder", "▶", "resumed after the usage limit by @coder"),
+        (
+            "permission_expired",
+            {"ref": "p3"},
+            "coder",
+            "⌛",
+            "nobody answered p3 in time; the agent was told no",
+        ),
     ],
 )
 def test_each_event_kind_reads_title_first_then_what_happened(kind, payload, assignee, head, line):

@@ -3,13 +3,18 @@
 The script is JSON in ``FAKE_ACP_SCRIPT``: a list of steps run on ``session/prompt``:
 ``{"say": text}``, ``{"plan": [step, ...]}``, ``{"tool": title}``,
 ``{"ask": {"kind": k, "title": t, "input": {...}}, "record": name}`` (the chosen outcome is
-written to ``$FAKE_ACP_OUT/<name>``), ``{"run": [argv...]}`` (a subprocess, e.g.
+written to ``$FAKE_ACP_OUT/<name>``, the ``_meta`` the client sent with it to ``<name>_meta``),
+``{"run": [argv...]}`` (a subprocess, e.g.
 ``kanban complete``), ``{"wait_cancel": true}`` (block until ``session/cancel``),
 ``{"stop": reason}`` (the prompt's stopReason, default end_turn), ``{"garbage": text}`` (a raw
 line on stdout that is not JSON-RPC), ``{"exit": code}``, ``{"usage": {"used": n, "size": n,
 "cost": dollars}}`` (a usage_update), ``{"prompt_usage": {"input_tokens": n, "output_tokens":
 n}}`` (usage in the prompt's response), ``{"rpc_error": {"message": m, "data": ..., "once": name}}``
 (the prompt fails with a JSON-RPC error; with ``once``, only the first time).
+
+Sessions are kept as files in ``$FAKE_ACP_OUT`` (``history-<session id>.json``: the prompts so
+far), so a later agent process can ``session/load`` one, as a real agent resumes from its own
+store. ``FAKE_ACP_LOAD=0`` leaves ``loadSession`` out of the capabilities (and refuses a load).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,7 @@ from acp.schema import (
     AgentCapabilities,
     Cost,
     InitializeResponse,
+    LoadSessionResponse,
     NewSessionResponse,
     PermissionOption,
     PromptResponse,
@@ -53,6 +60,7 @@ class FakeAgent:
         self.steps = steps
         self.cancelled = asyncio.Event()
         self.out = Path(os.environ.get("FAKE_ACP_OUT", "."))
+        self.loads = os.environ.get("FAKE_ACP_LOAD", "1") != "0"
 
     def on_connect(self, conn: Any) -> None:
         self.conn = conn
@@ -62,14 +70,32 @@ class FakeAgent:
         self._record("initialize", {"protocol_version": protocol_version})
         return InitializeResponse(
             protocol_version=PROTOCOL_VERSION,
-            agent_capabilities=AgentCapabilities(load_session=True),
+            agent_capabilities=AgentCapabilities(load_session=self.loads),
         )
 
     async def new_session(self, cwd: str, mcp_servers: Any = None, **kwargs: Any) -> Any:
         del kwargs
         servers = [s.model_dump(by_alias=True, exclude_none=True) for s in mcp_servers or ()]
-        self._record("session", {"cwd": cwd, "mcp_servers": servers})
-        return NewSessionResponse(session_id="fake-session")
+        session_id = f"fake-{uuid.uuid4().hex[:12]}"
+        self._record("session", {"cwd": cwd, "mcp_servers": servers, "session_id": session_id})
+        self._history_path(session_id).write_text("[]", encoding="utf-8")
+        return NewSessionResponse(session_id=session_id)
+
+    async def load_session(
+        self, cwd: str, session_id: str, mcp_servers: Any = None, **kwargs: Any
+    ) -> LoadSessionResponse:
+        del mcp_servers, kwargs
+        path = self._history_path(session_id)
+        if not self.loads or not path.exists():
+            raise RequestError.resource_not_found(session_id)
+        history = json.loads(path.read_text(encoding="utf-8"))
+        self._record("loaded", {"cwd": cwd, "session_id": session_id, "history": history})
+        for text in history:  # a loading agent replays the conversation to the client
+            await self.conn.session_update(session_id, update_agent_message_text(f"(was) {text}"))
+        return LoadSessionResponse()
+
+    def _history_path(self, session_id: str) -> Path:
+        return self.out / f"history-{session_id}.json"
 
     async def cancel(self, session_id: str, **kwargs: Any) -> None:
         del session_id, kwargs
@@ -78,7 +104,10 @@ class FakeAgent:
 
     async def prompt(self, prompt: Any, session_id: str, **kwargs: Any) -> PromptResponse:
         del kwargs
-        self._record("prompt", {"text": prompt[0].text})
+        path = self._history_path(session_id)
+        history = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+        self._record("prompt", {"text": prompt[0].text, "session_id": session_id})
+        path.write_text(json.dumps([*history, prompt[0].text]), encoding="utf-8")
         stop = "end_turn"
         usage: Usage | None = None
         for step in self.steps:
@@ -109,6 +138,7 @@ class FakeAgent:
                 outcome = answer.outcome
                 chosen = getattr(outcome, "option_id", None) or outcome.outcome
                 self._record(step.get("record", "ask"), {"outcome": chosen})
+                self._record(f"{step.get('record', 'ask')}_meta", answer.field_meta or {})
             elif "run" in step:
                 done = await asyncio.to_thread(
                     subprocess.run, step["run"], capture_output=True, text=True, check=False

@@ -123,6 +123,7 @@ class Session:
     queue_paused: bool
     pause_reason: str | None
     created_ms: int
+    acp_session_id: str | None = None  # the ACP agent's own id of it, once a turn opened one
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,6 +205,19 @@ def begin(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
     )
 
 
+#: The longest ACP session id kept (the agent chooses it; a longer one is not resumed).
+MAX_ACP_SESSION_CHARS = 200
+
+
+def remember_acp_session(board: Kanban, session: Session, acp_session_id: str) -> bool:
+    """Keep the ACP agent's id of ``session`` for its next turn; False when it cannot be kept."""
+    if not acp_session_id or len(acp_session_id) > MAX_ACP_SESSION_CHARS:
+        return False
+    with board.db.transaction(write=True) as tx:
+        store.set_acp_session(tx, session.id, acp_session_id)
+    return True
+
+
 def finish(board: Kanban, run_id: RunId) -> bool:
     """End the turn of a run that ended; True when this call wrote its terminal state."""
     with board.db.transaction(write=False) as tx:

@@ -46,10 +46,21 @@ class ScriptedAsker:
 class Session:
     """A fake agent process and the session driven against it in a thread."""
 
-    def __init__(self, tmp_path: Path, steps: list[dict[str, Any]], asker: ScriptedAsker) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        steps: list[dict[str, Any]],
+        asker: ScriptedAsker,
+        *,
+        prompt: str = "do the task",
+        load: str | None = None,
+        agent_loads: bool = True,
+    ) -> None:
         self.out = tmp_path / "out"
         self.out.mkdir(exist_ok=True)
         env = {"FAKE_ACP_SCRIPT": json.dumps(steps), "FAKE_ACP_OUT": str(self.out)}
+        env["FAKE_ACP_LOAD"] = "1" if agent_loads else "0"
+        self.opened: list[str] = []
         self.agent = subprocess.Popen(
             [sys.executable, AGENT],
             stdin=subprocess.PIPE,
@@ -63,10 +74,12 @@ class Session:
         self.result: SessionResult | None = None
         spec = SessionSpec(
             cwd=str(tmp_path),
-            prompt="do the task",
+            prompt=prompt,
             mcp_command=sys.executable,
             mcp_args=("-m", "kanban_core", "mcp"),
             mcp_env={"KANBAN_TASK": "t1"},
+            load_session_id=load,
+            on_session=self.opened.append,
         )
         assert self.agent.stdin is not None
         assert self.agent.stdout is not None
@@ -108,8 +121,10 @@ class Session:
 def session(tmp_path: Path) -> Iterator[Any]:
     made: list[Session] = []
 
-    def start(steps: list[dict[str, Any]], asker: ScriptedAsker | None = None) -> Session:
-        made.append(Session(tmp_path, steps, asker or ScriptedAsker(Verdict.ALLOW_ONCE)))
+    def start(
+        steps: list[dict[str, Any]], asker: ScriptedAsker | None = None, **kwargs: Any
+    ) -> Session:
+        made.append(Session(tmp_path, steps, asker or ScriptedAsker(Verdict.ALLOW_ONCE), **kwargs))
         return made[-1]
 
     yield start
@@ -127,7 +142,7 @@ def test_a_turn_streams_into_the_log_and_names_the_kanban_mcp_server(session):
     assert "plan: [pending] read; [pending] fix" in run.lines
     assert "agent: looking around" in run.lines
     assert any(line.startswith("tool ls") for line in run.lines)
-    assert run.recorded("prompt") == {"text": "do the task"}
+    assert run.recorded("prompt")["text"] == "do the task"
     (server,) = run.recorded("session")["mcp_servers"]
     assert server["name"] == "kanban"
     assert server["args"] == ["-m", "kanban_core", "mcp"]
@@ -238,3 +253,50 @@ def test_progress_is_coalesced_and_the_final_state_is_flushed(session):
     assert first["updates"] == 1
     assert [e["content"] for e in final["plan"]] == ["read", "fix"]
     assert (final["message"], final["tool_calls"], final["updates"]) == ("done", 1, 4)
+
+
+# -- resuming a session (session/load) ----------------------------------------------------------
+
+
+def test_a_later_turn_loads_the_earlier_session_and_the_agent_has_its_history(session):
+    first = session([{"say": "first"}], prompt="write login.py")
+    assert first.finish().stop_reason == "end_turn"
+    (opened,) = first.opened
+    assert first.recorded("prompt")["session_id"] == opened
+
+    second = session([{"say": "second"}], prompt="now add tests", load=opened)
+    result = second.finish()
+    assert result.stop_reason == "end_turn"
+    assert second.opened == []  # no new session was opened
+    loaded = second.recorded("loaded")
+    assert loaded["session_id"] == opened
+    assert loaded["history"] == ["write login.py"]
+    assert second.recorded("prompt") == {"text": "now add tests", "session_id": opened}
+    assert f"resumed the agent's session {opened} (session/load)" in second.lines
+    # What the agent replays while loading is not this turn's log or progress.
+    assert not any("(was) write login.py" in line for line in second.lines)
+    assert result.updates == 1
+
+
+def test_an_agent_without_load_session_gets_a_new_session_and_it_is_logged(session):
+    first = session([], prompt="write login.py", agent_loads=False)
+    first.finish()
+    (earlier,) = first.opened
+    second = session([], prompt="now add tests", load=earlier, agent_loads=False)
+    assert second.finish().stop_reason == "end_turn"
+    (fresh,) = second.opened
+    assert fresh != earlier
+    assert not (second.out / "loaded.json").exists()
+    assert second.recorded("prompt")["session_id"] == fresh
+    expected = f"the agent cannot resume {earlier} (no loadSession); starting a new session"
+    assert expected in second.lines
+
+
+def test_a_failed_load_falls_back_to_a_new_session_and_it_is_logged(session):
+    run = session([], load="fake-gone")
+    result = run.finish()
+    assert result.stop_reason == "end_turn"
+    assert result.error is None
+    (fresh,) = run.opened
+    assert run.recorded("prompt")["session_id"] == fresh
+    assert any(line.startswith("session/load of fake-gone failed (") for line in run.lines)

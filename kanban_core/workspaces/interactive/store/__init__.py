@@ -10,6 +10,7 @@ from kanban_core.workspaces.interactive.store.history import (
     messages,
     session,
     sessions,
+    set_acp_session,
     set_paused,
 )
 from kanban_core.workspaces.interactive.store.queue import (
@@ -82,6 +83,7 @@ __all__ = [
     "session",
     "session_turns",
     "sessions",
+    "set_acp_session",
     "set_archived",
     "set_field",
     "set_paused",

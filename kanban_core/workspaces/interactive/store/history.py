@@ -10,7 +10,7 @@ from kanban_core.workspaces.interactive.records import Session, SessionMessage
 
 _SESSION_COLUMNS = (
     "id, workspace_id, position, name, executor, agent_session_id, turns, queue_paused, "
-    "pause_reason, created_ms"
+    "pause_reason, created_ms, acp_session_id"
 )
 _INSERT_SESSION = Query(
     "session_insert",
@@ -27,6 +27,9 @@ _SESSION = Query("session_get", f"SELECT {_SESSION_COLUMNS} FROM workspace_sessi
 _SET_PAUSED = Query(
     "session_pause",
     "UPDATE workspace_sessions SET queue_paused = :paused, pause_reason = :reason WHERE id = :id",
+)
+_SET_ACP_SESSION = Query(
+    "session_set_acp", "UPDATE workspace_sessions SET acp_session_id = :acp WHERE id = :id"
 )
 _INSERT_MESSAGE = Query(
     "message_insert",
@@ -88,6 +91,11 @@ def set_paused(tx: Transaction, session_id: str, reason: str | None) -> None:
     tx.execute(_SET_PAUSED, params)
 
 
+def set_acp_session(tx: Transaction, session_id: str, acp_session_id: str) -> None:
+    """Keep the ACP agent's id of a session, for the next turn to resume."""
+    tx.execute(_SET_ACP_SESSION, {"id": session_id, "acp": acp_session_id})
+
+
 def add_message(
     tx: Transaction, session_id: str, role: str, author: str, text: str, turn_id: str | None
 ) -> None:
@@ -119,4 +127,5 @@ def _session(row: Sequence[Any]) -> Session:
         queue_paused=bool(row[7]),
         pause_reason=row[8],
         created_ms=int(row[9]),
+        acp_session_id=row[10],
     )
