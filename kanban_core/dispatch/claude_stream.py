@@ -209,9 +209,11 @@ class StreamFolder:
         state.result = _text(message.get("result"))[-_SAID_CHARS:] or None
         usage = message.get("usage")
         if isinstance(usage, dict):
-            # The session's totals: authoritative over the per-message sums.
-            state.input_tokens = _count(usage.get("input_tokens"))
-            state.output_tokens = _count(usage.get("output_tokens"))
+            # The session's totals: authoritative over the per-message sums, where given.
+            if _is_count(usage.get("input_tokens")):
+                state.input_tokens = _count(usage["input_tokens"])
+            if _is_count(usage.get("output_tokens")):
+                state.output_tokens = _count(usage["output_tokens"])
         cost = message.get("total_cost_usd")
         if isinstance(cost, int | float) and not isinstance(cost, bool) and 0 <= cost < 1e9:
             state.cost_micro_usd = round(cost * 1_000_000)
@@ -299,10 +301,12 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _count(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return min(value, _MAX_COUNT)
-    return 0
+    return min(value, _MAX_COUNT) if _is_count(value) else 0
 
 
 def _bounded(text: str, limit: int = _LOG_CHARS) -> str:

@@ -44,7 +44,7 @@ from kanban_core.dispatch.door import SANDBOX_RUN_DIR, SOCKET_ENV, SOCKET_NAME, 
 from kanban_core.dispatch.hardening import become_subreaper, make_undumpable
 from kanban_core.dispatch.logs import log_path, tail
 from kanban_core.dispatch.permission_asker import BoardAsker
-from kanban_core.dispatch.permission_tool import PermissionGate
+from kanban_core.dispatch.permission_tool import SERVER_NAME, PermissionGate
 from kanban_core.dispatch.progress_tracker import ProgressTracker
 from kanban_core.dispatch.spawn import SUPERVISOR_TOKEN_ENV, WorkerSpec
 from kanban_core.errors import KanbanError, StaleRun, StorageError
@@ -611,7 +611,7 @@ class Supervisor:
         # Holds the run token: only this user may read it, and only this run's agent sees it.
         fd = os.open(private / _MCP_CONFIG, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump({"mcpServers": {"kanban": server}}, handle)
+            json.dump({"mcpServers": {SERVER_NAME: server}}, handle)
 
     def note(self, message: str) -> None:
         """Append a supervisor line to the task's log."""
