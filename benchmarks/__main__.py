@@ -202,6 +202,12 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_most(1.0, "≤ 1 s"),
         ),
         Metric(
+            "claude_stream",
+            f"claude-code run of {agents_bench.UPDATES:,} stream-json lines: supervisor CPU",
+            seconds,
+            at_most(1.0, "≤ 1 s"),
+        ),
+        Metric(
             "gateway_rss",
             "gateway + Telegram, Discord, Slack adapters loaded: resident memory",
             mebibytes,
@@ -260,6 +266,7 @@ class Run:
             # The same on every backend: measured once.
             self.measure(["sandbox"], lambda: [sandbox_bench.spawn_overhead(log)])
             self.measure(["acp_stream"], lambda: [agents_bench.stream_cpu(log)])
+            self.measure(["claude_stream"], lambda: [agents_bench.claude_stream_cpu(log)])
 
     def _contention(self) -> list[Value]:
         result = contention.run(self.backend, self.sizes, self.log)

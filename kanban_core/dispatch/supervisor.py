@@ -587,6 +587,10 @@ class Supervisor:
             "KANBAN_TENANT": tenant or "",
         }
         env |= self.turn_env
+        if self.spec.protocol == "stream-json" and "MCP_TOOL_TIMEOUT" not in env:
+            # Claude Code's limit on one MCP tool call (ms): the permission prompt may wait
+            # for a person up to the request's ttl, and must not be cut short before it.
+            env["MCP_TOOL_TIMEOUT"] = str((self.spec.permission_ttl_s + 60) * 1000)
         # The agent must find the same `kanban` as the supervisor, whatever its PATH says.
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)

@@ -132,6 +132,7 @@ def test_the_policy_decides_reads_inside_and_edits_outside_and_the_stream_is_fol
     assert flags["permission_prompt_tool"] == "mcp__kanban__kanban_permission"
     assert (flags["output_format"], flags["verbose"], flags["print"]) == ("stream-json", True, True)
     assert f"t{task}" in flags["prompt"]
+    assert flags["mcp_tool_timeout"] == str((900 + 60) * 1000)  # outlasts a waiting request
     assert claude.recorded("inside") == {
         "behavior": "allow",
         "updatedInput": {"file_path": "notes.md"},

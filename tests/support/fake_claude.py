@@ -90,7 +90,7 @@ def mcp_servers(path: str | None) -> dict[str, Any]:
 
 async def main(argv: list[str]) -> int:
     args = parse(argv)
-    record("argv", vars(args))
+    record("argv", vars(args) | {"mcp_tool_timeout": os.environ.get("MCP_TOOL_TIMEOUT")})
     steps: list[dict[str, Any]] = json.loads(os.environ.get("FAKE_CLAUDE_SCRIPT", "[]"))
     servers = mcp_servers(args.mcp_config)
     permission: tuple[str, str] | None = None
