@@ -20,8 +20,8 @@ import pytest
 
 from kanban_core import Actor, BlockKind, PermissionDecision, RunOutcome, TaskId, TaskStatus
 from tests.integration.conftest import Cli
-from tests.integration.test_workers import DISPATCHER_DEFAULTS, Harness
-from tests.support.processes import wait_for
+from tests.integration.test_acp_workers import AcpHarness
+from tests.integration.test_workers import DISPATCHER_DEFAULTS
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +40,8 @@ def claude(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ClaudeHar
         h.close()
 
 
-class ClaudeHarness(Harness):
-    """The worker harness with a fake ``claude`` on the agents' PATH."""
+class ClaudeHarness(AcpHarness):
+    """The agent harness (its ``finish`` and ``recorded``) with a fake ``claude`` on PATH."""
 
     def __init__(self, cli: Cli, root: Path) -> None:
         super().__init__(cli, root)
@@ -56,7 +56,7 @@ class ClaudeHarness(Harness):
             encoding="utf-8",
         )
         launcher.chmod(0o755)
-        self.out = self.state / "claude"
+        self.out = self.state / "acp"  # where ``recorded`` looks
         self.out.mkdir()
 
     def claude_profile(self, steps: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
@@ -86,25 +86,6 @@ class ClaudeHarness(Harness):
     def run_task(self, steps: list[dict[str, Any]], **options: Any) -> TaskId:
         self.setup(steps, **options)
         return self.create("for claude", assignee="claude")
-
-    def recorded(self, name: str, timeout: float = 60) -> dict[str, Any]:
-        path = self.out / f"{name}.json"
-        wait_for(path.exists, timeout, f"the fake claude to record {name}")
-        value: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        return value
-
-    def finish(self, task_id: TaskId, *statuses: TaskStatus, timeout: float = 90) -> None:
-        dispatcher = self.dispatcher()
-        try:
-            self.drive(
-                dispatcher,
-                lambda: self.task(task_id).status in statuses and self.supervisors_done(),
-                timeout=timeout,
-                what=f"t{task_id} to reach {statuses}",
-            )
-        except AssertionError as exc:
-            state = f"{self.task(task_id).status}, supervisors done: {self.supervisors_done()}"
-            raise AssertionError(f"{exc} ({state}); the task's log:\n{self.log(task_id)}") from None
 
     def progress(self, task_id: TaskId) -> list[dict[str, Any]]:
         events = self.board.detail(task_id).events
