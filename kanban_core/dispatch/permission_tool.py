@@ -95,7 +95,15 @@ def kind_of(tool_name: str) -> ToolKind:
 
 
 def ask_from_claude(tool_name: str, tool_input: Mapping[str, Any]) -> AgentAsk:
-    """The ask of a Claude Code tool call: its kind, what it does, the paths it names."""
+    """The ask of a Claude Code tool call: its kind, what it does, the paths it names.
+
+    A command's tool name is the command itself, as ACP agents title it: so a rule's
+    ``tool: ["pytest*"]`` matches ``pytest -q``, and "allow for this run" allows that command
+    again, not every command.
+    """
+    kind = kind_of(tool_name)
+    command = tool_input.get("command")
+    name = command if kind is ToolKind.EXECUTE and isinstance(command, str) else tool_name
     paths = tuple(
         value
         for key in _PATH_KEYS
@@ -104,8 +112,8 @@ def ask_from_claude(tool_name: str, tool_input: Mapping[str, Any]) -> AgentAsk:
         and not (key == "path" and value == "")
     )
     return AgentAsk(
-        tool_kind=kind_of(tool_name).value,
-        tool_name=_bounded(tool_name, 200),
+        tool_kind=kind.value,
+        tool_name=_bounded(name, 200) or tool_name,
         summary=summary_of(tool_name, tool_input),
         paths=paths,
         detail=_bounded(
@@ -142,7 +150,7 @@ def reply(
         return allow(tool_input)
     ask = ask_from_claude(tool_name, tool_input)
     answer = asker.ask(ask, cancelled)
-    note(f"permission {ask.tool_kind} {ask.tool_name} {ask.summary!r}: {answer.verdict.value}")
+    note(f"permission {ask.tool_kind} {ask.summary!r}: {answer.verdict.value}")
     if answer.verdict is Verdict.DENY:
         return deny(answer.message or "denied")
     return allow(tool_input)
