@@ -211,7 +211,8 @@ class RunDoor:
         if self._permissions is None:
             return permission_tool.deny("this run answers no permission requests; denied")
         gate = self._permissions
-        # The door closing (the run ending) withdraws a request still waiting.
+        # The door closing (the run ending) withdraws a request still waiting; the asker turns
+        # a board that cannot record the question into a denial, never an allow.
         return permission_tool.reply(
             arguments, gate.asker(self.board(), self.actor), self._stop, gate.note
         )

@@ -377,11 +377,15 @@ class RemoteTools:
         try:
             reply = self._call({"tool": name, "arguments": dict(arguments or {})})
         except KanbanError as exc:
-            return {"error": " ".join(str(exc).splitlines())}
-        payload = reply.get("payload")
-        if not isinstance(payload, dict):
-            return {"error": "the supervisor sent no answer"}
-        return payload
+            payload: Any = {"error": " ".join(str(exc).splitlines())}
+        else:
+            payload = reply.get("payload")
+            if not isinstance(payload, dict):
+                payload = {"error": "the supervisor sent no answer"}
+        if name == PERMISSION_TOOL and "error" in payload:
+            # Claude reads only a behavior: a prompt that could not be answered is a denial.
+            return {"behavior": "deny", "message": f"not decided: {payload['error']}"}
+        return dict(payload)
 
 
 def build_server(tools: BoardTools | RemoteTools) -> Server[Any]:

@@ -151,3 +151,22 @@ def test_the_boards_own_tools_are_allowed_without_asking():
     )
     assert answered == {"behavior": "allow", "updatedInput": {"summary": "s"}}
     assert asker.asked == []
+
+
+def test_a_prompt_the_supervisor_cannot_answer_is_a_denial_in_claudes_shape():
+    from kanban_core.board.domain import Actor
+    from kanban_core.commands.capability import CapabilityError
+    from kanban_core.dispatch.mcp_server import RemoteTools
+
+    def unreachable(request: object) -> dict[str, object]:
+        raise CapabilityError("cannot reach this run's supervisor: gone")
+
+    tools = RemoteTools(unreachable, Actor(name="worker"))
+    answered = tools.call("kanban_permission", {"tool_name": "Bash", "input": {}})
+    other = tools.call("kanban_show", {})
+
+    assert answered == {
+        "behavior": "deny",
+        "message": "not decided: cannot reach this run's supervisor: gone",
+    }
+    assert other == {"error": "cannot reach this run's supervisor: gone"}
