@@ -82,6 +82,7 @@ class RunDoor:
         self._parser_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(_MAX_CONCURRENT)
         self._workers: set[threading.Thread] = set()
+        self._workers_lock = threading.Lock()
 
     def start(self, directory: Path) -> Path:
         """Listen on ``directory``/s (the directory must be private to this user)."""
@@ -102,7 +103,9 @@ class RunDoor:
             self._thread.join(timeout=_CALL_TIMEOUT_S)
         if self._sock is not None:
             self._sock.close()
-        for worker in list(self._workers):
+        with self._workers_lock:
+            workers = list(self._workers)
+        for worker in workers:
             worker.join(timeout=_CLOSE_WAIT_S)
         if self._board is not None:
             self._board.close()
@@ -123,7 +126,8 @@ class RunDoor:
             worker = threading.Thread(
                 target=self._answer, args=(conn,), name="run-door-call", daemon=True
             )
-            self._workers.add(worker)
+            with self._workers_lock:
+                self._workers.add(worker)
             worker.start()
 
     def _answer(self, conn: socket.socket) -> None:
@@ -136,7 +140,8 @@ class RunDoor:
                     reply = {"error": f"bad request: {exc}"}
                 _send(conn, reply)
         finally:
-            self._workers.discard(threading.current_thread())
+            with self._workers_lock:
+                self._workers.discard(threading.current_thread())
             self._slots.release()
 
     def handle(self, request: Mapping[str, Any]) -> Reply:
