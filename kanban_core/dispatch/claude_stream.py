@@ -10,6 +10,7 @@ JSON, cut short, too deeply nested, of an unknown shape — becomes a bounded pl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -275,12 +276,18 @@ class StreamReader:
             self._emit(final=True)
 
     def _line(self, line: bytes) -> None:
-        folded = self.folder.fold(line)
-        for entry in folded.log:
-            self.log(entry)
-        if folded.usage_changed and self.on_usage is not None:
-            self.on_usage(self.folder.state.usage())
-        self._emit(final=False)
+        # Whatever fails here, the pipe is still drained: an agent whose stdout is not read
+        # blocks on its next write, and the run would hang instead of ending.
+        try:
+            folded = self.folder.fold(line)
+            for entry in folded.log:
+                self.log(entry)
+            if folded.usage_changed and self.on_usage is not None:
+                self.on_usage(self.folder.state.usage())
+            self._emit(final=False)
+        except Exception as exc:  # noqa: BLE001 - reported once per line, never fatal
+            with contextlib.suppress(Exception):
+                self.log(f"agent output not handled: {type(exc).__name__}: {_bounded(str(exc))}")
 
     def _emit(self, *, final: bool) -> None:
         tracker = self.folder.tracker

@@ -224,3 +224,23 @@ def test_the_reader_logs_reports_usage_and_flushes_progress_at_the_end():
     ]
     # The first snapshot at once, the rest coalesced into the final one.
     assert [s["message"] for s in snapshots] == ["one", "two"]
+
+
+def test_a_failing_usage_listener_neither_stops_the_reading_nor_loses_lines():
+    logged: list[str] = []
+
+    def broken(usage: Mapping[str, int]) -> None:
+        raise RuntimeError("the board is gone")
+
+    reader = StreamReader(StreamFolder(), logged.append, on_usage=broken)
+    many = b"".join(
+        assistant([{"type": "text", "text": f"line {i}"}], id=f"m{i}", usage={"input_tokens": i})
+        for i in range(1, 2001)
+    )
+
+    reader.start(io.BytesIO(many))
+    reader.join(30)
+
+    said = [entry for entry in logged if entry.startswith("agent: ")]
+    assert len(said) == 2000
+    assert "agent output not handled: RuntimeError: the board is gone" in logged
