@@ -286,6 +286,8 @@ class Supervisor:
                 # timed it out. Either way this attempt may not touch the task any more.
                 self.note("the run ended elsewhere; stopping the agent")
                 self._terminate()
+                if self.stream is not None:
+                    self.stream.join(_STREAM_DRAIN_S)  # what it printed last belongs in the log
                 return 0
             except StorageError as exc:
                 self.note(f"heartbeat failed, will retry: {exc}")

@@ -103,6 +103,7 @@ def test_the_policy_decides_reads_inside_and_edits_outside_and_the_stream_is_fol
         {"garbage": "not json at all {"},
         {"garbage": "{" * 100_000},
         {"usage": {"input_tokens": 40, "output_tokens": 7}},
+        {"await_usage": 40},
         COMPLETE,
         {"result": {"text": "all done", "cost": 0.25, "input_tokens": 50, "output_tokens": 9}},
     ]

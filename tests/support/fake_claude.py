@@ -16,7 +16,9 @@ prints stream-json lines as it follows a script, JSON in ``FAKE_CLAUDE_SCRIPT``:
 - ``{"garbage": text}``: a raw line that is not a stream message;
 - ``{"result": {...}}``: the result line (``text``, ``is_error``, ``cost``, ``input_tokens``,
   ``output_tokens``); ``{"exit": code}``: exit now;
-- ``{"idle": seconds}``: keep running (until killed, at most that long).
+- ``{"idle": seconds}``: keep running (until killed, at most that long);
+- ``{"await_usage": tokens}``: poll ``kanban_show`` until the run shows that many input tokens
+  (the supervisor reads stdout on its own time; a real Claude does not wait for it).
 
 Each step's effect is also noted in ``$FAKE_CLAUDE_OUT/argv.json`` (the parsed flags) so tests can
 check what the supervisor passed.
@@ -168,6 +170,15 @@ async def use_tool(
     emit({"type": "user", "message": {"role": "user", "content": [result]}, "session_id": SESSION})
 
 
+async def await_usage(session: ClientSession, tokens: int) -> None:
+    with anyio.fail_after(60):
+        while True:
+            runs = (await call(session, "kanban_show", {}))["runs"]
+            if runs and (runs[-1].get("input_tokens") or 0) >= tokens:
+                return
+            await anyio.sleep(0.05)
+
+
 async def run_step(
     step: dict[str, Any],
     sessions: dict[str, ClientSession],
@@ -216,6 +227,8 @@ async def run_step(
                 },
             }
         )
+    elif "await_usage" in step:
+        await await_usage(sessions["kanban"], int(step["await_usage"]))
     elif "idle" in step:
         await anyio.sleep(float(step["idle"]))
     elif "exit" in step:
