@@ -254,6 +254,12 @@ def metrics(sizes: Sizes) -> list[Metric]:
             ),
         ),
         Metric(
+            "claude_stream",
+            f"claude-code run of {agents_bench.UPDATES:,} stream-json lines: supervisor CPU",
+            seconds,
+            at_most(1.0, "≤ 1 s"),
+        ),
+        Metric(
             "gateway_rss",
             "gateway + Telegram, Discord, Slack adapters loaded: resident memory",
             mebibytes,
@@ -332,6 +338,7 @@ class Run:
                     web_page.board_page_interactive(log, loads=s.cli_runs, events=s.notify_samples)
                 ),
             )
+            self.measure(["claude_stream"], lambda: [agents_bench.claude_stream_cpu(log)])
 
     def _contention(self) -> list[Value]:
         result = contention.run(self.backend, self.sizes, self.log)

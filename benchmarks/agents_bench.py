@@ -1,11 +1,14 @@
-"""Agents that ask and report: an answer reaching the waiting agent, and the ACP stream's cost."""
+"""Agents that ask and report: an answer reaching the waiting agent; the cost of their streams."""
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 from benchmarks.backends import Backend
 from benchmarks.gateway_bench import p99
@@ -13,6 +16,8 @@ from benchmarks.sizes import Sizes
 from benchmarks.timing import Progress
 from kanban_core import Actor, PermissionDecision
 from kanban_core.dispatch.acp_session import AgentAsk, Answer, SessionSpec, Verdict, run_session
+from kanban_core.dispatch.claude_stream import StreamFolder, StreamReader
+from kanban_core.dispatch.progress_tracker import ProgressTracker
 
 OPERATOR = Actor(name="bench")
 _ANSWERS = 60
@@ -123,4 +128,53 @@ def stream_cpu(log: Progress) -> float:
         agent.wait()
     if result.updates != UPDATES:
         raise RuntimeError(f"saw {result.updates} updates of {UPDATES} ({result.error})")
+    return spent
+
+
+def _claude_lines(count: int) -> bytes:
+    """Claude Code stream-json as a busy run prints it: text, tool calls, their results."""
+    lines: list[dict[str, Any]] = []
+    for i in range(count):
+        kind = i % 4
+        content: list[dict[str, Any]]
+        if kind == 0:
+            content = [{"type": "text", "text": f"Step {i}: looking at the code " + "x" * 200}]
+        elif kind == 1:
+            content = [
+                {
+                    "type": "tool_use",
+                    "id": f"u{i}",
+                    "name": "Bash",
+                    "input": {"command": f"make {i}"},
+                }
+            ]
+        elif kind == 2:
+            result = {"type": "tool_result", "tool_use_id": f"u{i - 1}", "content": "ok " * 100}
+            lines.append({"type": "user", "message": {"role": "user", "content": [result]}})
+            continue
+        else:
+            content = [
+                {"type": "tool_use", "id": f"u{i}", "name": "Edit", "input": {"file_path": "a.py"}}
+            ]
+        usage = {"input_tokens": 1000 + i, "output_tokens": 50}
+        lines.append(
+            {"type": "assistant", "message": {"id": f"m{i}", "content": content, "usage": usage}}
+        )
+    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+
+def claude_stream_cpu(log: Progress) -> float:
+    """CPU seconds the supervisor spends folding UPDATES stream-json lines into log and usage."""
+    log(f"claude-code: folding {UPDATES:,} stream-json lines")
+    data = _claude_lines(UPDATES)
+    logged: list[str] = []
+    usages: list[object] = []
+    folder = StreamFolder(ProgressTracker(interval_s=3.0, clock=time.monotonic))
+    reader = StreamReader(folder, logged.append, on_usage=usages.append, progress=lambda _s: None)
+    start = time.process_time()
+    reader.start(io.BytesIO(data))
+    reader.join(600)
+    spent = time.process_time() - start
+    if folder.state.lines != UPDATES:
+        raise RuntimeError(f"folded {folder.state.lines} lines of {UPDATES}")
     return spent

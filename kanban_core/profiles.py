@@ -30,6 +30,8 @@ class Preset(enum.StrEnum):
 
 #: Presets whose agents speak ACP on their stdio (the prompt travels in the protocol, not argv).
 ACP_PRESETS = frozenset({Preset.CLAUDE_CODE_ACP, Preset.CODEX_ACP, Preset.GEMINI_ACP, Preset.ACP})
+#: Presets whose agents print Claude Code's ``--output-format stream-json`` lines on stdout.
+STREAM_JSON_PRESETS = frozenset({Preset.CLAUDE_CODE})
 #: Presets whose profile must give its own ``command``.
 COMMAND_PRESETS = frozenset({Preset.COMMAND, Preset.ACP})
 
@@ -45,7 +47,20 @@ PLACEHOLDERS = (
 )
 
 PRESET_COMMANDS: dict[Preset, tuple[str, ...]] = {
-    Preset.CLAUDE_CODE: ("claude", "-p", "{prompt}", "--mcp-config", "{mcp_config}"),
+    # Permission prompts go to the run (the MCP server is named "kanban" in the config the
+    # supervisor writes); stream-json lines become the run's log, progress and usage.
+    Preset.CLAUDE_CODE: (
+        "claude",
+        "-p",
+        "{prompt}",
+        "--mcp-config",
+        "{mcp_config}",
+        "--permission-prompt-tool",
+        "mcp__kanban__kanban_permission",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+    ),
     Preset.CODEX: (
         "codex",
         "exec",
@@ -125,8 +140,11 @@ class AssigneeProfile:
 
     @property
     def protocol(self) -> str:
-        """How the supervisor talks to the agent: ``acp`` or ``cli`` (argv in, exit status out)."""
-        return "acp" if self.preset in ACP_PRESETS else "cli"
+        """How the supervisor talks to the agent: ``acp``, ``stream-json`` (argv in, Claude
+        Code's JSON lines out) or ``cli`` (argv in, exit status out)."""
+        if self.preset in ACP_PRESETS:
+            return "acp"
+        return "stream-json" if self.preset in STREAM_JSON_PRESETS else "cli"
 
 
 #: Extra arguments for workspace turns: the first turn of a session names the agent's session,

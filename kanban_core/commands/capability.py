@@ -4,6 +4,8 @@ The supervisor holds the database; the agent holds a socket in a private directo
 credentials. Each request names the run and proves its token, and may ask for one of the worker
 verbs (``argv`` for the ``kanban`` CLI) or one MCP tool; it runs as that run's identity, with the
 kernel's fencing. Nothing else is served: no other verb, no database URL, no local operator.
+Requests are served concurrently: a permission request waiting for a person does not hold up
+the run's heartbeats, comments or verdict.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kanban_core.board.domain import Actor, RunProof
-from kanban_core.dispatch.door import SANDBOX_RUN_DIR, SOCKET_ENV, SOCKET_NAME
+from kanban_core.dispatch.door import PERMISSION_TOOL, SANDBOX_RUN_DIR, SOCKET_ENV, SOCKET_NAME
 from kanban_core.errors import KanbanError
 
 if TYPE_CHECKING:
     from kanban_core.board.kanban import Kanban
     from kanban_core.commands import CommandParser
+    from kanban_core.dispatch.permission_tool import PermissionGate
 
 #: The verbs a worker may use: its own task's verdicts and lease, notes, new and linked tasks,
 #: and reads.
@@ -34,6 +37,11 @@ WORKER_VERBS = frozenset(
 )
 _MAX_MESSAGE = 1 << 20
 _CALL_TIMEOUT_S = 120.0
+#: A permission request waits for a person up to its ttl (at most a day); the call waits longer.
+_PERMISSION_TIMEOUT_S = 86_400.0 + 60.0
+#: Requests served at once; past this a request is refused as busy (an agent has a handful).
+_MAX_CONCURRENT = 32
+_CLOSE_WAIT_S = 10.0
 _READ_TIMEOUT_S = 10.0
 _ACCEPT_POLL_S = 0.5
 _SUPERVISOR_ARGV = ("-m", "kanban_core", "worker")
@@ -47,7 +55,7 @@ class CapabilityError(KanbanError):
 
 
 class RunDoor:
-    """The supervisor's side: serves one run's requests on a socket, one at a time."""
+    """The supervisor's side: serves one run's requests on a socket, each in its own thread."""
 
     def __init__(
         self,
@@ -57,6 +65,7 @@ class RunDoor:
         *,
         tenant: str | None = None,
         on_error: Callable[[str], None] = lambda _message: None,
+        permissions: PermissionGate | None = None,
     ) -> None:
         self.proof = proof
         self.actor = Actor(name=actor_name, run=proof)
@@ -68,6 +77,12 @@ class RunDoor:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._permissions = permissions
+        self._board_lock = threading.Lock()
+        self._parser_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(_MAX_CONCURRENT)
+        self._workers: set[threading.Thread] = set()
+        self._workers_lock = threading.Lock()
 
     def start(self, directory: Path) -> Path:
         """Listen on ``directory``/s (the directory must be private to this user)."""
@@ -82,12 +97,16 @@ class RunDoor:
         return path
 
     def close(self) -> None:
-        """Stop serving and release the board."""
+        """Stop serving (a waiting permission request is withdrawn) and release the board."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=_CALL_TIMEOUT_S)
         if self._sock is not None:
             self._sock.close()
+        with self._workers_lock:
+            workers = list(self._workers)
+        for worker in workers:
+            worker.join(timeout=_CLOSE_WAIT_S)
         if self._board is not None:
             self._board.close()
 
@@ -100,14 +119,30 @@ class RunDoor:
                 continue
             except OSError:
                 return
+            if not self._slots.acquire(blocking=False):
+                with conn:
+                    _send(conn, {"error": "the run's door is busy; try again"})
+                continue
+            worker = threading.Thread(
+                target=self._answer, args=(conn,), name="run-door-call", daemon=True
+            )
+            with self._workers_lock:
+                self._workers.add(worker)
+            worker.start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
             with conn:
                 conn.settimeout(_READ_TIMEOUT_S)
                 try:
                     reply = self.handle(_receive(conn))
-                except (OSError, ValueError) as exc:
+                except (OSError, ValueError, RecursionError) as exc:
                     reply = {"error": f"bad request: {exc}"}
-                with suppress(OSError):
-                    conn.sendall(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+                _send(conn, reply)
+        finally:
+            with self._workers_lock:
+                self._workers.discard(threading.current_thread())
+            self._slots.release()
 
     def handle(self, request: Mapping[str, Any]) -> Reply:
         """Answer one request: ``{"run_id", "token", "argv" | "tool"+"arguments"}``."""
@@ -127,10 +162,11 @@ class RunDoor:
         return {"error": "a request needs argv or tool"}
 
     def board(self) -> Kanban:
-        """The board, opened in the serving thread on first use."""
-        if self._board is None:
-            self._board = self._open_board()
-        return self._board
+        """The board, opened on first use (its connection pool serves every thread)."""
+        with self._board_lock:
+            if self._board is None:
+                self._board = self._open_board()
+            return self._board
 
     def _cli(self, argv: object) -> Reply:
         from kanban_core.commands import CommandContext, build_parser, run_command
@@ -145,8 +181,9 @@ class RunDoor:
                 f"`{verb or '(no verb)'}` is not available to a worker (it may use: {allowed})"
             )
             return {"exit_code": 1, "stdout": "", "stderr": f"kanban: {message}\n"}
-        if self._parser is None:
-            self._parser = build_parser(with_db_option=False, local_verbs=False)
+        with self._parser_lock:
+            if self._parser is None:
+                self._parser = build_parser(with_db_option=False, local_verbs=False)
         if verb == "create" and _chooses_a_place(self._parser, argv):
             # Else an agent could hand a directory or repository of its choosing to a
             # sibling's sandbox, writable; its subtasks get their assignee's workspace.
@@ -168,8 +205,27 @@ class RunDoor:
 
         if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
             return {"error": "tool must be a name and arguments an object"}
+        if name == PERMISSION_TOOL:
+            return {"payload": self._permission(arguments)}
         tools = BoardTools(self.board(), self.actor, {"KANBAN_TENANT": self._tenant or ""})
         return {"payload": tools.call(name, arguments)}
+
+    def _permission(self, arguments: Mapping[str, Any] | None) -> Reply:
+        from kanban_core.dispatch import permission_tool
+
+        if self._permissions is None:
+            return permission_tool.deny("this run answers no permission requests; denied")
+        gate = self._permissions
+        # The door closing (the run ending) withdraws a request still waiting; the asker turns
+        # a board that cannot record the question into a denial, never an allow.
+        return permission_tool.reply(
+            arguments, gate.asker(self.board(), self.actor), self._stop, gate.note
+        )
+
+
+def _send(conn: socket.socket, reply: Mapping[str, Any]) -> None:
+    with suppress(OSError):
+        conn.sendall(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
 
 
 def _chooses_a_place(parser: CommandParser, argv: list[str]) -> bool:
@@ -218,7 +274,8 @@ class RunCredentials:
         message = {"run_id": self.run_id, "token": self.token, **request}
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(_CALL_TIMEOUT_S)
+                waits = request.get("tool") == PERMISSION_TOOL
+                sock.settimeout(_PERMISSION_TIMEOUT_S if waits else _CALL_TIMEOUT_S)
                 sock.connect(self.socket_path)
                 sock.sendall(json.dumps(message, ensure_ascii=False).encode() + b"\n")
                 sock.shutdown(socket.SHUT_WR)

@@ -175,7 +175,7 @@ class PermissionRuleSection(Section):
 
 
 class ProgressSection(Section):
-    """Live progress of a profile's ACP agents in subscribed chats (README, "Live progress")."""
+    """Live progress of a profile's agents (ACP, claude-code) in subscribed chats (README)."""
 
     enabled: bool = True
     # The fewest seconds between two progress snapshots of one run: the latest state wins.

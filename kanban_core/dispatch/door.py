@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from kanban_core.board.domain import RunProof
     from kanban_core.board.kanban import Kanban
+    from kanban_core.dispatch.permission_tool import PermissionGate
 
 #: Where the agent finds its socket (the path as the agent sees it).
 SOCKET_ENV = "KANBAN_RUN_SOCKET"
@@ -20,6 +21,8 @@ SOCKET_NAME = "s"  # short: a Unix socket path is limited to 107 bytes
 #: Where a sandboxed agent sees its run directory. Its presence also tells the CLI it runs
 #: inside a worker run, whatever the environment says.
 SANDBOX_RUN_DIR = "/run/kanban-run"
+#: The MCP tool through which an agent asks before a tool call (see ``permission_tool``).
+PERMISSION_TOOL = "kanban_permission"
 
 
 class Door(Protocol):
@@ -45,6 +48,7 @@ class DoorFactory(Protocol):
         *,
         tenant: str | None = ...,
         on_error: Callable[[str], None] = ...,
+        permissions: PermissionGate | None = ...,
     ) -> Door:
         """A door for one run."""
         ...

@@ -20,6 +20,7 @@ from mcp.server.stdio import stdio_server
 from kanban_core.board.domain import Actor, RunId, RunProof, TaskId, format_task_id, parse_task_id
 from kanban_core.board.kanban import Kanban
 from kanban_core.board.validation import parse_duration, parse_metadata
+from kanban_core.dispatch.door import PERMISSION_TOOL
 from kanban_core.errors import KanbanError, ValidationError
 
 __all__ = [
@@ -53,13 +54,14 @@ class _ToolSpec:
     properties: Mapping[str, Mapping[str, Any]]
     required: tuple[str, ...] = ()
     read_only: bool = False
+    open_schema: bool = False  # the caller's contract may grow fields; they are ignored
 
     def to_tool(self) -> types.Tool:
         schema = {
             "type": "object",
             "properties": {name: dict(prop) for name, prop in self.properties.items()},
             "required": list(self.required),
-            "additionalProperties": False,
+            "additionalProperties": self.open_schema,
         }
         return types.Tool(
             name=self.name,
@@ -69,7 +71,7 @@ class _ToolSpec:
         )
 
 
-_SPECS = (
+_SPECS: tuple[_ToolSpec, ...] = (
     _ToolSpec(
         "kanban_show",
         "Show a task (default: your own) with its parents, children, comments, runs and its "
@@ -134,6 +136,22 @@ _SPECS = (
         required=("parent_id", "child_id"),
     ),
 )
+
+#: Claude Code's --permission-prompt-tool contract; answered by the run's supervisor.
+_PERMISSION_SPEC = _ToolSpec(
+    PERMISSION_TOOL,
+    "Not for the agent to call: the run's permission prompt (Claude Code's "
+    "--permission-prompt-tool). Returns, as JSON text, "
+    '{"behavior": "allow", "updatedInput": {...}} or {"behavior": "deny", "message": "..."}.',
+    {
+        "tool_name": {"type": "string", "description": "the tool the agent wants to use"},
+        "input": {"type": "object", "description": "the tool call's input"},
+        "tool_use_id": {"type": "string", "description": "the tool call's id"},
+    },
+    required=("tool_name", "input"),
+    open_schema=True,
+)
+_SPECS = (*_SPECS, _PERMISSION_SPEC)
 
 TOOL_NAMES = tuple(spec.name for spec in _SPECS)
 
@@ -240,6 +258,12 @@ class BoardTools:
 
     def call(self, name: str, arguments: Mapping[str, Any] | None) -> Payload:
         """Run one tool; every failure comes back as ``{"error": "<one line>"}``."""
+        if name == PERMISSION_TOOL:
+            # Outside a worker run there is no policy, no workspace and no one to ask.
+            return {
+                "behavior": "deny",
+                "message": "permission prompts are answered only inside a worker run; denied",
+            }
         try:
             spec = self._specs.get(name)
             if spec is None:
@@ -353,11 +377,15 @@ class RemoteTools:
         try:
             reply = self._call({"tool": name, "arguments": dict(arguments or {})})
         except KanbanError as exc:
-            return {"error": " ".join(str(exc).splitlines())}
-        payload = reply.get("payload")
-        if not isinstance(payload, dict):
-            return {"error": "the supervisor sent no answer"}
-        return payload
+            payload: Any = {"error": " ".join(str(exc).splitlines())}
+        else:
+            payload = reply.get("payload")
+            if not isinstance(payload, dict):
+                payload = {"error": "the supervisor sent no answer"}
+        if name == PERMISSION_TOOL and "error" in payload:
+            # Claude reads only a behavior: a prompt that could not be answered is a denial.
+            return {"behavior": "deny", "message": f"not decided: {payload['error']}"}
+        return dict(payload)
 
 
 def build_server(tools: BoardTools | RemoteTools) -> Server[Any]:

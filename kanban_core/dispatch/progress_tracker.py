@@ -1,4 +1,4 @@
-"""Folds an ACP agent's session updates into a progress snapshot, emitted at a bounded rate."""
+"""Folds an agent's updates (ACP or stream-json) into a progress snapshot, at a bounded rate."""
 
 from __future__ import annotations
 
@@ -38,11 +38,7 @@ class ProgressTracker:
         if kind == "agent_message_chunk":
             text = getattr(getattr(update, "content", None), "text", None)
             if isinstance(text, str):
-                if not self._in_message:
-                    self.messages += 1
-                    self.message = ""
-                self._in_message = True
-                self.message = (self.message + text)[-_MESSAGE_KEEP:]
+                self._said(text)
             return
         self._in_message = False
         if kind == "plan":
@@ -52,8 +48,7 @@ class ProgressTracker:
                 for e in list(entries)[:MAX_PLAN_ENTRIES]
             ]
         elif kind == "tool_call":
-            self.tool_calls += 1
-            self.tool = str(getattr(update, "title", None) or getattr(update, "tool_call_id", ""))
+            self._tool(str(getattr(update, "title", None) or getattr(update, "tool_call_id", "")))
         elif kind == "tool_call_update":
             title = getattr(update, "title", None)
             if title:
@@ -61,6 +56,41 @@ class ProgressTracker:
             if getattr(update, "status", None) in ("completed", "failed"):
                 status = str(update.status)
                 self.tool = f"{self.tool or 'tool'} ({status})"
+
+    def said(self, text: str, *, whole: bool = False) -> None:
+        """The agent said ``text``: a chunk of its running message, or a ``whole`` message."""
+        self.updates += 1
+        self._dirty = True
+        if whole:
+            self._in_message = False
+        self._said(text)
+        if whole:
+            self._in_message = False
+
+    def planned(self, entries: list[tuple[str, str]]) -> None:
+        """The agent's plan (content, status) replaced its previous one."""
+        self.updates += 1
+        self._dirty = True
+        self._in_message = False
+        self.plan = [{"content": c, "status": s} for c, s in entries[:MAX_PLAN_ENTRIES]]
+
+    def tool_started(self, title: str) -> None:
+        """The agent started a tool call (which ends its running message)."""
+        self.updates += 1
+        self._dirty = True
+        self._in_message = False
+        self._tool(title)
+
+    def _tool(self, title: str) -> None:
+        self.tool_calls += 1
+        self.tool = title
+
+    def _said(self, text: str) -> None:
+        if not self._in_message:
+            self.messages += 1
+            self.message = ""
+        self._in_message = True
+        self.message = (self.message + text)[-_MESSAGE_KEEP:]
 
     def snapshot(self) -> dict[str, Any]:
         """The current state as a (not yet bounded) progress payload."""

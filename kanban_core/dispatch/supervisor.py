@@ -39,10 +39,13 @@ from kanban_core.board.domain import (
 from kanban_core.board.kanban import Kanban, OnMissing
 from kanban_core.board.recovery import FailurePolicy, UsageTotals
 from kanban_core.dispatch import acp_session as acp, sandbox, usage_limits
+from kanban_core.dispatch.claude_stream import StreamFolder, StreamReader
 from kanban_core.dispatch.door import SANDBOX_RUN_DIR, SOCKET_ENV, SOCKET_NAME, DoorFactory
 from kanban_core.dispatch.hardening import become_subreaper, make_undumpable
 from kanban_core.dispatch.logs import log_path, tail
 from kanban_core.dispatch.permission_asker import BoardAsker
+from kanban_core.dispatch.permission_tool import SERVER_NAME, PermissionGate
+from kanban_core.dispatch.progress_tracker import ProgressTracker
 from kanban_core.dispatch.spawn import SUPERVISOR_TOKEN_ENV, WorkerSpec
 from kanban_core.errors import KanbanError, StaleRun, StorageError
 from kanban_core.profiles import SandboxMode, render_command, worker_prompt
@@ -74,6 +77,8 @@ _MCP_CONFIG = "mcp.json"
 _MCP_ARGS = ("-m", "kanban_core", "mcp")
 #: How long an ACP agent has to end its turn after session/cancel before it is killed.
 _CANCEL_GRACE_S = 5.0
+#: How long the agent's last stream-json lines may take to be read after it exited.
+_STREAM_DRAIN_S = 5.0
 _SIGNALLED = 128
 _POLL_S = 0.25
 _PR_SET_PDEATHSIG = 1
@@ -99,6 +104,7 @@ class Supervisor:
         self.agent_dir = Path()
         self.contained = False
         self.session: _SessionThread | None = None
+        self.stream: StreamReader | None = None
         self._stopping = False
         self.budget_reason: str | None = None  # set when a usage report reached the budget
 
@@ -142,7 +148,7 @@ class Supervisor:
                 self.turn_env = turn.env
             try:
                 prompt = turn.prompt if turn else worker_prompt(task)
-                with self._door(task.tenant) as private:
+                with self._door(task.tenant, path) as private:
                     argv = render_command(
                         command,
                         {
@@ -191,7 +197,7 @@ class Supervisor:
         return None
 
     @contextmanager
-    def _door(self, tenant: str | None) -> Iterator[Path]:
+    def _door(self, tenant: str | None, workspace: Path) -> Iterator[Path]:
         """Serve the run's capability from a private directory, which it yields.
 
         The agent gets this directory (a socket, the MCP config) instead of the database.
@@ -204,6 +210,10 @@ class Supervisor:
             lambda: Kanban.open(settings),
             tenant=tenant,
             on_error=self.note,
+            # An agent's permission prompt (kanban_permission) meets the same policy as ACP's.
+            permissions=PermissionGate(
+                self.spec.profile().permissions, workspace, self.spec.permission_ttl_s, self.note
+            ),
         )
         try:
             door.start(private)
@@ -250,12 +260,17 @@ class Supervisor:
     ) -> int:
         env = self._agent_env(cwd, tenant, self.agent_dir)
         self.note(f"starting {argv[0]}")
-        refused = self._start_agent(board, argv, cwd, env, private, piped=session is not None)
+        streams = self.spec.protocol == "stream-json"
+        refused = self._start_agent(
+            board, argv, cwd, env, private, piped=session is not None, stream=streams
+        )
         if refused is not None:
             return refused
         agent = self.agent
         assert agent is not None
         signal.signal(signal.SIGTERM, self._on_term)
+        if streams:
+            self.stream = self._read_stream(board, agent)
         if session is not None:
             self.session = _SessionThread(
                 session,
@@ -267,7 +282,6 @@ class Supervisor:
             )
         started = last_beat = time.monotonic()
         interval = max(1.0, self.spec.lease_ttl_s / 3)
-        max_runtime = self.spec.max_runtime_s
         code: int | None = None
         while code is None:
             try:
@@ -277,18 +291,9 @@ class Supervisor:
                 continue
             except subprocess.TimeoutExpired:
                 pass
-            if self.session is not None and self.session.ended():
-                # An ACP agent does not exit after its turn: the turn's end is the run's end.
-                self._terminate()
-                return self._after_turn(board, self.session.result())
-            if self._stopping:
-                self._terminate()
-                return self._fail(board, RunOutcome.CRASHED, "the supervisor was terminated")
-            if max_runtime and time.monotonic() - started > max_runtime:
-                self._terminate()
-                return self._fail(
-                    board, RunOutcome.TIMED_OUT, f"exceeded its max runtime of {max_runtime}s"
-                )
+            ended = self._ended_early(board, started)
+            if ended is not None:
+                return ended
             if time.monotonic() - last_beat < interval:
                 continue
             last_beat = time.monotonic()
@@ -299,6 +304,8 @@ class Supervisor:
                 # timed it out. Either way this attempt may not touch the task any more.
                 self.note("the run ended elsewhere; stopping the agent")
                 self._terminate()
+                if self.stream is not None:
+                    self.stream.join(_STREAM_DRAIN_S)  # what it printed last belongs in the log
                 return 0
             except StorageError as exc:
                 self.note(f"heartbeat failed, will retry: {exc}")
@@ -307,6 +314,27 @@ class Supervisor:
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(agent.pid, signal.SIGKILL)
         return self._after_exit(board, code)
+
+    def _ended_early(self, board: Kanban, started: float) -> int | None:
+        """The exit code when the run must end while the agent still lives, else None."""
+        if self.session is not None and self.session.ended():
+            # An ACP agent does not exit after its turn: the turn's end is the run's end.
+            self._terminate()
+            return self._after_turn(board, self.session.result())
+        if self._stopping:
+            self._terminate()
+            return self._fail(board, RunOutcome.CRASHED, "the supervisor was terminated")
+        if self.stream is not None and self.budget_reason is not None:
+            # A CLI agent has no turn to cancel: at its budget it is stopped.
+            self._terminate()
+            return self._after_exit(board, _SIGNALLED)
+        max_runtime = self.spec.max_runtime_s
+        if max_runtime and time.monotonic() - started > max_runtime:
+            self._terminate()
+            return self._fail(
+                board, RunOutcome.TIMED_OUT, f"exceeded its max runtime of {max_runtime}s"
+            )
+        return None
 
     def _start_agent(
         self,
@@ -317,8 +345,12 @@ class Supervisor:
         private: Path,
         *,
         piped: bool,
+        stream: bool = False,
     ) -> int | None:
-        """Start the agent (in its jail where contained); the exit code of a failed start."""
+        """Start the agent (in its jail where contained); the exit code of a failed start.
+
+        ``piped``: its stdio is the ACP connection; ``stream``: its stdout is read as stream-json.
+        """
         if self.contained:
             # Looked up here: inside the jail a missing program is only an exit status.
             if not _executable(argv[0], env.get("PATH", os.defpath), cwd):
@@ -343,8 +375,8 @@ class Supervisor:
                     cwd=cwd,
                     env=env,
                     stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
-                    stdout=subprocess.PIPE if piped else sink,
-                    stderr=sink if piped else subprocess.STDOUT,
+                    stdout=subprocess.PIPE if piped or stream else sink,
+                    stderr=sink if piped or stream else subprocess.STDOUT,
                     start_new_session=True,
                 )
         except OSError as exc:
@@ -364,26 +396,37 @@ class Supervisor:
         )
 
     def _usage_listener(self, board: Kanban) -> acp.UsageListener:
-        """Record each usage report on the run; at the budget, cancel the turn."""
+        """Record each usage report on the run; at the budget, cancel the turn.
+
+        Reports are cumulative but may arrive out of order (an ACP agent's notifications are
+        handled concurrently): each figure only grows, and reports are recorded one at a time.
+        """
+        lock = threading.Lock()
+        seen: dict[str, int] = {}
 
         def on_usage(usage: Mapping[str, int]) -> None:
-            input_tokens = usage.get("input_tokens", usage.get("used"))
-            try:
-                totals = board.record_usage(
-                    self.actor,
-                    self.proof.task_id,
-                    self.proof.run_id,
-                    input_tokens,
-                    usage.get("output_tokens"),
-                    usage.get("cost_micro_usd"),
-                )
-            except KanbanError as exc:
-                self.note(f"could not record usage: {exc}")
-                return
+            with lock:
+                for name, value in usage.items():
+                    seen[name] = max(seen.get(name, value), value)
+                input_tokens = seen.get("input_tokens", seen.get("used"))
+                try:
+                    totals = board.record_usage(
+                        self.actor,
+                        self.proof.task_id,
+                        self.proof.run_id,
+                        input_tokens,
+                        seen.get("output_tokens"),
+                        seen.get("cost_micro_usd"),
+                    )
+                except KanbanError as exc:
+                    self.note(f"could not record usage: {exc}")
+                    return
             reason = self._with_profile_budget(totals).over_budget()
             if reason is not None and self.budget_reason is None:
                 self.budget_reason = reason
-                self.note(f"{reason}; cancelling the turn")
+                self.note(
+                    f"{reason}; " + ("stopping the agent" if self.stream else "cancelling the turn")
+                )
                 if self.session is not None:
                     self.session.cancel.set()
 
@@ -412,6 +455,34 @@ class Supervisor:
                 board.progress(self.actor, self.proof.task_id, snapshot)
 
         return sink, interval
+
+    def _read_stream(self, board: Kanban, agent: subprocess.Popen[bytes]) -> StreamReader:
+        """Read the agent's stream-json stdout into the log, its usage and live progress."""
+        assert agent.stdout is not None
+        progress = self._progress(board)
+        tracker = (
+            ProgressTracker(interval_s=progress[1], clock=time.monotonic) if progress else None
+        )
+        reader = StreamReader(
+            StreamFolder(tracker),
+            self.note,
+            on_usage=self._usage_listener(board),
+            progress=progress[0] if progress else None,
+        )
+        reader.start(agent.stdout)
+        return reader
+
+    def _after_stream(self, board: Kanban) -> int | None:
+        """The verdict a stream-json run's own report decides (budget, usage limit), if any."""
+        assert self.stream is not None
+        if self.budget_reason is not None:
+            return self._block_for_budget(board, self.budget_reason)
+        state = self.stream.folder.state
+        limit = usage_limits.detect(state.evidence(), now_ms=_now_ms())
+        if limit is not None and (state.is_error or state.result is None):
+            # It stopped at its usage limit (a result that is an error, or none at all).
+            return self._quota(board, limit)
+        return None
 
     def _after_turn(self, board: Kanban, result: acp.SessionResult) -> int:
         """The verdict of an ACP run whose turn ended without the agent recording one."""
@@ -443,10 +514,16 @@ class Supervisor:
             if result.error is None and result.stop_reason is None:
                 result.error = f"the agent exited with code {code} during its turn"
             return self._after_turn(board, result)
+        if self.stream is not None:
+            self.stream.join(_STREAM_DRAIN_S)  # its last lines (the result) belong in the log
         task = board.get(self.proof.task_id)
         if task.status is not TaskStatus.RUNNING or task.current_run_id != self.proof.run_id:
             self.note(f"agent exited with code {code} after recording its verdict")
             return 0
+        if self.stream is not None:
+            decided = self._after_stream(board)
+            if decided is not None:
+                return decided
         if code == 0:
             reason = "the agent exited 0 without completing or blocking (protocol failure)"
         elif code < 0:
@@ -539,6 +616,10 @@ class Supervisor:
             "KANBAN_TENANT": tenant or "",
         }
         env |= self.turn_env
+        if self.spec.protocol == "stream-json" and "MCP_TOOL_TIMEOUT" not in env:
+            # Claude Code's limit on one MCP tool call (ms): the permission prompt may wait
+            # for a person up to the request's ttl, and must not be cut short before it.
+            env["MCP_TOOL_TIMEOUT"] = str((self.spec.permission_ttl_s + 60) * 1000)
         # The agent must find the same `kanban` as the supervisor, whatever its PATH says.
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
@@ -563,7 +644,7 @@ class Supervisor:
         # Holds the run token: only this user may read it, and only this run's agent sees it.
         fd = os.open(private / _MCP_CONFIG, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump({"mcpServers": {"kanban": server}}, handle)
+            json.dump({"mcpServers": {SERVER_NAME: server}}, handle)
 
     def note(self, message: str) -> None:
         """Append a supervisor line to the task's log."""

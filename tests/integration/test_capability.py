@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,11 +25,22 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from kanban_core import Actor, Claim, Kanban, KernelSettings, TaskId, TaskStatus
+from kanban_core import (
+    Actor,
+    Claim,
+    Kanban,
+    KernelSettings,
+    PermissionDecision,
+    TaskId,
+    TaskStatus,
+)
 from kanban_core.board.domain import RunProof
-from kanban_core.commands.capability import RunDoor
+from kanban_core.commands.capability import RunCredentials, RunDoor
 from kanban_core.dispatch.door import SOCKET_ENV
+from kanban_core.dispatch.permission_tool import PermissionGate
+from kanban_core.permission_policy import DEFAULT_POLICY
 from tests.kanban_core.support import snapshot
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -244,3 +256,110 @@ async def test_kanban_mcp_in_a_run_serves_the_tools_through_the_capability(
     assert done == {"ok": True, "task_id": "t1", "status": "done"}
     assert board.get(T2).status is TaskStatus.RUNNING
     assert board.get(T1).status is TaskStatus.DONE
+
+
+# -- permission requests: served beside everything else ---------------------------------------
+
+
+@pytest.fixture
+def gated(
+    settings: KernelSettings, claims: tuple[Claim, Claim], tmp_path: Path
+) -> Iterator[tuple[RunDoor, dict[str, str]]]:
+    """Run r1's door answering permission requests by the default policy; and its agent's env."""
+    mine, _ = claims
+    private = Path(tempfile.mkdtemp(prefix="kanban-test-"))
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    served = RunDoor(
+        RunProof(T1, mine.run_id, mine.token),
+        "coder",
+        lambda: Kanban.open(settings),
+        permissions=PermissionGate(DEFAULT_POLICY, workspace, ttl_s=600),
+    )
+    path = served.start(private)
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(tmp_path),
+        SOCKET_ENV: str(path),
+        "KANBAN_TASK": "t1",
+        "KANBAN_RUN_ID": str(mine.run_id),
+        "KANBAN_RUN_TOKEN": mine.token,
+    }
+    yield served, env
+    served.close()
+    shutil.rmtree(private, ignore_errors=True)
+
+
+def _ask_in_thread(env: dict[str, str], command: str) -> tuple[threading.Thread, list[Any]]:
+    replies: list[Any] = []
+    request = {
+        "tool": "kanban_permission",
+        "arguments": {"tool_name": "Bash", "input": {"command": command}, "tool_use_id": "t"},
+    }
+    asking = threading.Thread(
+        target=lambda: replies.append(RunCredentials(env).call(request)["payload"])
+    )
+    asking.start()
+    return asking, replies
+
+
+def test_a_waiting_permission_request_holds_up_no_heartbeat_comment_or_verdict(
+    board: Kanban, gated: tuple[RunDoor, dict[str, str]]
+):
+    _, env = gated
+    asking, replies = _ask_in_thread(env, "make deploy")
+    (request,) = wait_for(lambda: board.open_permissions(T1), TIMEOUT, "the request")
+
+    # All through the same door while the request waits for a person.
+    beat = kanban(env, "heartbeat", "--note", "still here")
+    note = kanban(env, "comment", "t1", "waiting on a person")
+    assert (beat.returncode, note.returncode) == (0, 0), beat.stderr + note.stderr
+    assert replies == []
+    assert asking.is_alive()
+
+    board.answer_permission(OPERATOR, request.ref, PermissionDecision.ALLOW_ONCE)
+    asking.join(TIMEOUT)
+    assert replies == [{"behavior": "allow", "updatedInput": {"command": "make deploy"}}]
+    done = kanban(env, "complete", "--summary", "deployed")
+    assert done.returncode == 0, done.stderr
+    assert board.get(T1).status is TaskStatus.DONE
+
+
+def test_closing_the_door_withdraws_a_waiting_request_as_a_denial(
+    board: Kanban, gated: tuple[RunDoor, dict[str, str]]
+):
+    door, env = gated
+    asking, replies = _ask_in_thread(env, "sleep 1000")
+    wait_for(lambda: board.open_permissions(T1), TIMEOUT, "the request")
+
+    door.close()
+    asking.join(TIMEOUT)
+
+    assert replies == [
+        {"behavior": "deny", "message": "the run is stopping; the request was withdrawn"}
+    ]
+
+
+def test_the_policy_answers_at_once_and_bad_requests_are_denied_not_crashed(
+    board: Kanban, gated: tuple[RunDoor, dict[str, str]]
+):
+    _, env = gated
+
+    def ask(arguments: Any) -> Any:
+        request = {"tool": "kanban_permission", "arguments": arguments}
+        return RunCredentials(env).call(request)["payload"]
+
+    inside = ask({"tool_name": "Write", "input": {"file_path": "a.txt", "content": "x"}})
+    outside = ask({"tool_name": "Read", "input": {"file_path": "/etc/shadow"}})
+    no_tool = ask({"input": {}})
+    bad_input = ask({"tool_name": "Bash", "input": "rm -rf /"})
+
+    assert inside == {"behavior": "allow", "updatedInput": {"file_path": "a.txt", "content": "x"}}
+    assert outside["behavior"] == "deny"
+    assert "outside the workspace" in outside["message"]
+    assert no_tool["behavior"] == "deny"
+    assert bad_input == {
+        "behavior": "deny",
+        "message": "the tool's input is not a JSON object; nothing was allowed",
+    }
+    assert board.open_permissions() == []
