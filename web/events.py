@@ -22,7 +22,7 @@ from kanban_core.commands.chat_view import hide_paths
 
 log = logging.getLogger(__name__)
 #: How long a burst may keep arriving before it is read in one go (seconds).
-DEBOUNCE_S = 0.025
+DEBOUNCE_S = 0.01
 #: Events kept in memory for streams that resume.
 RING = 4096
 #: PostgreSQL hands out ids at insert, not commit: a smaller id may become visible late, so each

@@ -1,4 +1,5 @@
-"""The task routes: the board, a task's detail, create, patch, bulk, comments, links, dispatch.
+"""The task routes: the board, changed cards, a task's detail, create, patch, bulk, comments,
+links, dispatch.
 
 Reads use the kernel's reads (and ``show --json``); every write is a verb of the command tree,
 run by the bridge as the signed-in user.
@@ -15,7 +16,7 @@ from starlette.routing import Route
 from kanban_core.board.domain import TaskId, TaskStatus, parse_task_id
 from kanban_core.errors import KanbanError, TaskNotFound
 from web.backend import WebBackend, backend_of, user_of
-from web.board_view import FINISHED_SHOWN, MAX_FINISHED, BoardQuery, board
+from web.board_view import FINISHED_SHOWN, MAX_CARDS, MAX_FINISHED, BoardQuery, board, cards
 from web.bridge import failed
 from web.http import ApiError, field, json_body, ok
 
@@ -47,21 +48,35 @@ async def _existing(web: WebBackend, *raws: object) -> list[TaskId]:
     return ids
 
 
-async def get_board(request: Request) -> Response:
-    """``GET /api/board``."""
+def _board_query(request: Request) -> BoardQuery:
+    """The board's filters from the query string."""
     params = request.query_params
     limit = params.get("finished", str(FINISHED_SHOWN))
     if not limit.isdigit() or not 0 <= int(limit) <= MAX_FINISHED:
         raise ApiError(400, f"finished: how many done/archived cards, 0 to {MAX_FINISHED}")
-    query = BoardQuery(
+    return BoardQuery(
         tenant=params.get("tenant") or None,
         assignee=params.get("assignee") or None,
         text=params.get("q") or None,
         archived=params.get("archived") in ("1", "true"),
         finished_limit=int(limit),
     )
+
+
+async def get_board(request: Request) -> Response:
+    """``GET /api/board``."""
     web = backend_of(request)
-    return ok(await web.executor.run(board, web.board, query))
+    return ok(await web.executor.run(board, web.board, _board_query(request)))
+
+
+async def get_cards(request: Request) -> Response:
+    """``GET /api/cards?ids=t1,t2``: a few cards as the board shows them (a live page's patch)."""
+    raws = [raw for raw in request.query_params.get("ids", "").split(",") if raw.strip()]
+    if not raws or len(raws) > MAX_CARDS:
+        raise ApiError(400, f"ids: 1 to {MAX_CARDS} task ids, comma-separated")
+    ids = [int(_task_id(raw)) for raw in raws]
+    web = backend_of(request)
+    return ok(await web.executor.run(cards, web.board, ids, _board_query(request)))
 
 
 async def get_task(request: Request) -> Response:
@@ -278,6 +293,7 @@ async def get_config(request: Request) -> Response:
 
 ROUTES = [
     Route("/api/board", get_board, methods=["GET"]),
+    Route("/api/cards", get_cards, methods=["GET"]),
     Route("/api/config", get_config, methods=["GET"]),
     Route("/api/tasks", create_task, methods=["POST"]),
     Route("/api/tasks/bulk", bulk, methods=["POST"]),

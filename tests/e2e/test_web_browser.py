@@ -144,6 +144,30 @@ def test_a_task_created_from_the_cli_appears_without_a_reload(page: Any, board: 
     assert page.evaluate("window.__sameDocument") is True
 
 
+def test_a_change_elsewhere_patches_the_cards_it_touched_without_a_board_fetch(
+    page: Any, board: Board
+) -> None:
+    parent_title, child_title = unique("Parent"), unique("Child")
+    parent = board.create(parent_title)
+    child = board.create(child_title)
+    card(page, child_title).wait_for()
+    boards_before = page.evaluate(BOARD_FETCHES)
+    board.run("link", parent, child)  # the child waits for its parent, back in todo
+    card(page, parent_title).locator(".progress", has_text="0/1").wait_for()
+    column(page, "todo").locator(".card", has_text=child_title).wait_for()
+    board.run("complete", parent)  # the parent is done and its child ready
+    column(page, "done").locator(".card", has_text=parent_title).wait_for()
+    column(page, "ready").locator(".card", has_text=child_title).wait_for()
+    assert column(page, "todo").locator(".card", has_text=child_title).count() == 0
+    assert column(page, "ready").locator(".card", has_text=parent_title).count() == 0
+    assert page.evaluate(BOARD_FETCHES) == boards_before
+
+
+BOARD_FETCHES = (
+    "performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/board')).length"
+)
+
+
 def test_after_the_server_restarts_the_page_catches_up_without_a_reload(
     playwright: Any, tmp_path: Path
 ) -> None:

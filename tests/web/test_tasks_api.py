@@ -154,3 +154,37 @@ def test_finished_columns_send_the_newest_cards_and_the_true_count(signed_in, bo
         f"t{made[0].id}"
     ]
     assert client.get("/api/board?finished=-1").status_code == 400
+
+
+def test_cards_answers_the_named_cards_their_parents_and_the_counts(
+    signed_in, board: Kanban
+) -> None:
+    alice = Actor(name="alice")
+    parent = board.create(alice, title="parent", tenant="acme").task
+    child = board.create(alice, title="child", parents=[parent.id]).task
+    other = board.create(alice, title="elsewhere", tenant="other").task
+    client = signed_in("telegram:2")
+    data = client.get(f"/api/cards?ids=t{child.id}&tenant=acme").json()
+    by_id = {c["id"]: c for c in data["cards"]}
+    assert set(by_id) == {f"t{child.id}", f"t{parent.id}"}  # the parent's N/M counts the child
+    assert by_id[f"t{parent.id}"]["children_total"] == 1
+    assert by_id[f"t{child.id}"]["link_count"] == 1
+    assert by_id[f"t{child.id}"]["shown"] is False  # no tenant: the acme filter hides it
+    assert by_id[f"t{parent.id}"]["shown"] is True
+    assert data["counts"] == {"ready": 1}  # counted as the filtered board counts
+    assert data["gone"] == []
+    whole = client.get("/api/board").json()
+    shapes = {c["id"]: c for col in whole["columns"] for c in col["tasks"]}
+    same = {k: v for k, v in by_id[f"t{parent.id}"].items() if k not in ("shown", "age_seconds")}
+    assert same == {k: v for k, v in shapes[f"t{parent.id}"].items() if k != "age_seconds"}
+    gone = client.get(f"/api/cards?ids=t{other.id},t99999").json()
+    assert [c["id"] for c in gone["cards"]] == [f"t{other.id}"]
+    assert gone["gone"] == ["t99999"]
+
+
+def test_cards_refuses_a_missing_or_oversized_id_list(signed_in) -> None:
+    client = signed_in("telegram:2")
+    assert client.get("/api/cards").status_code == 400
+    many = ",".join(f"t{n}" for n in range(1, 102))
+    assert client.get(f"/api/cards?ids={many}").status_code == 400
+    assert client.get("/api/cards?ids=nonsense").status_code == 404

@@ -1,11 +1,12 @@
 // The board app: loads who I am and the board, renders it, keeps it live and wires the toolbar.
 
 import { api, loadMe, query } from "./api.js";
-import { bulkBar, bulkFailures, renderColumns } from "./board.js";
+import { bulkBar, bulkFailures, patchColumns, renderColumns } from "./board.js";
 import { debounce, h, toast } from "./dom.js";
 import { renderDrawer } from "./drawer.js";
 import { connectLive } from "./live.js";
 import { renderPermissions, renderWorkspaces } from "./panels.js";
+import { applyCards, touchedIds } from "./patch.js";
 
 const STATUSES = ["triage", "todo", "ready", "running", "blocked", "done", "archived"];
 const $ = (selector) => document.querySelector(selector);
@@ -58,6 +59,26 @@ async function loadBoard() {
   render();
   if (document.body.dataset.loaded !== "true") performance.mark("board-interactive");
   document.body.dataset.loaded = "true";
+}
+
+/** Fetch the named cards and put them in place (only the columns they left or joined redraw). */
+async function patchCards(ids) {
+  const f = state.filters;
+  const answer = await api.get(`/api/cards${query({ ids: ids.join(","), q: f.q, tenant: f.tenant, assignee: f.assignee, archived: f.archived ? 1 : 0, finished: f.finished })}`);
+  const wasSelected = state.selected.size;
+  const changed = applyCards(state, answer);
+  for (const [key, list, select, label] of [
+    ["tenant", state.board.tenants, "#filter-tenant", "All tenants"],
+    ["assignee", state.assignees, "#filter-assignee", "All assignees"],
+  ]) {
+    const added = answer.cards.map((card) => card[key]).filter((name) => name && !list.includes(name));
+    if (added.length) {
+      list.push(...new Set(added));
+      list.sort();
+      fillFilter($(select), list, label);
+    }
+  }
+  if (state.selected.size !== wasSelected || !patchColumns(ctx, changed)) render();
 }
 
 function fillFilter(select, values, allLabel) {
@@ -248,23 +269,46 @@ async function start() {
       state.filters.tenant = config.default_tenant;
     }
   }
-  let running = null;
-  let again = false;
-  ctx.reload = debounce(async () => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = loadBoard()
-      .catch((error) => toast(error.message, "error"))
-      .finally(() => {
-        running = null;
-        if (again) {
-          again = false;
-          ctx.reload();
+  // One change at a time reaches the page: a full reload (filters, a reset) or a patch of the
+  // cards events named; never two at once, so an older answer cannot land over a newer one.
+  const pendingIds = new Set();
+  let fullPending = false;
+  let busy = false;
+  const pump = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      while (fullPending || pendingIds.size) {
+        if (fullPending) {
+          fullPending = false;
+          pendingIds.clear();
+          await loadBoard().catch((error) => toast(error.message, "error"));
+          continue;
         }
-      });
-  }, 50); // the server already coalesces bursts; this only merges events a few ms apart
+        const ids = [...pendingIds].slice(0, 100);
+        for (const id of ids) pendingIds.delete(id);
+        await patchCards(ids).catch(() => {
+          fullPending = true; // a patch that cannot apply falls back to the whole board
+        });
+      }
+    } finally {
+      busy = false;
+    }
+  };
+  ctx.reload = debounce(() => {
+    fullPending = true;
+    pump();
+  }, 50); // merges a user's quick clicks; live events take the patch path below
+  let pumpQueued = false;
+  const livePatch = (ids) => {
+    for (const id of ids) pendingIds.add(id);
+    if (pumpQueued) return;
+    pumpQueued = true;
+    setTimeout(() => {
+      pumpQueued = false;
+      pump();
+    }, 0); // the events of one burst arrive back to back: one request for all of them
+  };
   await loadBoard();
   const tenant = $("#filter-tenant");
   if (state.filters.tenant) tenant.value = state.filters.tenant;
@@ -272,7 +316,9 @@ async function start() {
   const live = connectLive(
     state.board.latest_event_id,
     (event) => {
-      ctx.reload();
+      const ids = touchedIds(event);
+      if (ids.size) livePatch(ids);
+      else ctx.reload(); // a reset, or an event about no task: read the board again
       if (state.openTask && (!event || event.task_id === state.openTask)) refreshOpen();
       if (event && /permission/.test(event.kind || "")) refreshPanels();
     },

@@ -3,6 +3,7 @@
 
 import { api } from "./api.js";
 import { ago, confirmDialog, h, toast } from "./dom.js";
+import { syncCards } from "./patch.js";
 
 export const DESTRUCTIVE = new Set(["done", "archived", "blocked"]);
 
@@ -285,6 +286,28 @@ function columnElement(ctx, column) {
     if (card && card.status !== status) await moveTask(ctx, id, status);
   });
   return section;
+}
+
+/**
+ * Bring the named columns' DOM up to date in place (counts, cards); false when the page needs a
+ * full render instead (lanes, an open create form, a "Show all" button appearing or going).
+ */
+export function patchColumns(ctx, statuses) {
+  if (ctx.state.filters.lanes || ctx.state.creating) return false;
+  forgetGoneCards(ctx);
+  for (const status of statuses) {
+    const column = ctx.state.board.columns.find((c) => c.status === status);
+    const section = document.querySelector(`.column[data-status="${CSS.escape(status)}"]`);
+    if (!column || !section) continue;
+    const shown = column.tasks.length;
+    const more = section.querySelector(".more-cards");
+    if (Boolean(more) !== (shown < column.count && (status === "done" || status === "archived"))) return false;
+    if (more) more.textContent = `Show all ${column.count}`;
+    section.querySelector(".count").textContent = shown < column.count ? `${shown}/${column.count}` : String(column.count);
+    section.setAttribute("aria-label", `${status}, ${column.count} tasks`);
+    syncCards(section.querySelector(".cards"), column.tasks.map((card) => cachedCard(ctx, card)));
+  }
+  return true;
 }
 
 export function renderColumns(ctx) {
