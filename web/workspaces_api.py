@@ -134,6 +134,19 @@ async def workspace_text(request: Request) -> Response:
     return ok({"workspace": ws, "view": view, "text": _text(result)})
 
 
+async def session(request: Request) -> Response:
+    """``GET /api/workspaces/{id}/sessions/{n}``: ``ws sessions show N --json`` (its messages)."""
+    web, user = backend_of(request), user_of(request)
+    ws = (await _known_ws(web, user, request.path_params["ws"]))["id"]
+    ref = request.path_params["session"]
+    if not _WS_ID.fullmatch(ref):
+        raise ApiError(400, "session: a session number or id")
+    result = await web.bridge.read(user, ["ws", "sessions", "show", ref, "--ws", ws, "--json"])
+    if not result.ok:
+        raise failed(result)
+    return ok(result.data)
+
+
 async def create_workspace(request: Request) -> Response:
     """``POST /api/workspaces`` ``{"title", "body"?, "repos": [...], "base"?, "branch"?}``."""
     web, body = backend_of(request), await json_body(request)
@@ -263,6 +276,7 @@ ROUTES = [
     Route("/api/workspaces/{ws}/status", workspace_text, methods=["GET"]),
     Route("/api/workspaces/{ws}/sessions", workspace_text, methods=["GET"]),
     Route("/api/workspaces/{ws}/summary", workspace_text, methods=["GET"]),
+    Route("/api/workspaces/{ws}/sessions/{session}", session, methods=["GET"]),
     Route("/api/workspaces/{ws}/{action}", workspace_action, methods=["POST"]),
     Route("/api/git-requests/{ref}/{decision}", git_request, methods=["POST"]),
     Route("/api/permissions", permissions, methods=["GET"]),

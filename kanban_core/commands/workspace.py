@@ -96,6 +96,7 @@ def register(sub: Any) -> None:
     p = verbs.add_parser("sessions", help="list sessions, show one's history, or switch")
     p.add_argument("action", nargs="?", choices=("list", "show", "use"), default="list")
     p.add_argument("session", nargs="?", help="a session number or id")
+    p.add_argument("--json", action="store_true", help="show: the session and its messages")
     _ws_arg(p)
     p.set_defaults(handler=sessions)
 
@@ -249,7 +250,12 @@ def sessions(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         return CommandResult(blocks=(Text(f"session {session.position} is now active"),))
     if args.action == "show" or args.session:
         session = svc.session_of(ws, args.session)
-        lines = [f"[{m.role}] {m.author}: {m.text[:1000]}" for m in svc.history(session)]
+        history = svc.history(session)
+        if args.json:
+            return CommandResult(
+                data=workspace_show.session_json(ws, session, history), as_json=True
+            )
+        lines = [f"[{m.role}] {m.author}: {m.text[:1000]}" for m in history]
         return CommandResult(
             blocks=(
                 Heading(

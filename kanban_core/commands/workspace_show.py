@@ -45,6 +45,9 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
                         "state": state.value,
                         "messages": count,
                         "active": s.id == ws.active_session_id,
+                        # Paused: its queue waits (a stop, a failed turn) until run or cleared.
+                        "paused": s.queue_paused,
+                        "pause_reason": s.pause_reason,
                     }
                     for s, state, count in sessions
                 ],
@@ -147,4 +150,31 @@ def audit_json(row: Any, ws: Workspace, *, paths: bool) -> dict[str, Any]:
         "approval": row[4],
         "outcome": row[5],
         "detail": detail,
+    }
+
+
+def session_json(ws: Workspace, session: Any, history: list[Any]) -> dict[str, Any]:
+    """``ws sessions show N --json``: the session and its newest messages, oldest first."""
+    return {
+        "workspace": ws.id,
+        "session": {
+            "position": session.position,
+            "id": session.id,
+            "name": session.name,
+            "agent": session.executor,
+            "active": session.id == ws.active_session_id,
+            "paused": session.queue_paused,
+            "pause_reason": session.pause_reason,
+        },
+        "messages": [
+            {
+                "id": m.id,
+                "role": m.role,
+                "author": m.author,
+                "text": m.text,
+                "turn": m.turn_id,
+                "created_at": m.created_ms // 1000,
+            }
+            for m in history
+        ],
     }

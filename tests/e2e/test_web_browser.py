@@ -7,6 +7,7 @@ CI; under CI (which installs it) its absence fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -347,7 +348,9 @@ def test_a_phone_sized_viewport_moves_cards_through_the_menu(
         assert box["width"] <= 390
 
 
-def test_a_workspace_diff_and_a_confirmed_commit(playwright: Any, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def workspace_page(playwright: Any, tmp_path: Path) -> Iterator[tuple[Any, WebServer, str]]:
+    """A signed-in page beside a ``kanban web`` with one workspace made from the page."""
     repo = make_repo(tmp_path, "api")
     home = tmp_path / "home"
     home.mkdir()
@@ -372,6 +375,12 @@ def test_a_workspace_diff_and_a_confirmed_commit(playwright: Any, tmp_path: Path
         opener.wait_for()
         ws_id = opener.get_attribute("data-id")
         assert ws_id
+        yield page, server, ws_id
+
+
+def test_a_workspace_diff_and_a_confirmed_commit(playwright: Any, tmp_path: Path) -> None:
+    with workspace_page(playwright, tmp_path) as (page, server, ws_id):
+        opener = page.locator(f'.ws-open[data-id="{ws_id}"]')
         shown = json.loads(server.board.run("ws", "show", ws_id, "--json"))
         worktree = Path(shown["repos"][0]["worktree"])
         (worktree / "login.py").write_text("def login(): ...\n", encoding="utf-8")
@@ -387,3 +396,21 @@ def test_a_workspace_diff_and_a_confirmed_commit(playwright: Any, tmp_path: Path
         dialog.get_by_role("button", name="Confirm commit").click()
         repo_panel.locator(".ok").wait_for()
         assert "login.py" in git(worktree, "log", "--stat", "-1")
+
+
+def test_a_workspace_lists_its_sessions_shows_one_s_messages_and_switches(
+    playwright: Any, tmp_path: Path
+) -> None:
+    with workspace_page(playwright, tmp_path) as (page, server, ws_id):
+        server.board.run("ws", "new-session", "--ws", ws_id, "--name=second")
+        # No dispatcher beside `kanban web`: the first turn stays open, so this waits in the queue.
+        server.board.run("ws", "follow-up", "--ws", ws_id, "--", "hello there")
+        page.locator(f'.ws-open[data-id="{ws_id}"]').click()
+        page.locator('.session[data-session="2"][data-active="true"]').wait_for()
+        page.locator(".queue-list li", has_text="#2: hello there").wait_for()
+        page.get_by_role("button", name="View session 1").click()
+        page.locator('.session-history[data-session="1"] .message', has_text="Add login").wait_for()
+        page.get_by_role("button", name="Switch to session 1").click()
+        page.locator('.session[data-session="1"][data-active="true"]').wait_for()
+        shown = json.loads(server.board.run("ws", "show", ws_id, "--json"))
+        assert [s["position"] for s in shown["sessions"] if s["active"]] == [1]

@@ -118,6 +118,18 @@ def test_sessions_queue_repo_rename_and_delete_requests(ws_client, board, kit: K
     assert "second" in sessions
     used = ws_client.post(f"{base}/use-session", json={"session": "1"})
     assert used.status_code == 200, used.text
+    listed = {s["position"]: s for s in ws_client.get(base).json()["sessions"]}
+    assert listed[1]["active"]
+    assert not listed[2]["active"]
+    assert listed[2]["paused"] is False
+    history = ws_client.get(f"{base}/sessions/2").json()
+    assert (history["session"]["position"], history["session"]["paused"]) == (2, False)
+    assert history["session"]["name"] == "second"
+    assert [m["role"] for m in ws_client.get(f"{base}/sessions/1").json()["messages"]][:1] == [
+        "user"
+    ]  # the first session opened with the workspace's title
+    assert ws_client.get(f"{base}/sessions/9").status_code in (404, 409)
+    assert ws_client.get(f"{base}/sessions/a%20b").status_code == 400
     assert ws_client.post(f"{base}/queue", json={"action": "nope"}).status_code == 400
     assert ws_client.post(f"{base}/frobnicate").status_code == 404
     busy = ws_client.post(f"{base}/delete", json={})

@@ -141,6 +141,58 @@ async function repoPanel(ctx, ws, repo) {
   );
 }
 
+/** The conversation's sessions: which is active, which paused (its queue waits), each viewable. */
+function sessionList(ctx, ws, out, redraw) {
+  const rows = (ws.sessions || []).map((session) => {
+    const label = `${session.active ? "▶ " : ""}#${session.position} ${session.name || ""}`.trim();
+    const state = [session.agent, session.state, `${session.messages} messages`];
+    const paused = session.paused ? h("span", { class: "marker waiting", title: session.pause_reason || "" }, `⏸ paused${session.pause_reason ? `: ${session.pause_reason}` : ""}`) : null;
+    const view = button("View", () => showSession(ws, session.position, out), { "aria-label": `View session ${session.position}` });
+    const use = session.active
+      ? null
+      : button(
+          "Switch",
+          async () => {
+            await wsAction(ctx, ws, "use-session", { session: String(session.position) }, out);
+            redraw();
+          },
+          { "aria-label": `Switch to session ${session.position}`, class: "write" },
+        );
+    return h("li", { class: "session", dataset: { session: String(session.position), active: String(Boolean(session.active)) } }, h("strong", {}, label), ` · ${state.join(" · ")} `, paused, view, use);
+  });
+  return h("div", { class: "sessions" }, h("h4", {}, "Sessions"), h("ul", { class: "session-list" }, rows));
+}
+
+function queueList(ws) {
+  const queued = ws.queued || [];
+  const positions = new Map((ws.sessions || []).map((session) => [session.id, session.position]));
+  return h(
+    "div",
+    { class: "queue" },
+    h("h4", {}, `Queue (${queued.length})`),
+    queued.length ? h("ol", { class: "queue-list" }, queued.map((item) => h("li", {}, `#${positions.get(item.session) ?? "?"}: ${item.text}`))) : h("p", { class: "muted" }, "nothing queued"),
+  );
+}
+
+async function showSession(ws, position, out) {
+  try {
+    const data = await api.get(`/api/workspaces/${encodeURIComponent(ws.id)}/sessions/${encodeURIComponent(position)}`);
+    const messages = data.messages || [];
+    out.replaceChildren(
+      h(
+        "div",
+        { class: "session-history", dataset: { session: String(position) } },
+        h("h4", {}, `Session #${position}${data.session && data.session.name ? ` ${data.session.name}` : ""}`),
+        messages.length
+          ? h("ol", { class: "messages" }, messages.map((m) => h("li", { class: `message role-${m.role}` }, h("strong", {}, `${m.author} (${m.role})`), h("pre", {}, m.text))))
+          : h("p", { class: "muted" }, "(no messages yet)"),
+      ),
+    );
+  } catch (error) {
+    out.replaceChildren(h("p", { class: "error", role: "alert" }, error.message));
+  }
+}
+
 async function workspaceDetail(ctx, id, box) {
   try {
     const ws = await api.get(`/api/workspaces/${encodeURIComponent(id)}`);
@@ -172,19 +224,18 @@ async function workspaceDetail(ctx, id, box) {
       });
       return button;
     });
-    const sessions = button("Sessions", () => showView(ws, "sessions", undefined, out));
     const summary = button("Summary", () => showView(ws, "summary", undefined, out));
     const stop = button("Stop", () => wsAction(ctx, ws, "stop", {}, out), { class: "danger" });
     const newSession = button("New session", () => wsAction(ctx, ws, "new-session", {}, out));
-    const sessionId = h("input", { type: "text", placeholder: "session", "aria-label": "Session to switch to", size: "6" });
-    const useSession = button("Switch", () => sessionId.value.trim() && wsAction(ctx, ws, "use-session", { session: sessionId.value.trim() }, out));
     const runQueue = button("Run queue", () => wsAction(ctx, ws, "queue", { action: "run" }, out));
     const clearQueue = button("Clear queue", () => wsAction(ctx, ws, "queue", { action: "clear" }, out));
     box.replaceChildren(
       h("h3", {}, `${ws.name || ws.id} · ${ws.status || ""}`),
       h("p", { class: "muted" }, `task ${ws.task || ""} · branch ${ws.branch || ""}${ws.pinned ? " · pinned" : ""}${ws.archived ? " · archived" : ""}`),
       h("div", { class: "row" }, lifecycle, stop, summary),
-      h("div", { class: "row", role: "group", "aria-label": "Sessions and queue" }, sessions, newSession, sessionId, useSession, runQueue, clearQueue),
+      sessionList(ctx, ws, out, () => workspaceDetail(ctx, id, box)),
+      queueList(ws),
+      h("div", { class: "row", role: "group", "aria-label": "Sessions and queue" }, newSession, runQueue, clearQueue),
       out,
       h("ul", { class: "repos" }, repos),
       h("div", { class: "row" }, followup, send),
