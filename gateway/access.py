@@ -52,6 +52,7 @@ VERB_ROLES: dict[str, Role] = {
             "complete",
             "block",
             "unblock",
+            "accept",
             "notify-subscribe",
             "notify-unsubscribe",
             "allow",  # answering an agent's permission request

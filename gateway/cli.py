@@ -72,7 +72,8 @@ def gateway(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 _KERNEL_VERBS = frozenset(
     {
         "list", "ls", "show", "create", "edit", "assign", "comment", "link", "unlink",
-        "complete", "block", "unblock", "archive", "claim", "heartbeat", "reclaim", "stats",
+        "complete", "block", "unblock", "accept", "archive", "claim", "heartbeat", "reclaim",
+        "stats",
         "runs", "tail", "watch", "context", "log", "status", "dispatch", "mcp", "worker",
         "init", "allow", "deny", "permissions", "ws", "progress", "assignees", "audit", "gc",
     }

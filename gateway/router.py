@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 #: forgotten (and a delivery that old would run again).
 DEDUPE_KEEP_HOURS = 48
 #: Verbs whose success should wake the dispatcher at once rather than at the next tick.
-_NUDGING = frozenset({"create", "complete", "unblock", "link", "unlink", "assign"})
+_NUDGING = frozenset({"create", "complete", "unblock", "accept", "link", "unlink", "assign"})
 _NOTIFY_VERBS = frozenset({"notify-subscribe", "notify-unsubscribe", "progress"})
 #: Inline diff budget when an adapter does not say (characters).
 DEFAULT_BUDGET = 3000

@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 #: The audit's platform for the web board; the chat id is the session.
 PLATFORM = "web"
 #: Verbs whose success should wake the dispatcher at once rather than at the next tick.
-_NUDGING = frozenset({"create", "complete", "unblock", "link", "unlink", "assign", "dispatch"})
+_NUDGING = frozenset(
+    {"create", "complete", "unblock", "accept", "link", "unlink", "assign", "dispatch"}
+)
 
 
 class CommandBridge:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kanban_core.board.domain import TaskId, TaskStatus, parse_task_id
+from kanban_core.board.domain import TaskId, TaskStatus, format_task_id, parse_task_id
 from kanban_core.errors import KanbanError, TaskNotFound
 from web.backend import WebBackend, backend_of, user_of
 from web.board_view import FINISHED_SHOWN, MAX_CARDS, MAX_FINISHED, BoardQuery, board, cards
@@ -187,6 +187,9 @@ def _status_steps(
     if target in (TaskStatus.READY, TaskStatus.TODO) and current is TaskStatus.BLOCKED:
         # unblock decides ready or todo from the parents, as it does everywhere.
         return [["unblock", ref, *([f"--reason={reason}"] if reason else [])]]
+    if target in (TaskStatus.READY, TaskStatus.TODO) and current is TaskStatus.TRIAGE:
+        # Out of triage is an explicit, audited accept; it too picks ready or todo.
+        return [["accept", ref, *([f"--reason={reason}"] if reason else [])]]
     if target is TaskStatus.RUNNING:
         raise ApiError(409, f"{ref}: only the dispatcher starts tasks (nudge it instead)")
     raise ApiError(409, f"{ref}: no command moves a {current.value} task to {target.value}")
@@ -207,7 +210,7 @@ async def bulk(request: Request) -> Response:
     for raw in ids:
         try:
             (task_id,) = await _existing(web, raw)
-            ref = str(task_id)
+            ref = format_task_id(task_id)  # the id as the page sent it
             current = (await web.executor.run(web.board.get, task_id)).status
             for argv in _bulk_steps(ref, current, action, value):
                 result = await web.bridge.run(user, argv)

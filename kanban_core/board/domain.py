@@ -55,6 +55,7 @@ class EventKind(enum.StrEnum):
     COMPLETED = "completed"
     BLOCKED = "blocked"
     UNBLOCKED = "unblocked"
+    ACCEPTED = "accepted"  # a person took a triaged idea onto the board (todo or ready)
     ARCHIVED = "archived"
     LINKED = "linked"
     UNLINKED = "unlinked"

@@ -233,6 +233,16 @@ class Kanban:
         with self.db.transaction(write=True) as tx:
             return tasks.comment(tx, task_id, self._author(tx, actor), text)
 
+    def accept(self, actor: Actor, task_id: TaskId, reason: str | None = None) -> Task:
+        """Take a triaged task onto the board (ready, or todo while parents are unfinished)."""
+        _require_operator(actor, "accept")
+        text = clean_optional(reason, field="reason", max_bytes=MAX_COMMENT_BYTES)
+        with self.db.transaction(write=True) as tx:
+            task = tasks.accept(tx, task_id)
+            if text:
+                tasks.comment(tx, task_id, actor.name, f"ACCEPTED: {text}")
+            return task
+
     def archive(self, actor: Actor, task_id: TaskId) -> Task:
         """Archive a task (closing an open run as reclaimed)."""
         _require_operator(actor, "archive")

@@ -56,6 +56,11 @@ _EDIT = Query(
     "UPDATE tasks SET title = :title, body = :body, priority = :priority, tenant = :tenant, "
     "updated_ms = {now} WHERE id = :id",
 )
+_ACCEPT = Query(
+    "accept",
+    f"UPDATE tasks SET status = {runs.WAITING_OR_READY} "
+    f"WHERE id = :id AND status = 'triage' RETURNING {TASK_COLUMNS}",
+)
 _ARCHIVE = Query(
     "archive_task",
     "UPDATE tasks SET status = 'archived', block_kind = NULL, current_run_id = NULL, "
@@ -228,6 +233,19 @@ def edit(
     if changed:
         events.append(tx, task_id, EventKind.EDITED, {"fields": changed})
     return get(tx, task_id)
+
+
+def accept(tx: Transaction, task_id: TaskId) -> Task:
+    """Take a triaged task onto the board: ready, or todo while parents are unfinished."""
+    row = tx.fetchone(_ACCEPT, {"id": task_id})
+    if row is None:
+        status = get(tx, task_id).status
+        raise InvalidTransition(
+            f"cannot accept {format_task_id(task_id)}: it is {status.value} (accept takes triage)"
+        )
+    task = task_from_row(row)
+    events.append(tx, task_id, EventKind.ACCEPTED, {"status": task.status.value})
+    return task
 
 
 def archive(tx: Transaction, task_id: TaskId) -> Task:

@@ -55,6 +55,16 @@ def register(sub: Any) -> None:
     p.add_argument("--ids", nargs="+", default=[], metavar="ID", help="more ids to block")
     p.set_defaults(handler=block)
 
+    p = sub.add_parser(
+        "accept",
+        help="take triaged tasks onto the board",
+        description="Take triaged tasks onto the board: ready, or todo while parents are "
+        "unfinished (the dispatcher never runs a triaged task).",
+    )
+    p.add_argument("task_ids", nargs="+", metavar="ID")
+    p.add_argument("--reason", help="recorded as an ACCEPTED: comment")
+    p.set_defaults(handler=accept)
+
     p = sub.add_parser("unblock", help="lift a block", description="Lift a block.")
     p.add_argument("task_ids", nargs="+", metavar="ID")
     p.add_argument("--reason", help="recorded as an UNBLOCK: comment")
@@ -151,6 +161,17 @@ def block(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     board = ctx.board()
     suffix = f": {reason}" if reason else ""
     return _bulk(ids, lambda t: board.block(ctx.actor, t, reason).ref + suffix, "Blocked")
+
+
+def accept(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``accept``."""
+    board = ctx.board()
+
+    def one(task_id: TaskId) -> str:
+        task = board.accept(ctx.actor, task_id, args.reason)
+        return f"{task.ref}  (now {task.status.value})"
+
+    return _bulk(_unique(args.task_ids), one, "Accepted")
 
 
 def unblock(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:

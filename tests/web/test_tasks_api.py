@@ -112,14 +112,40 @@ def test_links_refuse_cycles_with_the_kernel_message(signed_in) -> None:
 def test_status_moves_without_a_verb_are_409(signed_in) -> None:
     client = signed_in("telegram:1")
     a = client.post("/api/tasks", json={"title": "a", "triage": True}).json()["task"]["id"]
-    for status in ("ready", "running"):
-        answer = client.patch(f"/api/tasks/{a}", json={"status": status})
-        assert answer.status_code == 409
+    assert client.patch(f"/api/tasks/{a}", json={"status": "running"}).status_code == 409
+    assert client.patch(f"/api/tasks/{a}", json={"status": "done"}).status_code == 409
     assert client.patch(f"/api/tasks/{a}", json={"status": "nonsense"}).status_code == 400
     blocked = client.patch(f"/api/tasks/{a}", json={"status": "blocked", "reason": "wait"})
     assert blocked.json()["status"] == "blocked"
     unblocked = client.patch(f"/api/tasks/{a}", json={"status": "ready"})
     assert unblocked.json()["status"] == "ready"
+
+
+def test_moving_out_of_triage_is_an_audited_accept(signed_in, board: Kanban) -> None:
+    client = signed_in("telegram:1")
+    idea = client.post("/api/tasks", json={"title": "idea", "triage": True}).json()["task"]["id"]
+    parent = client.post("/api/tasks", json={"title": "first"}).json()["task"]["id"]
+    later = client.post(
+        "/api/tasks", json={"title": "later", "triage": True, "parents": [parent]}
+    ).json()["task"]["id"]
+    accepted = client.patch(f"/api/tasks/{idea}", json={"status": "todo", "reason": "worth it"})
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "ready"  # accept picks ready: nothing holds it back
+    moved = client.post(
+        "/api/tasks/bulk", json={"ids": [later], "action": "status", "value": "ready"}
+    )
+    assert moved.json()["results"] == [{"id": later, "ok": True}]
+    assert client.get(f"/api/tasks/{later}").json()["task"]["status"] == "todo"  # its parent waits
+    detail = client.get(f"/api/tasks/{idea}").json()
+    assert detail["comments"][-1]["body"] == "ACCEPTED: worth it"
+    assert [e["kind"] for e in detail["events"]][-2:] == ["accepted", "commented"]
+    audited = [e for e in board.audit_log(limit=20) if e.text.startswith("accept ")]
+    assert {(e.user_id, e.outcome) for e in audited} == {("telegram:1", "allowed")}
+    again = client.patch(f"/api/tasks/{idea}", json={"status": "todo"})
+    assert again.status_code == 409  # ready → todo has no verb
+    viewer = signed_in("telegram:2")
+    refused = viewer.post("/api/tasks", json={"title": "x"})
+    assert refused.status_code == 403
 
 
 def test_config_and_detail_shapes(signed_in, board: Kanban) -> None:

@@ -22,6 +22,7 @@ VERBS = (
     "complete",
     "block",
     "unblock",
+    "accept",
     "heartbeat",
     "reclaim",
     "archive",

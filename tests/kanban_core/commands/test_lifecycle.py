@@ -277,6 +277,35 @@ class TestUnblock:
         ]
         assert board.detail(free.id).comments[-1].body == "UNBLOCK: decided"
 
+    def test_accept_takes_triage_to_ready_or_todo_and_nothing_else(
+        self, run, board, make_task, blocked_task
+    ):
+        parent = make_task()
+        free = make_task(triage=True)
+        waiting = make_task(triage=True, parents=[parent.id])
+        ready = make_task()
+
+        result = run(["accept", free.ref, waiting.ref, ready.ref, "--reason", "do it"])
+
+        assert result.exit_code == 1
+        assert texts(result) == [
+            f"Accepted {free.ref}  (now ready)",
+            f"Accepted {waiting.ref}  (now todo)",
+        ]
+        assert result.errors == (f"cannot accept {ready.ref}: it is ready (accept takes triage)",)
+        assert board.detail(free.id).comments[-1].body == "ACCEPTED: do it"
+        assert board.detail(free.id).events[-2].kind == "accepted"
+
+    def test_a_worker_may_not_accept(self, run, board, make_task, worker_on):
+        idea = make_task(triage=True)
+        worker = worker_on(make_task(assignee="coder"))
+
+        result = run(["accept", idea.ref], actor=worker)
+
+        assert result.exit_code == 1
+        assert result.errors == ("a worker may not accept; ask a human (block with a reason)",)
+        assert _status(board, idea) is TaskStatus.TRIAGE
+
     def test_bulk_unblock_reports_each_failure(self, run, board, blocked_task, make_task):
         blocked, ready = blocked_task(), make_task()
 
