@@ -141,9 +141,10 @@ class WebServer:
             self.proc.kill()
             self.proc.wait()
 
-    def login_url(self) -> str:
-        """A fresh single-use sign-in link for the local admin, pointed at this server."""
-        out = self.board.run("web", "login-link")
+    def login_url(self, user: str | None = None) -> str:
+        """A fresh single-use sign-in link (the local admin's, or ``user``'s of access.users),
+        pointed at this server."""
+        out = self.board.run("web", "login-link", *([f"--user={user}"] if user else []))
         found = re.search(r"token=([A-Za-z0-9_\-.~%]+)", out)
         assert found, f"no token in the login link output {out!r}"
         return f"{self.base}/auth/link?token={found.group(1)}"
@@ -185,10 +186,10 @@ def chromium(playwright: Playwright, profile: Path, **options: Any) -> Iterator[
         context.close()
 
 
-def sign_in(context: BrowserContext, server: WebServer) -> Any:
+def sign_in(context: BrowserContext, server: WebServer, user: str | None = None) -> Any:
     """A page signed in through a fresh link, showing the loaded board."""
     page = context.pages[0] if context.pages else context.new_page()
-    page.goto(server.login_url())
+    page.goto(server.login_url(user))
     # Opening a link only shows a button (a chat's link preview must not spend it).
     page.click("#signin-confirm")
     page.wait_for_selector("body[data-loaded=true], body.signin:not(:has(#signin-confirm))")

@@ -77,7 +77,7 @@ function cardElement(ctx, card) {
     {
       class: `card${selected ? " selected" : ""}`,
       tabindex: "0",
-      draggable: true,
+      draggable: ctx.state.me?.role !== "viewer", // a viewer moves nothing
       dataset: { id: card.id, status: card.status },
       "aria-label": `${card.id} ${card.title}`,
     },

@@ -62,20 +62,25 @@ function titleEditor(ctx, task) {
     input.focus();
     input.select();
   };
+  if (ctx.state.me && ctx.state.me.role === "viewer") {
+    heading.title = ""; // a viewer reads; renaming would answer 403
+    return heading;
+  }
   heading.addEventListener("click", edit);
   heading.addEventListener("keydown", (event) => event.key === "Enter" && edit());
   return heading;
 }
 
 function metaEditor(ctx, task) {
+  const readOnly = Boolean(ctx.state.me && ctx.state.me.role === "viewer");
   const assignee = h(
     "select",
-    { "aria-label": "Assignee", name: "assignee" },
+    { "aria-label": "Assignee", name: "assignee", disabled: readOnly },
     h("option", { value: "" }, "(unassigned)"),
     [...new Set([...ctx.state.assignees, task.assignee].filter(Boolean))].map((name) => h("option", { value: name, selected: name === task.assignee }, name)),
   );
   assignee.addEventListener("change", () => patch(ctx, task.id, { assignee: assignee.value || null }));
-  const priority = h("input", { type: "number", min: "0", max: "9", value: String(task.priority ?? 0), "aria-label": "Priority", name: "priority" });
+  const priority = h("input", { type: "number", min: "0", max: "9", value: String(task.priority ?? 0), "aria-label": "Priority", name: "priority", disabled: readOnly });
   priority.addEventListener("change", () => patch(ctx, task.id, { priority: Number(priority.value) }));
   return h(
     "div",
@@ -89,7 +94,7 @@ function metaEditor(ctx, task) {
 
 function bodyEditor(ctx, task) {
   const view = h("div", { class: "markdown", dataset: { role: "body" } }, task.body ? renderMarkdown(task.body) : h("p", { class: "muted" }, "No description."));
-  const button = h("button", { type: "button" }, "Edit description");
+  const button = h("button", { type: "button", class: "write" }, "Edit description");
   const box = h("div", {}, view, button);
   button.addEventListener("click", () => {
     // While the description is being edited, live refreshes leave the drawer alone.
@@ -114,7 +119,7 @@ function bodyEditor(ctx, task) {
 function statusActions(ctx, task) {
   return h(
     "div",
-    { class: "actions", role: "group", "aria-label": "Status actions" },
+    { class: "actions write", role: "group", "aria-label": "Status actions" },
     ACTIONS.filter(([status]) => (status === "unblock" ? task.status === "blocked" : status !== task.status)).map(([status, label]) => {
       const button = h("button", { type: "button", class: DESTRUCTIVE.has(status) ? "danger" : "" }, label);
       button.addEventListener("click", async () => {
@@ -127,7 +132,7 @@ function statusActions(ctx, task) {
 }
 
 function linkChip(ctx, parent, child, shown) {
-  const remove = h("button", { type: "button", class: "chip-x", "aria-label": `Unlink ${parent} → ${child}` }, "×");
+  const remove = h("button", { type: "button", class: "chip-x write", "aria-label": `Unlink ${parent} → ${child}` }, "×");
   remove.addEventListener("click", async () => {
     try {
       await api.del("/api/links", { parent, child });
@@ -147,7 +152,7 @@ const idOf = (entry) => (typeof entry === "string" ? entry : entry && entry.id);
 function dependencies(ctx, task) {
   const others = ctx.allCards().filter((card) => card.id !== task.id);
   const picker = (label, onPick) => {
-    const select = h("select", { "aria-label": label }, h("option", { value: "" }, label), others.map((card) => h("option", { value: card.id }, `${card.id} ${card.title}`.slice(0, 60))));
+    const select = h("select", { "aria-label": label, class: "write" }, h("option", { value: "" }, label), others.map((card) => h("option", { value: card.id }, `${card.id} ${card.title}`.slice(0, 60))));
     select.addEventListener("change", () => select.value && onPick(select.value));
     return select;
   };
@@ -170,7 +175,7 @@ function dependencies(ctx, task) {
 }
 
 function comments(ctx, task) {
-  const area = h("textarea", { rows: "2", placeholder: "Comment (Enter to send, Shift+Enter for a new line)", "aria-label": "New comment" });
+  const area = h("textarea", { rows: "2", class: "write", placeholder: "Comment (Enter to send, Shift+Enter for a new line)", "aria-label": "New comment" });
   const send = async () => {
     const body = area.value.trim();
     if (!body) return;

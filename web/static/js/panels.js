@@ -27,9 +27,9 @@ export async function renderPermissions(ctx, box) {
           "ul",
           { class: "permissions" },
           requests.map((request) => {
-            const allow = h("button", { type: "button", class: "primary" }, "Allow");
-            const allowRun = h("button", { type: "button" }, "Allow for run");
-            const deny = h("button", { type: "button", class: "danger" }, "Deny");
+            const allow = h("button", { type: "button", class: "primary write" }, "Allow");
+            const allowRun = h("button", { type: "button", class: "write" }, "Allow for run");
+            const deny = h("button", { type: "button", class: "danger write" }, "Deny");
             allow.addEventListener("click", () => answer(request, "allow", { for_run: false }));
             allowRun.addEventListener("click", () => answer(request, "allow", { for_run: true }));
             deny.addEventListener("click", () => answer(request, "deny", {}));
@@ -119,8 +119,8 @@ async function repoPanel(ctx, ws, repo) {
   diff.addEventListener("click", () => showView(ws, "diff", repo.slug, out));
   const status = h("button", { type: "button" }, "Status");
   status.addEventListener("click", () => showView(ws, "status", repo.slug, out));
-  const message = h("input", { type: "text", placeholder: "Commit message", "aria-label": `Commit message for ${repo.slug}` });
-  const commit = h("button", { type: "button", class: "primary" }, "Commit…");
+  const message = h("input", { type: "text", class: "write", placeholder: "Commit message", "aria-label": `Commit message for ${repo.slug}` });
+  const commit = h("button", { type: "button", class: "primary write" }, "Commit…");
   commit.addEventListener("click", () => {
     if (!message.value.trim()) {
       message.focus();
@@ -128,9 +128,9 @@ async function repoPanel(ctx, ws, repo) {
     }
     gitFlow(ws, "commit", repo.slug, message.value.trim(), out);
   });
-  const push = button("Push…", () => gitFlow(ws, "push", repo.slug, null, out));
-  const pr = button("Open PR…", () => gitFlow(ws, "pr", repo.slug, null, out));
-  const activate = button("Make active", () => wsAction(ctx, ws, "repo", { slug: repo.slug }, out));
+  const push = button("Push…", () => gitFlow(ws, "push", repo.slug, null, out), { class: "write" });
+  const pr = button("Open PR…", () => gitFlow(ws, "pr", repo.slug, null, out), { class: "write" });
+  const activate = button("Make active", () => wsAction(ctx, ws, "repo", { slug: repo.slug }, out), { class: "write" });
   return h(
     "li",
     { class: "repo", dataset: { repo: repo.slug } },
@@ -196,8 +196,8 @@ async function showSession(ws, position, out) {
 async function workspaceDetail(ctx, id, box) {
   try {
     const ws = await api.get(`/api/workspaces/${encodeURIComponent(id)}`);
-    const followup = h("input", { type: "text", placeholder: "Follow-up for the agent", "aria-label": "Follow-up" });
-    const send = h("button", { type: "button" }, "Send");
+    const followup = h("input", { type: "text", class: "write", placeholder: "Follow-up for the agent", "aria-label": "Follow-up" });
+    const send = h("button", { type: "button", class: "write" }, "Send");
     send.addEventListener("click", async () => {
       if (!followup.value.trim()) return;
       try {
@@ -211,7 +211,7 @@ async function workspaceDetail(ctx, id, box) {
     const repos = await Promise.all((ws.repos || []).map((repo) => repoPanel(ctx, ws, repo)));
     const out = h("div", { class: "ws-out" });
     const lifecycle = [ws.pinned ? "unpin" : "pin", ws.archived ? "unarchive" : "archive"].map((verb) => {
-      const button = h("button", { type: "button" }, verb[0].toUpperCase() + verb.slice(1));
+      const button = h("button", { type: "button", class: "write" }, verb[0].toUpperCase() + verb.slice(1));
       button.addEventListener("click", async () => {
         try {
           const answer = await api.post(`/api/workspaces/${encodeURIComponent(ws.id)}/${verb}`, {});
@@ -225,10 +225,10 @@ async function workspaceDetail(ctx, id, box) {
       return button;
     });
     const summary = button("Summary", () => showView(ws, "summary", undefined, out));
-    const stop = button("Stop", () => wsAction(ctx, ws, "stop", {}, out), { class: "danger" });
-    const newSession = button("New session", () => wsAction(ctx, ws, "new-session", {}, out));
-    const runQueue = button("Run queue", () => wsAction(ctx, ws, "queue", { action: "run" }, out));
-    const clearQueue = button("Clear queue", () => wsAction(ctx, ws, "queue", { action: "clear" }, out));
+    const stop = button("Stop", () => wsAction(ctx, ws, "stop", {}, out), { class: "danger write" });
+    const newSession = button("New session", () => wsAction(ctx, ws, "new-session", {}, out), { class: "write" });
+    const runQueue = button("Run queue", () => wsAction(ctx, ws, "queue", { action: "run" }, out), { class: "write" });
+    const clearQueue = button("Clear queue", () => wsAction(ctx, ws, "queue", { action: "clear" }, out), { class: "write" });
     box.replaceChildren(
       h("h3", {}, `${ws.name || ws.id} · ${ws.status || ""}`),
       h("p", { class: "muted" }, `task ${ws.task || ""} · branch ${ws.branch || ""}${ws.pinned ? " · pinned" : ""}${ws.archived ? " · archived" : ""}`),
@@ -249,7 +249,7 @@ function createWorkspaceForm(ctx, box) {
   const title = h("input", { type: "text", required: true, placeholder: "What to do", "aria-label": "New workspace title" });
   const repos = h("input", { type: "text", required: true, placeholder: "repos (comma-separated names)", "aria-label": "Repositories" });
   const branch = h("input", { type: "text", placeholder: "branch (optional)", "aria-label": "Branch" });
-  const form = h("form", { class: "ws-create", "aria-label": "Create a workspace" }, title, repos, branch, h("button", { type: "submit", class: "primary" }, "Create workspace"));
+  const form = h("form", { class: "ws-create write", "aria-label": "Create a workspace" }, title, repos, branch, h("button", { type: "submit", class: "primary" }, "Create workspace"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const body = { title: title.value.trim(), repos: repos.value.split(",").map((r) => r.trim()).filter(Boolean) };
