@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -205,7 +206,7 @@ def test_a_hosts_claim_and_completion_stay_one_round_trip(board, operator, make_
     if board.db.dialect != "postgresql":
         pytest.skip("round trips are PostgreSQL's")
     host_board = _as(board, alpha)
-    kwargs: dict[str, object] = (
+    kwargs: dict[str, Any] = (
         {} if form == "next" else {"task_id": task.id, "max_running": 5, "max_running_assignee": 5}
     )
     with roundtrips.counting(board.db) as trips:
