@@ -139,6 +139,12 @@ def create(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         from_chat=ctx.from_chat,
         config=lambda: ctx.config().workspaces,
     )
+    host, label = args.host, args.label
+    if host is None and label is None and args.assignee:
+        # The assignee's profile may place its tasks (config.yaml: host: / label:).
+        profile = ctx.config().assignees.get(args.assignee)
+        if profile is not None:
+            host, label = profile.host, profile.label
     outcome = ctx.board().create(
         ctx.actor,
         title=args.title,
@@ -155,8 +161,8 @@ def create(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         repo=repo,
         max_cost_micro_usd=args.max_cost,
         max_tokens=args.max_tokens,
-        host=args.host,
-        label=args.label,
+        host=host,
+        label=label,
     )
     task = outcome.task
     created = (task.id,) if outcome.created else ()

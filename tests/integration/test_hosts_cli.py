@@ -88,3 +88,19 @@ def test_bad_host_input_is_one_line_and_changes_nothing(cli: Cli, tmp_path: Path
     assert cli.snapshot() == before
     assert [h["name"] for h in cli.json("hosts")["hosts"]] == ["alpha"]
     assert not (other.home / "host.json").exists()
+
+
+def test_a_profile_places_its_tasks_unless_create_says_otherwise(cli: Cli, tmp_path: Path) -> None:
+    gpu, other = _host(cli, tmp_path, "g"), _host(cli, tmp_path, "o")
+    gpu.ok("host", "enroll", "--name", "gpu-box", "--label", "gpu")
+    other.ok("host", "enroll", "--name", "other")
+    (cli.home / "config.yaml").write_text(
+        'assignees:\n  trainer:\n    command: ["train", "{task_id}"]\n    label: gpu\n',
+        encoding="utf-8",
+    )
+    by_profile = cli.create("train it", "--assignee", "trainer")
+    overridden = cli.create("train elsewhere", "--assignee", "trainer", "--host", "other")
+
+    other.refused("claim", by_profile, match="it is ready")
+    assert other.claim()["task_id"] == overridden
+    assert gpu.claim()["task_id"] == by_profile
