@@ -47,6 +47,8 @@ VERBS = (
     "audit",
     "mcp",
     "worker",
+    "host",
+    "hosts",
     "ws",
     "help",
 )
