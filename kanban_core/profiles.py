@@ -137,6 +137,9 @@ class AssigneeProfile:
     max_cost_micro_usd: int | None = None  # a budget for tasks that set none of their own
     max_tokens: int | None = None
     progress_interval_s: float | None = 3.0  # None: no live progress from this profile
+    #: Where its tasks run when created without --host / --label: an enrolled host, or a label.
+    host: str | None = None
+    label: str | None = None
 
     @property
     def protocol(self) -> str:

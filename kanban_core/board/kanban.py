@@ -10,9 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kanban_core import enrollment
 from kanban_core.board import (
     audit,
     deliveries,
+    hosts,
     links,
     maintenance,
     notify,
@@ -99,6 +101,8 @@ class Kanban:
     def __init__(self, db: Database, settings: KernelSettings) -> None:
         self.db = db
         self.settings = settings
+        #: The enrolled host this machine acts as, from its local file; None: the implicit host.
+        self.host = enrollment.load(settings.home)
 
     @classmethod
     def open(
@@ -129,6 +133,40 @@ class Kanban:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    # -- hosts ------------------------------------------------------------------------------
+
+    def enroll_host(
+        self, actor: Actor, *, name: str, labels: Sequence[str], secret: str, readmit: bool
+    ) -> hosts.HostIdentity:
+        """Register this machine as a host (readmitting a revoked one is ``readmit``)."""
+        _require_operator(actor, "enroll a host")
+        clean = hosts.clean_host_name(name)
+        clean_labels = hosts.clean_labels(labels)
+        with self.db.transaction(write=True) as tx:
+            host_id = hosts.enroll(
+                tx, name=clean, labels=clean_labels, secret=secret, readmit=readmit
+            )
+        return hosts.HostIdentity(host_id, clean, secret)
+
+    def host_heartbeat(self) -> bool | None:
+        """This host seen now (database clock): False if revoked, None if not enrolled."""
+        if self.host is None:
+            return None
+        with self.db.transaction(write=True) as tx:
+            return hosts.heartbeat(tx, self.host)
+
+    def list_hosts(self) -> builtins.list[hosts.HostInfo]:
+        """Every enrolled host, with its state and open runs."""
+        with self.db.transaction(write=False) as tx:
+            return hosts.list_hosts(tx)
+
+    def revoke_host(self, actor: Actor, name: str) -> None:
+        """Revoke a host: from now on it claims nothing and its runs cannot write."""
+        _require_operator(actor, "revoke a host")
+        clean = hosts.clean_host_name(name)
+        with self.db.transaction(write=True) as tx:
+            hosts.revoke(tx, clean)
+
     # -- authoring --------------------------------------------------------------------------
 
     def create(
@@ -149,8 +187,13 @@ class Kanban:
         repo: str | None = None,
         max_cost_micro_usd: int | None = None,
         max_tokens: int | None = None,
+        host: str | None = None,
+        label: str | None = None,
     ) -> CreateResult:
-        """Create a task; with an idempotency key, a retry returns the live task that holds it."""
+        """Create a task; with an idempotency key, a retry returns the live task that holds it.
+
+        ``host`` or ``label`` places it: only that host, or hosts carrying that label, claim it.
+        """
         new = tasks.NewTask(
             title=clean_title(title),
             created_by=actor.name,
@@ -173,7 +216,11 @@ class Kanban:
                 with self.db.transaction(write=True) as tx:
                     if actor.run is not None:
                         new = replace(new, created_by=runs.worker_name(tx, actor.run))
-                    return tasks.create(tx, new)
+                    host_id, host_label = hosts.resolve_placement(tx, host, label)
+                    result = tasks.create(tx, new)
+                    if result.created and (host_id is not None or host_label is not None):
+                        hosts.place(tx, result.task.id, host_id, host_label)
+                    return result
             except Exception as exc:
                 # Two creates with one key raced past the lookup; the loser finds the winner now.
                 if attempt == 2 or not self.db.is_unique_violation(exc):
@@ -283,6 +330,7 @@ class Kanban:
                 assignee=clean_name(assignee, field="assignee"),
                 max_running=max_running,
                 max_running_assignee=max_running_assignee,
+                host=self.host,
             )
 
     def complete(

@@ -11,7 +11,7 @@ import dataclasses
 import secrets
 from typing import Any
 
-from kanban_core.board import events, links, notify, permissions
+from kanban_core.board import events, hosts, links, notify, permissions
 from kanban_core.board.domain import (
     BlockKind,
     Claim,
@@ -49,22 +49,6 @@ _READY_PICK = (
     "AND (not_before_ms IS NULL OR not_before_ms <= {now}) %s"
     "ORDER BY priority DESC, created_ms, id LIMIT 1 {skip_locked}"
 )
-_CLAIM_BY_ID = Query(
-    "claim_by_id",
-    f"UPDATE tasks SET {_CLAIM_SET} WHERE id = :id AND status = 'ready' RETURNING {TASK_COLUMNS}",
-)
-_CLAIM_NEXT = Query(
-    "claim_next",
-    f"UPDATE tasks SET {_CLAIM_SET} WHERE id = ({_READY_PICK % ('{index:ix_tasks_status}', '')}) "
-    "AND status = 'ready' "
-    f"RETURNING {TASK_COLUMNS}",
-)
-_CLAIM_NEXT_FOR = Query(
-    "claim_next_for_assignee",
-    f"UPDATE tasks SET {_CLAIM_SET} WHERE id = "
-    f"({_READY_PICK % ('{index:ix_tasks_ready_assignee}', 'AND assignee = :assignee ')}) "
-    f"AND status = 'ready' RETURNING {TASK_COLUMNS}",
-)
 # Caps, checked by the claiming UPDATE itself (SQLite: the one writer makes the counts exact).
 # An absent cap is passed as a number no count reaches.
 _CAPS = (
@@ -72,25 +56,47 @@ _CAPS = (
     " AND (SELECT count(*) FROM tasks c WHERE c.status = 'running' "
     "AND c.assignee IS tasks.assignee) < :max_running_assignee"
 )
+
+
+def _claim_queries(tag: str, placement: str) -> dict[tuple[str, bool], Query]:
+    """The SQLite claim statements (by id, next, next for an assignee; capped or not) for one
+    placement predicate, which sits in the ready pick itself so a host picks only its work."""
+    by_id = f"UPDATE tasks SET {_CLAIM_SET} WHERE id = :id AND status = 'ready'{placement}"
+    pick = _READY_PICK % ("{index:ix_tasks_status}", placement.strip() + " ")
+    pick_for = _READY_PICK % (
+        "{index:ix_tasks_ready_assignee}",
+        f"AND assignee = :assignee {placement.strip()} ",
+    )
+    heads = {
+        "by_id": by_id,
+        "next": f"UPDATE tasks SET {_CLAIM_SET} WHERE id = ({pick}) AND status = 'ready'",
+        "next_for": f"UPDATE tasks SET {_CLAIM_SET} WHERE id = ({pick_for}) AND status = 'ready'",
+    }
+    return {
+        (form, capped): Query(
+            f"claim_{form}_{tag}{'_capped' if capped else ''}",
+            f"{head}{_CAPS if capped else ''} RETURNING {TASK_COLUMNS}",
+        )
+        for form, head in heads.items()
+        for capped in (False, True)
+    }
+
+
+# The implicit host (no enrollment: every SQLite board by default) runs unplaced work only.
+_CLAIMS_IMPLICIT = _claim_queries("implicit", hosts.IMPLICIT_PLACEMENT)
+_CLAIMS_HOST = _claim_queries("host", hosts.HOST_PLACEMENT)
 _NO_CAP = 2**62
 
 
-def _capped(query: Query) -> Query:
-    head, returning = query.source.split(" RETURNING ")
-    return Query(query.name + "_capped", f"{head}{_CAPS} RETURNING {returning}")
-
-
-_CLAIM_BY_ID_CAPPED = _capped(_CLAIM_BY_ID)
-_CLAIM_NEXT_CAPPED = _capped(_CLAIM_NEXT)
-_CLAIM_NEXT_FOR_CAPPED = _capped(_CLAIM_NEXT_FOR)
-# PostgreSQL: the whole claim is one call of a function (migration 0012), in autocommit: one
-# round trip. A host's placement predicate belongs in that function's ready picks.
+# PostgreSQL: the whole claim, placement included, is one call of a function (migrations 0012
+# and 0014), in autocommit: one round trip.
 _PG_CLAIM = Query(
     "pg_claim",
     f"SELECT {TASK_COLUMNS} FROM kanban_claim(CAST(:claimer AS TEXT), "
     "CAST(:ttl_ms AS BIGINT), CAST(:token_hash AS TEXT), CAST(:id AS BIGINT), "
     "CAST(:assignee AS TEXT), CAST(:max_running AS INTEGER), "
-    "CAST(:max_running_assignee AS INTEGER))",
+    "CAST(:max_running_assignee AS INTEGER), CAST(:host_id AS BIGINT), "
+    "CAST(:host_secret AS TEXT))",
 )
 # PostgreSQL: a worker's fenced completion, with everything it sets off, in one call.
 _PG_COMPLETE = Query(
@@ -103,8 +109,9 @@ _PG_COMPLETE = Query(
 _INSERT_RUN = Query(
     "insert_run",
     "INSERT INTO task_runs (id, task_id, attempt, profile, claimer, token_hash, status, "
-    "started_ms, lease_ttl_ms, heartbeat_ms, max_runtime_s) VALUES (:id, :task_id, :attempt, "
-    ":profile, :claimer, :token_hash, 'running', {now}, :ttl_ms, {now}, :max_runtime_s)",
+    "started_ms, lease_ttl_ms, heartbeat_ms, max_runtime_s, host_id) VALUES (:id, :task_id, "
+    ":attempt, :profile, :claimer, :token_hash, 'running', {now}, :ttl_ms, {now}, "
+    ":max_runtime_s, :host_id)",
 )
 _INSERT_CLOSED_RUN = Query(
     "insert_closed_run",
@@ -130,11 +137,12 @@ WAITING_OR_READY = (
     "THEN 'todo' ELSE 'ready' END"
 )
 
-# The fence: the task is running this very run, and the caller knows the run's secret.
+# The fence: the task is running this very run, the caller knows the run's secret, and the
+# run's host (if enrolled) is not revoked.
 _FENCE = (
     "id = :id AND status = 'running' AND current_run_id = :run_id AND EXISTS ("
     "SELECT 1 FROM task_runs r WHERE r.id = :run_id AND r.task_id = :id "
-    "AND r.token_hash = :token_hash AND r.ended_ms IS NULL)"
+    f"AND r.token_hash = :token_hash AND r.ended_ms IS NULL{hosts.HOST_NOT_REVOKED})"
 )
 # The operator's guard: the task is still as we read it a moment ago.
 _AS_READ = "id = :id AND status = :status AND COALESCE(current_run_id, 0) = :run_or_zero"
@@ -210,8 +218,12 @@ def claim(
     assignee: str | None = None,
     max_running: int | None = None,
     max_running_assignee: int | None = None,
+    host: hosts.HostIdentity | None = None,
 ) -> Claim | None:
     """Claim a ready task (a given one, or the next by priority); None if nothing was claimable.
+
+    ``host`` is the claiming machine's enrollment (None: the implicit host): only work it may
+    run is claimed, and nothing if it is revoked.
 
     ``max_running`` caps the running tasks of the whole board, ``max_running_assignee`` those
     of the claimed task's assignee: a claim that would exceed either claims nothing. Both are
@@ -220,9 +232,13 @@ def claim(
     token = secrets.token_urlsafe(24)
     if tx.dialect == "postgresql":
         return _pg_claim(
-            tx, token, claimer, ttl_ms, task_id, assignee, max_running, max_running_assignee
+            tx, token, claimer, ttl_ms, task_id, assignee, (max_running, max_running_assignee), host
         )
     params: dict[str, Any] = {"claimer": claimer, "ttl_ms": ttl_ms}
+    queries = _CLAIMS_IMPLICIT
+    if host is not None:
+        queries = _CLAIMS_HOST
+        params |= {"host_id": host.host_id, "host_secret": host.secret_hash}
     capped = max_running is not None or max_running_assignee is not None
     if capped:
         params["max_running"] = _NO_CAP if max_running is None else max_running
@@ -231,12 +247,12 @@ def claim(
         )
     if task_id is not None:
         params["id"] = task_id
-        row = tx.fetchone(_CLAIM_BY_ID_CAPPED if capped else _CLAIM_BY_ID, params)
+        row = tx.fetchone(queries["by_id", capped], params)
     elif assignee is not None:
         params["assignee"] = assignee
-        row = tx.fetchone(_CLAIM_NEXT_FOR_CAPPED if capped else _CLAIM_NEXT_FOR, params)
+        row = tx.fetchone(queries["next_for", capped], params)
     else:
-        row = tx.fetchone(_CLAIM_NEXT_CAPPED if capped else _CLAIM_NEXT, params)
+        row = tx.fetchone(queries["next", capped], params)
     if row is None:
         return None
     task = task_from_row(row)
@@ -254,6 +270,7 @@ def claim(
             "token_hash": hash_token(token),
             "ttl_ms": ttl_ms,
             "max_runtime_s": task.max_runtime_s,
+            "host_id": None if host is None else host.host_id,
         },
     )
     events.append(
@@ -274,8 +291,8 @@ def _pg_claim(
     ttl_ms: int,
     task_id: TaskId | None,
     assignee: str | None,
-    max_running: int | None,
-    max_running_assignee: int | None,
+    caps: tuple[int | None, int | None],
+    host: hosts.HostIdentity | None,
 ) -> Claim | None:
     row = tx.fetchone(
         _PG_CLAIM,
@@ -285,8 +302,10 @@ def _pg_claim(
             "token_hash": hash_token(token),
             "id": task_id,
             "assignee": None if task_id is not None else assignee,
-            "max_running": max_running,
-            "max_running_assignee": max_running_assignee,
+            "max_running": caps[0],
+            "max_running_assignee": caps[1],
+            "host_id": None if host is None else host.host_id,
+            "host_secret": None if host is None else host.secret_hash,
         },
     )
     if row is None:
@@ -558,6 +577,12 @@ def _as_read_params(task_id: TaskId, status: TaskStatus, run_id: RunId | None) -
 
 def _refuse_stale(tx: Transaction, task_id: TaskId, proof: RunProof, verb: str) -> None:
     status, current = _state(tx, task_id)
+    revoked = hosts.revoked_host_of_run(tx, proof.run_id)
+    if revoked is not None and current == proof.run_id:
+        raise StaleRun(
+            f"refused to {verb} {format_task_id(task_id)}: run {format_run_id(proof.run_id)} "
+            f"belongs to host {revoked!r}, which was revoked; nothing was changed"
+        )
     now = f"the task is {status.value}"
     if current is not None:
         now += f", current run {format_run_id(current)}"
@@ -594,9 +619,14 @@ def worker_name(tx: Transaction, proof: RunProof) -> str:
     return f"{row[0] or 'worker'}@{format_run_id(proof.run_id)}"
 
 
+# A worktree or dir workspace lives on the disk of the host whose run made it: the task is
+# bound to that host from then on (a scratch workspace is remade anywhere).
 _SET_WORKSPACE = Query(
     "set_workspace",
-    f"UPDATE tasks SET workspace_path = :path, branch_name = :branch WHERE {_FENCE}",
+    "UPDATE tasks SET workspace_path = :path, branch_name = :branch, host_id = CASE "
+    "WHEN workspace_kind IN ('worktree', 'dir') THEN COALESCE(host_id, "
+    "(SELECT r.host_id FROM task_runs r WHERE r.id = :run_id)) ELSE host_id END "
+    f"WHERE {_FENCE}",
 )
 _SET_RUN_WORKSPACE = Query(
     "set_run_workspace", "UPDATE task_runs SET workspace_path = :path WHERE id = :run_id"

@@ -17,6 +17,7 @@ from kanban_core.board.kanban import OnMissing
 from kanban_core.commands import (
     admin,
     authoring,
+    hosts,
     inspection,
     lifecycle,
     local,
@@ -87,6 +88,7 @@ def build_parser(
         register(sub)
     if local_verbs:
         local.register(sub)
+        hosts.register(sub)
     _register_help(sub, parser)
     parser.verb_parsers = dict(sub.choices)
     return parser

@@ -73,6 +73,13 @@ def register(sub: Any) -> None:
         metavar="NAME",
         help="a skill the worker must load (repeatable)",
     )
+    placement = p.add_mutually_exclusive_group()
+    placement.add_argument(
+        "--host", metavar="NAME", help="only this enrolled host runs it (`kanban hosts`)"
+    )
+    placement.add_argument(
+        "--label", metavar="LABEL", help="only enrolled hosts carrying this label run it"
+    )
     p.add_argument("--json", action="store_true", help="print the task as JSON")
     # The first task may create the board (in its home; a mistyped directory is refused).
     p.set_defaults(handler=create, on_missing=OnMissing.CREATE)
@@ -132,6 +139,12 @@ def create(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         from_chat=ctx.from_chat,
         config=lambda: ctx.config().workspaces,
     )
+    host, label = args.host, args.label
+    if host is None and label is None and args.assignee:
+        # The assignee's profile may place its tasks (config.yaml: host: / label:).
+        profile = ctx.config().assignees.get(args.assignee)
+        if profile is not None:
+            host, label = profile.host, profile.label
     outcome = ctx.board().create(
         ctx.actor,
         title=args.title,
@@ -148,6 +161,8 @@ def create(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         repo=repo,
         max_cost_micro_usd=args.max_cost,
         max_tokens=args.max_tokens,
+        host=host,
+        label=label,
     )
     task = outcome.task
     created = (task.id,) if outcome.created else ()

@@ -164,6 +164,8 @@ def _profile(name: str, section: Section) -> AssigneeProfile:
             if section["progress"]["enabled"]
             else None
         ),
+        host=section["host"],
+        label=section["label"],
     )
 
 

@@ -182,6 +182,10 @@ class ProgressSection(Section):
     interval_seconds: Annotated[float, Field(ge=0.5, le=3600)] = 3
 
 
+#: An enrolled host's name or a host label.
+HostName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+@-]*$", max_length=64)]
+
+
 class ProfileSection(Section):
     """One assignee: the agent to run, where, how many at once, with what environment."""
 
@@ -208,11 +212,16 @@ class ProfileSection(Section):
     max_cost_usd: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
     max_tokens: Positive | None = None
     progress: ProgressSection = Field(default_factory=ProgressSection)
+    # Placement of the profile's tasks created without --host / --label (enrolled hosts).
+    host: HostName | None = None
+    label: HostName | None = None
 
     @model_validator(mode="after")
     def _command_or_preset(self) -> ProfileSection:
         if self.command is None and self.preset in ("command", "acp"):
             raise ValueError(f"command: required with preset {self.preset!r}")
+        if self.host is not None and self.label is not None:
+            raise ValueError("host and label: a profile names one, not both")
         return self
 
 

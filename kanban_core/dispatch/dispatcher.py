@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kanban_core.board import hosts
 from kanban_core.board.domain import Actor, RunId, RunOutcome, TaskId, format_task_id
 from kanban_core.board.kanban import Kanban
 from kanban_core.board.recovery import FailurePolicy
@@ -37,13 +38,16 @@ _RUNNING_BY_ASSIGNEE = Query(
     "SELECT assignee, count(*) FROM tasks {index:ix_tasks_running} "
     "WHERE status = 'running' GROUP BY assignee",
 )
-_READY_FOR = Query(
-    "ready_for_assignee",
+# Only what this host may run (the claim checks it again): a host's candidates are never
+# crowded out by work placed on another.
+_READY_FOR_SQL = (
     "SELECT id, priority, created_ms FROM tasks {index:ix_tasks_ready_assignee} "
     "WHERE status = 'ready' AND assignee = :assignee "
-    "AND (not_before_ms IS NULL OR not_before_ms <= {now}) "
-    "ORDER BY priority DESC, created_ms, id LIMIT :limit",
+    "AND (not_before_ms IS NULL OR not_before_ms <= {now})%s "
+    "ORDER BY priority DESC, created_ms, id LIMIT :limit"
 )
+_READY_FOR = Query("ready_for_assignee", _READY_FOR_SQL % hosts.IMPLICIT_PLACEMENT)
+_READY_FOR_HOST = Query("ready_for_assignee_on_host", _READY_FOR_SQL % hosts.HOST_PLACEMENT)
 # Ordered by the index's own key (assignee first, all NULL here): PostgreSQL then reads the
 # ready-by-assignee index from its NULL end instead of filtering the whole ready queue.
 _READY_UNASSIGNED = Query(
@@ -171,6 +175,8 @@ class Dispatcher:
         try:
             config = self._config()
             if not dry_run:
+                # The host's heartbeat (database clock); a revoked host's claims find nothing.
+                self.board.host_heartbeat()
                 self._reap(config, report)
                 self._recover(config, report)
                 # Promotion is event-driven; the sweep is a rare safety net.
@@ -271,6 +277,13 @@ class Dispatcher:
         self, config: KanbanConfig, report: DispatchReport, *, dry_run: bool, max_spawn: int | None
     ) -> None:
         profiles = config.assignees
+        ready_for, placement = _READY_FOR, {}
+        if self.board.host is not None:
+            ready_for = _READY_FOR_HOST
+            placement = {
+                "host_id": self.board.host.host_id,
+                "host_secret": self.board.host.secret_hash,
+            }
         with self.board.db.transaction(write=False) as tx:
             running: dict[str | None, int] = dict(tx.fetchall(_RUNNING_BY_ASSIGNEE))
             free_global = config.dispatcher.max_in_progress - sum(running.values())
@@ -284,7 +297,7 @@ class Dispatcher:
                     report.at_capacity.append(name)
                     continue
                 for task_id, priority, created in tx.fetchall(
-                    _READY_FOR, {"assignee": name, "limit": free}
+                    ready_for, {"assignee": name, "limit": free} | placement
                 ):
                     candidates.append((-priority, created, task_id, name))
             report.skipped_unassigned = [
@@ -292,7 +305,8 @@ class Dispatcher:
             ]
             for (assignee,) in tx.fetchall(_READY_ASSIGNEES):
                 if assignee not in profiles:
-                    ids = tx.fetchall(_READY_FOR, {"assignee": assignee, "limit": _REPORT_LIMIT})
+                    params = {"assignee": assignee, "limit": _REPORT_LIMIT} | placement
+                    ids = tx.fetchall(ready_for, params)
                     report.skipped_unknown[assignee] = [TaskId(r[0]) for r in ids]
         candidates.sort()
         for _, _, task_id, name in candidates[: max(free_global, 0)]:

@@ -71,6 +71,10 @@ tasks = Table(
     Column("max_cost_micro_usd", BigInteger),
     Column("max_tokens", BigInteger),
     Column("pause_reason", Text),
+    # Placement (migration 0014): the host it must run on (named, or where its workspace was
+    # made), or a label a host must carry.
+    Column("host_id", ID),
+    Column("host_label", String(64)),
     # An index is written by a claim or a complete only when a column it holds (or its WHERE
     # reads) changes, and each costs a WAL page per transaction. So nothing here holds status
     # for every task: waiting tasks, ready tasks and running tasks each have their own partial
@@ -177,6 +181,8 @@ task_runs = Table(
     Column("input_tokens", BigInteger),
     Column("output_tokens", BigInteger),
     Column("cost_micro_usd", BigInteger),
+    # The enrolled host that claimed it (migration 0014); NULL for the implicit host.
+    Column("host_id", ID),
     # Also serves a task's runs in order (attempts grow with ids).
     UniqueConstraint("task_id", "attempt", name="uq_task_runs_attempt"),
     # A worker's "recent work by this assignee": completed runs of an assignee only, written
@@ -292,6 +298,29 @@ notify_deliveries = Table(
         postgresql_where=text("status = 'pending'"),
     ),
     sqlite_autoincrement=True,
+)
+
+# Enrolled hosts (migration 0014): the secret is stored hashed; times are the database clock's.
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("enrolled_ms", BigInteger, nullable=False),
+    Column("last_seen_ms", BigInteger),
+    Column("revoked_ms", BigInteger),
+    UniqueConstraint("name", name="uq_hosts_name"),
+    sqlite_autoincrement=True,
+)
+
+host_labels = Table(
+    "host_labels",
+    metadata,
+    Column("host_id", ID, ForeignKey("hosts.id"), nullable=False),
+    Column("label", String(64), nullable=False),
+    PrimaryKeyConstraint("host_id", "label", name="pk_host_labels"),
+    Index("ix_host_labels_label", "label", "host_id"),
 )
 
 dispatcher_health = Table(

@@ -16,6 +16,8 @@ TABLES = (
     "task_events",
     "notify_subscriptions",
     "notify_deliveries",
+    "hosts",
+    "host_labels",
     "alembic_version",
 )
 DAY_MS = 86_400_000

@@ -48,6 +48,8 @@ VERBS = (
     "audit",
     "mcp",
     "worker",
+    "host",
+    "hosts",
     "ws",
     "help",
 )
