@@ -25,7 +25,7 @@ _TABLES = (
     "task_comments, task_links, tasks, workspaces, workspace_repos, workspace_sessions, "
     "session_messages, "
     "workspace_turns, queued_messages, approvals, chat_bindings, workspace_audit, chat_deliveries, "
-    "dispatcher_health, progress_messages, web_login_links, web_sessions, audit_log"
+    "dispatcher_health, progress_messages, web_login_links, web_sessions, audit_log, leases"
 )
 
 
