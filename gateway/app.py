@@ -6,14 +6,14 @@ import asyncio
 import functools
 import logging
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from gateway.adapter import ChatAdapter
 from gateway.changes import ChangeMonitor
 from gateway.config import GatewayConfig, load_gateway_config
-from gateway.connections import PlatformConnections
+from gateway.connections import AdapterMaker, PlatformConnections
 from gateway.errors import ConfigError, GatewayError
 from gateway.executor import KernelExecutor
 from gateway.leases import LEADER, LeaseKeeper, instance_id
@@ -35,9 +35,7 @@ ADAPTER_GROUP = "kanban_gateway.adapters"
 _STOP_TIMEOUT_S = 10.0
 
 
-def adapter_factories(
-    config: GatewayConfig, environ: Mapping[str, str]
-) -> dict[str, Callable[[], ChatAdapter]]:
+def adapter_makers(config: GatewayConfig, environ: Mapping[str, str]) -> dict[str, AdapterMaker]:
     """A maker of each enabled platform's adapter, through its entry point."""
     available = {ep.name: ep for ep in entry_points(group=ADAPTER_GROUP)}
     problems = [
@@ -47,7 +45,7 @@ def adapter_factories(
     ]
     if problems:
         raise ConfigError(problems)
-    factories: dict[str, Callable[[], ChatAdapter]] = {}
+    factories: dict[str, AdapterMaker] = {}
     for name in config.enabled_platforms:
         factory = available[name].load()
         section = config.platforms.get(name, {})
@@ -57,7 +55,7 @@ def adapter_factories(
 
 def load_adapters(config: GatewayConfig, environ: Mapping[str, str]) -> dict[str, ChatAdapter]:
     """Build each enabled platform's adapter through its entry point."""
-    return {name: make() for name, make in adapter_factories(config, environ).items()}
+    return {name: make() for name, make in adapter_makers(config, environ).items()}
 
 
 class Gateway:
@@ -79,15 +77,17 @@ class Gateway:
             log.warning("could not make the gateway non-dumpable: agents may read its /proc")
         gateway_config = load_gateway_config(self.config_file)
         load_config(self.config_file, self.environ)  # fail at start on an invalid kernel config
-        factories = adapter_factories(gateway_config, self.environ)
+        factories = adapter_makers(gateway_config, self.environ)
         # Built once for what they declare (message limits); each start makes a fresh one.
         adapters = {name: make() for name, make in factories.items()}
         board = Kanban.open(self.settings)
         executor = KernelExecutor(threads=1 if board.db.dialect == "sqlite" else 4)
         spawner = self.spawner
         owner = instance_id()
+        # Its own thread: a long dispatcher pass must not hold up a renewal past the lease.
+        lease_executor = KernelExecutor(threads=1)
         leader = LeaseKeeper(
-            board.db, executor, LEADER, lease_s=gateway_config.lease_s, owner=owner
+            board.db, lease_executor, LEADER, lease_s=gateway_config.lease_s, owner=owner
         )
         dispatcher = Dispatcher(
             board,
@@ -156,7 +156,7 @@ class Gateway:
             factories,
             sink,
             db=board.db,
-            executor=executor,
+            executor=lease_executor,
             lease_s=gateway_config.lease_s,
             owner=owner,
             running=running,
@@ -198,6 +198,7 @@ class Gateway:
                 event_loop.remove_signal_handler(signum)
             await connections.close()  # releases the leases: a standby takes over at once
             await leader.release()
+            lease_executor.shutdown()
             executor.shutdown()
             board.close()
         log.info("shutdown complete; workers keep running", extra={"action": "stopped"})

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 LOCAL_PLATFORMS = frozenset({"console"})
 _STOP_TIMEOUT_S = 10.0
 
-AdapterFactory = Callable[[], ChatAdapter]
+#: Makes a fresh adapter of one platform (its config and secrets already bound).
+AdapterMaker = Callable[[], ChatAdapter]
 
 
 class PlatformConnections:
@@ -30,7 +31,7 @@ class PlatformConnections:
 
     def __init__(
         self,
-        factories: Mapping[str, AdapterFactory],
+        factories: Mapping[str, AdapterMaker],
         sink: MessageSink,
         *,
         db: Database,
