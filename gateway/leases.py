@@ -128,7 +128,12 @@ class LeaseKeeper:
         """Keep trying until ``stop``; then release what is held."""
         try:
             while not stop.is_set():
-                await self.try_once()
+                try:
+                    await self.try_once()
+                except Exception:  # the keeper must outlive any one failure
+                    log.exception("lease %s: try failed", self.name)
+                    if self.held is not None and time.monotonic() >= self._valid_until:
+                        await self._lose()
                 pause = self.lease_s / 3 if self.held else min(MAX_RETRY_S, self.lease_s / 3)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), pause)
