@@ -182,11 +182,11 @@ class Gateway:
                 *(_serve(surface, self.stop) for surface in surfaces),
             ]
             log.info(
-                "gateway %s ready on %s with %s (running %s)",
-                owner,
+                "gateway ready on %s with %s (running %s; lease owner %s)",
                 board.db.describe(),
                 ", ".join(adapters),
                 ", ".join(running) or "none",
+                owner,
                 extra={"action": "ready"},
             )
             await self.stop.wait()
