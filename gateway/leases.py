@@ -83,20 +83,24 @@ class LeaseKeeper:
 
         A duty that fails to start hands the lease over (and raises with ``raise_errors``)."""
         asked = time.monotonic()
+        # A renewal stuck on a stalled connection must not outlast the lease it renews.
+        patience = max(self._valid_until - asked, 0.1) if self.held else self.lease_s
         try:
             if self.held is None:
-                got = await self.executor.run(
+                call = self.executor.run(
                     leases.acquire, self.db, self.name, self.owner, ttl_s=self.lease_s
                 )
             else:
-                got = await self.executor.run(leases.renew, self.db, self.held, ttl_s=self.lease_s)
-        except KanbanError as exc:
+                call = self.executor.run(leases.renew, self.db, self.held, ttl_s=self.lease_s)
+            got = await asyncio.wait_for(call, patience)
+        except (KanbanError, TimeoutError) as exc:
             # The database may be out of reach: keep acting only while the lease surely holds.
+            reason = str(exc) or "no answer in time"
             if self.held is not None and time.monotonic() >= self._valid_until:
-                log.error("lease %s: cannot renew (%s); stopping its duty", self.name, exc)
+                log.error("lease %s: cannot renew (%s); stopping its duty", self.name, reason)
                 await self._lose()
             else:
-                log.warning("lease %s: database unreachable: %s", self.name, exc)
+                log.warning("lease %s: database unreachable: %s", self.name, reason)
             return self.holding
         if got is None:
             if self.held is not None:
@@ -134,7 +138,12 @@ class LeaseKeeper:
                     log.exception("lease %s: try failed", self.name)
                     if self.held is not None and time.monotonic() >= self._valid_until:
                         await self._lose()
-                pause = self.lease_s / 3 if self.held else min(MAX_RETRY_S, self.lease_s / 3)
+                if self.held:
+                    # Wake by the end of the lease at the latest, to stop the duty in time.
+                    left = self._valid_until - time.monotonic()
+                    pause = max(min(self.lease_s / 3, left), 0.05)
+                else:
+                    pause = min(MAX_RETRY_S, self.lease_s / 3)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), pause)
         finally:

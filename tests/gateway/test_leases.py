@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 
 from gateway.executor import KernelExecutor
@@ -45,6 +48,27 @@ async def test_the_duty_follows_the_lease(board: Kanban) -> None:
         assert duty.log == ["start", "stop"]
         assert not keeper.holding
     finally:
+        executor.shutdown()
+
+
+async def test_a_stalled_database_stops_the_duty_before_the_lease_runs_out(board: Kanban) -> None:
+    executor = KernelExecutor(threads=1)
+    duty = Duty()
+    keeper = LeaseKeeper(
+        board.db, executor, "platform:z", lease_s=1.0, on_gain=duty.start, on_loss=duty.stop
+    )
+    stalled = threading.Event()
+    try:
+        assert await keeper.try_once() is True
+        # The keeper's only thread hangs (a connection stalled with no error): no renewal ends.
+        blocker = asyncio.ensure_future(executor.run(stalled.wait, 30))
+        assert await keeper.try_once() is False
+        assert duty.log == ["start", "stop"]
+        (state,) = [s for s in leases.all_leases(board.db) if s.name == "platform:z"]
+        assert state.live  # stopped while the lease still held: no overlap with a successor
+    finally:
+        stalled.set()
+        await blocker
         executor.shutdown()
 
 
