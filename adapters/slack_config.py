@@ -38,6 +38,11 @@ class SlackConfig(PlatformSettings):
     connect_timeout: Seconds = 30.0
     drain_timeout: Seconds = 5.0
 
+    def secret_env(self) -> list[str]:
+        """The bot token, and the app token (socket mode) or signing secret (http mode)."""
+        second = self.app_token_env if self.mode == "socket" else self.signing_secret_env
+        return [self.bot_token_env, second]
+
     @property
     def command_word(self) -> str:
         """``kanban``: the word that must follow ``@bot`` in a mention."""

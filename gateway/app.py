@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import os
 import signal
-import socket
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -14,8 +13,10 @@ from pathlib import Path
 from gateway.adapter import ChatAdapter
 from gateway.changes import ChangeMonitor
 from gateway.config import GatewayConfig, load_gateway_config
+from gateway.connections import AdapterMaker, PlatformConnections
 from gateway.errors import ConfigError, GatewayError
 from gateway.executor import KernelExecutor
+from gateway.leases import LEADER, LeaseKeeper, instance_id
 from gateway.messages import Document, IncomingMessage
 from gateway.notifier import Notifier
 from gateway.router import Router
@@ -34,8 +35,8 @@ ADAPTER_GROUP = "kanban_gateway.adapters"
 _STOP_TIMEOUT_S = 10.0
 
 
-def load_adapters(config: GatewayConfig, environ: Mapping[str, str]) -> dict[str, ChatAdapter]:
-    """Build each enabled platform's adapter through its entry point."""
+def adapter_makers(config: GatewayConfig, environ: Mapping[str, str]) -> dict[str, AdapterMaker]:
+    """A maker of each enabled platform's adapter, through its entry point."""
     available = {ep.name: ep for ep in entry_points(group=ADAPTER_GROUP)}
     problems = [
         f"platforms.{name}: no adapter installed (known: {', '.join(sorted(available)) or 'none'})"
@@ -44,11 +45,17 @@ def load_adapters(config: GatewayConfig, environ: Mapping[str, str]) -> dict[str
     ]
     if problems:
         raise ConfigError(problems)
-    adapters = {}
+    factories: dict[str, AdapterMaker] = {}
     for name in config.enabled_platforms:
         factory = available[name].load()
-        adapters[name] = factory(config.platforms.get(name, {}), environ)
-    return adapters
+        section = config.platforms.get(name, {})
+        factories[name] = functools.partial(factory, section, environ)
+    return factories
+
+
+def load_adapters(config: GatewayConfig, environ: Mapping[str, str]) -> dict[str, ChatAdapter]:
+    """Build each enabled platform's adapter through its entry point."""
+    return {name: make() for name, make in adapter_makers(config, environ).items()}
 
 
 class Gateway:
@@ -70,27 +77,48 @@ class Gateway:
             log.warning("could not make the gateway non-dumpable: agents may read its /proc")
         gateway_config = load_gateway_config(self.config_file)
         load_config(self.config_file, self.environ)  # fail at start on an invalid kernel config
-        adapters = load_adapters(gateway_config, self.environ)
+        factories = adapter_makers(gateway_config, self.environ)
+        # Built once for what they declare (message limits); each start makes a fresh one.
+        adapters = {name: make() for name, make in factories.items()}
         board = Kanban.open(self.settings)
         executor = KernelExecutor(threads=1 if board.db.dialect == "sqlite" else 4)
         spawner = self.spawner
+        owner = instance_id()
+        # Its own thread: a long dispatcher pass must not hold up a renewal past the lease.
+        lease_executor = KernelExecutor(threads=1)
+        leader = LeaseKeeper(
+            board.db, lease_executor, LEADER, lease_s=gateway_config.lease_s, owner=owner
+        )
         dispatcher = Dispatcher(
-            board, config=lambda: load_config(self.config_file, self.environ), spawner=spawner
+            board,
+            config=lambda: load_config(self.config_file, self.environ),
+            spawner=spawner,
+            leader=lambda: leader.holding,
         )
         kernel_config = load_config(self.config_file, self.environ)
         _log_containment(kernel_config)
         interval = kernel_config.dispatcher.dispatch_interval_seconds
         recovered = await executor.run(reconcile.on_start, board, kernel_config.workspaces)
         _log_recovery(recovered)
-        claimer = f"{socket.gethostname()}:{os.getpid()}"
-        notifier = Notifier(board, adapters, executor, gateway_config.notifier, claimer=claimer)
+        # Deliveries go out through the connections this gateway runs now (a live view).
+        running: dict[str, ChatAdapter] = {}
+        notifier = Notifier(
+            board,
+            running,
+            executor,
+            gateway_config.notifier,
+            claimer=owner,
+            served=factories,
+        )
         loop = DispatchLoop(
             dispatcher,
             executor,
             interval_s=interval,
             worker_exited=spawner.any_exited,
             on_pass=lambda _report: notifier.nudge(),
-            before_pass=reconcile.Housekeeper(board, kernel_config.workspaces),
+            before_pass=reconcile.Housekeeper(
+                board, kernel_config.workspaces, leader=lambda: leader.holding
+            ),
         )
         surfaces = load_surfaces(
             SurfaceContext(
@@ -124,15 +152,21 @@ class Gateway:
             notifier.nudge()  # the command may have produced a terminal event
             return reply
 
-        running = asyncio.get_running_loop()
+        connections = PlatformConnections(
+            factories,
+            sink,
+            db=board.db,
+            executor=lease_executor,
+            lease_s=gateway_config.lease_s,
+            owner=owner,
+            running=running,
+        )
+        event_loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            running.add_signal_handler(signum, self.stop.set)
-        started: list[ChatAdapter] = []
+            event_loop.add_signal_handler(signum, self.stop.set)
         try:
-            for name, adapter in adapters.items():
-                await adapter.start(sink)
-                started.append(adapter)
-                log.info("adapter %s started", name, extra={"action": "adapter_start"})
+            await leader.try_once()  # before the first pass, so a lone gateway maintains at once
+            await connections.start()
             # Workers, the CLI and agents change the board from other processes: react at once.
             changes = ChangeMonitor(
                 board.watch_changes(),
@@ -143,12 +177,16 @@ class Gateway:
                 asyncio.create_task(loop.run(self.stop), name="dispatch"),
                 asyncio.create_task(notifier.run(self.stop), name="notifier"),
                 asyncio.create_task(changes.run(self.stop), name="changes"),
+                asyncio.create_task(leader.run(self.stop), name="lease:leader"),
+                *connections.tasks(self.stop),
                 *(_serve(surface, self.stop) for surface in surfaces),
             ]
             log.info(
-                "gateway ready on %s with %s",
+                "gateway ready on %s with %s (running %s; lease owner %s)",
                 board.db.describe(),
                 ", ".join(adapters),
+                ", ".join(running) or "none",
+                owner,
                 extra={"action": "ready"},
             )
             await self.stop.wait()
@@ -157,14 +195,10 @@ class Gateway:
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), _STOP_TIMEOUT_S)
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
-                running.remove_signal_handler(signum)
-            results = await asyncio.gather(
-                *(asyncio.wait_for(a.stop(), _STOP_TIMEOUT_S) for a in started),
-                return_exceptions=True,
-            )
-            for adapter, outcome in zip(started, results, strict=True):
-                if isinstance(outcome, BaseException):
-                    log.error("adapter %s did not stop cleanly: %r", adapter.name, outcome)
+                event_loop.remove_signal_handler(signum)
+            await connections.close()  # releases the leases: a standby takes over at once
+            await leader.release()
+            lease_executor.shutdown()
             executor.shutdown()
             board.close()
         log.info("shutdown complete; workers keep running", extra={"action": "stopped"})

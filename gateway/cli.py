@@ -28,6 +28,35 @@ def register(sub: Any) -> None:
         "on the same terminal; INFO otherwise)",
     )
     p.set_defaults(handler=gateway)
+    d = sub.add_parser(
+        "doctor",
+        help="check this host: database, leases, platform credentials",
+        description="Check the database (reachable, schema current), the leases (which gateway "
+        "runs each platform connection and the maintenance) and every enabled platform's "
+        "credentials (present in the environment, never printed) and server (reachable). "
+        "Exit 0 when all is well, 1 otherwise.",
+    )
+    d.add_argument("--json", action="store_true", help="print the checks as JSON")
+    d.set_defaults(handler=doctor)
+
+
+def doctor(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``doctor``: say what is wrong with this host's setup, in plain words."""
+    from gateway.doctor import Status, diagnose, render
+    from kanban_core import KanbanError, KernelSettings
+    from kanban_core.commands.result import text
+    from kanban_core.config import config_path
+
+    try:
+        settings = KernelSettings.from_environ(ctx.environ, db_url=ctx.db_url)
+    except KanbanError as exc:
+        return CommandResult(exit_code=1, errors=(f"FAIL config: {exc}",))
+    checks = diagnose(settings, config_path(ctx.environ, settings.home), ctx.environ)
+    code = 1 if any(c.status is Status.FAIL for c in checks) else 0
+    if args.json:
+        data = {"ok": code == 0, "checks": [c.to_json() for c in checks]}
+        return CommandResult(exit_code=code, data=data, as_json=True)
+    return text(*render(checks), exit_code=code)
 
 
 def gateway(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:

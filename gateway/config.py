@@ -32,6 +32,8 @@ class GatewayConfig:
     access: AccessPolicy = field(default_factory=AccessPolicy)
     notifier: NotifierSettings = field(default_factory=NotifierSettings)
     max_reply_parts: int = 5
+    #: How long a platform connection's or the leader's lease lasts without a renewal.
+    lease_s: int = 15
 
     @property
     def enabled_platforms(self) -> list[str]:
@@ -74,4 +76,5 @@ def load_gateway_config(path: Path | None) -> GatewayConfig:
             progress_min_interval_ms=gateway.progress_min_interval_ms,
         ),
         max_reply_parts=gateway.max_reply_parts,
+        lease_s=gateway.lease_seconds,
     )

@@ -33,6 +33,9 @@ class GatewaySection(Section):
     max_reply_parts: Positive = 5
     # Live progress: at most one edit per chat per this many milliseconds.
     progress_min_interval_ms: Positive = 1000
+    # Several gateways on one board: how long a platform connection's or the leader's lease
+    # lasts without a renewal (a standby takes over within about this after its owner dies).
+    lease_seconds: Positive = 15
 
 
 def _principal(key: str) -> str:

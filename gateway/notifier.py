@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import cast
 
 from gateway.adapter import ChatAdapter, EditingAdapter
@@ -51,9 +51,13 @@ class Notifier:
         settings: NotifierSettings,
         *,
         claimer: str,
+        served: Iterable[str] | None = None,
     ) -> None:
         self.board = board
+        #: The adapters to send through (with several gateways, those this one runs now).
         self.adapters = adapters
+        #: The platforms some gateway of this configuration serves, running here or not.
+        self.served = sorted(adapters if served is None else served)
         self.executor = executor
         self.settings = settings
         self.claimer = claimer
@@ -100,7 +104,7 @@ class Notifier:
         """Dead-letter notifications for platforms no running gateway serves; log each loudly."""
         expired = await self.executor.run(
             self.board.expire_unserved_deliveries,
-            served=sorted(self.adapters),
+            served=self.served,
             after_ms=int(self.unserved_after_s * 1000),
         )
         for delivery_id, platform in expired:

@@ -50,6 +50,11 @@ class PlatformSettings(BaseModel):
     #: Owned by the gateway: a listed platform starts unless this is false.
     enabled: bool = True
 
+    def secret_env(self) -> list[str]:
+        """The environment variables this platform's secrets must be in (``kanban doctor``):
+        by default every ``*_env`` key; an adapter whose needs depend on a mode narrows it."""
+        return [str(v) for k, v in self.model_dump().items() if k.endswith("_env") and v]
+
     @model_validator(mode="before")
     @classmethod
     def _empty_means_default(cls, data: Any) -> Any:

@@ -13,6 +13,7 @@ from kanban_core.errors import ValidationError
 
 Synchronous = Literal["NORMAL", "FULL"]
 DEFAULT_CLAIM_TTL_S = 900
+DEFAULT_POOL_SIZE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,8 @@ class KernelSettings:
     db_url: str
     synchronous: Synchronous = "NORMAL"
     claim_ttl_s: int = DEFAULT_CLAIM_TTL_S
+    #: Idle database connections kept open per process (``board.pool_size``).
+    pool_size: int = DEFAULT_POOL_SIZE
 
     @classmethod
     def from_environ(
@@ -56,6 +59,7 @@ class KernelSettings:
             db_url=url,
             synchronous=sync,  # type: ignore[arg-type]
             claim_ttl_s=file_config.claim_ttl_seconds or DEFAULT_CLAIM_TTL_S,
+            pool_size=file_config.pool_size or DEFAULT_POOL_SIZE,
         )
 
     @property

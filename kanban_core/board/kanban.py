@@ -110,7 +110,9 @@ class Kanban:
     ) -> Kanban:
         """Open the board the settings point at, upgrading its schema if needed; whether a
         missing board is created is ``on_missing``'s choice."""
-        db = Database(settings.db_url, synchronous=settings.synchronous)
+        db = Database(
+            settings.db_url, synchronous=settings.synchronous, pool_size=settings.pool_size
+        )
         try:
             ensure_schema(
                 db,

@@ -47,6 +47,7 @@ class BoardConfig:
     db_url: str | None = None
     sqlite_synchronous: str | None = None
     claim_ttl_seconds: int | None = None
+    pool_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,7 @@ def _board(section: Section, environ: Mapping[str, str], problems: list[str]) ->
         db_url=db_url,
         sqlite_synchronous=section["sqlite_synchronous"],
         claim_ttl_seconds=section["claim_ttl_seconds"],
+        pool_size=section["pool_size"],
     )
 
 

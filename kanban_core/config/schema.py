@@ -83,6 +83,9 @@ class BoardSection(Section):
         Literal["NORMAL", "FULL"], BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)
     ] = "NORMAL"
     claim_ttl_seconds: Positive = 900
+    # Database connections each process keeps open between transactions (more may be open at
+    # once while busy). Size a managed PostgreSQL's max_connections for every process on every host.
+    pool_size: Positive = 4
 
     @model_validator(mode="after")
     def _one_source(self) -> BoardSection:

@@ -151,6 +151,7 @@ class Dispatcher:
         spawner: Spawner,
         name: str | None = None,
         sweep_every: int = 10,
+        leader: Callable[[], bool] = lambda: True,
     ) -> None:
         self.board = board
         self._config = config
@@ -159,6 +160,9 @@ class Dispatcher:
         self.name = name or f"{self.host}:{os.getpid()}"
         self.actor = Actor(name=f"dispatcher@{self.host}")
         self._sweep_every = sweep_every
+        #: Whether this dispatcher runs the board's maintenance (reclaiming dead runs, timeouts,
+        #: permission expiry, the promotion sweep); among gateways, only the leader's does.
+        self.leader = leader
         self._passes = 0
         self._started: dict[int, tuple[TaskId, RunId]] = {}
         self._lock = threading.Lock()
@@ -178,10 +182,11 @@ class Dispatcher:
                 # The host's heartbeat (database clock); a revoked host's claims find nothing.
                 self.board.host_heartbeat()
                 self._reap(config, report)
-                self._recover(config, report)
-                # Promotion is event-driven; the sweep is a rare safety net.
-                if self._passes % self._sweep_every == 0:
-                    report.promoted = self.board.promote_all()
+                if self.leader():
+                    self._recover(config, report)
+                    # Promotion is event-driven; the sweep is a rare safety net.
+                    if self._passes % self._sweep_every == 0:
+                        report.promoted = self.board.promote_all()
             self._claim_and_spawn(config, report, dry_run=dry_run, max_spawn=max_spawn)
         except KanbanError as exc:
             error = str(exc)

@@ -102,8 +102,10 @@ class Database:
         *,
         synchronous: Synchronous = "NORMAL",
         busy_timeout_ms: int = 30_000,
+        pool_size: int = _MAX_IDLE_CONNECTIONS,
     ) -> None:
         self.url = url
+        self._pool_size = pool_size
         self.dialect: Dialect
         self._sqlite_path: str | None = None
         self._pg_conninfo: str | None = None
@@ -190,7 +192,7 @@ class Database:
         except sqlite3.OperationalError as exc:
             raise StorageError(f"database error: {exc}") from exc
         finally:
-            if self._closed or len(self._idle) >= _MAX_IDLE_CONNECTIONS:
+            if self._closed or len(self._idle) >= self._pool_size:
                 _quiet_close(connection)
             else:
                 self._idle.append(connection)
@@ -322,7 +324,7 @@ class Database:
 
     def _release(self, connection: Any) -> None:
         with self._lock:
-            if not self._closed and len(self._idle) < _MAX_IDLE_CONNECTIONS:
+            if not self._closed and len(self._idle) < self._pool_size:
                 self._idle.append(connection)
                 return
         _quiet_close(connection)

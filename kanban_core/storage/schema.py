@@ -574,3 +574,16 @@ web_sessions = Table(
     Column("revoked_ms", BigInteger),
     sqlite_autoincrement=True,
 )
+
+# -- named leases: platform connections and the leader (migration 0015) ---------------------
+# ``fence`` grows by one on every change of owner, so work done under an older owner's lease
+# can be told apart from the current one's.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("acquired_ms", BigInteger, nullable=False),
+    Column("fence", BigInteger, nullable=False),
+)

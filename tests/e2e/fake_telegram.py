@@ -248,6 +248,9 @@ class FakeTelegram:
     answered: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Every accepted editMessageText, in order: (chat_id, message_id, the new text as sent).
     edits: list[tuple[int, int, str]] = field(default_factory=list)
+    #: The path prefix (``api_base_url`` of ``{base_url}/<via>``) of every getUpdates request, as
+    #: it arrives: which of several clients sharing the token polls.
+    pollers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -269,6 +272,7 @@ class FakeTelegram:
         # Uploads up to Telegram's own limit reach the handler, which answers 413 past it.
         app = web.Application(client_max_size=MAX_UPLOAD_BYTES + 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_route("*", "/{via}/bot{token}/{method}", self._handle)
         # Long polls in flight end at once on stop (see stop), so a short grace period is plenty.
         # No access log: request paths carry the token, and tests assert it is never logged.
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
@@ -415,6 +419,8 @@ class FakeTelegram:
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        if method.lower() == "getupdates":
+            self.pollers.append(request.match_info.get("via", ""))
         try:
             params = await _decode(request)
         except ConnectionResetError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kanban_core.board import tasks
@@ -94,9 +95,12 @@ def on_start(board: Kanban, config: WorkspacesConfig) -> ReconcileReport:
     return report
 
 
-def housekeeping(board: Kanban) -> tuple[int, list[str]]:
-    """Settle turns, start queued follow-ups, expire approvals (each a short transaction)."""
+def housekeeping(board: Kanban, *, expire: bool = True) -> tuple[int, list[str]]:
+    """Settle turns, start queued follow-ups, expire approvals (each a short transaction);
+    ``expire=False`` leaves the approvals to the leader of several gateways."""
     settled = turns.settle_all(board)
+    if not expire:
+        return settled, []
     with board.db.transaction(write=False) as tx:
         if not approvals.any_due(tx):
             return settled, []
@@ -118,14 +122,21 @@ def housekeeping(board: Kanban) -> tuple[int, list[str]]:
 class Housekeeper:
     """Housekeeping for the gateway's ticks, with the retention sweep rate-limited."""
 
-    def __init__(self, board: Kanban, config: WorkspacesConfig) -> None:
+    def __init__(
+        self,
+        board: Kanban,
+        config: WorkspacesConfig,
+        *,
+        leader: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.board = board
         self.config = config
+        self.leader = leader
         self._next_sweep = 0.0
 
     def __call__(self) -> None:
         """One tick."""
-        housekeeping(self.board)
+        housekeeping(self.board, expire=self.leader())
         after = self.config.remove_clean_worktree_after_seconds
         if after is not None and time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + SWEEP_EVERY_S

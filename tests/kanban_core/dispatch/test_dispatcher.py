@@ -555,6 +555,24 @@ def test_spawn_failures_give_up_at_the_limit_and_unblock_resets_the_count(
 # -- recovery ---------------------------------------------------------------------------------
 
 
+def test_only_the_leader_reclaims_and_a_follower_still_claims(board, config, spawner, make_task):
+    leading = [False]
+    follower = Dispatcher(
+        board, config=config, spawner=spawner, name="follower", leader=lambda: leading[0]
+    )
+    stale = make_task(assignee="alpha").id
+    follower.run_pass()
+    execute(board, "UPDATE tasks SET lease_expires_ms = {now} - 1000 WHERE id = :id", id=stale)
+    fresh = make_task(assignee="alpha").id
+
+    report = follower.run_pass()
+
+    assert report.reclaimed == []  # maintenance is the leader's
+    assert [s.task_id for s in report.spawned] == [fresh]  # claiming is everyone's
+    leading[0] = True
+    assert follower.run_pass().reclaimed == [stale]
+
+
 def test_an_expired_lease_is_reclaimed_as_crashed(board, dispatcher, spawner, make_task):
     stale = make_task(assignee="alpha").id
     fresh = make_task(assignee="alpha").id

@@ -1,0 +1,172 @@
+"""Who runs what among several gateways on one board: platform connections and the leader.
+
+Each leased duty (``platform:<name>``, ``leader``) has a keeper task: while it holds the lease
+it renews every third of the lease time; while another gateway holds it, it tries again every
+second (at most), so it takes over within the lease time of the owner's last renewal. Losing
+the lease (refused renewal, or the database unreachable until the lease would have run out by
+this host's clock) ends the duty at once; a clean stop releases it so a standby takes over
+without waiting for expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+from gateway.executor import KernelExecutor
+from kanban_core import KanbanError
+from kanban_core.board import leases
+from kanban_core.storage import Database
+
+log = logging.getLogger(__name__)
+LEADER = "leader"
+#: A standby never waits longer than this between tries.
+MAX_RETRY_S = 1.0
+#: Stop acting this long before the lease would run out, when renewals are not getting through.
+SAFETY_MARGIN_S = 0.5
+
+
+@functools.cache
+def instance_id() -> str:
+    """This gateway process's identity as a lease owner: host, pid and a random part (pids are
+    reused). The one place a gateway names itself; an enrolled host's id can take its place."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def platform_lease(name: str) -> str:
+    """The lease that owns platform ``name``'s connection."""
+    return f"platform:{name}"
+
+
+Duty = Callable[[], Awaitable[None]]
+
+
+class LeaseKeeper:
+    """Holds one lease while it can; runs ``on_gain`` when it takes it and ``on_loss`` when it
+    ends (lost, or released at stop)."""
+
+    def __init__(
+        self,
+        db: Database,
+        executor: KernelExecutor,
+        name: str,
+        *,
+        lease_s: float,
+        owner: str | None = None,
+        on_gain: Duty | None = None,
+        on_loss: Duty | None = None,
+    ) -> None:
+        self.db = db
+        self.executor = executor
+        self.name = name
+        self.lease_s = lease_s
+        self.owner = owner or instance_id()
+        self.on_gain = on_gain
+        self.on_loss = on_loss
+        self.held: leases.Held | None = None
+        self._valid_until = 0.0  # monotonic: past this, assume the lease is gone
+
+    @property
+    def holding(self) -> bool:
+        """Whether this gateway holds the lease now (as far as it can know)."""
+        return self.held is not None and time.monotonic() < self._valid_until
+
+    async def try_once(self, *, raise_errors: bool = False) -> bool:
+        """Take or renew the lease once; runs the gain/loss duty on a change. True if held.
+
+        A duty that fails to start hands the lease over (and raises with ``raise_errors``)."""
+        asked = time.monotonic()
+        # A renewal stuck on a stalled connection must not outlast the lease it renews.
+        patience = max(self._valid_until - asked, 0.1) if self.held else self.lease_s
+        try:
+            if self.held is None:
+                call = self.executor.run(
+                    leases.acquire, self.db, self.name, self.owner, ttl_s=self.lease_s
+                )
+            else:
+                call = self.executor.run(leases.renew, self.db, self.held, ttl_s=self.lease_s)
+            got = await asyncio.wait_for(call, patience)
+        except (KanbanError, TimeoutError) as exc:
+            # The database may be out of reach: keep acting only while the lease surely holds.
+            reason = str(exc) or "no answer in time"
+            if self.held is not None and time.monotonic() >= self._valid_until:
+                log.error("lease %s: cannot renew (%s); stopping its duty", self.name, reason)
+                await self._lose()
+            else:
+                log.warning("lease %s: database unreachable: %s", self.name, reason)
+            return self.holding
+        if got is None:
+            if self.held is not None:
+                log.warning("lease %s lost to another gateway", self.name)
+                await self._lose()
+            return False
+        gained = self.held is None
+        self.held = got
+        self._valid_until = asked + self.lease_s - SAFETY_MARGIN_S
+        if gained:
+            log.info(
+                "lease %s taken (fence %s)",
+                self.name,
+                got.fence,
+                extra={"action": "lease_taken", "lease": self.name},
+            )
+            if self.on_gain is not None:
+                try:
+                    await self.on_gain()
+                except Exception:
+                    await self.release()
+                    if raise_errors:
+                        raise
+                    log.exception("lease %s: its duty failed to start; handed over", self.name)
+                    return False
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep trying until ``stop``; then release what is held."""
+        try:
+            while not stop.is_set():
+                try:
+                    await self.try_once()
+                except Exception:  # the keeper must outlive any one failure
+                    log.exception("lease %s: try failed", self.name)
+                    if self.held is not None and time.monotonic() >= self._valid_until:
+                        await self._lose()
+                if self.held:
+                    # Wake by the end of the lease at the latest, to stop the duty in time.
+                    left = self._valid_until - time.monotonic()
+                    pause = max(min(self.lease_s / 3, left), 0.05)
+                else:
+                    pause = min(MAX_RETRY_S, self.lease_s / 3)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+        finally:
+            await self.release()
+
+    async def release(self) -> None:
+        """End the duty and give the lease up at once."""
+        held = self.held
+        if held is None:
+            return
+        await self._lose()
+        try:
+            await self.executor.run(leases.release, self.db, held)
+        except KanbanError as exc:
+            log.warning("lease %s not released (it expires on its own): %s", self.name, exc)
+        else:
+            log.info("lease %s released", self.name, extra={"action": "lease_released"})
+
+    async def _lose(self) -> None:
+        self.held = None
+        self._valid_until = 0.0
+        if self.on_loss is not None:
+            try:
+                await self.on_loss()
+            except Exception:
+                log.exception("lease %s: its duty did not stop cleanly", self.name)
