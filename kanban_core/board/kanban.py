@@ -407,9 +407,16 @@ class Kanban:
         output_tokens: int | None,
         cost_micro_usd: int | None,
     ) -> recovery.UsageTotals:
-        """Store what the agent reports a run used so far; returns the task's totals and budget."""
+        """Store what the agent reports a run used so far; returns the task's totals and budget.
+
+        The run's own worker may report shortly after the run ended (its agent's last figures
+        follow the verdict); the update itself checks its token.
+        """
+        if actor.run is not None:
+            runs.check_scope(actor.run, task_id)
+            if actor.run.run_id != run_id:
+                raise PermissionDenied("a worker may only report on its own run")
         with self.db.transaction(write=True) as tx:
-            self._prove_run(tx, actor, task_id, run_id)
             return recovery.record_usage(
                 tx,
                 task_id,
@@ -417,6 +424,7 @@ class Kanban:
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 cost_micro_usd=cost_micro_usd,
+                proof=actor.run,
             )
 
     def block_for_budget(self, actor: Actor, task_id: TaskId, reason: str) -> Task:
