@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from kanban_core.board import (
     audit,
+    cards,
     deliveries,
     links,
     maintenance,
@@ -687,6 +688,21 @@ class Kanban:
                 thread_id=delivery.thread_id,
             )
 
+    def permission_card(self, delivery: deliveries.Delivery) -> str | None:
+        """The message showing the card of this delivery's permission request in its chat."""
+        with self.db.transaction(write=False) as tx:
+            return cards.card_message(tx, **_card_key(delivery))
+
+    def remember_permission_card(self, delivery: deliveries.Delivery, message_id: str) -> None:
+        """Record the message a permission card was sent as, to edit it once settled."""
+        with self.db.transaction(write=True) as tx:
+            cards.remember_card(tx, **_card_key(delivery), message_id=message_id)
+
+    def forget_permission_card(self, delivery: deliveries.Delivery) -> None:
+        """The card was edited to say how its request was settled."""
+        with self.db.transaction(write=True) as tx:
+            cards.forget_card(tx, **_card_key(delivery))
+
     def remember_progress_message(self, delivery: deliveries.Delivery, message_id: str) -> None:
         """Record the message that now shows this delivery's run progress in its chat."""
         if delivery.run_id is None:
@@ -852,4 +868,13 @@ def _subscription_values(platform: str, chat_id: str, thread_id: str | None) -> 
         "thread_id": None
         if thread_id is None
         else clean_text(thread_id, field="thread id", max_bytes=200),
+    }
+
+
+def _card_key(delivery: deliveries.Delivery) -> dict[str, Any]:
+    return {
+        "request_id": parse_permission_ref(str(delivery.payload.get("ref") or "")),
+        "platform": delivery.platform,
+        "chat_id": delivery.chat_id,
+        "thread_id": delivery.thread_id,
     }

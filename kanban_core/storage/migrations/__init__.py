@@ -15,6 +15,7 @@ REVISIONS: tuple[str, ...] = (
     "0011",
     "0012",
     "0013",
+    "0014",
 )
 HEAD = REVISIONS[-1]
 #: The head as SQLite's ``user_version`` stamps it: its position in REVISIONS, counted from 1.
