@@ -170,8 +170,11 @@ class DiscordAdapter:
         first = self.outgoing(document)[0]
         try:
             with platform_errors():
+                # view=None clears the buttons: a settled permission card has none left.
                 await channel.get_partial_message(int(message_id)).edit(
-                    content=first.content, allowed_mentions=discord.AllowedMentions.none()
+                    content=first.content,
+                    allowed_mentions=discord.AllowedMentions.none(),
+                    view=first.view,
                 )
         except AdapterRejected as exc:
             if isinstance(exc.__cause__, discord.NotFound):

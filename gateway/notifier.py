@@ -26,7 +26,7 @@ from gateway.errors import AdapterError, AdapterRateLimited, AdapterRejected, Me
 from gateway.executor import KernelExecutor, wait_first
 from gateway.messages import ChatRef
 from gateway.progress import progress_document, progress_line
-from gateway.rendering import event_document
+from gateway.rendering import event_document, settled_card
 from kanban_core import Kanban
 from kanban_core.board.deliveries import Delivery
 from kanban_core.board.domain import EventKind
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 UNSERVED_AFTER_S = 3600
 #: How often a notifier looks for such notifications.
 _UNSERVED_SWEEP_S = 60.0
+#: What settles a permission request: its card is edited in place.
+_SETTLING = frozenset({EventKind.PERMISSION_EXPIRED, EventKind.PERMISSION_ANSWERED})
 
 
 class Notifier:
@@ -184,13 +186,42 @@ class Notifier:
         if sent is not None:
             await self.executor.run(self.board.remember_progress_message, delivery, sent)
 
+    async def _remember_card(self, adapter: ChatAdapter, delivery: Delivery, sent: str) -> None:
+        # Only where it can be edited later; a platform that cannot edit gets a notice.
+        if adapter.capabilities.edits:
+            await self.executor.run(self.board.remember_permission_card, delivery, sent)
+
+    async def _settle_card(self, adapter: ChatAdapter, chat: ChatRef, delivery: Delivery) -> None:
+        """Edit the request's card to say how it was settled, its buttons gone.
+
+        Without a card to edit (a platform that cannot edit, a card gone or never sent here),
+        an expiry is still told as a notice; an answer is not (whoever answered was told).
+        """
+        message_id = None
+        if adapter.capabilities.edits:
+            message_id = await self.executor.run(self.board.permission_card, delivery)
+        if message_id is not None:
+            try:
+                await cast(EditingAdapter, adapter).edit(chat, message_id, settled_card(delivery))
+            except MessageGone:
+                log.info("permission card %s is gone", message_id)
+            else:
+                await self.executor.run(self.board.forget_permission_card, delivery)
+                return
+        if delivery.kind == EventKind.PERMISSION_EXPIRED:
+            await adapter.send(chat, event_document(delivery))
+
     async def _send(self, adapter: ChatAdapter, delivery: Delivery) -> None:
         chat = ChatRef(delivery.platform, delivery.chat_id, delivery.thread_id or None)
         try:
             if delivery.kind == EventKind.PROGRESS:
                 await self._show_progress(adapter, chat, delivery)
+            elif delivery.kind in _SETTLING:
+                await self._settle_card(adapter, chat, delivery)
             else:
-                await adapter.send(chat, event_document(delivery))
+                sent = await adapter.send(chat, event_document(delivery))
+                if delivery.kind == EventKind.PERMISSION_REQUESTED and sent is not None:
+                    await self._remember_card(adapter, delivery, sent)
         except AdapterRateLimited as exc:
             await self._failed(delivery, str(exc), int(exc.retry_after * 1000), permanent=False)
         except AdapterRejected as exc:

@@ -130,6 +130,33 @@ def permission_card(delivery: Delivery) -> Document:
     return Document(tuple(blocks), buttons=buttons if ref else ())
 
 
+_SETTLED = {"allow_once": "allowed once", "allow_run": "allowed for the rest of its run"}
+
+
+def settled_card(delivery: Delivery) -> Document:
+    """What a permission card becomes once answered or expired: how, by whom, no buttons."""
+    payload = delivery.payload
+    ref = str(payload.get("ref") or "the request")
+    if delivery.kind == "permission_expired":
+        line = f"⌛ nobody answered {ref} in time; the agent was told no"
+    else:
+        decision = str(payload.get("decision") or "")
+        by = str(payload.get("by") or "someone")
+        by = by if by.startswith("@") or ":" in by else f"@{by}"
+        verdict = _SETTLED.get(decision, "denied")
+        line = f"{'✅' if decision in _SETTLED else '⛔'} {ref} {verdict} by {by}"
+        if payload.get("reason"):
+            line += f": {payload['reason']}"
+    tool = str(payload.get("tool") or "a tool")
+    return Document(
+        (
+            Paragraph(f"🔐 t{delivery.task_id} asked to run: {payload.get('summary') or tool}"),
+            Paragraph(f"{delivery.title} · {tool}"),
+            Paragraph(line),
+        )
+    )
+
+
 def _fast_path(delivery: Delivery) -> tuple[Button, ...]:
     """Buttons under a notification: the next things people do after it."""
     ref = f"t{delivery.task_id}"

@@ -96,6 +96,7 @@ NOTIFYING_EVENT_KINDS = TERMINAL_EVENT_KINDS | {
     EventKind.WORKSPACE_NOTICE,
     EventKind.PERMISSION_REQUESTED,
     EventKind.PERMISSION_EXPIRED,  # the card went unanswered: the chat hears the agent was told no
+    EventKind.PERMISSION_ANSWERED,  # its card, wherever it was shown, says who answered
     EventKind.QUOTA_PAUSED,
     EventKind.QUOTA_RESUMED,
     EventKind.PROGRESS,  # only to subscriptions with progress on (events.py)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from kanban_core import enrollment
 from kanban_core.board import (
     audit,
+    cards,
     deliveries,
     hosts,
     links,
@@ -467,9 +468,16 @@ class Kanban:
         output_tokens: int | None,
         cost_micro_usd: int | None,
     ) -> recovery.UsageTotals:
-        """Store what the agent reports a run used so far; returns the task's totals and budget."""
+        """Store what the agent reports a run used so far; returns the task's totals and budget.
+
+        The run's own worker may report shortly after the run ended (its agent's last figures
+        follow the verdict); the update itself checks its token.
+        """
+        if actor.run is not None:
+            runs.check_scope(actor.run, task_id)
+            if actor.run.run_id != run_id:
+                raise PermissionDenied("a worker may only report on its own run")
         with self.db.transaction(write=True) as tx:
-            self._prove_run(tx, actor, task_id, run_id)
             return recovery.record_usage(
                 tx,
                 task_id,
@@ -477,6 +485,7 @@ class Kanban:
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 cost_micro_usd=cost_micro_usd,
+                proof=actor.run,
             )
 
     def block_for_budget(self, actor: Actor, task_id: TaskId, reason: str) -> Task:
@@ -739,6 +748,21 @@ class Kanban:
                 thread_id=delivery.thread_id,
             )
 
+    def permission_card(self, delivery: deliveries.Delivery) -> str | None:
+        """The message showing the card of this delivery's permission request in its chat."""
+        with self.db.transaction(write=False) as tx:
+            return cards.card_message(tx, **_card_key(delivery))
+
+    def remember_permission_card(self, delivery: deliveries.Delivery, message_id: str) -> None:
+        """Record the message a permission card was sent as, to edit it once settled."""
+        with self.db.transaction(write=True) as tx:
+            cards.remember_card(tx, **_card_key(delivery), message_id=message_id)
+
+    def forget_permission_card(self, delivery: deliveries.Delivery) -> None:
+        """The card was edited to say how its request was settled."""
+        with self.db.transaction(write=True) as tx:
+            cards.forget_card(tx, **_card_key(delivery))
+
     def remember_progress_message(self, delivery: deliveries.Delivery, message_id: str) -> None:
         """Record the message that now shows this delivery's run progress in its chat."""
         if delivery.run_id is None:
@@ -904,4 +928,13 @@ def _subscription_values(platform: str, chat_id: str, thread_id: str | None) -> 
         "thread_id": None
         if thread_id is None
         else clean_text(thread_id, field="thread id", max_bytes=200),
+    }
+
+
+def _card_key(delivery: deliveries.Delivery) -> dict[str, Any]:
+    return {
+        "request_id": parse_permission_ref(str(delivery.payload.get("ref") or "")),
+        "platform": delivery.platform,
+        "chat_id": delivery.chat_id,
+        "thread_id": delivery.thread_id,
     }

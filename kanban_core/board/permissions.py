@@ -86,12 +86,13 @@ _EXPIRE = Query(
     "UPDATE permission_requests SET status = 'expired', answered_ms = {now} "
     "WHERE id IN (SELECT id FROM permission_requests {index:ix_permission_requests_pending} "
     "WHERE status = 'pending' AND expires_ms <= {now} ORDER BY expires_ms LIMIT :limit) "
-    "AND status = 'pending' RETURNING id, task_id, run_id",
+    "AND status = 'pending' RETURNING id, task_id, run_id, tool_name, summary",
 )
 _EXPIRE_ONE = Query(
     "expire_permission_request",
     "UPDATE permission_requests SET status = 'expired', answered_ms = {now} "
-    "WHERE id = :id AND status = 'pending' AND expires_ms <= {now} RETURNING task_id, run_id",
+    "WHERE id = :id AND status = 'pending' AND expires_ms <= {now} "
+    "RETURNING task_id, run_id, tool_name, summary",
 )
 #: One indexed look a housekeeping pass makes before it opens a write transaction.
 ANY_OVERDUE = Query(
@@ -234,7 +235,14 @@ def answer(
             tx,
             answered.task_id,
             EventKind.PERMISSION_ANSWERED,
-            {"ref": answered.ref, "decision": decision.value, "by": by, "reason": reason},
+            {
+                "ref": answered.ref,
+                "decision": decision.value,
+                "by": by,
+                "reason": reason,
+                "tool": answered.tool_name,
+                "summary": answered.summary,
+            },
             answered.run_id,
         )
         return AnswerOutcome(answered)
@@ -300,8 +308,8 @@ def run_grants(tx: Transaction, run_id: RunId) -> list[tuple[str, str]]:
 def expire(tx: Transaction, *, limit: int = 100) -> list[int]:
     """Pending requests past their expiry become expired, each with an event; returns their ids."""
     rows = tx.fetchall(_EXPIRE, {"limit": limit})
-    for request_id, task_id, run_id in rows:
-        _expired_event(tx, request_id, TaskId(task_id), RunId(run_id))
+    for request_id, task_id, run_id, tool, summary in rows:
+        _expired_event(tx, request_id, TaskId(task_id), RunId(run_id), tool, summary)
     return [int(row[0]) for row in rows]
 
 
@@ -344,13 +352,17 @@ def _get_with_clock(tx: Transaction, request_id: int) -> tuple[PermissionRequest
 def _expire_one(tx: Transaction, current: PermissionRequest) -> PermissionRequest:
     row = tx.fetchone(_EXPIRE_ONE, {"id": current.id})
     if row is not None:
-        _expired_event(tx, current.id, TaskId(row[0]), RunId(row[1]))
+        _expired_event(tx, current.id, TaskId(row[0]), RunId(row[1]), row[2], row[3])
     return get(tx, current.id)
 
 
-def _expired_event(tx: Transaction, request_id: int, task_id: TaskId, run_id: RunId) -> None:
+def _expired_event(
+    tx: Transaction, request_id: int, task_id: TaskId, run_id: RunId, tool: str, summary: str
+) -> None:
+    # What was asked rides along: the card, edited in place, still says it.
     ref = format_permission_ref(request_id)
-    events.append(tx, task_id, EventKind.PERMISSION_EXPIRED, {"ref": ref}, run_id)
+    payload = {"ref": ref, "tool": tool, "summary": summary}
+    events.append(tx, task_id, EventKind.PERMISSION_EXPIRED, payload, run_id)
 
 
 def _at(name: str) -> str:

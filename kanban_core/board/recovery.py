@@ -16,10 +16,13 @@ from kanban_core.board.domain import (
     EventKind,
     RunId,
     RunOutcome,
+    RunProof,
     TaskId,
+    format_run_id,
     format_task_id,
     format_usd,
 )
+from kanban_core.board.rows import hash_token
 from kanban_core.errors import StaleRun
 from kanban_core.storage import Query, Transaction
 
@@ -181,10 +184,38 @@ _QUOTA = Query(
     "WHERE id = :id AND status = 'running' AND current_run_id = :run_id",
 )
 _NOW = Query("now_ms", "SELECT {now}")
-_USAGE = Query(
-    "record_usage",
-    "UPDATE task_runs SET input_tokens = :input_tokens, output_tokens = :output_tokens, "
-    "cost_micro_usd = :cost WHERE id = :run_id AND task_id = :id AND ended_ms IS NULL",
+#: How long after its run ended the run's own worker may still report the run's usage: an
+#: agent's final figures (Claude Code's result line, an ACP prompt's response) come after its
+#: verdict, once its turn is over.
+USAGE_GRACE_MS = 10 * 60 * 1000
+
+
+def _grown(column: str, param: str) -> str:
+    # Reports are cumulative: a figure only grows (a late or repeated report never undoes one).
+    value = f"CAST(:{param} AS BIGINT)"
+    return (
+        f"{column} = CASE WHEN {column} IS NULL OR {value} > {column} "
+        f"THEN COALESCE({value}, {column}) ELSE {column} END"
+    )
+
+
+_SET_USAGE = (
+    "UPDATE task_runs SET "
+    + ", ".join(
+        (
+            _grown("input_tokens", "input_tokens"),
+            _grown("output_tokens", "output_tokens"),
+            _grown("cost_micro_usd", "cost"),
+        )
+    )
+    + " WHERE id = :run_id AND task_id = :id"
+)
+_USAGE = Query("record_usage", f"{_SET_USAGE} AND ended_ms IS NULL")
+# The run's own worker, proven by its token, also just after the run ended (its last report).
+_WORKER_USAGE = Query(
+    "record_worker_usage",
+    f"{_SET_USAGE} AND token_hash = :token_hash "
+    "AND (ended_ms IS NULL OR ended_ms >= {now} - CAST(:grace_ms AS BIGINT))",
 )
 _TASK_USAGE = Query(
     "task_usage",
@@ -269,18 +300,29 @@ def record_usage(
     input_tokens: int | None,
     output_tokens: int | None,
     cost_micro_usd: int | None,
+    proof: RunProof | None = None,
 ) -> UsageTotals:
-    """Store a run's cumulative usage (an open run only); returns the task's totals and budget."""
-    tx.execute(
-        _USAGE,
-        {
-            "id": task_id,
-            "run_id": run_id,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "cost": cost_micro_usd,
-        },
-    )
+    """Store a run's cumulative usage; returns the task's totals and budget.
+
+    An operator reports on an open run only. The run's worker (``proof``) may also report for
+    ``USAGE_GRACE_MS`` after the run ended: its agent's final figures come after the verdict.
+    """
+    params = {
+        "id": task_id,
+        "run_id": run_id,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost": cost_micro_usd,
+    }
+    if proof is None:
+        tx.execute(_USAGE, params)
+    else:
+        fenced = params | {"token_hash": hash_token(proof.token), "grace_ms": USAGE_GRACE_MS}
+        if not tx.execute(_WORKER_USAGE, fenced):
+            raise StaleRun(
+                f"refused to record the usage of run {format_run_id(run_id)}: its token does "
+                "not match, or it ended too long ago; nothing was changed"
+            )
     return usage_totals(tx, task_id)
 
 

@@ -79,6 +79,9 @@ _MCP_ARGS = ("-m", "kanban_core", "mcp")
 _CANCEL_GRACE_S = 5.0
 #: How long the agent's last stream-json lines may take to be read after it exited.
 _STREAM_DRAIN_S = 5.0
+#: How long an agent may take to end its turn after its verdict (Claude Code prints its result
+#: line, an ACP agent answers the prompt with its usage) before it is stopped.
+_AFTER_VERDICT_S = 15.0
 _SIGNALLED = 128
 _POLL_S = 0.25
 _PR_SET_PDEATHSIG = 1
@@ -302,6 +305,9 @@ class Supervisor:
             except StaleRun:
                 # The run is over: the agent recorded a verdict, or a dispatcher reclaimed or
                 # timed it out. Either way this attempt may not touch the task any more.
+                if self._ended_by_verdict(board):
+                    # Its last report (the final cost) comes as its turn ends: let it end.
+                    self._await_turn_end(agent)
                 self.note("the run ended elsewhere; stopping the agent")
                 self._terminate()
                 if self.stream is not None:
@@ -314,6 +320,24 @@ class Supervisor:
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(agent.pid, signal.SIGKILL)
         return self._after_exit(board, code)
+
+    def _ended_by_verdict(self, board: Kanban) -> bool:
+        """Whether this run ended with a verdict (completed or blocked), not reclaimed."""
+        try:
+            run = next(r for r in board.runs(self.proof.task_id) if r.id == self.proof.run_id)
+        except (KanbanError, StopIteration):
+            return False
+        return run.outcome in (RunOutcome.COMPLETED, RunOutcome.BLOCKED)
+
+    def _await_turn_end(self, agent: subprocess.Popen[bytes]) -> None:
+        """Wait (bounded) for the agent to end its turn by itself, its usage reported."""
+        deadline = time.monotonic() + _AFTER_VERDICT_S
+        while time.monotonic() < deadline and not self._stopping:
+            if self.session is not None and self.session.ended():
+                return
+            with suppress(subprocess.TimeoutExpired):
+                agent.wait(timeout=_POLL_S)
+                return
 
     def _ended_early(self, board: Kanban, started: float) -> int | None:
         """The exit code when the run must end while the agent still lives, else None."""

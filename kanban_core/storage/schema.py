@@ -272,6 +272,20 @@ permission_requests = Table(
     ),
 )
 
+#: The chat message of each permission card (migration 0014): edited in place once the request
+#: is answered or expires, so its buttons go away.
+permission_cards = Table(
+    "permission_cards",
+    metadata,
+    Column("request_id", ID, nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("chat_id", String(200), nullable=False),
+    Column("thread_id", String(200), nullable=False, server_default=""),
+    Column("message_id", String(200), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("request_id", "platform", "chat_id", "thread_id"),
+)
+
 notify_deliveries = Table(
     "notify_deliveries",
     metadata,

@@ -126,8 +126,8 @@ class Gateway:
 
 
 def cards(fake: FakeTelegram, chat_id: int = ALICE_ID) -> list[Sent]:
-    """The permission cards sent to ``chat_id``."""
-    return [m for m in fake.sent_to(chat_id) if "asks to run" in m.text]
+    """The permission cards sent to ``chat_id`` (open, or settled in place)."""
+    return [m for m in fake.sent_to(chat_id) if "asks to run" in m.text or "asked to" in m.text]
 
 
 def the_card(fake: FakeTelegram, chat_id: int = ALICE_ID) -> Sent | None:

@@ -102,6 +102,21 @@ async def test_a_typed_deny_with_a_reason_tells_the_agent_why(scene):
     await scene.told("✔ t1")  # the agent went on without it
 
 
+async def test_an_answer_typed_elsewhere_settles_the_card_in_place(scene):
+    scene.configure(ASK_THEN_COMPLETE)
+    await scene.gateway.start(scene.fake)
+    await scene.fake.push_text('/kanban create "deploy it" --assignee asker')
+    card = await scene.fake.wait_for(lambda: the_card(scene.fake), WAIT)
+    assert card.callback_data
+    await scene.fake.push_text("/deny p1 not on a Friday")
+    assert await scene.recorded("answer") == {"outcome": "no-1"}
+    await scene.fake.wait_for(lambda: card.keyboard is None, WAIT)
+    assert "⛔ p1 denied by " in card.text
+    assert card.text.endswith("not on a Friday")
+    await scene.told("✔ t1")
+    assert len(cards(scene.fake)) == 1
+
+
 async def test_allow_for_the_run_grants_the_next_matching_request_without_a_card(scene):
     ask = {"kind": "execute", "title": "Bash"}
     scene.configure(
@@ -133,11 +148,15 @@ async def test_an_unanswered_request_expires_the_agent_is_told_no_and_so_is_the_
     assert await scene.recorded("answer") == {"outcome": "no-1"}
     meta = await scene.recorded("answer_meta")
     assert "nobody answered p1 in time" in meta["kanban"]["message"]
-    notice = await scene.told("nobody answered p1 in time")
-    assert notice.startswith("⌛ t1")
+    # The card itself says so, its buttons gone: no second message about it.
+    await scene.fake.wait_for(lambda: card.keyboard is None, WAIT)
+    assert card.text.startswith("🔐 t1 asked to run:")
+    assert "⌛ nobody answered p1 in time; the agent was told no" in card.text
+    assert [m for m in scene.fake.sent_to(ALICE_ID) if "nobody answered" in m.text] == [card]
+    assert [edit[1] for edit in scene.fake.edits] == [card.message_id]
     await scene.told("✔ t1")
-    # A press on the stale card is refused in one line, and changes nothing.
-    await scene.fake.press(card, card.callback_data[0])
+    # With no button left to press, a typed answer is refused in one line, and changes nothing.
+    await scene.fake.push_text("/allow p1")
     assert (await scene.told("p1 expired unanswered")).count("\n") == 0
     with scene.gateway.board() as board:
         assert board.permission("p1").status is PermissionStatus.EXPIRED

@@ -265,3 +265,20 @@ def test_usage_in_the_prompt_response_counts_against_the_profile_budget(acp):
     run = acp.board.runs(task)[-1]
     assert (run.input_tokens, run.output_tokens) == (120, 30)
     assert run.summary == "budget reached: 150 of 100 tokens ($0.0000)"
+
+
+@pytest.mark.parametrize("linger_s", [0, 2.5], ids=["at-once", "lingering"])
+def test_usage_in_the_prompt_response_after_the_verdict_lands_on_the_run(acp, linger_s):
+    steps: list[dict[str, Any]] = [COMPLETE]
+    if linger_s:
+        # Past the supervisor's next heartbeat, which finds the run ended: the turn may end.
+        steps.append({"run": [sys.executable, "-c", f"import time; time.sleep({linger_s})"]})
+    steps.append({"prompt_usage": {"input_tokens": 120, "output_tokens": 30}})
+    # A 3 s lease: the supervisor heartbeats (and notices the verdict) every second.
+    acp.configure({"acp": acp.acp_profile(steps)}, lease_ttl_seconds=3)
+    task = acp.create("over ACP", assignee="acp")
+    acp.finish(task, TaskStatus.DONE)
+    (run,) = acp.board.runs(task)
+    assert run.outcome is RunOutcome.COMPLETED
+    assert (run.input_tokens, run.output_tokens) == (120, 30)
+    assert acp.kanban("stats", "--json").json()["input_tokens"] == 120

@@ -73,10 +73,15 @@ class ClaudeHarness(AcpHarness):
         }
 
     def setup(
-        self, steps: list[dict[str, Any]], *, ttl_s: int = 900, **options: Any
+        self,
+        steps: list[dict[str, Any]],
+        *,
+        ttl_s: int = 900,
+        dispatcher: dict[str, Any] | None = None,
+        **options: Any,
     ) -> dict[str, Any]:
         document = {
-            "dispatcher": DISPATCHER_DEFAULTS,
+            "dispatcher": DISPATCHER_DEFAULTS | (dispatcher or {}),
             "permissions": {"ttl_seconds": ttl_s},
             "assignees": {"claude": self.claude_profile(steps, **options)},
         }
@@ -128,7 +133,8 @@ def test_the_policy_decides_reads_inside_and_edits_outside_and_the_stream_is_fol
 
     (run,) = claude.board.runs(task)
     assert run.summary == "done by claude"
-    assert (run.input_tokens, run.output_tokens) == (40, 7)  # reported before the verdict
+    # The result line comes after the verdict, and its totals are the run's final figures.
+    assert (run.input_tokens, run.output_tokens, run.cost_micro_usd) == (50, 9, 250_000)
     log = claude.log(task)
     assert "session " in log
     assert "MCP servers: kanban (connected)" in log
@@ -144,6 +150,25 @@ def test_the_policy_decides_reads_inside_and_edits_outside_and_the_stream_is_fol
         {"content": "finish", "status": "pending"},
     ]
     assert any(s["tool"] == "Read: notes.md" for s in snapshots)
+
+
+def test_claude_still_working_after_its_verdict_may_print_its_final_cost(claude):
+    steps = [
+        {"usage": {"input_tokens": 40, "output_tokens": 7}},
+        COMPLETE,
+        {"idle": 2.5},  # past the supervisor's next heartbeat, which finds the run ended
+        {"say": "Completed; summing up."},
+        {"result": {"text": "done", "cost": 0.31, "input_tokens": 60, "output_tokens": 12}},
+    ]
+    # A 3 s lease: the supervisor heartbeats (and notices the verdict) every second.
+    task = claude.run_task(steps, dispatcher={"lease_ttl_seconds": 3})
+    claude.finish(task, TaskStatus.DONE)
+    (run,) = claude.board.runs(task)
+    assert (run.input_tokens, run.output_tokens, run.cost_micro_usd) == (60, 12, 310_000)
+    assert "agent: Completed; summing up." in claude.log(task)
+    assert claude.kanban("stats", "--json").json()["cost_usd"] == pytest.approx(0.31)
+    (shown,) = claude.kanban("runs", f"t{task}", "--json").json()
+    assert shown["cost_usd"] == pytest.approx(0.31)
 
 
 @pytest.mark.parametrize(

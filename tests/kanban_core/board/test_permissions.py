@@ -308,3 +308,27 @@ def test_a_waiter_stops_when_asked_with_the_request_still_pending(board, claimed
     made = ask(board, claimed())
     ended = board.wait_permission(made.ref, timeout_s=30, stop=lambda: True)
     assert ended.status is PermissionStatus.PENDING
+
+
+@pytest.mark.parametrize("settle", ["answer", "expire"])
+def test_a_settled_request_reaches_its_cards_with_what_was_asked(board, claimed, operator, settle):
+    claim = claimed()
+    board.subscribe(operator, claim.task.id, platform="telegram", chat_id="42")
+    made = ask(board, claim, summary="make deploy")
+    (card,) = board.claim_deliveries(platform="telegram", claimer="gw", lease_ms=60_000)
+    assert board.permission_card(card) is None
+    board.remember_permission_card(card, "7")
+    board.remember_permission_card(card, "8")  # sent again after a crash: the newest counts
+    assert board.permission_card(card) == "8"
+    if settle == "answer":
+        board.answer_permission(operator, made.ref, PermissionDecision.DENY, reason="not now")
+    else:
+        expire_now(board, made)
+        assert board.expire_permissions() == [made.id]
+    (settled,) = board.claim_deliveries(platform="telegram", claimer="gw", lease_ms=60_000)
+    assert settled.kind == f"permission_{'answered' if settle == 'answer' else 'expired'}"
+    assert settled.payload["ref"] == made.ref
+    assert (settled.payload["tool"], settled.payload["summary"]) == ("bash", "make deploy")
+    assert board.permission_card(settled) == "8"  # the same request, chat and thread
+    board.forget_permission_card(settled)
+    assert board.permission_card(card) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -18,8 +19,8 @@ from kanban_core import (
     TaskStatus,
     ValidationError,
 )
-from kanban_core.board.recovery import FailurePolicy
-from tests.kanban_core.support import db_now, event_kinds, rows, set_columns, worker
+from kanban_core.board.recovery import USAGE_GRACE_MS, FailurePolicy
+from tests.kanban_core.support import db_now, event_kinds, execute, rows, set_columns, worker
 
 TTL_S = 120
 BACKOFF_S = 900
@@ -202,3 +203,44 @@ def test_budgets_must_be_positive(board, operator, field) -> None:
     with pytest.raises(ValidationError):
         board.create(operator, title="x", **{field: 0})
     assert board.list() == []
+
+
+def test_the_runs_worker_reports_its_last_usage_after_the_verdict(board, operator, make_task):
+    task = make_task()
+    claim = _claim(board, operator, task.id)
+    board.record_usage(worker(claim), task.id, claim.run_id, 40, 7, None)
+    board.complete(worker(claim), task.id, summary="done")
+    # The agent's final report (Claude Code's result line) follows its verdict.
+    totals = board.record_usage(worker(claim), task.id, claim.run_id, 50, 9, 250_000)
+    assert (totals.tokens, totals.cost_micro_usd) == (59, 250_000)
+    # Only growing: a late, older report does not undo it.
+    board.record_usage(worker(claim), task.id, claim.run_id, 45, None, 100_000)
+    (run,) = board.runs(task.id)
+    assert (run.input_tokens, run.output_tokens, run.cost_micro_usd) == (50, 9, 250_000)
+    assert run.outcome is RunOutcome.COMPLETED
+    # An operator reports on open runs only; nothing changes.
+    board.record_usage(operator, task.id, claim.run_id, 500, 90, 900_000)
+    assert board.runs(task.id)[0].input_tokens == 50
+
+
+def test_late_usage_is_refused_to_another_token_and_after_the_grace(board, operator, make_task):
+    task = make_task()
+    first = _claim(board, operator, task.id)
+    board.block(worker(first), task.id, reason="needs a look")
+    board.unblock(operator, task.id)
+    second = _claim(board, operator, task.id)
+    forged = replace(first, run_id=second.run_id)  # the old attempt's token
+    with pytest.raises(StaleRun, match="token does not match"):
+        board.record_usage(worker(forged), task.id, second.run_id, 1, 1, 1)
+    with pytest.raises(PermissionDenied, match="its own run"):
+        board.record_usage(worker(second), task.id, first.run_id, 1, 1, 1)
+    board.complete(worker(second), task.id)
+    execute(
+        board,
+        "UPDATE task_runs SET ended_ms = ended_ms - :grace - 1000 WHERE id = :id",
+        grace=USAGE_GRACE_MS,
+        id=second.run_id,
+    )
+    with pytest.raises(StaleRun, match="ended too long ago"):
+        board.record_usage(worker(second), task.id, second.run_id, 5, 5, 5)
+    assert [run.input_tokens for run in board.runs(task.id)] == [None, None]
