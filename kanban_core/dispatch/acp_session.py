@@ -147,8 +147,9 @@ class _Client:
         self.cancelled = cancelled
         self.result = SessionResult()
         self._message: list[str] = []
-        self._report_lock = asyncio.Lock()
-        self._progress_lock = asyncio.Lock()
+        # Reports to the board go one at a time, each with the latest figures: an older one
+        # finishing after a newer one would show stale progress (the SQL keeps usage growing).
+        self._reporting = asyncio.Lock()
         self._sink = progress[0] if progress else None
         self.replaying = False  # session/load replays the earlier turns: not this turn's news
         # The SDK hands each notification to its own task: one at a time, in the order sent,
@@ -239,16 +240,14 @@ class _Client:
         """Hand the usage so far to the listener (which may cancel the turn at a budget)."""
         if self.on_usage is None:
             return
-        # One report at a time, each with the latest totals: an older report finishing
-        # after a newer one would overwrite the run's usage with smaller figures.
-        async with self._report_lock:
+        async with self._reporting:
             await asyncio.to_thread(self.on_usage, dict(self.result.usage))
 
     async def emit_progress(self, *, final: bool) -> None:
         """Hand the sink the latest snapshot when one is due (always at the end of the turn)."""
         if self.tracker is None or self._sink is None:
             return
-        async with self._progress_lock:  # snapshots reach the board in the order taken
+        async with self._reporting:
             snapshot = self.tracker.take(final=final)
             if snapshot is None:
                 return

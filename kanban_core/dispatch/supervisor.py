@@ -422,29 +422,23 @@ class Supervisor:
     def _usage_listener(self, board: Kanban) -> acp.UsageListener:
         """Record each usage report on the run; at the budget, cancel the turn.
 
-        Reports are cumulative but may arrive out of order (an ACP agent's notifications are
-        handled concurrently): each figure only grows, and reports are recorded one at a time.
+        Reports are cumulative and come one at a time; the board keeps each figure growing, so
+        a late or repeated report never undoes one.
         """
-        lock = threading.Lock()
-        seen: dict[str, int] = {}
 
         def on_usage(usage: Mapping[str, int]) -> None:
-            with lock:
-                for name, value in usage.items():
-                    seen[name] = max(seen.get(name, value), value)
-                input_tokens = seen.get("input_tokens", seen.get("used"))
-                try:
-                    totals = board.record_usage(
-                        self.actor,
-                        self.proof.task_id,
-                        self.proof.run_id,
-                        input_tokens,
-                        seen.get("output_tokens"),
-                        seen.get("cost_micro_usd"),
-                    )
-                except KanbanError as exc:
-                    self.note(f"could not record usage: {exc}")
-                    return
+            try:
+                totals = board.record_usage(
+                    self.actor,
+                    self.proof.task_id,
+                    self.proof.run_id,
+                    usage.get("input_tokens", usage.get("used")),
+                    usage.get("output_tokens"),
+                    usage.get("cost_micro_usd"),
+                )
+            except KanbanError as exc:
+                self.note(f"could not record usage: {exc}")
+                return
             reason = self._with_profile_budget(totals).over_budget()
             if reason is not None and self.budget_reason is None:
                 self.budget_reason = reason
