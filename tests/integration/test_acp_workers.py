@@ -21,11 +21,13 @@ from kanban_core import (
     Actor,
     BlockKind,
     PermissionDecision,
+    PermissionRequest,
     PermissionStatus,
     RunOutcome,
     TaskId,
     TaskStatus,
 )
+from kanban_core.dispatch.dispatcher import Dispatcher
 from tests.integration.conftest import Cli
 from tests.integration.test_workers import Harness
 from tests.support.processes import wait_for
@@ -69,6 +71,19 @@ class AcpHarness(Harness):
     def run_task(self, steps: list[dict[str, Any]], **options: Any) -> TaskId:
         self.configure({"acp": self.acp_profile(steps, **options)})
         return self.create("over ACP", assignee="acp")
+
+    def first_request(
+        self, dispatcher: Dispatcher, task_id: TaskId, *, timeout: float = 60
+    ) -> PermissionRequest:
+        """Run passes until the agent's one permission request is on the board."""
+        self.drive(
+            dispatcher,
+            lambda: self.board.open_permissions(task_id),
+            timeout=timeout,
+            what="the agent's request to reach the board",
+        )
+        (request,) = self.board.open_permissions(task_id)
+        return request
 
     def finish(self, task_id: TaskId, *statuses: TaskStatus, timeout: float = 60) -> None:
         dispatcher = self.dispatcher()
@@ -137,13 +152,7 @@ def test_a_command_waits_for_a_person_and_the_first_answer_reaches_the_agent(acp
     ask = {"kind": "execute", "title": "Bash", "input": {"command": "make deploy"}}
     task = acp.run_task([{"ask": ask, "record": "answer"}, COMPLETE])
     dispatcher = acp.dispatcher()
-    acp.drive(
-        dispatcher,
-        lambda: acp.board.open_permissions(task),
-        timeout=60,
-        what="the agent's request to reach the board",
-    )
-    (request,) = acp.board.open_permissions(task)
+    request = acp.first_request(dispatcher, task)
     assert request.summary == "make deploy"
     assert acp.board.waiting_permissions() == {task: [request.ref]}
     answered = threading.Thread(
@@ -162,13 +171,7 @@ def test_a_run_timed_out_while_its_request_waits_withdraws_the_request(acp):
     # leaves a loaded machine time to start the agent before the request is withdrawn.
     task = acp.run_task([{"ask": ask, "record": "answer"}, {"wait_cancel": 1}], max_runtime="10s")
     dispatcher = acp.dispatcher()
-    acp.drive(
-        dispatcher,
-        lambda: acp.board.open_permissions(task),
-        timeout=60,
-        what="the agent's request to reach the board",
-    )
-    (request,) = acp.board.open_permissions(task)
+    request = acp.first_request(dispatcher, task)
     acp.finish(task, TaskStatus.READY, TaskStatus.BLOCKED)
     (run,) = acp.board.runs(task)
     assert run.outcome is not None
@@ -192,15 +195,7 @@ def test_a_usage_limit_pauses_the_task_and_it_resumes_by_itself_at_the_reset(acp
     acp.configure({"acp": acp.acp_profile([quota, COMPLETE])}, failure_limit=1)
     task = acp.create("over ACP", assignee="acp")
     dispatcher = acp.dispatcher()
-    acp.drive(
-        dispatcher,
-        lambda: acp.task(task).pause_reason is not None and acp.supervisors_done(),
-        timeout=60,
-        what="the task to pause at the usage limit",
-    )
-    paused = acp.task(task)
-    assert paused.status is TaskStatus.READY
-    assert paused.consecutive_failures == 0
+    paused = acp.drive_to_pause(dispatcher, task, timeout=60)
     assert paused.not_before_ms == reset_s * 1000
     assert paused.pause_reason == (
         f"usage limit reached; resumes at {time.strftime('%H:%M', time.gmtime(reset_s))} UTC"
@@ -226,16 +221,7 @@ def test_a_cli_agent_that_exits_at_its_usage_limit_is_paused_not_crashed(acp):
     source = "import sys\nprint('Error: You have hit your usage limit.')\nsys.exit(1)\n"
     harness.configure({"cli": harness.profile(source)}, failure_limit=1)
     task = harness.create("cli agent", assignee="cli")
-    harness.drive(
-        harness.dispatcher(),
-        lambda: harness.task(task).pause_reason is not None and harness.supervisors_done(),
-        timeout=60,
-        what="the task to pause at the usage limit",
-    )
-    paused = harness.task(task)
-    assert paused.status is TaskStatus.READY
-    assert paused.consecutive_failures == 0
-    assert harness.board.runs(task)[-1].outcome is RunOutcome.QUOTA
+    harness.drive_to_pause(harness.dispatcher(), task, timeout=60)
 
 
 def test_a_budget_reached_cancels_the_turn_and_blocks_the_task(acp):

@@ -180,13 +180,7 @@ def test_a_command_waits_for_a_person_and_the_answer_reaches_claude(claude, deci
     again = {"tool": "Bash", "input": {"command": "make deploy"}, "record": "second"}
     task = claude.run_task([bash, again, COMPLETE])
     dispatcher = claude.dispatcher()
-    claude.drive(
-        dispatcher,
-        lambda: claude.board.open_permissions(task),
-        timeout=90,
-        what="claude's request to reach the board",
-    )
-    (request,) = claude.board.open_permissions(task)
+    request = claude.first_request(dispatcher, task, timeout=90)
     assert (request.tool_kind, request.tool_name, request.summary) == (
         "execute",
         "make deploy",  # a command is named by itself: a run grant allows it, not every command
@@ -244,17 +238,8 @@ def test_a_usage_limit_result_pauses_the_task_instead_of_failing_it(claude):
     limit = {"text": f"Claude AI usage limit reached|{reset_s}", "is_error": True}
     task = claude.run_task([{"result": limit}, {"exit": 1}])
     dispatcher = claude.dispatcher()
-    claude.drive(
-        dispatcher,
-        lambda: claude.task(task).pause_reason is not None and claude.supervisors_done(),
-        timeout=90,
-        what="the task to pause at the usage limit",
-    )
-    paused = claude.task(task)
-    assert paused.status is TaskStatus.READY
-    assert paused.consecutive_failures == 0
+    paused = claude.drive_to_pause(dispatcher, task, timeout=90)
     assert paused.not_before_ms == reset_s * 1000
-    assert claude.board.runs(task)[-1].outcome is RunOutcome.QUOTA
     assert "result (error): Claude AI usage limit reached" in claude.log(task)
 
 

@@ -279,6 +279,20 @@ class Harness:
         task: Task = wait_for(reached, timeout, f"t{task_id} to become {statuses}")
         return task
 
+    def drive_to_pause(self, dispatcher: Dispatcher, task_id: TaskId, *, timeout: float) -> Task:
+        """Run passes until the task is paused at a usage limit; a pause is not a failure."""
+        self.drive(
+            dispatcher,
+            lambda: self.task(task_id).pause_reason is not None and self.supervisors_done(),
+            timeout=timeout,
+            what="the task to pause at the usage limit",
+        )
+        paused = self.task(task_id)
+        assert paused.status is TaskStatus.READY
+        assert paused.consecutive_failures == 0
+        assert self.board.runs(task_id)[-1].outcome is RunOutcome.QUOTA
+        return paused
+
     def drive(
         self,
         dispatcher: Dispatcher,
