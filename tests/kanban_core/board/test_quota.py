@@ -19,7 +19,7 @@ from kanban_core import (
     TaskStatus,
     ValidationError,
 )
-from kanban_core.board.recovery import USAGE_GRACE_MS, FailurePolicy
+from kanban_core.board.recovery import USAGE_GRACE_MS, FailurePolicy, QuotaPause
 from tests.kanban_core.support import db_now, event_kinds, execute, rows, set_columns, worker
 
 TTL_S = 120
@@ -32,20 +32,27 @@ def _claim(board: Kanban, operator: Actor, task_id: TaskId) -> Claim:
     return claim
 
 
+def _pause(
+    board: Kanban, claim: Claim, *, resume_at_ms: int | None = None, message: str = "x"
+) -> QuotaPause:
+    """The claim's own worker reports a usage limit."""
+    return board.record_quota(
+        worker(claim),
+        claim.task.id,
+        claim.run_id,
+        resume_at_ms=resume_at_ms,
+        message=message,
+        backoff_s=BACKOFF_S,
+    )
+
+
 def test_quota_pauses_until_the_reset_and_is_not_a_failure(board, operator, make_task) -> None:
     task = make_task()
     set_columns(board, task.id, max_retries=2)
     for _ in range(5):
         claim = _claim(board, operator, task.id)
         resume = db_now(board) + 3_600_000
-        pause = board.record_quota(
-            worker(claim),
-            task.id,
-            claim.run_id,
-            resume_at_ms=resume,
-            message="limit",
-            backoff_s=BACKOFF_S,
-        )
+        pause = _pause(board, claim, resume_at_ms=resume, message="limit")
         assert pause.resume_at_ms == resume
         after = board.get(task.id)
         assert after.status is TaskStatus.READY
@@ -64,14 +71,7 @@ def test_unknown_reset_waits_the_backoff(board, operator, make_task) -> None:
     task = make_task()
     claim = _claim(board, operator, task.id)
     before = db_now(board)
-    pause = board.record_quota(
-        worker(claim),
-        task.id,
-        claim.run_id,
-        resume_at_ms=None,
-        message="quota exceeded",
-        backoff_s=BACKOFF_S,
-    )
+    pause = _pause(board, claim, message="quota exceeded")
     assert before + BACKOFF_S * 1000 <= pause.resume_at_ms <= db_now(board) + BACKOFF_S * 1000
     past = _claim_after_reset(board, operator, task.id)
     assert past.task.pause_reason is None
@@ -86,14 +86,7 @@ def test_a_reset_in_the_past_still_waits_the_backoff(board, operator, make_task)
     task = make_task()
     claim = _claim(board, operator, task.id)
     before = db_now(board)
-    pause = board.record_quota(
-        worker(claim),
-        task.id,
-        claim.run_id,
-        resume_at_ms=before - 60_000,
-        message="x",
-        backoff_s=BACKOFF_S,
-    )
+    pause = _pause(board, claim, resume_at_ms=before - 60_000)
     assert pause.resume_at_ms >= before + BACKOFF_S * 1000
 
 
@@ -101,14 +94,7 @@ def test_pause_and_resume_events_notify_subscribed_chats(board, operator, make_t
     task = make_task()
     board.subscribe(operator, task.id, platform="telegram", chat_id="42")
     claim = _claim(board, operator, task.id)
-    board.record_quota(
-        worker(claim),
-        task.id,
-        claim.run_id,
-        resume_at_ms=None,
-        message="usage limit",
-        backoff_s=BACKOFF_S,
-    )
+    _pause(board, claim, message="usage limit")
     again = _claim_after_reset(board, operator, task.id)
     assert again.task.pause_reason is None
     assert board.get(task.id).pause_reason is None
@@ -159,9 +145,7 @@ def test_quota_with_a_waiting_parent_goes_to_todo(board, operator, make_task) ->
     claim = _claim(board, operator, task.id)
     parent = make_task()
     board.link(operator, parent.id, task.id)
-    board.record_quota(
-        worker(claim), task.id, claim.run_id, resume_at_ms=None, message="x", backoff_s=BACKOFF_S
-    )
+    _pause(board, claim)
     assert board.get(task.id).status is TaskStatus.TODO
 
 
@@ -173,9 +157,7 @@ def test_usage_is_cumulative_per_run_and_summed_per_task(board, operator, make_t
     totals = board.record_usage(worker(claim), task.id, claim.run_id, 200, 40, 600_000)
     assert (totals.tokens, totals.cost_micro_usd) == (240, 600_000)
     assert totals.over_budget() is None
-    board.record_quota(
-        worker(claim), task.id, claim.run_id, resume_at_ms=None, message="x", backoff_s=BACKOFF_S
-    )
+    _pause(board, claim)
     second = _claim_after_reset(board, operator, task.id)
     totals = board.record_usage(worker(second), task.id, second.run_id, 10, 10, 600_000)
     assert totals.cost_micro_usd == 1_200_000
