@@ -285,13 +285,7 @@ class Kanban:
 
     def accept(self, actor: Actor, task_id: TaskId, reason: str | None = None) -> Task:
         """Take a triaged task onto the board (ready, or todo while parents are unfinished)."""
-        _require_operator(actor, "accept")
-        text = clean_optional(reason, field="reason", max_bytes=MAX_COMMENT_BYTES)
-        with self.db.transaction(write=True) as tx:
-            task = tasks.accept(tx, task_id)
-            if text:
-                tasks.comment(tx, task_id, actor.name, f"ACCEPTED: {text}")
-            return task
+        return self._move_with_reason(actor, "accept", task_id, reason, tasks.accept, "ACCEPTED")
 
     def archive(self, actor: Actor, task_id: TaskId) -> Task:
         """Archive a task (closing an open run as reclaimed)."""
@@ -377,12 +371,24 @@ class Kanban:
 
     def unblock(self, actor: Actor, task_id: TaskId, reason: str | None = None) -> Task:
         """Lift a block: ready, or todo while parents are unfinished."""
-        _require_operator(actor, "unblock")
+        return self._move_with_reason(actor, "unblock", task_id, reason, runs.unblock, "UNBLOCK")
+
+    def _move_with_reason(
+        self,
+        actor: Actor,
+        verb: str,
+        task_id: TaskId,
+        reason: str | None,
+        move: Callable[[Transaction, TaskId], Task],
+        label: str,
+    ) -> Task:
+        """An operator's move onto the board, its reason kept as a comment in the same commit."""
+        _require_operator(actor, verb)
         text = clean_optional(reason, field="reason", max_bytes=MAX_COMMENT_BYTES)
         with self.db.transaction(write=True) as tx:
-            task = runs.unblock(tx, task_id)
+            task = move(tx, task_id)
             if text:
-                tasks.comment(tx, task_id, actor.name, f"UNBLOCK: {text}")
+                tasks.comment(tx, task_id, actor.name, f"{label}: {text}")
             return task
 
     def heartbeat(self, actor: Actor, task_id: TaskId, note: str | None = None) -> int:
