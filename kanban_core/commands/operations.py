@@ -111,7 +111,7 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     from kanban_core.dispatch import health
 
     board = ctx.board()
-    dispatchers = health.read(board, stale_after=health.stale_after_s(_interval_s(ctx)))
+    dispatchers = health.read(board, stale_after=health.stale_after_s(dispatch_interval_s(ctx)))
     stats = board.stats()
     with board.db.transaction(write=False) as tx:
         deliveries = {row[0]: int(row[1]) for row in tx.fetchall(_DELIVERIES)}
@@ -170,7 +170,7 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     return CommandResult(blocks=tuple(blocks))
 
 
-def _interval_s(ctx: CommandContext) -> float:
+def dispatch_interval_s(ctx: CommandContext) -> float:
     """The configured dispatch interval; the default when config.yaml cannot be read."""
     from kanban_core.config import DispatcherConfig
     from kanban_core.errors import KanbanError
