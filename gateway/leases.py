@@ -158,7 +158,8 @@ class LeaseKeeper:
                 start.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await start
-                await self._lose(force=True)  # the start may have finished as it was cancelled
+                if not start.cancelled() and start.exception() is None:
+                    await self._lose(force=True)  # it finished as it was cancelled: stop it
                 return False
         start.result()  # a failed start raises here
         return True
