@@ -524,6 +524,11 @@ class Kanban:
         with self.db.transaction(write=True) as tx:
             recovery.set_worker(tx, task_id, run_id, pid=pid, host=host)
 
+    def revoked_hosts_runs(self, limit: int = 100) -> builtins.list[tuple[TaskId, RunId, str]]:
+        """Running tasks whose run belongs to a revoked host (fenced: reclaim at once)."""
+        with self.db.transaction(write=False) as tx:
+            return recovery.revoked_hosts_runs(tx, limit=limit)
+
     def expired_leases(self, limit: int = 100) -> builtins.list[tuple[TaskId, RunId, str | None]]:
         """Running tasks whose lease has run out."""
         with self.db.transaction(write=False) as tx:
