@@ -76,7 +76,7 @@ def board_url() -> Iterator[str]:
 async def launch(fake: FakeTelegram, board_url: str, tmp_path: Path) -> AsyncIterator[Launch]:
     started: list[Gateway] = []
 
-    async def start(name: str, **sections: dict[str, object]) -> Gateway:
+    async def start(name: str, **sections: object) -> Gateway:
         home = tmp_path / name
         home.mkdir()
         config: dict[str, object] = sections | {
