@@ -66,7 +66,7 @@ def diagnose(
     platforms = [p for p in gateway_config.enabled_platforms if p not in LOCAL_PLATFORMS]
     if checks[-1].status is Status.OK:
         checks += _board_identity(settings)
-        checks += _leases(settings.db_url, platforms)
+        checks += _leases(settings.db_url, platforms, _missing_after_ms(config_file, environ))
     for name in platforms:
         checks += _platform(name, _section(config_file, name), environ)
     return checks
@@ -129,12 +129,25 @@ def _board_identity(settings: KernelSettings) -> list[Check]:
     return [Check("host", Status.OK, f"enrolled as {host.name!r} on this board ({board})")]
 
 
-def _leases(db_url: str, platforms: list[str]) -> list[Check]:
+def _missing_after_ms(config_file: Path, environ: Mapping[str, str]) -> int:
+    """When a host counts as missing, as ``kanban hosts`` judges it (three dispatch intervals)."""
+    from kanban_core.config import load_config
+    from kanban_core.dispatch.health import stale_after_s
+
+    try:
+        interval = load_config(config_file, environ).dispatcher.dispatch_interval_seconds
+    except KanbanError:
+        return hosts.MISSING_AFTER_MS
+    return int(stale_after_s(float(interval)) * 1000)
+
+
+def _leases(db_url: str, platforms: list[str], missing_after_ms: int) -> list[Check]:
     db = Database(db_url)
     try:
         states = {s.name: s for s in leases.all_leases(db)}
         with db.transaction(write=False) as tx:
-            known = {h.host_id: h for h in hosts.list_hosts(tx)}
+            listed = hosts.list_hosts(tx, missing_after_ms=missing_after_ms)
+            known = {h.host_id: h for h in listed}
     finally:
         db.close()
     checks = []
