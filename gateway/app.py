@@ -17,6 +17,7 @@ from gateway.connections import AdapterMaker, PlatformConnections
 from gateway.errors import ConfigError, GatewayError
 from gateway.executor import KernelExecutor
 from gateway.leases import LEADER, LeaseKeeper, instance_id
+from gateway.maintenance import MaintenanceLoop
 from gateway.messages import Document, IncomingMessage
 from gateway.notifier import Notifier
 from gateway.router import Router
@@ -86,8 +87,14 @@ class Gateway:
         owner = instance_id()
         # Its own thread: a long dispatcher pass must not hold up a renewal past the lease.
         lease_executor = KernelExecutor(threads=1)
+        host_id = board.host.host_id if board.host is not None else None
         leader = LeaseKeeper(
-            board.db, lease_executor, LEADER, lease_s=gateway_config.lease_s, owner=owner
+            board.db,
+            lease_executor,
+            LEADER,
+            lease_s=gateway_config.lease_s,
+            owner=owner,
+            host_id=host_id,
         )
         dispatcher = Dispatcher(
             board,
@@ -119,6 +126,13 @@ class Gateway:
             before_pass=reconcile.Housekeeper(
                 board, kernel_config.workspaces, leader=lambda: leader.holding
             ),
+        )
+        upkeep = MaintenanceLoop(
+            board,
+            executor,
+            lambda: load_config(self.config_file, self.environ).maintenance,
+            owner=owner,
+            leader=lambda: leader.holding,
         )
         surfaces = load_surfaces(
             SurfaceContext(
@@ -159,6 +173,7 @@ class Gateway:
             executor=lease_executor,
             lease_s=gateway_config.lease_s,
             owner=owner,
+            host_id=host_id,
             running=running,
         )
         event_loop = asyncio.get_running_loop()
@@ -178,6 +193,7 @@ class Gateway:
                 asyncio.create_task(notifier.run(self.stop), name="notifier"),
                 asyncio.create_task(changes.run(self.stop), name="changes"),
                 asyncio.create_task(leader.run(self.stop), name="lease:leader"),
+                asyncio.create_task(upkeep.run(self.stop), name="maintenance"),
                 *connections.tasks(self.stop),
                 *(_serve(surface, self.stop) for surface in surfaces),
             ]

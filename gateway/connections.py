@@ -38,6 +38,7 @@ class PlatformConnections:
         executor: KernelExecutor,
         lease_s: float,
         owner: str,
+        host_id: int | None = None,
         running: dict[str, ChatAdapter] | None = None,
     ) -> None:
         self.factories = factories
@@ -50,6 +51,7 @@ class PlatformConnections:
                 platform_lease(name),
                 lease_s=lease_s,
                 owner=owner,
+                host_id=host_id,
                 on_gain=functools.partial(self._start, name),
                 on_loss=functools.partial(self._stop, name),
             )

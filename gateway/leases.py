@@ -26,7 +26,7 @@ from kanban_core.board import leases
 from kanban_core.storage import Database
 
 log = logging.getLogger(__name__)
-LEADER = "leader"
+LEADER = leases.LEADER_LEASE
 #: A standby never waits longer than this between tries.
 MAX_RETRY_S = 1.0
 #: Stop acting this long before the lease would run out, when renewals are not getting through.
@@ -42,7 +42,7 @@ def instance_id() -> str:
 
 def platform_lease(name: str) -> str:
     """The lease that owns platform ``name``'s connection."""
-    return f"platform:{name}"
+    return f"{leases.PLATFORM_LEASE_PREFIX}{name}"
 
 
 Duty = Callable[[], Awaitable[None]]
@@ -60,6 +60,7 @@ class LeaseKeeper:
         *,
         lease_s: float,
         owner: str | None = None,
+        host_id: int | None = None,
         on_gain: Duty | None = None,
         on_loss: Duty | None = None,
     ) -> None:
@@ -68,6 +69,8 @@ class LeaseKeeper:
         self.name = name
         self.lease_s = lease_s
         self.owner = owner or instance_id()
+        #: The enrolled host this gateway runs as, recorded with the lease (None: implicit).
+        self.host_id = host_id
         self.on_gain = on_gain
         self.on_loss = on_loss
         self.held: leases.Held | None = None
@@ -82,13 +85,42 @@ class LeaseKeeper:
         """Take or renew the lease once; runs the gain/loss duty on a change. True if held.
 
         A duty that fails to start hands the lease over (and raises with ``raise_errors``)."""
+        was_held = self.held is not None
+        held = await self._exchange()
+        if not held or was_held:
+            return held
+        log.info(
+            "lease %s taken (fence %s)",
+            self.name,
+            self.held.fence if self.held else "?",
+            extra={"action": "lease_taken", "lease": self.name},
+        )
+        if self.on_gain is None:
+            return True
+        try:
+            return await self._start_duty(self.on_gain)
+        except Exception:
+            await self.release()
+            if raise_errors:
+                raise
+            log.exception("lease %s: its duty failed to start; handed over", self.name)
+            return False
+
+    async def _exchange(self) -> bool:
+        """One acquire (not held) or renewal (held); a refusal or a run-out ends the duty.
+        True when it got through (or the database is unreachable but the lease surely holds)."""
         asked = time.monotonic()
         # A renewal stuck on a stalled connection must not outlast the lease it renews.
         patience = max(self._valid_until - asked, 0.1) if self.held else self.lease_s
         try:
             if self.held is None:
                 call = self.executor.run(
-                    leases.acquire, self.db, self.name, self.owner, ttl_s=self.lease_s
+                    leases.acquire,
+                    self.db,
+                    self.name,
+                    self.owner,
+                    ttl_s=self.lease_s,
+                    host_id=self.host_id,
                 )
             else:
                 call = self.executor.run(leases.renew, self.db, self.held, ttl_s=self.lease_s)
@@ -107,25 +139,29 @@ class LeaseKeeper:
                 log.warning("lease %s lost to another gateway", self.name)
                 await self._lose()
             return False
-        gained = self.held is None
         self.held = got
         self._valid_until = asked + self.lease_s - SAFETY_MARGIN_S
-        if gained:
-            log.info(
-                "lease %s taken (fence %s)",
-                self.name,
-                got.fence,
-                extra={"action": "lease_taken", "lease": self.name},
-            )
-            if self.on_gain is not None:
-                try:
-                    await self.on_gain()
-                except Exception:
-                    await self.release()
-                    if raise_errors:
-                        raise
-                    log.exception("lease %s: its duty failed to start; handed over", self.name)
-                    return False
+        return True
+
+    async def _start_duty(self, duty: Duty) -> bool:
+        """Start the duty while renewing the lease, so a start slower than the lease (Slack's
+        connect timeout) keeps it; a lease lost meanwhile cancels the start. True if started."""
+        start = asyncio.ensure_future(duty())
+        while not start.done():
+            left = self._valid_until - time.monotonic()
+            await asyncio.wait({start}, timeout=max(min(self.lease_s / 3, left), 0.05))
+            if start.done():
+                break
+            await self._exchange()
+            if self.held is None:
+                log.warning("lease %s lost while its duty was starting", self.name)
+                start.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await start
+                if not start.cancelled() and start.exception() is None:
+                    await self._lose(force=True)  # it finished as it was cancelled: stop it
+                return False
+        start.result()  # a failed start raises here
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -162,7 +198,9 @@ class LeaseKeeper:
         else:
             log.info("lease %s released", self.name, extra={"action": "lease_released"})
 
-    async def _lose(self) -> None:
+    async def _lose(self, *, force: bool = False) -> None:
+        if self.held is None and not force:
+            return
         self.held = None
         self._valid_until = 0.0
         if self.on_loss is not None:

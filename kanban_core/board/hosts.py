@@ -13,13 +13,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kanban_core.board.leases import LEADER_LEASE, PLATFORM_LEASE_PREFIX
 from kanban_core.board.rows import hash_token
 from kanban_core.board.validation import MAX_NAME_CHARS
 from kanban_core.errors import PermissionDenied, ValidationError
 from kanban_core.storage import Query, Transaction
 
-#: A host not heard from for this long is reported missing (its dispatcher ticks far more
-#: often; see the README's "Several hosts").
+#: A host not heard from for this long is reported missing, at the least: ``kanban hosts``
+#: uses three dispatch intervals when that is longer (a host is seen on every dispatcher pass;
+#: the same rule that shows a silent dispatcher as stopped). See the README's "Several hosts".
 MISSING_AFTER_MS = 120_000
 MAX_LABELS = 16
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+@-]*$")
@@ -47,6 +49,8 @@ class HostIdentity:
     host_id: int
     name: str
     secret: str
+    #: The board it was enrolled on (None: a file from before boards had an identity).
+    board_id: str | None = None
 
     @property
     def secret_hash(self) -> str:
@@ -74,6 +78,10 @@ class HostInfo:
     revoked_ms: int | None
     running: int
     state: HostState
+    #: The platform connections its gateway holds now (live ``platform:<name>`` leases).
+    platforms: tuple[str, ...] = ()
+    #: Whether its gateway holds the ``leader`` lease now.
+    leader: bool = False
 
     def to_json(self) -> dict[str, object]:
         """The stable JSON form."""
@@ -86,6 +94,8 @@ class HostInfo:
             "revoked_ms": self.revoked_ms,
             "running": self.running,
             "state": self.state.value,
+            "platforms": list(self.platforms),
+            "leader": self.leader,
         }
 
 
@@ -118,6 +128,11 @@ _LIST = Query(
     "SELECT h.id, h.name, h.enrolled_ms, h.last_seen_ms, h.revoked_ms, {now}, "
     "(SELECT count(*) FROM task_runs r WHERE r.host_id = h.id AND r.ended_ms IS NULL) "
     "FROM hosts h ORDER BY h.name",
+)
+_HELD_LEASES = Query(
+    "host_leases",
+    "SELECT host_id, name FROM leases WHERE host_id IS NOT NULL AND expires_ms > {now} "
+    "ORDER BY name",
 )
 _ALL_LABELS = Query("all_host_labels", "SELECT host_id, label FROM host_labels ORDER BY label")
 _LABEL_CARRIED = Query(
@@ -195,16 +210,19 @@ def revoke(tx: Transaction, name: str) -> None:
     raise ValidationError(f"host {name!r} is already revoked")
 
 
-def list_hosts(tx: Transaction) -> list[HostInfo]:
-    """Every host, by name."""
+def list_hosts(tx: Transaction, *, missing_after_ms: int = MISSING_AFTER_MS) -> list[HostInfo]:
+    """Every host, by name, with the leases its gateway holds now."""
     labels: dict[int, list[str]] = {}
     for host_id, label in tx.fetchall(_ALL_LABELS):
         labels.setdefault(int(host_id), []).append(label)
+    held: dict[int, list[str]] = {}
+    for host_id, lease in tx.fetchall(_HELD_LEASES):
+        held.setdefault(int(host_id), []).append(str(lease))
     out = []
     for host_id, name, enrolled, seen, revoked, now, running in tx.fetchall(_LIST):
         if revoked is not None:
             state = HostState.REVOKED
-        elif seen is not None and int(now) - int(seen) <= MISSING_AFTER_MS:
+        elif seen is not None and int(now) - int(seen) <= missing_after_ms:
             state = HostState.LIVE
         else:
             state = HostState.MISSING
@@ -218,6 +236,12 @@ def list_hosts(tx: Transaction) -> list[HostInfo]:
                 None if revoked is None else int(revoked),
                 int(running),
                 state,
+                tuple(
+                    n.removeprefix(PLATFORM_LEASE_PREFIX)
+                    for n in held.get(int(host_id), ())
+                    if n.startswith(PLATFORM_LEASE_PREFIX)
+                ),
+                LEADER_LEASE in held.get(int(host_id), ()),
             )
         )
     return out

@@ -16,6 +16,7 @@ from kanban_core.board import (
     cards,
     deliveries,
     hosts,
+    identity,
     links,
     maintenance,
     notify,
@@ -96,6 +97,10 @@ class OnMissing(enum.Enum):
     CREATE_ANYWHERE = "create_anywhere"
 
 
+#: The scheduled job that collects the board's old rows (``maintenance_runs.job``).
+GC_JOB = "gc"
+
+
 class Kanban:
     """A board. Every method is one transaction; reads never write."""
 
@@ -104,6 +109,9 @@ class Kanban:
         self.settings = settings
         #: The enrolled host this machine acts as, from its local file; None: the implicit host.
         self.host = enrollment.load(settings.home)
+        if self.host is not None:
+            with db.transaction(write=False) as tx:
+                enrollment.check_board(settings.home, self.host, identity.board_id(tx))
 
     @classmethod
     def open(
@@ -124,7 +132,11 @@ class Kanban:
         except BaseException:
             db.close()
             raise
-        return cls(db, settings)
+        try:
+            return cls(db, settings)
+        except BaseException:
+            db.close()  # a host.json from another board: nothing is done with this one
+            raise
 
     def close(self) -> None:
         """Release every database connection."""
@@ -149,7 +161,8 @@ class Kanban:
             host_id = hosts.enroll(
                 tx, name=clean, labels=clean_labels, secret=secret, readmit=readmit
             )
-        return hosts.HostIdentity(host_id, clean, secret)
+            board = identity.ensure_board_id(tx)
+        return hosts.HostIdentity(host_id, clean, secret, board)
 
     def host_heartbeat(self) -> bool | None:
         """This host seen now (database clock): False if revoked, None if not enrolled."""
@@ -158,10 +171,12 @@ class Kanban:
         with self.db.transaction(write=True) as tx:
             return hosts.heartbeat(tx, self.host)
 
-    def list_hosts(self) -> builtins.list[hosts.HostInfo]:
-        """Every enrolled host, with its state and open runs."""
+    def list_hosts(
+        self, *, missing_after_ms: int = hosts.MISSING_AFTER_MS
+    ) -> builtins.list[hosts.HostInfo]:
+        """Every enrolled host, with its state, open runs and the leases it holds."""
         with self.db.transaction(write=False) as tx:
-            return hosts.list_hosts(tx)
+            return hosts.list_hosts(tx, missing_after_ms=missing_after_ms)
 
     def revoke_host(self, actor: Actor, name: str) -> None:
         """Revoke a host: from now on it claims nothing and its runs cannot write."""
@@ -515,6 +530,11 @@ class Kanban:
         with self.db.transaction(write=True) as tx:
             recovery.set_worker(tx, task_id, run_id, pid=pid, host=host)
 
+    def revoked_hosts_runs(self, limit: int = 100) -> builtins.list[tuple[TaskId, RunId, str]]:
+        """Running tasks whose run belongs to a revoked host (fenced: reclaim at once)."""
+        with self.db.transaction(write=False) as tx:
+            return recovery.revoked_hosts_runs(tx, limit=limit)
+
     def expired_leases(self, limit: int = 100) -> builtins.list[tuple[TaskId, RunId, str | None]]:
         """Running tasks whose lease has run out."""
         with self.db.transaction(write=False) as tx:
@@ -821,6 +841,27 @@ class Kanban:
             )
         logs = maintenance.collect_logs(self.settings.logs_dir, retention_days=log_retention_days)
         return GcReport(events=removed_events, deliveries=deliveries, log_files=logs)
+
+    def scheduled_gc(
+        self, *, owner: str, interval_ms: int, event_retention_days: int
+    ) -> GcReport | None:
+        """The board's rows part of gc, if no gateway ran it within ``interval_ms`` (database
+        clock); None when it was not due. The claim and the deletions commit together."""
+        with self.db.transaction(write=True) as tx:
+            if not maintenance.claim_run(tx, GC_JOB, owner=owner, interval_ms=interval_ms):
+                return None
+            removed_events, deliveries = maintenance.collect(
+                tx, event_retention_days=event_retention_days
+            )
+            maintenance.note_run(
+                tx, GC_JOB, f"{removed_events} event(s), {deliveries} delivery row(s) removed"
+            )
+        return GcReport(events=removed_events, deliveries=deliveries, log_files=0)
+
+    def maintenance_runs(self) -> builtins.list[maintenance.MaintenanceRun]:
+        """When each scheduled maintenance job last ran, and by whom."""
+        with self.db.transaction(write=False) as tx:
+            return maintenance.last_runs(tx)
 
     def promote_all(self) -> list[TaskId]:
         """The safety-net promotion sweep (the dispatcher runs it periodically)."""

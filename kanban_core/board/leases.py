@@ -15,14 +15,17 @@ from kanban_core.errors import ValidationError
 from kanban_core.storage import Database, Query
 
 MAX_NAME = 200
+#: The lease naming the leader, and the prefix of a platform connection's lease.
+LEADER_LEASE = "leader"
+PLATFORM_LEASE_PREFIX = "platform:"
 
 # The owner keeps its fence while its lease is live; anyone else (or the owner after expiry)
 # takes it with the next fence. The WHERE refuses a live lease held by someone else.
 _ACQUIRE = Query(
     "lease_acquire",
-    "INSERT INTO leases (name, owner, expires_ms, acquired_ms, fence) "
-    "VALUES (:name, :owner, {now} + :ttl_ms, {now}, 1) "
-    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+    "INSERT INTO leases (name, owner, host_id, expires_ms, acquired_ms, fence) "
+    "VALUES (:name, :owner, :host_id, {now} + :ttl_ms, {now}, 1) "
+    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, host_id = excluded.host_id, "
     "expires_ms = excluded.expires_ms, "
     "acquired_ms = CASE WHEN leases.owner = excluded.owner AND leases.expires_ms > {now} "
     "THEN leases.acquired_ms ELSE excluded.acquired_ms END, "
@@ -45,7 +48,7 @@ _RELEASE = Query(
 )
 _LIST = Query(
     "lease_list",
-    "SELECT name, owner, expires_ms, acquired_ms, fence, {now} FROM leases ORDER BY name",
+    "SELECT name, owner, expires_ms, acquired_ms, fence, {now}, host_id FROM leases ORDER BY name",
 )
 
 
@@ -69,6 +72,8 @@ class LeaseState:
     acquired_ms: int
     fence: int
     now_ms: int
+    #: The enrolled host whose gateway holds (or last held) it; None: the implicit host.
+    host_id: int | None = None
 
     @property
     def live(self) -> bool:
@@ -76,10 +81,14 @@ class LeaseState:
         return self.expires_ms > self.now_ms
 
 
-def acquire(db: Database, name: str, owner: str, *, ttl_s: float) -> Held | None:
-    """Take or keep ``name`` for ``ttl_s`` seconds; None when someone else holds it."""
+def acquire(
+    db: Database, name: str, owner: str, *, ttl_s: float, host_id: int | None = None
+) -> Held | None:
+    """Take or keep ``name`` for ``ttl_s`` seconds; None when someone else holds it.
+
+    ``host_id`` is the enrolled host the owner runs on (what ``kanban hosts`` shows)."""
     _check(name, owner, ttl_s)
-    params = {"name": name, "owner": owner, "ttl_ms": int(ttl_s * 1000)}
+    params = {"name": name, "owner": owner, "ttl_ms": int(ttl_s * 1000), "host_id": host_id}
     with db.transaction(write=True) as tx:
         row = tx.fetchone(_ACQUIRE, params)
     return None if row is None else Held(name, owner, int(row[0]), int(row[1]))
@@ -110,7 +119,18 @@ def all_leases(db: Database) -> list[LeaseState]:
     """Every lease there has been, live or expired, by name."""
     with db.transaction(write=False) as tx:
         rows = tx.fetchall(_LIST)
-    return [LeaseState(str(r[0]), str(r[1]), *(int(v) for v in r[2:6])) for r in rows]
+    return [
+        LeaseState(
+            name=str(r[0]),
+            owner=str(r[1]),
+            expires_ms=int(r[2]),
+            acquired_ms=int(r[3]),
+            fence=int(r[4]),
+            now_ms=int(r[5]),
+            host_id=None if r[6] is None else int(r[6]),
+        )
+        for r in rows
+    ]
 
 
 def _check(name: str, owner: str, ttl_s: float) -> None:

@@ -1,9 +1,11 @@
-"""Garbage collection: old events and deliveries of finished tasks, and old worker logs."""
+"""Garbage collection (old events and deliveries of finished tasks, old worker logs) and the
+record of scheduled maintenance runs that keeps each job to one run per interval."""
 
 from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from kanban_core.storage import Query, Transaction
@@ -48,3 +50,63 @@ def collect_logs(logs_dir: Path, *, retention_days: int) -> int:
             path.unlink()
             removed += 1
     return removed
+
+
+# A job runs at most once per interval across every gateway: the row's update is the claim
+# (a concurrent claimer waits on the row lock, then finds it fresh and gets nothing).
+_CLAIM_RUN = Query(
+    "claim_maintenance_run",
+    "INSERT INTO maintenance_runs (job, last_ms, owner, runs) VALUES (:job, {now}, :owner, 1) "
+    "ON CONFLICT (job) DO UPDATE SET last_ms = {now}, owner = excluded.owner, "
+    "runs = maintenance_runs.runs + 1 "
+    "WHERE maintenance_runs.last_ms <= {now} - :interval_ms RETURNING runs",
+)
+_SUMMARY = Query(
+    "maintenance_summary", "UPDATE maintenance_runs SET summary = :summary WHERE job = :job"
+)
+_LAST_RUNS = Query(
+    "maintenance_runs",
+    "SELECT job, last_ms, owner, runs, summary FROM maintenance_runs ORDER BY job",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceRun:
+    """When a scheduled job last ran, by whom, and what it did."""
+
+    job: str
+    last_ms: int
+    owner: str
+    runs: int
+    summary: str | None
+
+    def to_json(self) -> dict[str, object]:
+        """The stable JSON form."""
+        return {
+            "job": self.job,
+            "last_ms": self.last_ms,
+            "owner": self.owner,
+            "runs": self.runs,
+            "summary": self.summary,
+        }
+
+
+def claim_run(tx: Transaction, job: str, *, owner: str, interval_ms: int) -> bool:
+    """Take this interval's run of ``job``; False when it ran within the interval already.
+
+    Done in the job's own write transaction, so a job that fails leaves the interval unclaimed."""
+    params = {"job": job, "owner": owner, "interval_ms": interval_ms}
+    return tx.fetchone(_CLAIM_RUN, params) is not None
+
+
+def note_run(tx: Transaction, job: str, summary: str) -> None:
+    """Record what this run of ``job`` did."""
+    tx.execute(_SUMMARY, {"job": job, "summary": summary})
+
+
+def last_runs(tx: Transaction) -> list[MaintenanceRun]:
+    """Every scheduled job's last run."""
+    return [
+        MaintenanceRun(str(r[0]), int(r[1]), str(r[2]), int(r[3]), r[4])
+        for r in tx.fetchall(_LAST_RUNS)
+    ]

@@ -57,6 +57,13 @@ _OVERDUE = Query(
     "WHERE t.status = 'running' AND t.deadline_ms < {now} - :grace_ms "
     "ORDER BY t.deadline_ms LIMIT :limit",
 )
+# Driven from the running tasks (few: the caps bound them), never from the runs' history.
+_REVOKED_HOSTS_RUNS = Query(
+    "revoked_hosts_runs",
+    "SELECT t.id, t.current_run_id, h.name FROM tasks t "
+    "JOIN task_runs r ON r.id = t.current_run_id JOIN hosts h ON h.id = r.host_id "
+    "WHERE t.status = 'running' AND h.revoked_ms IS NOT NULL ORDER BY t.id LIMIT :limit",
+)
 _SET_WORKER = Query(
     "set_worker",
     "UPDATE task_runs SET worker_pid = :pid, worker_host = :host WHERE id = :run_id "
@@ -158,6 +165,15 @@ def expired_leases(tx: Transaction, *, limit: int = 100) -> list[tuple[TaskId, R
         (TaskId(row[0]), RunId(row[1]), row[2])
         for row in tx.fetchall(_EXPIRED, {"limit": limit})
         if row[1] is not None
+    ]
+
+
+def revoked_hosts_runs(tx: Transaction, *, limit: int = 100) -> list[tuple[TaskId, RunId, str]]:
+    """Running tasks whose run belongs to a revoked host: (task, run, host name). Such a run is
+    fenced (it can write nothing more), so it is reclaimed at once, not when its lease runs out."""
+    return [
+        (TaskId(r[0]), RunId(r[1]), str(r[2]))
+        for r in tx.fetchall(_REVOKED_HOSTS_RUNS, {"limit": limit})
     ]
 
 

@@ -26,8 +26,9 @@ def register(sub: Any) -> None:
         "than the retention, and the workspaces of archived tasks that are provably ours and "
         "hold no unsaved work (dir: workspaces are never touched).",
     )
-    p.add_argument("--event-retention-days", type=int, default=30, metavar="N")
-    p.add_argument("--log-retention-days", type=int, default=30, metavar="N")
+    # Defaults: config.yaml's maintenance section (what the leader's scheduled gc uses).
+    p.add_argument("--event-retention-days", type=int, metavar="N")
+    p.add_argument("--log-retention-days", type=int, metavar="N")
     p.set_defaults(handler=gc)
 
 
@@ -48,11 +49,18 @@ def gc(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``gc``."""
     from kanban_core.workspaces import cleanup  # GitPython only when gc runs
 
+    kept = ctx.config().maintenance
     report = cleanup.gc(
         ctx.board(),
         ctx.actor,
-        event_retention_days=args.event_retention_days,
-        log_retention_days=args.log_retention_days,
+        event_retention_days=(
+            kept.event_retention_days
+            if args.event_retention_days is None
+            else args.event_retention_days
+        ),
+        log_retention_days=(
+            kept.log_retention_days if args.log_retention_days is None else args.log_retention_days
+        ),
     )
     return text(
         f"GC complete: {report.events} event row(s), {report.deliveries} delivery row(s), "

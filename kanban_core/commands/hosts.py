@@ -43,7 +43,8 @@ def register(sub: Any) -> None:
         "hosts",
         help="list the enrolled hosts, or revoke one",
         description="List the board's hosts (labels, last seen by the database clock, open "
-        "runs, state live/missing/revoked); `hosts revoke NAME` cuts one off (admin).",
+        "runs, state live/missing/revoked, the platform connections its gateway holds and "
+        "whether it is the leader); `hosts revoke NAME` cuts one off (admin).",
     )
     p.add_argument("action", nargs="?", choices=("revoke",), help="revoke: cut a host off")
     p.add_argument("name", nargs="?", help="the host to revoke")
@@ -89,7 +90,7 @@ def hosts(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         return text(f"Revoked host {args.name!r}: it claims nothing more and its runs are fenced")
     if args.name:
         raise ValidationError(f"unexpected argument {args.name!r} (did you mean `hosts revoke`?)")
-    listed = board.list_hosts()
+    listed = board.list_hosts(missing_after_ms=missing_after_ms(ctx))
     if args.json:
         return CommandResult(data={"hosts": [h.to_json() for h in listed]}, as_json=True)
     if not listed:
@@ -101,10 +102,21 @@ def hosts(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 def _line(host: HostInfo, me: int | None) -> str:
     seen = "never" if host.last_seen_ms is None else _ago(host.last_seen_ms)
     mark = " (this machine)" if host.host_id == me else ""
+    role = "  leader" if host.leader else ""
     return (
-        f"{host.name}{mark}  {host.state.value}  labels={','.join(host.labels) or '-'}  "
-        f"last seen {seen}  running={host.running}"
+        f"{host.name}{mark}  {host.state.value}{role}  labels={','.join(host.labels) or '-'}  "
+        f"last seen {seen}  running={host.running}  "
+        f"platforms={','.join(host.platforms) or '-'}"
     )
+
+
+def missing_after_ms(ctx: CommandContext) -> int:
+    """When a host counts as missing: three dispatch intervals (it is seen on every dispatcher
+    pass), at least two minutes; the default interval when config.yaml cannot be read."""
+    from kanban_core.commands.operations import dispatch_interval_s
+    from kanban_core.dispatch.health import stale_after_s
+
+    return int(stale_after_s(dispatch_interval_s(ctx)) * 1000)
 
 
 def _ago(ms: int) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from kanban_core.board import leases
 from kanban_core.board.domain import format_task_id
+from kanban_core.board.leases import LEADER_LEASE
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.formatting import elapsed, timestamp
@@ -14,6 +16,7 @@ from kanban_core.errors import KanbanError, UsageError
 from kanban_core.storage import Query
 
 if TYPE_CHECKING:
+    from kanban_core.board.kanban import Kanban
     from kanban_core.dispatch.sandbox import Containment
 
 #: From chat, a log is cut to what fits a couple of messages.
@@ -111,11 +114,13 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     from kanban_core.dispatch import health
 
     board = ctx.board()
-    dispatchers = health.read(board, stale_after=health.stale_after_s(_interval_s(ctx)))
+    dispatchers = health.read(board, stale_after=health.stale_after_s(dispatch_interval_s(ctx)))
     stats = board.stats()
     with board.db.transaction(write=False) as tx:
         deliveries = {row[0]: int(row[1]) for row in tx.fetchall(_DELIVERIES)}
     contained = _containment(ctx)
+    held = _leases(board)
+    upkeep = board.maintenance_runs()
     if args.json:
         return CommandResult(
             data={
@@ -125,6 +130,11 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
                 "deliveries": deliveries,
                 "dead_letters": board.dead_letters(limit=20),
                 "containment": {name: c.to_json() for name, c in contained.items()},
+                "leases": held,
+                "leader": next(
+                    (h["owner"] for h in held if h["name"] == LEADER_LEASE and h["live"]), None
+                ),
+                "maintenance": [m.to_json() for m in upkeep],
             },
             as_json=True,
         )
@@ -162,6 +172,18 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
                 f"{letter['attempts']} attempts: {letter['last_error'] or '-'}"
             )
         )
+    if held:  # a board gateways share: who runs each connection, who leads
+        blocks.append(Heading("Leases (several gateways)"))
+        blocks.append(
+            Table(("LEASE", "OWNER", "HOST", "STATE"), tuple(_lease_row(h) for h in held))
+        )
+    for run in upkeep:
+        blocks.append(
+            Text(
+                f"maintenance: {run.job} last ran {timestamp(run.last_ms)} by {run.owner} "
+                f"(run {run.runs}): {run.summary or '-'}"
+            )
+        )
     # Last, so it is what a person reads first at the bottom of the screen.
     blocks.append(Heading("Containment of agents (per profile)"))
     blocks.append(
@@ -170,7 +192,29 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     return CommandResult(blocks=tuple(blocks))
 
 
-def _interval_s(ctx: CommandContext) -> float:
+def _leases(board: Kanban) -> list[dict[str, Any]]:
+    """Every lease: its owner, the owner's host, and when it runs out (database clock)."""
+    names = {h.host_id: h.name for h in board.list_hosts()}
+    return [
+        {
+            "name": s.name,
+            "owner": s.owner,
+            "host": None if s.host_id is None else names.get(s.host_id),
+            "expires_ms": s.expires_ms,
+            "live": s.live,
+            "expires_in_s": round((s.expires_ms - s.now_ms) / 1000, 1),
+        }
+        for s in leases.all_leases(board.db)
+    ]
+
+
+def _lease_row(held: dict[str, Any]) -> tuple[str, str, str, str]:
+    left = held["expires_in_s"]
+    state = f"held, {left:.0f}s left" if held["live"] else f"expired {-left:.0f}s ago"
+    return held["name"], held["owner"], held["host"] or "-", state
+
+
+def dispatch_interval_s(ctx: CommandContext) -> float:
     """The configured dispatch interval; the default when config.yaml cannot be read."""
     from kanban_core.config import DispatcherConfig
     from kanban_core.errors import KanbanError

@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import Any
 
 #: The kernel's top-level sections (declared in kanban_core.config.schema).
-KERNEL_SECTIONS = ("board", "dispatcher", "assignees", "permissions", "workspaces")
-_FORMAT = 1
+KERNEL_SECTIONS = (
+    "board",
+    "dispatcher",
+    "assignees",
+    "permissions",
+    "maintenance",
+    "workspaces",
+)
+_FORMAT = 2
 
 
 def kernel_sections(path: Path) -> dict[str, Any]:

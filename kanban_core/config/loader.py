@@ -67,6 +67,15 @@ class DispatcherConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MaintenanceConfig:
+    """The leader's scheduled maintenance: how often gc runs and what it keeps."""
+
+    gc_interval_hours: float = 24.0
+    event_retention_days: int = 30
+    log_retention_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class PermissionsConfig:
     """How the permission requests a policy leaves to a person are answered (the gateway's)."""
 
@@ -85,6 +94,7 @@ class KanbanConfig:
     )
     workspaces: WorkspacesConfig = field(default_factory=WorkspacesConfig)
     permissions: PermissionsConfig = field(default_factory=PermissionsConfig)
+    maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
 
 
 def config_path(environ: Mapping[str, str], home: Path) -> Path:
@@ -119,6 +129,7 @@ def load_config(path: Path, environ: Mapping[str, str]) -> KanbanConfig:
         assignees=assignees,
         workspaces=workspaces_from(sections["workspaces"]),
         permissions=PermissionsConfig(**sections["permissions"]),
+        maintenance=MaintenanceConfig(**sections["maintenance"]),
     )
 
 

@@ -351,11 +351,22 @@ class PermissionsSection(Section):
     answer_role: Literal["viewer", "operator", "approver", "admin"] = "operator"
 
 
+class MaintenanceSection(Section):
+    """The board's maintenance that one gateway (the leader) runs on a schedule."""
+
+    # How often the leader runs gc (fractions allowed: 0.5 is every half hour).
+    gc_interval_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24.0
+    # What gc keeps: events and deliveries of finished tasks, and worker logs, this recent.
+    event_retention_days: Positive = 30
+    log_retention_days: Positive = 30
+
+
 #: The kernel's top-level sections (their declared types), in the order the file documents them.
 KERNEL_SECTIONS: dict[str, Any] = {
     "board": BoardSection,
     "dispatcher": DispatcherSection,
     "assignees": dict[AssigneeName, ProfileSection],
     "permissions": PermissionsSection,
+    "maintenance": MaintenanceSection,
     "workspaces": WorkspacesSection,
 }

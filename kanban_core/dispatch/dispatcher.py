@@ -236,6 +236,12 @@ class Dispatcher:
             self._record(
                 task_id, run_id, RunOutcome.CRASHED, error, policy, report.reclaimed, report
             )
+        # A dead host's runs: a missing host's by their leases (above), a revoked host's at once.
+        for task_id, run_id, host in self.board.revoked_hosts_runs():
+            error = f"its host {host!r} was revoked"
+            self._record(
+                task_id, run_id, RunOutcome.CRASHED, error, policy, report.reclaimed, report
+            )
         grace_ms = (
             config.dispatcher.terminate_grace_seconds + config.dispatcher.lease_ttl_seconds
         ) * 1000

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     ForeignKey,
     Index,
@@ -600,4 +601,27 @@ leases = Table(
     Column("expires_ms", BigInteger, nullable=False),
     Column("acquired_ms", BigInteger, nullable=False),
     Column("fence", BigInteger, nullable=False),
+    # The enrolled host whose gateway holds it (migration 0019); NULL: the implicit host.
+    Column("host_id", BigInteger, nullable=True),
+)
+
+# -- the board's identity and its scheduled maintenance (migration 0019) -----------------------
+
+board_identity = Table(
+    "board_identity",
+    metadata,
+    Column("singleton", Integer, primary_key=True, autoincrement=False),
+    Column("board_id", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    CheckConstraint("singleton = 1", name="ck_board_identity_single"),
+)
+
+maintenance_runs = Table(
+    "maintenance_runs",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("last_ms", BigInteger, nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("runs", BigInteger, nullable=False),
+    Column("summary", Text, nullable=True),
 )

@@ -35,7 +35,7 @@ anyio_backend = telegram_e2e.anyio_backend
 _ptb_timedelta = telegram_e2e._ptb_timedelta
 fake = telegram_e2e.fake
 TOKEN_ENV = telegram_e2e.TOKEN_ENV
-Launch = Callable[[str], Awaitable["Gateway"]]
+Launch = Callable[..., Awaitable["Gateway"]]
 LEASE_S = 2
 #: A standby tries at least every second; a platform's start takes a moment more.
 TAKEOVER_BOUND_S = LEASE_S + 2 + 3  # loose: the measured figure goes to the README
@@ -76,10 +76,10 @@ def board_url() -> Iterator[str]:
 async def launch(fake: FakeTelegram, board_url: str, tmp_path: Path) -> AsyncIterator[Launch]:
     started: list[Gateway] = []
 
-    async def start(name: str) -> Gateway:
+    async def start(name: str, **sections: object) -> Gateway:
         home = tmp_path / name
         home.mkdir()
-        config = {
+        config: dict[str, object] = sections | {
             "gateway": {"lease_seconds": LEASE_S},
             "platforms": {
                 "telegram": {

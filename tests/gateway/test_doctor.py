@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,3 +149,59 @@ def test_the_command_exits_1_with_json_when_something_is_wrong(tmp_path: Path) -
     failed = [c["check"] for c in report["checks"] if c["status"] == "fail"]
     assert failed == ["platform telegram"]
     assert TOKEN not in done.stdout + done.stderr
+
+
+def _enroll_here(settings: KernelSettings, name: str) -> int:
+    from kanban_core import Actor, enrollment
+
+    with Kanban.open(
+        KernelSettings(home=settings.home.parent / f"{name}-x", db_url=settings.db_url)
+    ) as board:
+        host = board.enroll_host(
+            Actor(name="root"), name=name, labels=(), secret=f"s-{name}", readmit=False
+        )
+    enrollment.save(settings.home, host)
+    return host.host_id
+
+
+def test_the_hosts_enrollment_is_checked_against_this_board(
+    board: Kanban, settings: KernelSettings, server: str, tmp_path: Path
+) -> None:
+    config = write_config(settings.home, server)
+    assert _checks(settings, config)["host"].status is Status.OK  # not enrolled: implicit
+
+    _enroll_here(settings, "alpha")
+    check = _checks(settings, config)["host"]
+    assert check.status is Status.OK
+    assert "enrolled as 'alpha' on this board (b-" in check.detail
+
+    elsewhere = KernelSettings(home=settings.home, db_url=f"sqlite:///{tmp_path / 'other.db'}")
+    Kanban.open(KernelSettings(home=tmp_path / "maker", db_url=elsewhere.db_url)).close()
+    wrong = _checks(elsewhere, config)["host"]
+    assert wrong.status is Status.FAIL
+    assert "belongs to board b-" in wrong.detail
+    assert "not this one" in wrong.detail
+
+
+def test_a_lease_held_for_a_revoked_host_is_stale(
+    board: Kanban, settings: KernelSettings, server: str
+) -> None:
+    from kanban_core import Actor
+
+    config = write_config(settings.home, server)
+    host_id = _enroll_here(settings, "alpha")
+    leases.acquire(board.db, "leader", "alpha:1:ab", ttl_s=60, host_id=host_id)
+    leader = _checks(settings, config)["leader"]
+    assert leader.status is Status.OK
+    assert "held by alpha:1:ab on host 'alpha'" in leader.detail
+
+    board.revoke_host(Actor(name="root"), "alpha")
+    checks = _checks(settings, config)
+    assert checks["host"].status is Status.FAIL  # this machine's host is cut off
+    assert "revoked" in checks["host"].detail
+    assert checks["leader"].status is Status.WARN
+    assert "which is revoked: a stale lease" in checks["leader"].detail
+
+
+def _checks(settings: KernelSettings, config: Path) -> dict[str, Any]:
+    return {c.name: c for c in diagnose(settings, config, {"TG_TOKEN": TOKEN})}

@@ -110,3 +110,74 @@ def test_the_instance_id_names_host_and_process_and_is_stable() -> None:
     assert pid.isdigit()
     assert len(random) == 8
     assert instance_id() == instance_id()
+
+
+class SlowStart(Duty):
+    """A platform whose connect takes longer than the lease (Slack's connect timeout)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.cancelled = False
+
+    async def start(self) -> None:
+        self.log.append("connecting")
+        try:
+            await asyncio.sleep(self.seconds)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        self.log.append("start")
+
+
+async def test_a_start_slower_than_the_lease_keeps_renewing_it(board: Kanban) -> None:
+    executor = KernelExecutor(threads=1)
+    other = KernelExecutor(threads=1)  # the rival gateway's own thread
+    duty = SlowStart(seconds=3.0)  # two and a half leases long
+    keeper = LeaseKeeper(
+        board.db, executor, "platform:slack", lease_s=1.2, on_gain=duty.start, on_loss=duty.stop
+    )
+    stolen: list[leases.Held | None] = []
+
+    async def rival() -> None:
+        # Another gateway tries all through the start: the lease must never come free.
+        await until(lambda: "connecting" in duty.log, timeout=5)
+        while "start" not in duty.log:
+            stolen.append(await other.run(leases.acquire, board.db, "platform:slack", "b", ttl_s=1))
+            await asyncio.sleep(0.1)
+
+    try:
+        trying = asyncio.ensure_future(rival())
+        assert await keeper.try_once() is True
+        await trying
+        assert duty.log == ["connecting", "start"]
+        assert stolen
+        assert not any(stolen)
+        (state,) = [s for s in leases.all_leases(board.db) if s.name == "platform:slack"]
+        assert (state.owner, state.fence, state.live) == (keeper.owner, 1, True)
+        assert keeper.holding
+    finally:
+        await keeper.release()
+        executor.shutdown()
+        other.shutdown()
+
+
+async def test_a_lease_lost_during_a_slow_start_cancels_the_start(board: Kanban) -> None:
+    executor = KernelExecutor(threads=1)
+    duty = SlowStart(seconds=30.0)
+    keeper = LeaseKeeper(
+        board.db, executor, "platform:slack", lease_s=1.2, on_gain=duty.start, on_loss=duty.stop
+    )
+    try:
+        starting = asyncio.ensure_future(keeper.try_once())
+        await until(lambda: "connecting" in duty.log, timeout=5)
+        # An operator's fix, or a split brain: the lease is taken from under the start.
+        assert keeper.held is not None
+        assert leases.release(board.db, keeper.held)
+        assert leases.acquire(board.db, "platform:slack", "b", ttl_s=60) is not None
+        assert await asyncio.wait_for(starting, 5) is False
+        assert duty.cancelled
+        assert duty.log == ["connecting", "stop"]
+        assert not keeper.holding
+    finally:
+        executor.shutdown()

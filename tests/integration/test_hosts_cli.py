@@ -104,3 +104,56 @@ def test_a_profile_places_its_tasks_unless_create_says_otherwise(cli: Cli, tmp_p
     other.refused("claim", by_profile, match="it is ready")
     assert other.claim()["task_id"] == overridden
     assert gpu.claim()["task_id"] == by_profile
+
+
+def test_hosts_and_status_show_who_holds_each_lease(cli: Cli, tmp_path: Path) -> None:
+    from kanban_core.board import leases
+    from kanban_core.storage import Database
+
+    alpha, beta = _host(cli, tmp_path, "a"), _host(cli, tmp_path, "b")
+    alpha.ok("host", "enroll", "--name", "alpha", "--label", "gpu")
+    beta.ok("host", "enroll", "--name", "beta")
+    ids = {h["name"]: h["id"] for h in cli.json("hosts")["hosts"]}
+    db = Database(cli.db_url or f"sqlite:///{cli.home / 'kanban.db'}")
+    try:  # what two gateways' keepers record (tests/e2e prove the keepers themselves)
+        leases.acquire(db, "leader", "alpha:11:aa", ttl_s=60, host_id=ids["alpha"])
+        leases.acquire(db, "platform:telegram", "alpha:11:aa", ttl_s=60, host_id=ids["alpha"])
+        leases.acquire(db, "platform:slack", "beta:22:bb", ttl_s=60, host_id=ids["beta"])
+    finally:
+        db.close()
+
+    listed = {h["name"]: h for h in cli.json("hosts")["hosts"]}
+    assert (listed["alpha"]["platforms"], listed["alpha"]["leader"]) == (["telegram"], True)
+    assert (listed["beta"]["platforms"], listed["beta"]["leader"]) == (["slack"], False)
+    shown = cli.ok("hosts").out
+    assert "alpha  live  leader  labels=gpu" in shown
+    assert "platforms=telegram" in shown
+    assert "platforms=slack" in shown
+
+    status = cli.json("status")
+    assert status["leader"] == "alpha:11:aa"
+    held = {h["name"]: h for h in status["leases"]}
+    assert (held["platform:slack"]["owner"], held["platform:slack"]["host"]) == (
+        "beta:22:bb",
+        "beta",
+    )
+    assert held["platform:telegram"]["live"]
+    assert held["platform:telegram"]["expires_in_s"] > 50
+    text = cli.ok("status").out
+    assert "Leases" in text
+    assert "platform:telegram" in text
+    assert "alpha:11:aa" in text
+
+
+def test_a_host_json_from_another_board_acts_on_nothing(cli: Cli, tmp_path: Path) -> None:
+    alpha = _host(cli, tmp_path, "a")
+    alpha.ok("host", "enroll", "--name", "alpha")
+    other_board = f"sqlite:///{tmp_path / 'other.db'}"
+    (tmp_path / "maker").mkdir()
+    Cli(tmp_path / "maker", backend="sqlite", db_url=other_board).ok("init")
+    elsewhere = Cli(alpha.home, backend="sqlite", db_url=other_board)
+    refusal = elsewhere.refused("create", "on the wrong board", match="not this one")
+    assert len(refusal.strip().splitlines()) == 1
+    assert "belongs to board b-" in refusal
+    for argv in (("claim", "--next"), ("dispatch",), ("hosts",)):
+        elsewhere.refused(*argv, match="belongs to board")

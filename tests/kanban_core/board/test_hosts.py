@@ -216,3 +216,31 @@ def test_a_hosts_claim_and_completion_stay_one_round_trip(board, operator, make_
     with roundtrips.counting(board.db) as trips:
         board.complete(worker(claim), task.id, result="ok")
     assert trips.count == 1, trips.lines
+
+
+def test_hosts_show_the_leases_their_gateways_hold(board, enroll):
+    from kanban_core.board import leases
+
+    alpha, beta = enroll("alpha"), enroll("beta")
+    leases.acquire(board.db, "leader", "gw-a", ttl_s=60, host_id=alpha.host_id)
+    leases.acquire(board.db, "platform:telegram", "gw-a", ttl_s=60, host_id=alpha.host_id)
+    leases.acquire(board.db, "platform:slack", "gw-b", ttl_s=60, host_id=beta.host_id)
+    gone = leases.acquire(board.db, "platform:discord", "gw-b", ttl_s=60, host_id=beta.host_id)
+    assert gone is not None
+    assert leases.release(board.db, gone)
+    leases.acquire(board.db, "platform:matrix", "gw-implicit", ttl_s=60)  # the implicit host
+
+    listed = {h.name: h for h in board.list_hosts()}
+    assert (listed["alpha"].platforms, listed["alpha"].leader) == (("telegram",), True)
+    assert (listed["beta"].platforms, listed["beta"].leader) == (("slack",), False)
+    assert listed["alpha"].to_json()["platforms"] == ["telegram"]
+    assert listed["beta"].to_json()["leader"] is False
+
+
+def test_the_missing_threshold_is_the_callers(board, enroll):
+    from tests.kanban_core.support import execute
+
+    enroll("alpha")
+    execute(board, "UPDATE hosts SET last_seen_ms = last_seen_ms - 200000")
+    assert board.list_hosts()[0].state is HostState.MISSING  # 2 minutes by default
+    assert board.list_hosts(missing_after_ms=300_000)[0].state is HostState.LIVE

@@ -236,3 +236,42 @@ def test_gc_removes_only_our_workspaces_of_archived_tasks(board, operator, make_
     assert (scratch_root(home) / f"t{foreign.id}").is_dir()
     assert any(f"t{foreign.id}" in note and "marker" in note for note in report.notes)
     assert (user_dir / "keep.txt").read_text() == "mine"
+
+
+# -- the leader's scheduled gc ------------------------------------------------------------------
+
+
+def test_scheduled_gc_runs_once_per_interval_whoever_asks(board, operator, make_task):
+    done = make_task()
+    board.complete(operator, done.id)
+    make_task()  # a newer event, so the old ones are not the newest
+    age_events(board, 40)
+    hour_ms = 3_600_000
+
+    first = board.scheduled_gc(owner="gw-a", interval_ms=hour_ms, event_retention_days=30)
+    assert first is not None
+    assert first.events > 0
+    # Another gateway (a new leader) within the interval: not due, nothing done.
+    assert board.scheduled_gc(owner="gw-b", interval_ms=hour_ms, event_retention_days=30) is None
+    (run,) = board.maintenance_runs()
+    assert (run.job, run.owner, run.runs) == ("gc", "gw-a", 1)
+    assert run.summary is not None
+    assert run.summary.startswith(f"{first.events} event(s)")
+
+    # The interval is up (by the database clock): the next asker runs it.
+    execute(board, "UPDATE maintenance_runs SET last_ms = last_ms - :d", d=hour_ms)
+    assert board.scheduled_gc(owner="gw-b", interval_ms=hour_ms, event_retention_days=30)
+    (run,) = board.maintenance_runs()
+    assert (run.owner, run.runs) == ("gw-b", 2)
+
+
+def test_a_failed_scheduled_gc_leaves_the_interval_unclaimed(board, monkeypatch):
+    from kanban_core.board import maintenance
+
+    def broken(*_args: object, **_kwargs: object) -> tuple[int, int]:
+        raise ValidationError("disk on fire")
+
+    monkeypatch.setattr(maintenance, "collect", broken)
+    with pytest.raises(ValidationError):
+        board.scheduled_gc(owner="gw-a", interval_ms=60_000, event_retention_days=30)
+    assert board.maintenance_runs() == []

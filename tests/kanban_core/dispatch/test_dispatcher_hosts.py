@@ -56,3 +56,41 @@ def test_a_revoked_hosts_dispatcher_spawns_nothing(board, operator, make_task, s
 
     assert report.spawned == []
     assert spawner.started == []
+
+
+def test_the_leader_reclaims_a_revoked_hosts_run_at_once(board, operator, make_task, spawner):
+    alpha = _enroll(board, operator, "alpha")
+    _enroll(board, operator, "beta")
+    task = make_task(assignee="coder")
+    board.host = alpha
+    (started,) = _dispatcher(board, spawner, cap=1).run_pass().spawned
+    board.revoke_host(operator, "alpha")
+
+    # Its lease still has a minute to run, but the run is fenced: nothing can finish it.
+    board.host = None
+    standby = _dispatcher(board, spawner, cap=0)
+    standby.leader = lambda: False
+    assert standby.run_pass().reclaimed == []  # only the leader reclaims
+    leader = _dispatcher(board, spawner, cap=0)
+    assert leader.run_pass().reclaimed == [task.id]
+
+    detail = board.detail(task.id)
+    assert detail.task.current_run_id is None
+    run = next(r for r in detail.runs if r.id == started.run_id)
+    assert run.outcome is not None
+    assert "its host 'alpha' was revoked" in (run.error or "")
+
+
+def test_a_missing_hosts_run_is_reclaimed_when_its_lease_runs_out(
+    board, operator, make_task, spawner
+):
+    board.host = _enroll(board, operator, "alpha")
+    task = make_task(assignee="coder")
+    _dispatcher(board, spawner, cap=1).run_pass()
+    # The host vanishes (power): no heartbeat, no lease renewal.
+    execute(board, "UPDATE hosts SET last_seen_ms = last_seen_ms - 600000")
+    leader = _dispatcher(board, spawner, cap=0)
+    board.host = None
+    assert leader.run_pass().reclaimed == []  # its lease still holds: it may yet report
+    execute(board, "UPDATE tasks SET lease_expires_ms = lease_expires_ms - 3600000")
+    assert leader.run_pass().reclaimed == [task.id]
