@@ -313,6 +313,31 @@ def test_markup_in_user_text_renders_inert(page: Any, board: Board) -> None:
     assert page.evaluate("window.__xss") is None
 
 
+def test_a_move_patches_only_its_card_without_reading_the_board_again(
+    page: Any, board: Board
+) -> None:
+    task_id = board.create(unique("Patched"))
+    sentinel = board.create(unique("Sentinel"))
+    item = page.locator(f'.card[data-id="{task_id}"]')
+    item.wait_for()
+    page.locator(f'.card[data-id="{sentinel}"]').wait_for()
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+
+    item.get_by_label(f"Move {task_id} to").select_option("blocked")
+    page.locator("dialog#confirm").get_by_role("button", name="Move to blocked").click()
+    column(page, "blocked").locator(f'.card[data-id="{task_id}"]').wait_for()
+    assert shown(board, task_id)["status"] == "blocked"
+    # A later change from the CLI, seen on the page: by then a reload the move had asked for
+    # (debounced by 50 ms) would have gone out, since the CLI takes longer than that to run.
+    board.run("comment", sentinel, "after the move")
+    page.locator(f'.card[data-id="{sentinel}"] .n-comments').wait_for()
+
+    paths = [url.split("/", 3)[3] for url in urls]
+    assert not [p for p in paths if p.startswith("api/board")], paths
+    assert [p for p in paths if p.startswith(f"api/cards?ids={task_id}")], paths
+
+
 def test_a_phone_sized_viewport_moves_cards_through_the_menu(
     playwright: Any, server: WebServer, board: Board, tmp_path: Path
 ) -> None:
