@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.web_harness import chromium_missing
+from tests.support.web_harness import chromium_missing
 
 
 @pytest.fixture(scope="module")

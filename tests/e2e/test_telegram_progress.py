@@ -17,7 +17,7 @@ from gateway.executor import KernelExecutor
 from gateway.notifier import Notifier
 from kanban_core import Actor, Claim, Kanban, KernelSettings
 from tests.e2e import test_telegram as telegram_e2e
-from tests.e2e.fake_telegram import ALICE_ID, FakeTelegram
+from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.web_harness import (
+from tests.gitrepos import GIT_ENV, git, isolated_git as isolated_git, make_repo
+from tests.support.web_harness import (
     Board,
     WebServer,
     chromium,
@@ -26,7 +27,6 @@ from tests.e2e.web_harness import (
     signed_in_page,
     web_board,
 )
-from tests.gitrepos import GIT_ENV, git, isolated_git as isolated_git, make_repo
 
 pytestmark = [
     pytest.mark.e2e,

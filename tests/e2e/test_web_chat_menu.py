@@ -21,7 +21,7 @@ from gateway.surfaces import SurfaceContext, surface_menu
 from kanban_core import Kanban, KernelSettings
 from tests.e2e import test_discord as discord_e2e, test_telegram as telegram_e2e
 from tests.e2e.fake_discord import DM_CHANNEL_ID, EPHEMERAL, USER_ID, FakeDiscord
-from tests.e2e.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram
 from tests.support.network import closed_port
 from web import store
 from web.surface import WebSurface, create

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from kanban_core import Actor, Kanban, KernelSettings
-from tests.e2e.web_harness import WebServer, chromium_missing, signed_in_page, web_board
+from tests.support.web_harness import WebServer, chromium_missing, signed_in_page, web_board
 
 pytestmark = [
     pytest.mark.e2e,
