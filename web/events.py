@@ -3,7 +3,8 @@
 The change watch (the gateway's, or the web server's own) calls ``on_change``; the hub waits a
 moment for the burst to settle, reads the new events once, keeps the newest in a ring and wakes
 every open stream. Streams never read the database themselves, except once when a browser
-resumes from a cursor older than the ring.
+resumes: from a cursor older than the ring, or on PostgreSQL for the late-commit window
+(``web.late``).
 """
 
 from __future__ import annotations
