@@ -8,10 +8,13 @@ Router with the surface's chat commands as the adapters' sink, the real SDKs aga
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gateway.access import AccessPolicy, Role
 from gateway.executor import KernelExecutor
@@ -21,8 +24,9 @@ from gateway.surfaces import SurfaceContext, surface_menu
 from kanban_core import Kanban, KernelSettings
 from tests.e2e import test_discord as discord_e2e, test_telegram as telegram_e2e
 from tests.e2e.fake_discord import DM_CHANNEL_ID, EPHEMERAL, USER_ID, FakeDiscord
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 from tests.support.network import closed_port
+from tests.support.processes import start_gateway
 from web import store
 from web.surface import WebSurface, create
 
@@ -138,3 +142,37 @@ async def test_discord_other_commands_stay_public(discord: FakeDiscord) -> None:
     await discord.wait_for(lambda: discord.replies_to(interaction), timeout=WAIT)
     (callback,) = discord.callbacks_for(interaction)
     assert not (callback.get("data") or {}).get("flags", 0) & EPHEMERAL
+
+
+async def test_kanban_gateway_puts_web_in_the_telegram_menu_and_answers_it(
+    telegram_fake: FakeTelegram, tmp_path: Path
+) -> None:
+    """The whole process: ``kanban gateway`` with the board and Telegram on (the example
+    config as a user edits it) registers ``/web`` and answers it in a private chat."""
+    home = tmp_path / "home"
+    home.mkdir()
+    config = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    config["web"] |= {"enabled": True, "port": closed_port()}
+    config["platforms"]["telegram"] |= {
+        "enabled": True,
+        "token_env": telegram_e2e.TOKEN_ENV,
+        "api_base_url": telegram_fake.base_url,
+        "poll_timeout": 1,
+    }
+    config["access"]["users"] = {f"telegram:{ALICE_ID}": "operator"}
+    (home / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    env = {"PTB_TIMEDELTA": "1", telegram_e2e.TOKEN_ENV: telegram_fake.token}
+    log = tmp_path / "gateway.log"
+    process = await start_gateway(home, log, env)
+    try:
+        await telegram_fake.wait_for(lambda: telegram_fake.commands, timeout=60)
+        names = [entry["command"] for entry in telegram_fake.commands]
+        assert "web" in names, log.read_text()
+        assert names.index("web") == len(SLASH_COMMANDS)  # after the shared ones
+        await telegram_fake.push_text("/web")
+        (reply,) = await telegram_fake.wait_for(lambda: telegram_fake.sent_to(ALICE_ID), timeout=30)
+        assert "/auth/link?token=" in reply.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            assert await process.wait() == 0, log.read_text()
