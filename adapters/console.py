@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from gateway import (
@@ -24,6 +24,7 @@ from gateway import (
     MessageSink,
     Preformatted,
 )
+from gateway.slash import SLASH_COMMANDS, SlashCommand
 
 log = logging.getLogger(__name__)
 _READ_BYTES = 65_536
@@ -56,8 +57,11 @@ class ConsoleAdapter:
         self._run = uuid.uuid4().hex[:12]
         self._count = 0
 
-    async def start(self, sink: MessageSink) -> None:
+    async def start(
+        self, sink: MessageSink, *, menu: Sequence[SlashCommand] = SLASH_COMMANDS
+    ) -> None:
         """Start reading lines in the background."""
+        del menu  # a terminal has no command menu to fill
         self._reader = asyncio.create_task(self._read(sink), name="console-reader")
         self._write(GREETING)
 

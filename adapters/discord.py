@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
@@ -30,6 +31,7 @@ from gateway import (
     MessageGone,
     MessageSink,
 )
+from gateway.slash import SLASH_COMMANDS, SlashCommand
 
 __all__ = ["DEFAULT_VERBS", "DiscordAdapter", "create"]
 
@@ -82,10 +84,13 @@ class DiscordAdapter:
         self._connect_task: asyncio.Task[None] | None = None
         self._watch: ConnectionWatch | None = None
         self._sink: MessageSink | None = None
+        self._private: frozenset[str] = frozenset()  # commands answered to the sender alone
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self, sink: MessageSink) -> None:
+    async def start(
+        self, sink: MessageSink, *, menu: Sequence[SlashCommand] = SLASH_COMMANDS
+    ) -> None:
         """Log in, sync the app commands, open the gateway; return once the client is ready."""
         if self._client is not None:
             raise AdapterError("discord: adapter already started")
@@ -97,7 +102,8 @@ class DiscordAdapter:
         drop_voice_warnings()
         self._sink = sink
         client = self._build_client()
-        tree = command_tree(client, on_slash=self._on_slash, suggest=self.suggest)
+        tree = command_tree(client, menu, on_slash=self._on_slash, suggest=self.suggest)
+        self._private = frozenset(command.name for command in menu if command.private)
         self._client = client
         # The URL discord.py opens first; reconnects may go to the resume URL Discord hands out.
         self._watch = watch = connection_watch(str(DiscordWebSocket.DEFAULT_GATEWAY))
@@ -285,14 +291,17 @@ class DiscordAdapter:
 
     async def _on_slash(self, interaction: discord.Interaction, word: str, args: str) -> None:
         # Defer first: Discord drops interactions not answered within 3 s, and commands can be slow.
-        await interaction.response.defer(thinking=True)
+        # A private command (/web) is answered ephemerally: only the sender ever sees it.
+        private = word in self._private
+        await interaction.response.defer(thinking=True, ephemeral=private)
         incoming = slash_message(interaction, word, args)
         messages = self.outgoing(await self._run_sink(incoming) or Document(()))
         if not messages:
             # Nothing to say: remove the "thinking…" placeholder rather than leave it spinning.
             await interaction.delete_original_response()
             return
-        await _post_all(interaction.followup.send, messages)
+        post = interaction.followup.send
+        await _post_all(functools.partial(post, ephemeral=True) if private else post, messages)
 
     async def _on_interaction(self, interaction: discord.Interaction) -> None:
         """A button press: acknowledge it, hand its opaque custom_id on, post the reply."""

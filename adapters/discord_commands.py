@@ -8,7 +8,7 @@ from typing import Any, Final
 import discord
 from discord import app_commands
 
-from gateway.slash import SLASH_COMMANDS
+from gateway.slash import SlashCommand
 
 __all__ = ["DEFAULT_VERBS", "SlashHandler", "command_tree", "suggest_verbs"]
 
@@ -41,11 +41,15 @@ SlashHandler = Callable[[discord.Interaction, str, str], Awaitable[None]]
 
 
 def command_tree(
-    client: discord.Client, *, on_slash: SlashHandler, suggest: Callable[[str], list[str]]
+    client: discord.Client,
+    menu: Sequence[SlashCommand],
+    *,
+    on_slash: SlashHandler,
+    suggest: Callable[[str], list[str]],
 ) -> app_commands.CommandTree[discord.Client]:
-    """One app command per slash command and alias; ``/kanban`` autocompletes with ``suggest``."""
+    """One app command per menu command and alias; ``/kanban`` autocompletes with ``suggest``."""
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
-    for slash in SLASH_COMMANDS:
+    for slash in menu:
         tree.add_command(_app_command(slash.name, slash.description, on_slash, suggest))
         for alias in slash.aliases:
             about = f"Same as /{slash.name}: {slash.description}"

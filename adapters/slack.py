@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import aiohttp
@@ -36,6 +36,7 @@ from gateway import (
     IncomingMessage,
     MessageSink,
 )
+from gateway.slash import SLASH_COMMANDS, SlashCommand
 
 __all__ = ["SlackAdapter", "SlackConfig", "create"]
 
@@ -108,7 +109,9 @@ class SlackAdapter:
             if not value
         ]
 
-    async def start(self, sink: MessageSink) -> None:
+    async def start(
+        self, sink: MessageSink, *, menu: Sequence[SlashCommand] = SLASH_COMMANDS
+    ) -> None:
         """Check the token, then listen (HTTP) or connect (Socket Mode); return once receiving."""
         if self._app is not None:
             raise AdapterError("slack adapter is already started")
@@ -128,7 +131,7 @@ class SlackAdapter:
         # (or having SLACK_BOT_TOKEN in the environment) makes Bolt log a warning; per-request
         # clients copy base_url from this one.
         app.client.base_url = cfg.api_url
-        for command in slash_command_names(cfg.command):
+        for command in slash_command_names(cfg.command, menu):
             app.command(command)(self._on_command)
         app.event("app_mention")(self._on_mention)
         # Every message event, subtypes included: text_message() drops what is not a user's new

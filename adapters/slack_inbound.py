@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from gateway import ChatRef, ChatUser, IncomingMessage
 from gateway.messages import MessageKind
-from gateway.slash import SLASH_COMMANDS, canonical
+from gateway.slash import SLASH_COMMANDS, SlashCommand, canonical
 
 __all__ = [
     "PLATFORM",
@@ -32,10 +32,13 @@ _SEPARATORS = re.compile(r"^[\s:,]+")
 _UNESCAPES: Final = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 
 
-def slash_command_names(kanban_command: str) -> list[str]:
-    """``/kanban`` (or its configured name), then every workspace command and alias."""
+def slash_command_names(
+    kanban_command: str, menu: Sequence[SlashCommand] = SLASH_COMMANDS
+) -> list[str]:
+    """``/kanban`` (or its configured name), then every menu command and alias (those that
+    the Slack app's manifest declares reach us)."""
     names = [kanban_command]
-    for command in SLASH_COMMANDS:
+    for command in menu:
         names.extend(f"/{word}" for word in (command.name, *command.aliases))
     return list(dict.fromkeys(names))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -33,7 +33,7 @@ from gateway import (
     MessageGone,
     MessageSink,
 )
-from gateway.slash import SLASH_COMMANDS
+from gateway.slash import SLASH_COMMANDS, SlashCommand
 
 __all__ = ["MAX_ATTACHMENT_BYTES", "TelegramAdapter", "create"]
 
@@ -79,6 +79,7 @@ class TelegramAdapter:
         self._poll_timeout = poll_timeout
         self._app: Application[Any, Any, Any, Any, Any, Any] | None = None
         self._sink: MessageSink | None = None
+        self._menu: tuple[SlashCommand, ...] = SLASH_COMMANDS
         self._redactor: TokenRedactor | None = None
         # Updates run concurrently so one slow command does not hold up every chat; this lock
         # per conversation keeps one chat's messages in the order they were sent.
@@ -91,8 +92,11 @@ class TelegramAdapter:
             f"TelegramAdapter(api_base_url={self._api_base_url!r}, token_env={self._token_env!r})"
         )
 
-    async def start(self, sink: MessageSink) -> None:
+    async def start(
+        self, sink: MessageSink, *, menu: Sequence[SlashCommand] = SLASH_COMMANDS
+    ) -> None:
         """Check the token (getMe), register the command menu and start long polling."""
+        self._menu = tuple(menu)
         if self._app is not None:
             raise AdapterError("telegram: already started")
         if not self._token:
@@ -203,7 +207,7 @@ class TelegramAdapter:
     async def _register_menu(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         # The menu is a convenience: commands work without it, so a failure is only logged.
         # Telegram allows only [a-z0-9_] in menu names, hence the underscore forms.
-        menu = [BotCommand(command.menu_name, command.description) for command in SLASH_COMMANDS]
+        menu = [BotCommand(command.menu_name, command.description) for command in self._menu]
         try:
             await app.bot.set_my_commands(menu)
         except TelegramError as exc:

@@ -42,7 +42,7 @@ class RecordingAdapter:
     sent_at: list[float] = field(default_factory=list)
     sent: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def start(self, sink: object) -> None:
+    async def start(self, sink: object, *, menu: object = ()) -> None:
         """Nothing to connect."""
 
     async def stop(self) -> None:

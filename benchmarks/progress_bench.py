@@ -30,7 +30,7 @@ from gateway.executor import KernelExecutor
 from gateway.notifier import Notifier
 from kanban_core import Actor
 from kanban_core.dispatch.progress_tracker import ProgressTracker
-from tests.e2e.fake_telegram import TOKEN, Call, FakeTelegram
+from tests.support.fake_telegram import TOKEN, Call, FakeTelegram
 
 OPERATOR = Actor(name="bench")
 #: The coalescing interval, on both sides: the gateway's default ``progress_min_interval_ms``

@@ -20,7 +20,7 @@ from benchmarks.gateway_bench import p99
 from benchmarks.seed import BoardMix, seed_board
 from benchmarks.timing import Progress, median
 from kanban_core import Actor, Kanban, KernelSettings
-from tests.e2e.web_harness import chromium, chromium_missing, sign_in, web_board
+from tests.support.web_harness import chromium, chromium_missing, sign_in, web_board
 
 CARDS = 1_000
 #: Every card shows: no archived ones, and no more done ones than the board sends by default.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.messages import ChatRef, Document, IncomingMessage
+from gateway.slash import SLASH_COMMANDS, SlashCommand
 
 #: The gateway's handler for incoming commands; returns the reply (or None for no reply).
 MessageSink = Callable[[IncomingMessage], Awaitable[Document | None]]
@@ -32,8 +33,13 @@ class ChatAdapter(Protocol):
     name: str
     capabilities: Capabilities
 
-    async def start(self, sink: MessageSink) -> None:
-        """Connect and begin delivering commands to ``sink``; return once running."""
+    async def start(
+        self, sink: MessageSink, *, menu: Sequence[SlashCommand] = SLASH_COMMANDS
+    ) -> None:
+        """Connect and begin delivering commands to ``sink``; return once running.
+
+        ``menu`` is what the platform's command menu lists (``gateway.slash.chat_menu``: the
+        shared commands and the surfaces' own, such as ``/web``)."""
         ...
 
     async def stop(self) -> None:

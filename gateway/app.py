@@ -22,7 +22,8 @@ from gateway.messages import Document, IncomingMessage
 from gateway.notifier import Notifier
 from gateway.router import Router
 from gateway.scheduler import DispatchLoop
-from gateway.surfaces import Surface, SurfaceContext, load_surfaces
+from gateway.slash import chat_menu
+from gateway.surfaces import Surface, SurfaceContext, load_surfaces, surface_menu
 from kanban_core import Kanban, KernelSettings
 from kanban_core.config import KanbanConfig, config_path, load_config
 from kanban_core.dispatch.dispatcher import Dispatcher
@@ -175,6 +176,7 @@ class Gateway:
             owner=owner,
             host_id=host_id,
             running=running,
+            menu=chat_menu(surface_menu(surfaces)),
         )
         event_loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from gateway.adapter import ChatAdapter, MessageSink
 from gateway.executor import KernelExecutor
 from gateway.leases import LeaseKeeper, platform_lease
+from gateway.slash import SLASH_COMMANDS, SlashCommand
 from kanban_core.storage import Database
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,11 @@ class PlatformConnections:
         owner: str,
         host_id: int | None = None,
         running: dict[str, ChatAdapter] | None = None,
+        menu: Sequence[SlashCommand] = SLASH_COMMANDS,
     ) -> None:
         self.factories = factories
         self.sink = sink
+        self.menu = tuple(menu)
         self.running: dict[str, ChatAdapter] = {} if running is None else running
         self.keepers = [
             LeaseKeeper(
@@ -86,7 +89,7 @@ class PlatformConnections:
 
     async def _start(self, name: str) -> None:
         adapter = self.factories[name]()  # a fresh one each time: an SDK client may not restart
-        await adapter.start(self.sink)
+        await adapter.start(self.sink, menu=self.menu)
         self.running[name] = adapter
         log.info("adapter %s started", name, extra={"action": "adapter_start"})
 

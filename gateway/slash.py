@@ -8,6 +8,7 @@ decides that, since only it knows the chat's workspace.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -18,6 +19,9 @@ class SlashCommand:
     name: str
     description: str
     aliases: tuple[str, ...] = ()
+    #: Its answer is for the sender alone: a platform that can say so (Discord's ephemeral
+    #: replies) shows it to nobody else.
+    private: bool = False
 
     @property
     def menu_name(self) -> str:
@@ -51,6 +55,14 @@ _BY_NAME: dict[str, str] = {}
 for _command in SLASH_COMMANDS:
     for _word in (_command.name, _command.menu_name, *_command.aliases):
         _BY_NAME[_word] = _command.name
+
+
+def chat_menu(extra: Iterable[SlashCommand] = ()) -> tuple[SlashCommand, ...]:
+    """The commands platforms list in their menus: the shared ones, then ``extra`` (the
+    surfaces' own, e.g. ``/web``) unless a shared command already has the name."""
+    taken = set(_BY_NAME)
+    added = tuple(command for command in extra if command.name not in taken)
+    return SLASH_COMMANDS + tuple({command.name: command for command in added}.values())
 
 
 def normalize_word(word: str) -> str:

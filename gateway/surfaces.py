@@ -8,7 +8,7 @@ section of config.yaml leaves it off.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from gateway.access import AccessPolicy, Role
 from gateway.executor import KernelExecutor
 from gateway.messages import Document, IncomingMessage
+from gateway.slash import SlashCommand
 from kanban_core import Kanban
 from kanban_core.dispatch.dispatcher import Dispatcher
 
@@ -24,6 +25,20 @@ SURFACE_GROUP = "kanban_gateway.surfaces"
 #: A chat command a surface adds (``/web``): the message and the sender's role in, the reply out.
 ChatCommand = Callable[[IncomingMessage, Role], Awaitable[Document]]
 VERB_GROUP = "kanban_gateway.verbs"
+
+
+@dataclass(frozen=True, slots=True)
+class SurfaceCommand:
+    """A surface's chat command: what the platforms' menus say about it, and its answer."""
+
+    description: str
+    answer: ChatCommand
+    #: Answered to the sender alone where the platform can (``SlashCommand.private``).
+    private: bool = False
+
+    async def __call__(self, message: IncomingMessage, role: Role) -> Document:
+        """Answer it (the router calls it like any ChatCommand)."""
+        return await self.answer(message, role)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +58,9 @@ class Surface(Protocol):
     """Served until ``stop`` is set; told when the board changed (the shared change watch)."""
 
     name: str
-    #: Chat commands by name, answered by the router when typed with nothing after them.
-    chat_commands: Mapping[str, ChatCommand]
+    #: Chat commands by name, answered by the router when typed with nothing after them, and
+    #: listed in the platforms' command menus.
+    chat_commands: Mapping[str, SurfaceCommand]
 
     def on_change(self) -> None:
         """The board may have changed (called in the loop)."""
@@ -63,6 +79,15 @@ def load_surfaces(context: SurfaceContext) -> list[Surface]:
         if surface is not None:
             surfaces.append(surface)
     return surfaces
+
+
+def surface_menu(surfaces: Iterable[Surface]) -> tuple[SlashCommand, ...]:
+    """The surfaces' chat commands as menu entries (``chat_menu`` adds them to the shared ones)."""
+    return tuple(
+        SlashCommand(name, command.description, private=command.private)
+        for surface in surfaces
+        for name, command in surface.chat_commands.items()
+    )
 
 
 def verb_registrars() -> tuple[Callable[[Any], None], ...]:

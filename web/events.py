@@ -3,7 +3,8 @@
 The change watch (the gateway's, or the web server's own) calls ``on_change``; the hub waits a
 moment for the burst to settle, reads the new events once, keeps the newest in a ring and wakes
 every open stream. Streams never read the database themselves, except once when a browser
-resumes from a cursor older than the ring.
+resumes: from a cursor older than the ring, or on PostgreSQL for the late-commit window
+(``web.late``).
 """
 
 from __future__ import annotations
@@ -19,15 +20,13 @@ from gateway.executor import KernelExecutor
 from kanban_core import Kanban
 from kanban_core.board.domain import Event
 from kanban_core.commands.chat_view import hide_paths
+from web import late
 
 log = logging.getLogger(__name__)
 #: How long a burst may keep arriving before it is read in one go (seconds).
 DEBOUNCE_S = 0.01
 #: Events kept in memory for streams that resume.
 RING = 4096
-#: PostgreSQL hands out ids at insert, not commit: a smaller id may become visible late, so each
-#: read looks again this far below the cursor (ids already seen are skipped).
-OVERLAP_IDS = 256
 _BATCH = 500
 #: A comment line keeps proxies from closing an idle stream.
 KEEPALIVE_S = 15.0
@@ -58,6 +57,7 @@ class EventHub:
         self.reads = 0  # database reads the hub made (the benchmark checks it stays shared)
         self.started = asyncio.Event()
         self.closed = False
+        self._holes = late.Holes()  # ids below the cursor that may still commit (PostgreSQL)
 
     def on_change(self) -> None:
         """The board may have changed (called from the change watch, in the loop)."""
@@ -66,6 +66,15 @@ class EventHub:
     async def run(self, stop: asyncio.Event) -> None:
         """Read and publish until ``stop`` is set."""
         self.cursor = self.floor = await self.executor.run(self.board.max_event_id)
+        if late.may_commit_late(self.board):
+            # Writes still open at start are holes below the cursor like any later ones.
+            recent = await self.executor.run(
+                late.window_before, self.board, self.cursor, limit=RING
+            )
+            for event in recent:
+                self._remember(event.id)
+            if recent:
+                self._holes.open(recent[0].id - 1, recent, self._seen)
         self.started.set()
         stopping = asyncio.ensure_future(stop.wait())
         try:
@@ -88,25 +97,32 @@ class EventHub:
                 self._published.notify_all()
 
     async def _read(self) -> None:
+        waiting = self._holes.pending() if late.may_commit_late(self.board) else []
+        if waiting:
+            filled = await self.executor.run(late.by_ids, self.board, waiting)
+            self.reads += 1
+            await self._publish(filled)
         while True:
-            after = max(0, self.cursor - OVERLAP_IDS) if self._overlaps else self.cursor
+            after = self.cursor
             events = await self.executor.run(self.board.events_after, after, limit=_BATCH)
             self.reads += 1
-            fresh = [e for e in events if e.id not in self._seen]
-            for event in fresh:
-                self.seq += 1
-                self._ring.append((self.seq, event_json(event)))
-                self._remember(event.id)
-                self.cursor = max(self.cursor, event.id)
-            if fresh:
-                async with self._published:
-                    self._published.notify_all()
-            if len(events) < _BATCH or not fresh:
+            if late.may_commit_late(self.board):
+                self._holes.open(after, events, self._seen)
+            await self._publish(events)
+            if len(events) < _BATCH:
                 return
 
-    @property
-    def _overlaps(self) -> bool:
-        return self.board.db.dialect == "postgresql"
+    async def _publish(self, events: list[Event]) -> None:
+        fresh = [e for e in events if e.id not in self._seen]
+        for event in fresh:
+            self.seq += 1
+            self._ring.append((self.seq, event_json(event)))
+            self._remember(event.id)
+            self._holes.fill(event.id)
+            self.cursor = max(self.cursor, event.id)
+        if fresh:
+            async with self._published:
+                self._published.notify_all()
 
     def _remember(self, event_id: int) -> None:
         self._seen.add(event_id)
@@ -153,16 +169,26 @@ class EventHub:
     async def _backlog(self, since: int) -> list[dict[str, Any]] | None:
         """What a resuming browser missed; None when that is too much to send."""
         ring = [event for _, event in self._ring]
+        # On PostgreSQL an event with an id up to ``since`` may have committed after the browser
+        # read ``since``: send again the ones stamped in the late-commit window (web.late).
+        replay: list[dict[str, Any]] = []
+        if late.may_commit_late(self.board):
+            window = await self.executor.run(
+                late.window_before, self.board, since, limit=MAX_CATCH_UP + 1
+            )
+            if len(window) > MAX_CATCH_UP:
+                return None
+            replay = [event_json(e) for e in window]
         # The ring holds everything after ``floor`` until it first fills up; after that only
         # what is newer than its oldest entry.
         complete = len(ring) < RING or ring[0]["id"] <= since + 1
         if since >= self.floor and complete:
-            return [e for e in ring if e["id"] > since]
+            return replay + [e for e in ring if e["id"] > since]
         events = await self.executor.run(self.board.events_after, since, limit=MAX_CATCH_UP + 1)
         if len(events) > MAX_CATCH_UP:
             return None
         have = {e.id for e in events}
-        return [event_json(e) for e in events] + [e for e in ring if e["id"] not in have]
+        return replay + [event_json(e) for e in events] + [e for e in ring if e["id"] not in have]
 
 
 def sse_frame(event: dict[str, Any] | None) -> bytes:

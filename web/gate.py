@@ -130,8 +130,11 @@ class SessionGate:
         origin = headers.get("origin")
         if origin is not None and origin not in self._origins(scope, headers):
             return 403, "cross-origin request refused"
-        if (headers.get("sec-fetch-site") or "same-origin") not in ("same-origin", "none"):
-            return 403, "cross-site request refused"
+        # Only the served origin writes: a sibling subdomain ("same-site") is another party
+        # (another app, or a user's pages on a shared domain), so it is refused like any site.
+        site = headers.get("sec-fetch-site") or "same-origin"
+        if site not in ("same-origin", "none"):
+            return 403, f"{site[:20]} request refused (only the board's own pages may write)"
         sent = headers.get(CSRF_HEADER, "")
         if not sent or not hmac.compare_digest(sent.encode(), user.csrf_token.encode()):
             return 403, "missing or wrong CSRF token (X-CSRF-Token)"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from gateway.access import Role
 from gateway.errors import ConfigError
 from gateway.messages import Document, IncomingMessage
-from gateway.surfaces import ChatCommand, SurfaceContext
+from gateway.surfaces import SurfaceCommand, SurfaceContext
 from kanban_core.errors import KanbanError
 from web.config import WebSettings, load_web_settings
 from web.errors import WebError
@@ -31,7 +31,11 @@ class WebSurface:
 
         self.backend = backend
         self._sock = listen(settings)
-        self.chat_commands: Mapping[str, ChatCommand] = {"web": self.login_link}
+        self.chat_commands: Mapping[str, SurfaceCommand] = {
+            "web": SurfaceCommand(
+                "A sign-in link to the web board (in a private chat)", self.login_link, private=True
+            )
+        }
 
     async def login_link(self, message: IncomingMessage, role: Role) -> Document:
         """``/web``: a single-use sign-in link, sent only into a private chat with the bot."""

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from kanban_core import Kanban, KernelSettings
-from tests.e2e.fake_telegram import ALICE_ID, TOKEN, FakeTelegram, Sent
+from tests.support.fake_telegram import ALICE_ID, TOKEN, FakeTelegram, Sent
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"

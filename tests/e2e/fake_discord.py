@@ -21,6 +21,8 @@ CHANNEL_ID = 900000000000000003
 THREAD_ID = 900000000000000004
 USER_ID = 900000000000000005
 DM_CHANNEL_ID = 900000000000000006
+#: The message flag of a reply only its interaction's user sees.
+EPHEMERAL = 64
 BOT_USER = {
     "id": str(APP_ID),
     "username": "kanbanbot",
@@ -281,11 +283,13 @@ class FakeDiscord:
         channel_id: int = CHANNEL_ID,
         user: dict[str, Any] = HUMAN,
         command: str = "kanban",
+        dm: bool = False,
     ) -> int:
-        """Someone runs ``/<command> args:…``; returns the interaction id."""
+        """Someone runs ``/<command> args:…`` (in a DM with the bot if ``dm``); returns the
+        interaction id."""
         options = [] if args is None else [{"name": "args", "type": 3, "value": args}]
         data = {"id": self._command_id(command), "name": command, "type": 1, "options": options}
-        return await self._interact(2, data, channel_id, user)
+        return await self._interact(2, data, DM_CHANNEL_ID if dm else channel_id, user)
 
     async def autocomplete(self, current: str) -> int:
         """Someone is typing into the ``args`` option; returns the interaction id."""
@@ -386,6 +390,10 @@ class FakeDiscord:
         }
         if message is not None:
             payload["message"] = message
+        if channel_id == DM_CHANNEL_ID:
+            # A DM: no guild, the user instead of a member, a private channel (type 1).
+            del payload["guild_id"], payload["member"]
+            payload |= {"user": user, "context": 1, "channel": {"id": str(channel_id), "type": 1}}
         await self.dispatch("INTERACTION_CREATE", payload)
         return interaction.id
 
@@ -609,7 +617,9 @@ class FakeDiscord:
                     "type": interaction.kind,
                     "response_message_id": str(next(self._ids)),
                     "response_message_loading": body["type"] == 5,
-                    "response_message_ephemeral": False,
+                    "response_message_ephemeral": bool(
+                        (body.get("data") or {}).get("flags", 0) & EPHEMERAL
+                    ),
                 }
             }
         )

@@ -4,10 +4,7 @@ documented, the real slack-bolt adapter against the fake Slack, a command answer
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import pytest
 import yaml
 
 from tests.e2e.fake_slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.support.processes import start_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -66,28 +64,14 @@ async def test_slack_enabled_as_the_example_documents_it_starts_and_answers(tmp_
     home = tmp_path / "home"
     home.mkdir()
     copy_example(home, fake)
+    # The variables the example's *_env keys name.
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "KANBAN_HOME": str(home),
-        # The variables the example's *_env keys name.
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_APP_TOKEN": APP_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
     }
     log = tmp_path / "gateway.log"
-    with log.open("wb") as stderr:
-        gateway = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "gateway",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=env,
-            cwd=tmp_path,
-        )
+    gateway = await start_gateway(home, log, env)
     try:
         try:
             await wait_until_connected(fake, gateway)

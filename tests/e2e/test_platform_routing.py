@@ -32,8 +32,8 @@ from tests.e2e import (
 )
 from tests.e2e.fake_discord import CHANNEL_ID, HUMAN, THREAD_ID, USER_ID, FakeDiscord, Posted
 from tests.e2e.fake_slack import BOT_USER_ID, FakeSlack
-from tests.e2e.fake_telegram import ALICE_ID, FakeTelegram, Sent
 from tests.kanban_core.support import snapshot
+from tests.support.fake_telegram import ALICE_ID, FakeTelegram, Sent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -18,7 +18,7 @@ from gateway.executor import KernelExecutor
 from gateway.router import Router
 from kanban_core import Kanban, KernelSettings
 from tests.e2e import test_telegram as telegram_e2e
-from tests.e2e.fake_telegram import ALICE_ID, FakeTelegram, Sent
+from tests.support.fake_telegram import ALICE_ID, FakeTelegram, Sent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -29,7 +29,7 @@ from gateway import (
 )
 from gateway.messages import MessageKind
 from gateway.slash import SLASH_COMMANDS
-from tests.e2e.fake_telegram import (
+from tests.support.fake_telegram import (
     ALICE,
     ALICE_ID,
     BOT_ID,

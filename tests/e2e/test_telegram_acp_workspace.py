@@ -22,8 +22,8 @@ from kanban_core.dispatch.logs import log_path
 from kanban_core.workspaces.interactive.records import TurnStatus
 from tests.e2e import test_workspace_parity as parity
 from tests.e2e.acp_chat import AGENT, complete, recorded
-from tests.e2e.fake_telegram import FakeTelegram
 from tests.e2e.workspace_support import ChatGateway, FakeGitHub, Project, write_config
+from tests.support.fake_telegram import FakeTelegram
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -19,7 +19,7 @@ from kanban_core import TaskStatus
 from kanban_core.board.domain import BlockKind, TaskId
 from tests.e2e import test_telegram as telegram_e2e
 from tests.e2e.acp_chat import Gateway, complete, configure, recorded, told
-from tests.e2e.fake_telegram import ALICE_ID
+from tests.support.fake_telegram import ALICE_ID
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

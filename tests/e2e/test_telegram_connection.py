@@ -10,7 +10,7 @@ import pytest
 from adapters.telegram import create
 from gateway import AdapterError
 from tests.e2e import test_telegram as telegram_e2e
-from tests.e2e.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram
 from tests.support.network import Relay, closed_port, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]

@@ -21,8 +21,8 @@ from kanban_core import Kanban
 from kanban_core.board.audit import AuditEntry
 from kanban_core.storage.text import clean
 from tests.e2e import test_telegram as telegram_e2e
-from tests.e2e.fake_telegram import ALICE_ID, FakeTelegram
 from tests.kanban_core.support import snapshot
+from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

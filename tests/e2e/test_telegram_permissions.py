@@ -30,7 +30,7 @@ from tests.e2e.acp_chat import (
     the_card,
     told,
 )
-from tests.e2e.fake_telegram import ALICE, ALICE_ID, TOKEN, FakeTelegram
+from tests.support.fake_telegram import ALICE, ALICE_ID, TOKEN, FakeTelegram
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

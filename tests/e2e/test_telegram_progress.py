@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import test_telegram as telegram_e2e
-from tests.e2e.fake_telegram import ALICE_ID, FakeTelegram
 from tests.e2e.progress_support import ProgressRun, progress_run, sqlite_board
+from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -12,7 +12,8 @@ from gateway import AdapterRateLimited, AdapterRejected, ChatRef, ChatUser, Docu
 from gateway.messages import Attachment, Button, IncomingMessage, MessageKind
 from gateway.slash import SLASH_COMMANDS
 from tests.e2e import test_telegram as telegram_e2e
-from tests.e2e.fake_telegram import (
+from tests.e2e.test_telegram import FORUM, GROUP, TOPIC, Sink, table
+from tests.support.fake_telegram import (
     ALICE,
     ALICE_ID,
     BOT_ID,
@@ -21,7 +22,6 @@ from tests.e2e.fake_telegram import (
     bot_command_entities,
     parse_telegram_html,
 )
-from tests.e2e.test_telegram import FORUM, GROUP, TOPIC, Sink, table
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from kanban_core import Actor, Kanban, KernelSettings
-from tests.e2e.web_harness import WebServer, chromium, chromium_missing, sign_in, web_board
+from tests.support.web_harness import WebServer, chromium_missing, signed_in_page, web_board
 
 pytestmark = [
     pytest.mark.e2e,
@@ -25,8 +25,6 @@ pytestmark = [
     ),
 ]
 
-WAIT_MS = 15_000
-DESK = {"width": 1600, "height": 1000}
 VIEWER = "telegram:9"
 DONE = 205  # five more than the board sends of a finished column unless asked
 
@@ -56,23 +54,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Any]:
-    missing = chromium_missing()
-    if missing:
-        pytest.fail(f"CI must run the browser tests: {missing}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        yield driver
-
-
 def test_a_viewer_sees_no_control_that_writes(
     playwright: Any, server: WebServer, tmp_path: Path
 ) -> None:
-    with chromium(playwright, tmp_path / "profile", viewport=DESK) as context:
-        context.set_default_timeout(WAIT_MS)
-        page = sign_in(context, server, VIEWER)
+    with signed_in_page(playwright, server, tmp_path / "profile", VIEWER) as page:
         assert page.locator("body").get_attribute("data-role") == "viewer"
         card = page.locator(".card", has_text="open work")
         card.wait_for()
@@ -111,9 +96,7 @@ def test_show_all_lists_every_finished_card(
 ) -> None:
     from playwright.sync_api import expect
 
-    with chromium(playwright, tmp_path / "profile", viewport=DESK) as context:
-        context.set_default_timeout(WAIT_MS)
-        page = sign_in(context, server)
+    with signed_in_page(playwright, server, tmp_path / "profile") as page:
         done = page.locator('.column[data-status="done"]')
         assert done.locator(".count").inner_text() == f"200/{DONE}"
         assert done.locator(".card").count() == 200

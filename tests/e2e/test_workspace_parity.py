@@ -26,7 +26,6 @@ from kanban_core import KernelSettings
 from kanban_core.workspaces.interactive import store, turns
 from kanban_core.workspaces.interactive.records import TurnStatus, WorkspaceStatus
 from tests.e2e import test_telegram as telegram_e2e
-from tests.e2e.fake_telegram import ALICE, BOT_USERNAME, FakeTelegram, running
 from tests.e2e.workspace_support import (
     BOB,
     CAROL,
@@ -40,6 +39,7 @@ from tests.e2e.workspace_support import (
     write_config,
 )
 from tests.gitrepos import git, isolated_git as isolated_git, remote_heads
+from tests.support.fake_telegram import ALICE, BOT_USERNAME, FakeTelegram, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.e2e.web_harness import Board, chromium, chromium_missing, sign_in, web_board
+from tests.support.web_harness import Board, chromium, chromium_missing, sign_in, web_board
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

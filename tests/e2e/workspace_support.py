@@ -1,7 +1,7 @@
 """The workspace parity harness: the real gateway, chatting over the real python-telegram-bot.
 
 ``ChatGateway`` runs ``gateway.app.Gateway`` in this event loop with a config.yaml that enables
-the Telegram adapter against :class:`~tests.e2e.fake_telegram.FakeTelegram`, the real
+the Telegram adapter against :class:`~tests.support.fake_telegram.FakeTelegram`, the real
 dispatcher and worker supervisors, and an assignee whose command is the fake agent
 (``tests/support/fake_agent.py``). Repositories are real git checkouts with bare remotes; pull
 requests go to :class:`FakeGitHub`, a REST fake on 127.0.0.1. Nothing leaves the machine.
@@ -31,8 +31,8 @@ from gateway.app import Gateway
 from kanban_core import Kanban, KernelSettings
 from kanban_core.workspaces.interactive import approvals, store
 from kanban_core.workspaces.interactive.records import Session, Turn, Workspace
-from tests.e2e.fake_telegram import ALICE, ALICE_ID, TOKEN, FakeTelegram, Sent
 from tests.gitrepos import GIT_ENV, bare_origin, git, make_repo
+from tests.support.fake_telegram import ALICE, ALICE_ID, TOKEN, FakeTelegram, Sent
 from tests.support.processes import host_pid
 
 T = TypeVar("T")

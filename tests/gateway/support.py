@@ -43,7 +43,7 @@ class InMemoryAdapter:
         self.sent: list[Sent] = []
         self.sink: MessageSink | None = None
 
-    async def start(self, sink: MessageSink) -> None:
+    async def start(self, sink: MessageSink, *, menu: object = ()) -> None:
         self.sink = sink
 
     async def stop(self) -> None:

@@ -1,1 +1,2 @@
-"""Helpers that run as real processes during tests (fake agents and the like)."""
+"""Helpers shared by the tests and the benchmarks: fake agents run as real processes, the
+loopback Telegram Bot API, the web board harness (kanban web + headless Chromium), waits."""

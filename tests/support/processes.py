@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import queue
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -107,3 +111,28 @@ def host_pid(noted: int, marker: str, argv_contains: str = "") -> int:
                 if ids[-1] == noted:
                     return ids[0]
     raise AssertionError(f"no live process noted pid {noted} with {marker} in its environment")
+
+
+async def start_gateway(
+    home: Path, log: Path, env: Mapping[str, str] = {}
+) -> asyncio.subprocess.Process:
+    """``kanban gateway`` for ``$KANBAN_HOME`` ``home`` (HOME its parent), stderr to ``log``,
+    with PATH and ``env`` (the secrets its config names) as its whole environment."""
+    environ = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home.parent),
+        "KANBAN_HOME": str(home),
+        **env,
+    }
+    with log.open("wb") as stderr:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "gateway",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=environ,
+            cwd=home.parent,
+        )

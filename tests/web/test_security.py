@@ -110,6 +110,36 @@ def test_cross_origin_writes_are_refused(signed_in, board: Kanban) -> None:
     assert same.status_code == 201
 
 
+def test_same_site_writes_are_refused_too(signed_in, board: Kanban) -> None:
+    """A sibling subdomain shares the site but not the origin: deny by default (README)."""
+    client = signed_in("telegram:3")
+    served = {"Host": "board.example.org"}
+    sibling = client.post(
+        "/api/tasks",
+        json={"title": "x"},
+        headers={**served, "Origin": "http://wiki.example.org", "Sec-Fetch-Site": "same-site"},
+    )
+    assert sibling.status_code == 403
+    assert sibling.json() == {"error": "cross-origin request refused"}
+    # Even with the served origin in Origin, a browser saying "same-site" is refused.
+    same_site = client.post(
+        "/api/tasks",
+        json={"title": "x"},
+        headers={**served, "Origin": "http://board.example.org", "Sec-Fetch-Site": "same-site"},
+    )
+    assert same_site.status_code == 403
+    assert same_site.json() == {
+        "error": "same-site request refused (only the board's own pages may write)"
+    }
+    assert board.list() == []
+    own = client.post(
+        "/api/tasks",
+        json={"title": "x"},
+        headers={**served, "Origin": "http://board.example.org", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert own.status_code == 201
+
+
 @pytest.mark.parametrize(("method", "path"), write_routes())
 def test_a_viewer_gets_403_on_every_write(signed_in, board, method, path) -> None:
     client = signed_in("telegram:2")

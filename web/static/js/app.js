@@ -30,6 +30,7 @@ const ctx = {
   state,
   render,
   reload: null,
+  patch: null, // patch(ids): re-read just these cards (and their parents) and put them in place
   allCards: () => state.board.columns.flatMap((column) => column.tasks),
   toggleSelected(id, on) {
     if (on) state.selected.add(id);
@@ -309,6 +310,7 @@ async function start() {
       pump();
     }, 0); // the events of one burst arrive back to back: one request for all of them
   };
+  ctx.patch = livePatch;
   await loadBoard();
   const tenant = $("#filter-tenant");
   if (state.filters.tenant) tenant.value = state.filters.tenant;

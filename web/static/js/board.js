@@ -15,7 +15,7 @@ export async function moveTask(ctx, id, status) {
   try {
     await api.patch(`/api/tasks/${encodeURIComponent(id)}`, { status });
     toast(`${id} → ${status}`);
-    ctx.reload();
+    ctx.patch([id]); // just this card (and its parents' child counts), as a live event would
     return true;
   } catch (error) {
     toast(`${id}: ${error.message}`, "error");

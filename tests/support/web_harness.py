@@ -35,6 +35,10 @@ KANBAN = Path(sys.executable).with_name("kanban")
 COMMAND_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 30.0
 USER = "alice"
+#: How long a browser test waits for any one thing on the page (milliseconds).
+WAIT_MS = 15_000
+#: Wide enough that every column shows: a drag never has to scroll the board.
+DESK = {"width": 1600, "height": 1000}
 
 
 def chromium_missing() -> str | None:
@@ -197,3 +201,18 @@ def sign_in(context: BrowserContext, server: WebServer, user: str | None = None)
         refusal = " ".join(page.inner_text("main").split())
         raise AssertionError(f"the sign-in was refused: {refusal}")
     return page
+
+
+@contextmanager
+def signed_in_page(
+    playwright: Playwright,
+    server: WebServer,
+    profile: Path,
+    user: str | None = None,
+    **options: Any,
+) -> Iterator[Any]:
+    """A page of a fresh desk-sized browser profile signed in as ``user`` (the local admin by
+    default), its board loaded, waiting up to WAIT_MS for anything; ``options`` as chromium's."""
+    with chromium(playwright, profile, **{"viewport": DESK, **options}) as context:
+        context.set_default_timeout(WAIT_MS)
+        yield sign_in(context, server, user)
