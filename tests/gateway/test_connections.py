@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from gateway import MessageSink
 from gateway.connections import PlatformConnections
 from gateway.executor import KernelExecutor
 from gateway.messages import IncomingMessage
@@ -30,9 +31,9 @@ class SlowSlack(InMemoryAdapter):
         super().__init__("slack")
         self.connect_s = connect_s
 
-    async def start(self, sink: object) -> None:
+    async def start(self, sink: MessageSink, *, menu: object = ()) -> None:
         await asyncio.sleep(self.connect_s)
-        await super().start(sink)  # type: ignore[arg-type]
+        await super().start(sink, menu=menu)
 
 
 async def _sink(_message: IncomingMessage) -> None:
