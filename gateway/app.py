@@ -19,6 +19,7 @@ from gateway.executor import KernelExecutor
 from gateway.leases import LEADER, LeaseKeeper, instance_id
 from gateway.messages import Document, IncomingMessage
 from gateway.notifier import Notifier
+from gateway.remote_exec import ExecLoop
 from gateway.router import Router
 from gateway.scheduler import DispatchLoop
 from gateway.surfaces import Surface, SurfaceContext, load_surfaces
@@ -120,6 +121,18 @@ class Gateway:
                 board, kernel_config.workspaces, leader=lambda: leader.holding
             ),
         )
+        # Commands other hosts sent for this host's workspaces (and, as leader, their expiry).
+        remote = ExecLoop(
+            board,
+            gateway_config.access,
+            executor,
+            claimer=owner,
+            environ=self.environ,
+            dispatcher=dispatcher,
+            leader=lambda: leader.holding,
+            on_settled=notifier.nudge,
+            on_turn=loop.nudge,
+        )
         surfaces = load_surfaces(
             SurfaceContext(
                 board=board,
@@ -171,11 +184,17 @@ class Gateway:
             changes = ChangeMonitor(
                 board.watch_changes(),
                 executor,
-                on_change=(loop.nudge, notifier.nudge, *(s.on_change for s in surfaces)),
+                on_change=(
+                    loop.nudge,
+                    notifier.nudge,
+                    remote.nudge,
+                    *(s.on_change for s in surfaces),
+                ),
             )
             tasks = [
                 asyncio.create_task(loop.run(self.stop), name="dispatch"),
                 asyncio.create_task(notifier.run(self.stop), name="notifier"),
+                asyncio.create_task(remote.run(self.stop), name="exec"),
                 asyncio.create_task(changes.run(self.stop), name="changes"),
                 asyncio.create_task(leader.run(self.stop), name="lease:leader"),
                 *connections.tasks(self.stop),

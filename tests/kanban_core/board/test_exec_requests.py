@@ -1,0 +1,214 @@
+"""Execution requests: claimed once by their host, nonces spent, replays refused, expiry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kanban_core import Actor, Kanban
+from kanban_core.board import exec_requests as xr
+from kanban_core.board.exec_requests import ExecCommand, ExecState, Requester, WorkspaceHost
+from kanban_core.board.hosts import HostIdentity
+from kanban_core.errors import ValidationError
+from kanban_core.storage import Query
+from tests.kanban_core.support import rows, snapshot
+
+ASKER = Requester("telegram", "42", "alice", "100", "", "operator", None)
+
+
+@pytest.fixture
+def hosts(board: Kanban, operator: Actor) -> tuple[HostIdentity, HostIdentity]:
+    return tuple(  # type: ignore[return-value]
+        board.enroll_host(operator, name=n, labels=(), secret=f"s-{n}", readmit=False)
+        for n in ("build-1", "build-2")
+    )
+
+
+def _target(host: HostIdentity, revoked: bool = False) -> WorkspaceHost:
+    return WorkspaceHost(host.host_id, host.name, revoked)
+
+
+def _create(board: Kanban, task_id: int, host: HostIdentity, **kw: Any) -> tuple[int, bool]:
+    with board.db.transaction(write=True) as tx:
+        return xr.create(
+            tx,
+            command=kw.pop("command", ExecCommand.DIFF),
+            args=kw.pop("args", {"path": "a.txt"}),
+            workspace_id="ws-1",
+            task_id=task_id,  # type: ignore[arg-type]
+            host=_target(host, kw.pop("revoked", False)),
+            requester=kw.pop("requester", ASKER),
+            key=kw.pop("key", "telegram:7:diff"),
+            ttl_ms=kw.pop("ttl_ms", 60_000),
+        )
+
+
+def _claim(board: Kanban, host: HostIdentity, claimer: str = "gw-b") -> list[xr.ExecRequest]:
+    with board.db.transaction(write=True) as tx:
+        return xr.claim(tx, host, claimer=claimer)
+
+
+def _state(board: Kanban, request_id: int) -> tuple[str, str | None]:
+    [(state, result)] = rows(
+        board, "SELECT state, result FROM exec_requests WHERE id = :id", id=request_id
+    )
+    return state, result
+
+
+def _exec(board: Kanban, sql: str, **params: Any) -> int:
+    with board.db.transaction(write=True) as tx:
+        return tx.execute(Query("test_exec", sql), params)
+
+
+def test_only_the_target_host_claims_a_request_and_only_once(board, make_task, hosts):
+    one, two = hosts
+    task = make_task()
+    request_id, seen = _create(board, task.id, two)
+    assert not seen
+    assert _claim(board, one) == []  # not its request
+    forged = HostIdentity(two.host_id, two.name, "wrong secret")
+    assert _claim(board, forged) == []  # a host proves itself with its secret
+    [taken] = _claim(board, two)
+    assert (taken.id, taken.command, taken.args) == (
+        request_id,
+        ExecCommand.DIFF,
+        {"path": "a.txt"},
+    )
+    assert taken.requester == ASKER
+    assert taken.state is ExecState.RUNNING
+    assert _claim(board, two) == []  # running: never handed out again
+
+
+def test_the_same_idempotency_key_makes_one_request(board, make_task, hosts):
+    task = make_task()
+    first = _create(board, task.id, hosts[1])
+    again = _create(board, task.id, hosts[1])
+    assert again == (first[0], True)
+    assert rows(board, "SELECT count(*) FROM exec_requests") == [(1,)]
+
+
+def test_a_revoked_host_is_refused_at_once_and_nothing_is_written(board, make_task, hosts):
+    task = make_task()
+    before = snapshot(board)
+    with pytest.raises(ValidationError, match="host 'build-2' was revoked") as caught:
+        _create(board, task.id, hosts[1], revoked=True)
+    assert "\n" not in str(caught.value)
+    assert snapshot(board) == before
+
+
+def test_settling_queues_the_answer_for_the_asking_chat_only(board, make_task, hosts, operator):
+    task = make_task()
+    board.subscribe(operator, task.id, platform="telegram", chat_id="999")
+    request_id, _ = _create(board, task.id, hosts[1])
+    _claim(board, hosts[1])
+    with board.db.transaction(write=True) as tx:
+        assert xr.settle(tx, request_id, ExecState.DONE, "diff text", exit_code=0)
+        assert not xr.settle(tx, request_id, ExecState.FAILED, "again")  # ends once
+    assert _state(board, request_id) == ("done", "diff text")
+    assert rows(
+        board,
+        "SELECT d.platform, d.chat_id, e.kind FROM notify_deliveries d "
+        "JOIN task_events e ON e.id = d.event_id",
+    ) == [("telegram", "100", "exec_reply")]
+
+
+def test_a_done_request_set_back_to_pending_is_refused_and_audited(board, make_task, hosts):
+    task = make_task()
+    request_id, _ = _create(board, task.id, hosts[1])
+    _claim(board, hosts[1])
+    with board.db.transaction(write=True) as tx:
+        xr.settle(tx, request_id, ExecState.DONE, "ok", exit_code=0)
+    _exec(board, "UPDATE exec_requests SET state = 'pending' WHERE id = :id", id=request_id)
+
+    assert _claim(board, hosts[1]) == []
+    state, result = _state(board, request_id)
+    assert state == "refused"
+    assert result is not None
+    assert "replay" in result
+    [(outcome, detail)] = rows(board, "SELECT outcome, detail FROM audit_log")
+    assert outcome == "refused"
+    assert f"spent by request {request_id}" in detail
+
+
+def test_a_request_re_inserted_with_a_spent_nonce_is_refused(board, make_task, hosts):
+    task = make_task()
+    request_id, _ = _create(board, task.id, hosts[1])
+    _claim(board, hosts[1])
+    copy_columns = (
+        "command, args, workspace_id, task_id, target_host_id, requester_host_id, platform, "
+        "user_id, user_name, chat_id, thread_id, role, nonce, created_ms, expires_ms"
+    )
+    # The same nonce beside the original is refused by the database itself …
+    with pytest.raises(Exception, match=r"(?i)unique"):
+        _exec(
+            board,
+            f"INSERT INTO exec_requests ({copy_columns}, idempotency_key, state) "
+            f"SELECT {copy_columns}, 'copy', 'pending' FROM exec_requests WHERE id = :id",
+            id=request_id,
+        )
+    # … and once the original is purged, the spent nonce still refuses the copy.
+    _exec(board, "UPDATE exec_requests SET nonce = 'purged' WHERE id = :id", id=request_id)
+    [(nonce,)] = rows(board, "SELECT nonce FROM exec_nonces")
+    _exec(
+        board,
+        f"INSERT INTO exec_requests ({copy_columns}, idempotency_key, state) "
+        f"SELECT command, args, workspace_id, task_id, target_host_id, requester_host_id, "
+        "platform, user_id, user_name, chat_id, thread_id, role, :nonce, created_ms, "
+        "expires_ms + 600000, 'copy', 'pending' FROM exec_requests WHERE id = :id",
+        id=request_id,
+        nonce=nonce,
+    )
+    assert _claim(board, hosts[1]) == []
+    [(state,)] = rows(board, "SELECT state FROM exec_requests WHERE idempotency_key = 'copy'")
+    assert state == "refused"
+
+
+def test_an_expired_request_is_never_run(board, make_task, hosts):
+    task = make_task()
+    request_id, _ = _create(board, task.id, hosts[1], ttl_ms=0)
+    assert _claim(board, hosts[1]) == []
+    state, result = _state(board, request_id)
+    assert state == "expired"
+    assert result == f"request {request_id} expired unrun: the host did not take it in time"
+
+
+def test_a_missing_hosts_request_expires_with_a_clear_message(board, make_task, hosts):
+    task = make_task()
+    _exec(board, "UPDATE hosts SET last_seen_ms = last_seen_ms - 600000 WHERE name = 'build-2'")
+    request_id, _ = _create(board, task.id, hosts[1], ttl_ms=0)
+    with board.db.transaction(write=True) as tx:
+        assert xr.expire_overdue(tx) == [request_id]
+    state, result = _state(board, request_id)
+    assert state == "expired"
+    assert result is not None
+    assert "the host is missing (last seen 6" in result
+    kinds = rows(
+        board, "SELECT e.kind FROM notify_deliveries d JOIN task_events e ON e.id = d.event_id"
+    )
+    assert kinds == [("exec_reply",)]
+
+
+def test_a_running_request_is_failed_as_interrupted_after_a_restart(board, make_task, hosts):
+    task = make_task()
+    request_id, _ = _create(board, task.id, hosts[1])
+    _claim(board, hosts[1], claimer="gw-b:old")
+    with board.db.transaction(write=True) as tx:
+        assert xr.recover_interrupted(tx, hosts[1].host_id, claimer="gw-b:old") == []
+        assert xr.recover_interrupted(tx, hosts[1].host_id, claimer="gw-b:new") == [request_id]
+    state, result = _state(board, request_id)
+    assert state == "failed"
+    assert result is not None
+    assert "interrupted" in result
+    assert "not run again" in result
+    assert _claim(board, hosts[1], claimer="gw-b:new") == []
+
+
+def test_a_terminal_request_is_answered_on_the_row_not_through_the_outbox(board, make_task, hosts):
+    task = make_task()
+    cli = Requester("cli", "alice", "alice", "alice", "", "terminal", hosts[0].host_id)
+    request_id, _ = _create(board, task.id, hosts[1], requester=cli)
+    _claim(board, hosts[1])
+    with board.db.transaction(write=True) as tx:
+        xr.settle(tx, request_id, ExecState.DONE, "ok", exit_code=0)
+    assert rows(board, "SELECT count(*) FROM notify_deliveries") == [(0,)]
