@@ -60,8 +60,10 @@ SPECS: dict[ExecCommand, ArgSpec] = {
 }
 #: What a request carries besides the command's arguments: the asking chat's inline budget.
 META = frozenset({"_budget"})
-#: Commands whose workspace is named by a positional word rather than ``--ws``.
+#: Commands whose workspace is named by a positional word rather than ``--ws``, and those that
+#: name none (an approval knows its workspace).
 _WS_POSITIONAL = frozenset({ExecCommand.DELETE})
+_WS_IMPLIED = frozenset({ExecCommand.APPROVE, ExecCommand.DENY})
 
 
 def to_args(command: ExecCommand, ns: argparse.Namespace) -> dict[str, Any]:
@@ -85,7 +87,10 @@ def to_argv(command: ExecCommand, args: dict[str, Any], ws_id: str) -> list[str]
     if unknown := sorted(set(args) - known):
         raise ValidationError(f"request carries unknown arguments: {', '.join(unknown)}")
     argv = ["ws", command.value]
-    argv += [ws_id] if command in _WS_POSITIONAL else ["--ws", ws_id]
+    if command in _WS_POSITIONAL:
+        argv.append(ws_id)
+    elif command not in _WS_IMPLIED:
+        argv += ["--ws", ws_id]
     for name, flag in spec.options.items():
         if name in args:
             argv += [flag, _text(args[name], name)]
