@@ -186,28 +186,30 @@ def _rows(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         db.close()
 
 
-def _said(fake: FakeTelegram, needle: str) -> Sent | None:
-    return next((m for m in fake.sent_to(ALICE_ID) if needle in m.text), None)
+async def _said(fake: FakeTelegram, needle: str, *, after: int = 0, timeout: float = WAIT) -> Sent:  # noqa: ASYNC109
+    """The first message to alice after the ``after``-th that contains ``needle``, waited for."""
+
+    def find() -> Sent | None:
+        return next((m for m in fake.sent_to(ALICE_ID)[after:] if needle in m.text), None)
+
+    await fake.wait_for(lambda: find() is not None, timeout)
+    found = find()
+    assert found is not None
+    return found
 
 
 async def _ask(fake: FakeTelegram, text: str) -> int:
     """Send ``text`` to gateway A; the request number from its immediate answer."""
     before = len(fake.sent_to(ALICE_ID))
     await fake.push_text(text)
-    reply = await fake.wait_for(
-        lambda: next(
-            (m for m in fake.sent_to(ALICE_ID)[before:] if "sent to host" in m.text), None
-        ),
-        WAIT,
-    )
+    reply = await _said(fake, "sent to host", after=before)
     found = re.search(r"sent to host build-2 \(request (\d+)\)", reply.text)
     assert found, reply.text
     return int(found.group(1))
 
 
 async def _answer(fake: FakeTelegram, request_id: int) -> Sent:
-    needle = f"host build-2 · request {request_id} ·"
-    return await fake.wait_for(lambda: _said(fake, needle), WAIT)
+    return await _said(fake, f"host build-2 · request {request_id} ·")
 
 
 async def test_chat_commands_on_host_a_run_on_host_b_and_are_answered(
@@ -239,12 +241,7 @@ async def test_chat_commands_on_host_a_run_on_host_b_and_are_answered(
     confirm = next(d for d in card.callback_data if d.startswith("ap:"))
     before = len(fake.sent_to(ALICE_ID))
     await fake.press(card, confirm)
-    confirmed = await fake.wait_for(
-        lambda: next(
-            (m for m in fake.sent_to(ALICE_ID)[before:] if "sent to host build-2" in m.text), None
-        ),
-        WAIT,
-    )
+    confirmed = await _said(fake, "sent to host build-2", after=before)
     approve_id = int(re.findall(r"request (\d+)", confirmed.text)[0])
     approved = await _answer(fake, approve_id)
     assert "committed" in approved.text, approved.text
@@ -281,9 +278,7 @@ async def test_chat_commands_on_host_a_run_on_host_b_and_are_answered(
         "UPDATE hosts SET last_seen_ms = last_seen_ms - 600000 WHERE name = 'build-2'",
     )
     missing_id = await _ask(fake, f"/kanban ws status --ws {ws_id}")
-    expired = await fake.wait_for(
-        lambda: _said(fake, f"request {missing_id} expired unrun"), EXPIRY_S + WAIT
-    )
+    expired = await _said(fake, f"request {missing_id} expired unrun", timeout=EXPIRY_S + WAIT)
     assert "the host is missing" in expired.text, expired.text
 
     # A revoked host: refused at once, in one line, and nothing is queued.
@@ -291,10 +286,7 @@ async def test_chat_commands_on_host_a_run_on_host_b_and_are_answered(
     assert revoked.returncode == 0, revoked.stderr
     before = len(fake.sent_to(ALICE_ID))
     await fake.push_text(f"/kanban ws diff --ws {ws_id}")
-    refused = await fake.wait_for(
-        lambda: next((m for m in fake.sent_to(ALICE_ID)[before:] if "revoked" in m.text), None),
-        WAIT,
-    )
+    refused = await _said(fake, "revoked", after=before)
     assert "host 'build-2' was revoked" in refused.text
     assert _rows(board_url, "SELECT count(*) FROM exec_requests WHERE id > :id", id=missing_id) == [
         (0,)
