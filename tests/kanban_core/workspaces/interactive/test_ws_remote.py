@@ -122,8 +122,12 @@ def test_a_terminal_waits_for_the_answer_from_the_other_host(
     board.host = two[1]
     ws_id = chat("new", "Notes", "--repo", "api").data["workspace"]
     board.host = two[0]
+
     # While the terminal waits, build-2's gateway takes the request (played in its sleep).
-    cli = _cli(board, config_file, lambda _s: _serve(board, config_file, two[1]) and None)
+    def build_2_serves(_seconds: float) -> None:
+        _serve(board, config_file, two[1])
+
+    cli = _cli(board, config_file, build_2_serves)
     result = cli("status", "--ws", ws_id)
     assert result.exit_code == 0, result.errors
     assert text(result).startswith("sent to host build-2 (request 1):")
