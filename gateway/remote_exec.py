@@ -73,19 +73,28 @@ class ExecLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Recover, then claim and run requests until ``stop``; waits for those in flight."""
-        if self.board.host is not None:
-            failed = await self.executor.run(self._recover)
-            if failed:
-                log.warning("execution requests interrupted by the last stop: %s", failed)
-                self.on_settled()
+        await self.recover()
         while not stop.is_set():
             try:
-                await self._pass()
+                await self.pass_once()
             except KanbanError as exc:
                 log.error("execution requests: %s", exc, extra={"action": "exec"})
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wait_first(stop.wait(), self._wake.wait()), self.tick_s)
+        await self.drain()
+
+    async def recover(self) -> None:
+        """At start: fail what this host was running when its gateway stopped."""
+        if self.board.host is None:
+            return
+        failed = await self.executor.run(self._recover)
+        if failed:
+            log.warning("execution requests interrupted by the last stop: %s", failed)
+            self.on_settled()
+
+    async def drain(self) -> None:
+        """Wait for the requests being run."""
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
@@ -96,7 +105,8 @@ class ExecLoop:
                 tx, self.board.host.host_id, claimer=self.claimer
             )
 
-    async def _pass(self) -> None:
+    async def pass_once(self) -> None:
+        """As leader, end what nobody will run; then claim this host's requests and start them."""
         if self.leader():
             ended = await self.executor.run(self._expire)
             if ended:
