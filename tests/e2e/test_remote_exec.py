@@ -247,6 +247,18 @@ async def test_chat_commands_on_host_a_run_on_host_b_and_are_answered(
     assert "committed" in approved.text, approved.text
     assert git(Path(worktree), "log", "-1", "--format=%s").endswith("add notes")
 
+    # A follow-up asked on A is a turn of the agent on B (queued behind the first one, or not).
+    follow_id = await _ask(fake, f'/kanban ws follow-up "write FOLLOW.md" --ws {ws_id}')
+    started_turn = await _answer(fake, follow_id)
+    assert "sent to the agent" in started_turn.text or "queued" in started_turn.text
+    await until(lambda: (Path(worktree) / "FOLLOW.md").exists(), WAIT)
+
+    # A terminal on A waits for B's answer and prints it.
+    status = a.kanban("ws", "status", "--ws", ws_id)
+    assert status.returncode == 0, status.stderr
+    assert "sent to host build-2 (request" in status.stdout
+    assert "FOLLOW.md" in status.stdout or "api" in status.stdout
+
     # B stopped: the request waits; after B's restart it runs, once.
     await b.stop()
     write(Path(worktree) / "LATER.md", "after the restart\n")
