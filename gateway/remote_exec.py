@@ -161,7 +161,7 @@ class ExecLoop:
         needed = self.access.needed("ws", request.command.value, None)
         if role is None or needed is None or role < needed:
             why = (
-                f"refused on host {request.target_host}: {who.platform}:{who.user_id} "
+                f"refused on host {request.target_host}: {who.user_id} "
                 f"{'is not allowed here' if role is None else 'lacks the role here'}"
             )
             log.warning("execution request %s %s", request.id, why, extra={"action": "exec"})
@@ -177,7 +177,7 @@ class ExecLoop:
                     platform=who.platform,
                     chat_id=who.chat_id,
                     thread_id=who.thread_id or None,
-                    user_id=who.user_id,
+                    user_id=who.user_id.partition(":")[2] or None,
                 )
             self.on_turn()
         return ExecState.DONE, _text(result), result.exit_code, reply_payload(result)
@@ -189,7 +189,10 @@ class ExecLoop:
             # A terminal on another enrolled host already holds the database; it is trusted as
             # that host's operator only while that host is enrolled and not revoked.
             return Role.APPROVER if self._host_live(who.host_id) else None
-        return self.access.role_of(ChatUser(who.platform, who.user_id, who.user_name))
+        platform, _, user_id = who.user_id.partition(":")
+        if not user_id:
+            return None
+        return self.access.role_of(ChatUser(platform, user_id, who.user_name))
 
     def _host_live(self, host_id: int | None) -> bool:
         from kanban_core.board import hosts
@@ -200,7 +203,7 @@ class ExecLoop:
     def _context(self, request: ExecRequest, role: Role) -> CommandContext:
         who = request.requester
         chat = who.platform != CLI_PLATFORM
-        principal = f"{who.platform}:{who.user_id}"
+        principal = who.user_id
         budget = request.args.get("_budget")
         return CommandContext(
             actor=Actor(name=f"{who.user_name} ({principal})" if chat else who.user_name),

@@ -68,8 +68,8 @@ CLI_PLATFORM = "cli"
 class Requester:
     """Who asks, as authorised on the asking side (from the context, never an argument)."""
 
-    platform: str
-    user_id: str
+    platform: str  # where the answer goes (the asking chat's platform, or "cli")
+    user_id: str  # the asker's principal, as access.users names it (telegram:42, cli:alice)
     user_name: str
     chat_id: str
     thread_id: str

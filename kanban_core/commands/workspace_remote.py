@@ -30,6 +30,9 @@ from kanban_core.commands.result import CommandResult, Text
 from kanban_core.errors import ValidationError
 
 Handler = Callable[[CommandContext, argparse.Namespace], CommandResult]
+#: Places whose answers are not chat messages any gateway can send: the web board (a browser
+#: session) and a gateway's console (its own terminal; another host's console must not print it).
+UNFORWARDED_PLACES = frozenset({"web", "console"})
 #: How often a waiting terminal looks at its request (a local read; the wait is bounded).
 POLL_S = 0.05
 
@@ -154,6 +157,13 @@ def _forward(
 ) -> CommandResult:
     board = ctx.board()
     here = board.host
+    if ctx.place is not None and ctx.place[0] in UNFORWARDED_PLACES:
+        # No chat for the answer to go to, and the surface must not hold the gateway's thread
+        # until the expiry: it is asked in chat, a terminal, or on that host.
+        raise ValidationError(
+            f"workspace {ws.id} is on host {host.name!r}; ask in chat or in a terminal "
+            "(`kanban ws …` waits for the answer), or on that host"
+        )
     if not ctx.from_chat and here is None:
         raise ValidationError(
             f"workspace {ws.id} is on host {host.name!r}; run this there, or enroll this "
@@ -164,7 +174,7 @@ def _forward(
     platform, chat_id, thread_id = ctx.place or (CLI_PLATFORM, ctx.actor.name, "")
     requester = Requester(
         platform=platform,
-        user_id=(ctx.principal or f"cli:{ctx.actor.name}").split(":", 1)[-1],
+        user_id=ctx.principal or f"cli:{ctx.actor.name}",
         user_name=ctx.actor.name,
         chat_id=chat_id,
         thread_id=thread_id,

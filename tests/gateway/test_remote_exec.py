@@ -14,7 +14,7 @@ from kanban_core.board.hosts import HostIdentity
 from tests.kanban_core.support import rows
 
 pytestmark = pytest.mark.anyio
-ALICE = Requester("telegram", "42", "alice", "100", "", "operator", None)
+ALICE = Requester("telegram", "telegram:42", "alice", "100", "", "operator", None)
 
 
 @pytest.fixture
@@ -60,8 +60,8 @@ async def test_a_requester_unknown_here_or_below_the_role_is_refused(
     board: Kanban, executor: KernelExecutor, make_task, two
 ) -> None:
     task = make_task()
-    viewer = Requester("telegram", "7", "bob", "100", "", "operator", None)
-    stranger = Requester("telegram", "9", "eve", "100", "", "admin", None)
+    viewer = Requester("telegram", "telegram:7", "bob", "100", "", "operator", None)
+    stranger = Requester("telegram", "telegram:9", "eve", "100", "", "admin", None)
     _ask(board, task.id, two[1], viewer, ExecCommand.COMMIT)
     _ask(board, task.id, two[1], stranger, ExecCommand.STATUS)
     # The asking side called bob an operator; this host's configuration says viewer.
@@ -79,7 +79,7 @@ async def test_a_terminal_on_a_revoked_host_is_refused(
     board: Kanban, executor: KernelExecutor, make_task, operator, two
 ) -> None:
     task = make_task()
-    terminal = Requester("cli", "alice", "alice", "alice", "", "terminal", two[0].host_id)
+    terminal = Requester("cli", "cli:alice", "alice", "alice", "", "terminal", two[0].host_id)
     _ask(board, task.id, two[1], terminal, ExecCommand.STATUS)
     board.revoke_host(operator, "build-1")
     await _one_pass(ExecLoop(board, AccessPolicy(), executor, claimer="gw", environ={}))

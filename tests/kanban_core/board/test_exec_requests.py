@@ -14,7 +14,7 @@ from kanban_core.errors import ValidationError
 from kanban_core.storage import Query
 from tests.kanban_core.support import rows, snapshot
 
-ASKER = Requester("telegram", "42", "alice", "100", "", "operator", None)
+ASKER = Requester("telegram", "telegram:42", "alice", "100", "", "operator", None)
 
 
 @pytest.fixture
@@ -206,7 +206,7 @@ def test_a_running_request_is_failed_as_interrupted_after_a_restart(board, make_
 
 def test_a_terminal_request_is_answered_on_the_row_not_through_the_outbox(board, make_task, hosts):
     task = make_task()
-    cli = Requester("cli", "alice", "alice", "alice", "", "terminal", hosts[0].host_id)
+    cli = Requester("cli", "cli:alice", "alice", "alice", "", "terminal", hosts[0].host_id)
     request_id, _ = _create(board, task.id, hosts[1], requester=cli)
     _claim(board, hosts[1])
     with board.db.transaction(write=True) as tx:

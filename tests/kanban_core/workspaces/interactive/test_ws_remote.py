@@ -66,7 +66,7 @@ def _serve(board: Kanban, config_file: Path, host: HostIdentity) -> list[Command
             open_board=lambda _url: board,
             environ={"KANBAN_CONFIG": str(config_file), "PATH": os.environ["PATH"]},
             interactive=False,
-            principal=f"{who.platform}:{who.user_id}",
+            principal=who.user_id,
             place=(who.platform, who.chat_id, who.thread_id) if who.platform != "cli" else None,
             source_key=f"exec:{request.nonce}",
             exec_request=request.id,
@@ -113,7 +113,7 @@ def test_a_chat_diff_on_another_host_is_sent_there_once_and_run_there(
     assert result.exit_code == 0, result.errors
     assert "NOTES.md" in text(result)
     [(state, requester, role)] = rows(board, "SELECT state, user_id, role FROM exec_requests")
-    assert (state, requester, role) == ("done", "1", "terminal")
+    assert (state, requester, role) == ("done", "telegram:1", "terminal")
 
 
 def test_a_terminal_waits_for_the_answer_from_the_other_host(
@@ -174,3 +174,24 @@ def test_arguments_travel_typed_and_come_back_as_the_same_argv() -> None:
         to_argv(ExecCommand.STATUS, {"shell": "rm -rf /"}, "ws-1")
     with pytest.raises(ValidationError, match="not text"):
         to_argv(ExecCommand.RUN, {"script": ["sh", "-c", "x"]}, "ws-1")
+
+
+def test_the_web_board_is_told_to_ask_in_chat_and_nothing_is_queued(
+    board: Kanban, chat: Run, config_file: Path, two, kit: Kit
+) -> None:
+    board.host = two[1]
+    ws_id = chat("new", "Notes", "--repo", "api").data["workspace"]
+    board.host = two[0]
+    before = snapshot(board)
+    ctx = CommandContext(
+        actor=Actor("alice"),
+        open_board=lambda _url: board,
+        environ={"KANBAN_CONFIG": str(config_file)},
+        interactive=False,
+        principal="telegram:1",
+        place=("web", "session-1", ""),
+        source_key="web:1",
+    )
+    [error] = run_command(["ws", "diff", "--ws", ws_id], ctx).errors
+    assert error.startswith(f"workspace {ws_id} is on host 'build-2'; ask in chat")
+    assert snapshot(board) == before
