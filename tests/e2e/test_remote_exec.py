@@ -4,7 +4,9 @@ Two ``kanban gateway`` processes, each with its own ``$KANBAN_HOME`` and enrolle
 PostgreSQL board; gateway A runs the Telegram connection (the real python-telegram-bot against
 the loopback fake), host B holds a workspace made there with ``kanban ws new`` in a real git
 repository. ``/kanban ws diff`` and a confirmed commit sent to A run on B and come back to the
-chat; a request asked while B is stopped runs once after B's restart; a replay is refused; a
+chat, as does a follow-up (the agent's turn runs on B) and a terminal's `kanban ws status` on A;
+a request asked while B is stopped runs once after B's restart; a replay is refused; one running
+when B is killed (kill -9) is reported interrupted after the restart and not run again; a
 request for a missing host expires with a message; a revoked host is refused at once.
 """
 
@@ -137,7 +139,14 @@ def _config(fake: FakeTelegram, name: str, tmp_path: Path, repo: Path) -> dict[s
     data.mkdir()
     workspaces = document["workspaces"]
     workspaces.update(agent="fake", managed_root=str(data), request_expiry_seconds=EXPIRY_S)
-    workspaces["repos"] = {"api": {"path": str(repo)}}
+    # A script that notes each start, then takes its time: B is killed while it runs.
+    slow = (
+        "import os, pathlib, time; "
+        "pathlib.Path('RUNS').open('a').write(f'{os.getpid()}\\n'); time.sleep(120)"
+    )
+    workspaces["repos"] = {
+        "api": {"path": str(repo), "scripts": {"slow": [sys.executable, "-c", slow]}}
+    }
     return document
 
 
@@ -282,6 +291,23 @@ async def test_chat_commands_on_host_a_run_on_host_b_and_are_answered(
     )
     audit = _rows(board_url, "SELECT detail FROM audit_log WHERE outcome = 'refused'")
     assert any(f"spent by request {diff_id}" in (d or "") for (d,) in audit), audit
+
+    # B killed (kill -9) while running a request: after its restart it is reported interrupted,
+    # and not run again.
+    slow_id = await _ask(fake, f"/kanban ws run slow --ws {ws_id}")
+    runs = Path(worktree) / "RUNS"
+    await until(lambda: runs.exists(), WAIT)
+    assert b.process is not None
+    b.process.kill()
+    await b.process.wait()
+    await b.start()
+    interrupted = await _answer(fake, slow_id)
+    assert f"request {slow_id} was interrupted" in interrupted.text, interrupted.text
+    assert _rows(board_url, "SELECT state FROM exec_requests WHERE id = :id", id=slow_id) == [
+        ("failed",)
+    ]
+    [pid] = runs.read_text(encoding="utf-8").split()  # it ran once
+    os.kill(int(pid), signal.SIGKILL)  # the killed gateway's orphan
 
     # B stopped and unseen for ten minutes: the request expires unrun and the chat is told.
     await b.stop()
