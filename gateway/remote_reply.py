@@ -10,8 +10,9 @@ from gateway.rendering import result_document
 from kanban_core.board.deliveries import Delivery
 from kanban_core.commands import CommandResult
 
-#: A file bigger than this is not carried in the reply (the asker can run the command there).
-MAX_FILE_BYTES = 4 * 1024 * 1024
+#: A file bigger than this is not carried in the reply (it would sit in the event log); the
+#: chat is told where to get it instead.
+MAX_FILE_BYTES = 1024 * 1024
 _BLOCKS: dict[str, type[Paragraph] | type[Heading] | type[Preformatted]] = {
     "p": Paragraph,
     "h": Heading,
@@ -33,8 +34,18 @@ def reply_payload(result: CommandResult) -> dict[str, Any]:
         for f in result.files
         if len(f.content) <= MAX_FILE_BYTES
     ]
+    blocks = [[_KINDS[type(b)], b.text] for b in document.blocks]
+    blocks += [
+        [
+            "p",
+            f"⚠ {f.filename} ({len(f.content) // 1024} KiB) is too large to send from another "
+            "host; ask for it on the workspace's host",
+        ]
+        for f in result.files
+        if len(f.content) > MAX_FILE_BYTES
+    ]
     return {
-        "blocks": [[_KINDS[type(b)], b.text] for b in document.blocks],
+        "blocks": blocks,
         "buttons": [[a.label, a.action] for a in result.actions],
         "files": files,
     }
