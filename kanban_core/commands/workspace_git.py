@@ -11,7 +11,6 @@ from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, FileOut, Text
 from kanban_core.commands.workspace_access import caller, service, workspace
 from kanban_core.commands.workspace_remote import on_workspace_host
-from kanban_core.errors import ValidationError
 from kanban_core.workspaces.interactive.approval_refs import short
 from kanban_core.workspaces.interactive.records import ApprovalKind, Caller, Workspace
 
@@ -260,8 +259,9 @@ def set_repo(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     return CommandResult(blocks=(Text(f"commands now apply to {args.slug or 'every repository'}"),))
 
 
-def _approval_workspace(ctx: CommandContext, args: argparse.Namespace) -> Workspace:
-    """The workspace of the request an approve/deny names (its full id kept for the host)."""
+def _approval_workspace(ctx: CommandContext, args: argparse.Namespace) -> Workspace | None:
+    """The workspace of the request an approve/deny names (its full id kept for the host);
+    None for an unknown one, which the handler refuses in its own words."""
     from kanban_core.workspaces.interactive import approvals
     from kanban_core.workspaces.interactive.approval_refs import resolve
 
@@ -271,9 +271,7 @@ def _approval_workspace(ctx: CommandContext, args: argparse.Namespace) -> Worksp
         verb = "approve" if args.approve else "deny"
         args.request = resolve(tx, args.request, who.place if ctx.place else None, verb)
         approval = approvals.get(tx, args.request)
-    if approval is None:
-        raise ValidationError(f"no request {args.request}")
-    return svc.get(approval.workspace_id)
+    return None if approval is None else svc.get(approval.workspace_id)
 
 
 def _decide_command(args: argparse.Namespace) -> ExecCommand:

@@ -128,6 +128,8 @@ def on_workspace_host(
             if ctx.exec_request is not None:
                 return handler(ctx, args)  # already on the workspace's host
             ws = (ws_of or _named_workspace)(ctx, args)
+            if ws is None:
+                return handler(ctx, args)
             board = ctx.board()
             with board.db.transaction(write=False) as tx:
                 host = exec_requests.workspace_host(tx, ws.task_id)
