@@ -25,7 +25,7 @@ from gateway.messages import ChatUser
 from gateway.remote_reply import reply_payload
 from kanban_core import Actor, Kanban
 from kanban_core.board import exec_requests
-from kanban_core.board.exec_requests import CLI_PLATFORM, ExecRequest, ExecState
+from kanban_core.board.exec_records import CLI_PLATFORM, ExecRequest, ExecState
 from kanban_core.commands import CommandContext, CommandResult, build_parser, run_command
 from kanban_core.commands.render import render_result
 from kanban_core.commands.workspace_remote import to_argv

@@ -12,15 +12,22 @@ after the executor's restart it is reported failed ("interrupted") instead (see 
 
 from __future__ import annotations
 
-import enum
 import json
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from kanban_core.board import events
 from kanban_core.board.audit import AuditEntry, record
 from kanban_core.board.domain import EventKind, TaskId
+from kanban_core.board.exec_records import (
+    CLI_PLATFORM,
+    FINAL_STATES,
+    ExecCommand,
+    ExecRequest,
+    ExecState,
+    Requester,
+    WorkspaceHost,
+)
 from kanban_core.board.hosts import MISSING_AFTER_MS, HostIdentity
 from kanban_core.errors import ValidationError
 from kanban_core.storage import Query, Transaction
@@ -29,82 +36,6 @@ from kanban_core.storage import Query, Transaction
 MAX_ARGS_BYTES = 64 * 1024
 #: Result text kept on the row (the chat reply carries its own, bounded by the platform).
 MAX_RESULT_CHARS = 200_000
-
-
-class ExecCommand(enum.StrEnum):
-    """What may be asked of another host: these ``ws`` subcommands, nothing else."""
-
-    STATUS = "status"
-    DIFF = "diff"
-    COMMIT = "commit"
-    PUSH = "push"
-    PR = "pr"
-    ATTACH = "attach"
-    RUN = "run"
-    DELETE = "delete"
-    FOLLOW_UP = "follow-up"
-    NEW_SESSION = "new-session"
-    APPROVE = "approve"
-    DENY = "deny"
-
-
-class ExecState(enum.StrEnum):
-    """Where a request stands."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    REFUSED = "refused"
-
-
-FINAL_STATES = frozenset({ExecState.DONE, ExecState.FAILED, ExecState.EXPIRED, ExecState.REFUSED})
-#: The platform a terminal's request is recorded under (nothing is sent back; the CLI waits).
-CLI_PLATFORM = "cli"
-
-
-@dataclass(frozen=True, slots=True)
-class Requester:
-    """Who asks, as authorised on the asking side (from the context, never an argument)."""
-
-    platform: str  # where the answer goes (the asking chat's platform, or "cli")
-    user_id: str  # the asker's principal, as access.users names it (telegram:42, cli:alice)
-    user_name: str
-    chat_id: str
-    thread_id: str
-    role: str
-    host_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ExecRequest:
-    """One request as stored."""
-
-    id: int
-    command: ExecCommand
-    args: dict[str, Any]
-    workspace_id: str
-    task_id: TaskId
-    target_host_id: int
-    target_host: str
-    requester: Requester
-    nonce: str
-    state: ExecState
-    result: str | None
-    exit_code: int | None
-    claimed_by: str | None
-    created_ms: int
-    expires_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class WorkspaceHost:
-    """The enrolled host a workspace's files are on."""
-
-    host_id: int
-    name: str
-    revoked: bool
 
 
 _COLUMNS = (
@@ -281,9 +212,34 @@ def settle(
     }
     if not tx.execute(_SETTLE, params):
         return False
+    _audit(tx, request, state, result)
     if request.requester.platform != CLI_PLATFORM:
         _enqueue_reply(tx, request, state, body)
     return True
+
+
+_OUTCOMES = {ExecState.DONE: "allowed", ExecState.REFUSED: "refused"}
+
+
+def _audit(tx: Transaction, request: ExecRequest, state: ExecState, result: str) -> None:
+    """Every request's end is in the audit log: who asked what, from where, run where, and how
+    it ended (the row itself keeps the whole result)."""
+    who = request.requester
+    first = result.strip().splitlines()[0] if result.strip() else ""
+    record(
+        tx,
+        AuditEntry(
+            platform=who.platform,
+            chat_id=who.chat_id,
+            thread_id=who.thread_id,
+            user_id=who.user_id,
+            user_name=who.user_name,
+            role=who.role,
+            text=f"/ws {request.command.value} (request {request.id})",
+            outcome=_OUTCOMES.get(state, "error"),
+            detail=f"{state.value} on host {request.target_host}: {first[:300]}",
+        ),
+    )
 
 
 def recover_interrupted(tx: Transaction, host_id: int, *, claimer: str) -> list[int]:
@@ -335,25 +291,7 @@ def _refuse_replay(tx: Transaction, request_id: int, nonce: str) -> None:
     detail = (
         f"exec request {request_id} refused: replay (its nonce was spent by request {spent_by})"
     )
-    request = get(tx, request_id)
-    settle(tx, request_id, ExecState.REFUSED, detail)
-    if request is None:
-        return
-    who = request.requester
-    record(
-        tx,
-        AuditEntry(
-            platform=who.platform,
-            chat_id=who.chat_id,
-            thread_id=who.thread_id,
-            user_id=who.user_id,
-            user_name=who.user_name,
-            role=who.role,
-            text=f"/ws {request.command.value} (request {request_id})",
-            outcome="refused",
-            detail=detail,
-        ),
-    )
+    settle(tx, request_id, ExecState.REFUSED, detail)  # audited there, and the asker told
 
 
 _DELIVER = Query(

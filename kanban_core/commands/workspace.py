@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from kanban_core.board.domain import TaskId
-from kanban_core.board.exec_requests import ExecCommand
+from kanban_core.board.exec_records import ExecCommand
 from kanban_core.commands import workspace_git, workspace_show
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, Heading, Table, Text

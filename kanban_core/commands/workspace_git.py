@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kanban_core.board.exec_requests import ExecCommand
+from kanban_core.board.exec_records import ExecCommand
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, FileOut, Text
 from kanban_core.commands.workspace_access import caller, service, workspace

@@ -15,16 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kanban_core.board import exec_requests
-from kanban_core.board.exec_requests import (
-    CLI_PLATFORM,
-    FINAL_STATES,
-    ExecCommand,
-    ExecRequest,
-    ExecState,
-    Requester,
-    WorkspaceHost,
-)
+from kanban_core.board import exec_records as records, exec_requests
+from kanban_core.board.exec_records import ExecCommand
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, Text
 from kanban_core.errors import ValidationError
@@ -155,7 +147,7 @@ def _forward(
     command: ExecCommand,
     args: dict[str, Any],
     ws: Any,
-    host: WorkspaceHost,
+    host: records.WorkspaceHost,
 ) -> CommandResult:
     board = ctx.board()
     here = board.host
@@ -173,8 +165,8 @@ def _forward(
         )
     if ctx.chat_budget is not None:
         args = {**args, "_budget": ctx.chat_budget}
-    platform, chat_id, thread_id = ctx.place or (CLI_PLATFORM, ctx.actor.name, "")
-    requester = Requester(
+    platform, chat_id, thread_id = ctx.place or (records.CLI_PLATFORM, ctx.actor.name, "")
+    requester = records.Requester(
         platform=platform,
         user_id=ctx.principal or f"cli:{ctx.actor.name}",
         user_name=ctx.actor.name,
@@ -214,22 +206,22 @@ def _wait(ctx: CommandContext, request_id: int, ttl_s: int, line: str) -> Comman
         with board.db.transaction(write=False) as tx:
             request = exec_requests.get(tx, request_id)
         assert request is not None
-        if request.state in FINAL_STATES:
+        if request.state in records.FINAL_STATES:
             return _answer(request, line)
         if time.monotonic() >= deadline:
             with board.db.transaction(write=True) as tx:
                 exec_requests.expire_overdue(tx)
                 request = exec_requests.get(tx, request_id)
             assert request is not None
-            if request.state in FINAL_STATES:
+            if request.state in records.FINAL_STATES:
                 return _answer(request, line)
             deadline = time.monotonic() + 1.0  # running: the host finishes or is seen missing
         ctx.sleep(POLL_S)
 
 
-def _answer(request: ExecRequest, line: str) -> CommandResult:
+def _answer(request: records.ExecRequest, line: str) -> CommandResult:
     text = request.result or ""
-    if request.state is ExecState.DONE:
+    if request.state is records.ExecState.DONE:
         code = request.exit_code or 0
         return CommandResult(exit_code=code, blocks=(Text(f"{line}:"), Text(text)))
     return CommandResult(exit_code=1, errors=(f"{line}: {text}",))

@@ -9,7 +9,7 @@ from gateway.executor import KernelExecutor
 from gateway.remote_exec import ExecLoop
 from kanban_core import Actor, Kanban
 from kanban_core.board import exec_requests as xr
-from kanban_core.board.exec_requests import ExecCommand, Requester, WorkspaceHost
+from kanban_core.board.exec_records import ExecCommand, Requester, WorkspaceHost
 from kanban_core.board.hosts import HostIdentity
 from tests.kanban_core.support import rows
 

@@ -8,7 +8,13 @@ import pytest
 
 from kanban_core import Actor, Kanban
 from kanban_core.board import exec_requests as xr
-from kanban_core.board.exec_requests import ExecCommand, ExecState, Requester, WorkspaceHost
+from kanban_core.board.exec_records import (
+    ExecCommand,
+    ExecRequest,
+    ExecState,
+    Requester,
+    WorkspaceHost,
+)
 from kanban_core.board.hosts import HostIdentity
 from kanban_core.errors import ValidationError
 from kanban_core.storage import Query
@@ -44,7 +50,7 @@ def _create(board: Kanban, task_id: int, host: HostIdentity, **kw: Any) -> tuple
         )
 
 
-def _claim(board: Kanban, host: HostIdentity, claimer: str = "gw-b") -> list[xr.ExecRequest]:
+def _claim(board: Kanban, host: HostIdentity, claimer: str = "gw-b") -> list[ExecRequest]:
     with board.db.transaction(write=True) as tx:
         return xr.claim(tx, host, claimer=claimer)
 
@@ -126,9 +132,11 @@ def test_a_done_request_set_back_to_pending_is_refused_and_audited(board, make_t
     assert state == "refused"
     assert result is not None
     assert "replay" in result
-    [(outcome, detail)] = rows(board, "SELECT outcome, detail FROM audit_log")
-    assert outcome == "refused"
+    [(detail,)] = rows(board, "SELECT detail FROM audit_log WHERE outcome = 'refused'")
     assert f"spent by request {request_id}" in detail
+    [(text, done)] = rows(board, "SELECT text, detail FROM audit_log WHERE outcome = 'allowed'")
+    assert text == f"/ws diff (request {request_id})"
+    assert done == "done on host build-2: ok"
 
 
 def test_a_request_re_inserted_with_a_spent_nonce_is_refused(board, make_task, hosts):

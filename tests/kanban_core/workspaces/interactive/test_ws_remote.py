@@ -16,7 +16,7 @@ import pytest
 
 from kanban_core import Actor, Kanban
 from kanban_core.board import exec_requests as xr
-from kanban_core.board.exec_requests import ExecCommand, ExecState
+from kanban_core.board.exec_records import ExecCommand, ExecState
 from kanban_core.board.hosts import HostIdentity
 from kanban_core.commands import CommandContext, CommandResult, run_command
 from kanban_core.commands.workspace_remote import to_args, to_argv
