@@ -120,11 +120,17 @@ class ExecLoop:
             task.add_done_callback(self._running.discard)
 
     def _expire(self) -> list[int]:
+        with self.board.db.transaction(write=False) as tx:
+            if not exec_requests.any_open(tx):
+                return []
         with self.board.db.transaction(write=True) as tx:
             return exec_requests.expire_overdue(tx)
 
     def _claim(self) -> list[ExecRequest]:
         assert self.board.host is not None
+        with self.board.db.transaction(write=False) as tx:
+            if not exec_requests.any_pending(tx, self.board.host.host_id):
+                return []
         with self.board.db.transaction(write=True) as tx:
             return exec_requests.claim(tx, self.board.host, claimer=self.claimer)
 

@@ -98,6 +98,25 @@ _OVERDUE = Query(
 )
 
 
+_ANY_PENDING = Query(
+    "exec_any_pending",
+    "SELECT 1 FROM exec_requests WHERE target_host_id = :host_id AND state = 'pending' LIMIT 1",
+)
+_ANY_OPEN = Query(
+    "exec_any_open", "SELECT 1 FROM exec_requests WHERE state IN ('pending', 'running') LIMIT 1"
+)
+
+
+def any_pending(tx: Transaction, host_id: int) -> bool:
+    """Whether a request waits for this host (a read, so an idle tick writes nothing)."""
+    return tx.fetchone(_ANY_PENDING, {"host_id": host_id}) is not None
+
+
+def any_open(tx: Transaction) -> bool:
+    """Whether any request is pending or running anywhere (the leader's cheap first look)."""
+    return tx.fetchone(_ANY_OPEN) is not None
+
+
 def workspace_host(tx: Transaction, task_id: TaskId) -> WorkspaceHost | None:
     """The host a workspace (by its task) is bound to; None for the implicit host."""
     row = tx.fetchone(_WS_HOST, {"task_id": task_id})

@@ -11,7 +11,7 @@ from kanban_core import Actor, Kanban
 from kanban_core.board import exec_requests as xr
 from kanban_core.board.exec_records import ExecCommand, Requester, WorkspaceHost
 from kanban_core.board.hosts import HostIdentity
-from tests.kanban_core.support import rows
+from tests.kanban_core.support import rows, snapshot
 
 pytestmark = pytest.mark.anyio
 ALICE = Requester("telegram", "telegram:42", "alice", "100", "", "operator", None)
@@ -107,3 +107,10 @@ async def test_a_request_running_when_the_gateway_stopped_is_failed_not_rerun(
     assert state == "failed"
     assert result.startswith(f"request {request_id} was interrupted")
     assert settled  # the notifier is woken to tell the chat
+
+
+async def test_an_idle_pass_writes_nothing(board: Kanban, executor: KernelExecutor, two) -> None:
+    before = snapshot(board)
+    loop = ExecLoop(board, AccessPolicy(), executor, claimer="gw", environ={}, leader=lambda: True)
+    await _one_pass(loop)
+    assert snapshot(board) == before
