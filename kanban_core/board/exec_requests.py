@@ -346,11 +346,20 @@ def _enqueue_reply(
     )
 
 
+def _args(raw: str) -> dict[str, Any]:
+    """A row's arguments; unreadable ones become one the target refuses (never a crash)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"_unreadable": True}
+    return value if isinstance(value, dict) else {"_unreadable": True}
+
+
 def _request(row: Any) -> ExecRequest:
     return ExecRequest(
         id=int(row[0]),
-        command=ExecCommand(row[1]),
-        args=json.loads(row[2]),
+        command=ExecCommand(row[1]),  # the table's CHECK admits only these
+        args=_args(row[2]),
         workspace_id=str(row[3]),
         task_id=TaskId(int(row[4])),
         target_host_id=int(row[5]),

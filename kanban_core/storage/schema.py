@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     ForeignKey,
     Index,
@@ -633,6 +634,11 @@ exec_requests = Table(
     Column("claimed_ms", BigInteger),
     Column("finished_ms", BigInteger),
     UniqueConstraint("nonce", name="uq_exec_requests_nonce"),
+    CheckConstraint(
+        "command IN ('status', 'diff', 'commit', 'push', 'pr', 'attach', 'run', 'delete', "
+        "'follow-up', 'new-session', 'approve', 'deny')",
+        name="ck_exec_requests_command",
+    ),
     UniqueConstraint("idempotency_key", name="uq_exec_requests_key"),
     Index(
         "ix_exec_requests_open",

@@ -11,6 +11,7 @@ from kanban_core import Actor, Kanban
 from kanban_core.board import exec_requests as xr
 from kanban_core.board.exec_records import ExecCommand, Requester, WorkspaceHost
 from kanban_core.board.hosts import HostIdentity
+from kanban_core.storage import Query
 from tests.kanban_core.support import rows, snapshot
 
 pytestmark = pytest.mark.anyio
@@ -114,3 +115,19 @@ async def test_an_idle_pass_writes_nothing(board: Kanban, executor: KernelExecut
     loop = ExecLoop(board, AccessPolicy(), executor, claimer="gw", environ={}, leader=lambda: True)
     await _one_pass(loop)
     assert snapshot(board) == before
+
+
+async def test_unreadable_arguments_fail_the_request_without_running_it(
+    board: Kanban, executor: KernelExecutor, make_task, two
+) -> None:
+    task = make_task()
+    request_id = _ask(board, task.id, two[1], ALICE, ExecCommand.STATUS)
+    with board.db.transaction(write=True) as tx:
+        tx.execute(
+            Query("t", "UPDATE exec_requests SET args = '[1' WHERE id = :id"), {"id": request_id}
+        )
+    access = AccessPolicy(users={"telegram:42": Role.OPERATOR})
+    await _one_pass(ExecLoop(board, access, executor, claimer="gw", environ={}))
+    [(state, result)] = _states(board)
+    assert state == "failed"
+    assert "unknown arguments: _unreadable" in result

@@ -220,3 +220,11 @@ def test_a_terminal_request_is_answered_on_the_row_not_through_the_outbox(board,
     with board.db.transaction(write=True) as tx:
         xr.settle(tx, request_id, ExecState.DONE, "ok", exit_code=0)
     assert rows(board, "SELECT count(*) FROM notify_deliveries") == [(0,)]
+
+
+def test_the_table_admits_only_the_fixed_commands(board, make_task, hosts):
+    task = make_task()
+    request_id, _ = _create(board, task.id, hosts[1])
+    with pytest.raises(Exception, match=r"(?i)check"):
+        _exec(board, "UPDATE exec_requests SET command = 'shell' WHERE id = :id", id=request_id)
+    assert _state(board, request_id) == ("pending", None)

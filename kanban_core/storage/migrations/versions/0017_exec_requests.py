@@ -14,6 +14,10 @@ branch_labels = None
 depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+COMMANDS = (
+    "'status', 'diff', 'commit', 'push', 'pr', 'attach', 'run', 'delete', 'follow-up', "
+    "'new-session', 'approve', 'deny'"
+)
 
 
 def upgrade() -> None:
@@ -44,6 +48,8 @@ def upgrade() -> None:
         sa.Column("claimed_ms", sa.BigInteger),
         sa.Column("finished_ms", sa.BigInteger),
         sa.UniqueConstraint("nonce", name="uq_exec_requests_nonce"),
+        # The fixed set of commands another host may be asked: nothing else can be stored.
+        sa.CheckConstraint(f"command IN ({COMMANDS})", name="ck_exec_requests_command"),
         sa.UniqueConstraint("idempotency_key", name="uq_exec_requests_key"),
         sqlite_autoincrement=True,
     )
