@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from kanban_core import Actor, Kanban
+from kanban_core import Actor, Kanban, KernelSettings
 from kanban_core.board import exec_requests as xr
 from kanban_core.board.exec_records import (
     ExecCommand,
@@ -228,3 +229,26 @@ def test_the_table_admits_only_the_fixed_commands(board, make_task, hosts):
     with pytest.raises(Exception, match=r"(?i)check"):
         _exec(board, "UPDATE exec_requests SET command = 'shell' WHERE id = :id", id=request_id)
     assert _state(board, request_id) == ("pending", None)
+
+
+def test_racing_claimers_of_one_host_take_each_request_once(fresh_url, tmp_path, operator):
+    settings = KernelSettings(home=tmp_path / "race", db_url=fresh_url)
+    with Kanban.open(settings) as setup:
+        host = setup.enroll_host(
+            operator, name="build-2", labels=(), secret=f"s-{2}", readmit=False
+        )
+        task = setup.create(operator, title="ws").task
+        for n in range(40):
+            _create(setup, task.id, host, key=f"k{n}")
+
+    def claimer(n: int) -> list[int]:
+        with Kanban.open(settings) as board:
+            taken: list[int] = []
+            while batch := _claim(board, host, claimer=f"gw{n}"):
+                taken += [r.id for r in batch]
+            return taken
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(claimer, range(4)))
+    everything = [i for taken in results for i in taken]
+    assert sorted(everything) == list(range(1, 41))  # each exactly once
