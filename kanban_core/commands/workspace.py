@@ -167,7 +167,8 @@ def new(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 def listing(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws list``."""
     found = service(ctx).listing(archived=args.archived)
-    data = [ws_json(ws, host_of(ctx, ws)) for ws in found]
+    hosts = [host_of(ctx, ws) for ws in found]
+    data = [ws_json(ws, host) for ws, host in zip(found, hosts, strict=True)]
     if args.json:
         return CommandResult(data=data, as_json=True)
     if not found:
@@ -177,6 +178,8 @@ def listing(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
             else 'no workspaces yet: /ws new "title" --repo <name>'
         )
         return CommandResult(blocks=(Text(empty),))
+    # The host column appears once some workspace lives on an enrolled host.
+    shown = any(hosts)
     rows = tuple(
         (
             ws.id,
@@ -185,10 +188,12 @@ def listing(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
             f"t{ws.task_id}",
             ",".join(r.slug for r in ws.repos),
             ws.branch,
+            *((host or "-",) if shown else ()),
         )
-        for ws in found
+        for ws, host in zip(found, hosts, strict=True)
     )
-    return CommandResult(blocks=(Table(("ID", "NAME", "STATUS", "TASK", "REPOS", "BRANCH"), rows),))
+    heads = ("ID", "NAME", "STATUS", "TASK", "REPOS", "BRANCH", *(("HOST",) if shown else ()))
+    return CommandResult(blocks=(Table(heads, rows),))
 
 
 def lifecycle(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:

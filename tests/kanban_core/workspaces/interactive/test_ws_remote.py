@@ -19,6 +19,7 @@ from kanban_core.board import exec_requests as xr
 from kanban_core.board.exec_records import ExecCommand, ExecState
 from kanban_core.board.hosts import HostIdentity
 from kanban_core.commands import CommandContext, CommandResult, run_command
+from kanban_core.commands.result import Table
 from kanban_core.commands.workspace_remote import to_args, to_argv
 from kanban_core.errors import ValidationError
 from tests.gitrepos import write
@@ -86,6 +87,10 @@ def test_a_workspace_is_bound_to_the_host_that_made_it_and_shows_it(
     ws_id = chat("new", "Notes", "--repo", "api").data["workspace"]
     listed = chat("list", "--json").data
     assert [(w["id"], w["host"]) for w in listed] == [(ws_id, "build-2")]
+    [table] = chat("list").blocks
+    assert isinstance(table, Table)
+    assert table.columns[-1] == "HOST"
+    assert table.rows[0][-1] == "build-2"
     assert "on host build-2" in text(chat("show", ws_id))
     assert rows(board, "SELECT host_id FROM tasks") == [(two[1].host_id,)]
 
