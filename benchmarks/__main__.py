@@ -26,6 +26,7 @@ from benchmarks import (
     gateway_bench,
     opening,
     progress_bench,
+    remote_bench,
     sandbox_bench,
     web_bench,
     web_page,
@@ -196,6 +197,12 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_most(0.050, "≤ 50 ms"),
         ),
         Metric(
+            "remote_exec",
+            "`/ws status` asked on one host, run on the workspace's host → reply in chat, p99",
+            milliseconds,
+            at_most(0.500, "≤ 500 ms"),
+        ),
+        Metric(
             "answer",
             "permission answer → the waiting agent wakes, p99",
             milliseconds,
@@ -321,6 +328,7 @@ class Run:
         self.measure(["router"], lambda: [gateway_bench.router_round_trip(b, s, log)])
         self.measure(["notify"], lambda: [gateway_bench.event_to_send(b, s, log)])
         self.measure(["answer"], lambda: [agents_bench.answer_to_agent(b, s, log)])
+        self.measure(["remote_exec"], lambda: [remote_bench.request_to_reply(b, s, log)])
         self.measure(
             ["web_board", "web_board_all"], lambda: list(web_bench.board_endpoint(b, s, log))
         )

@@ -20,6 +20,7 @@ from gateway.leases import LEADER, LeaseKeeper, instance_id
 from gateway.maintenance import MaintenanceLoop
 from gateway.messages import Document, IncomingMessage
 from gateway.notifier import Notifier
+from gateway.remote_exec import ExecLoop
 from gateway.router import Router
 from gateway.scheduler import DispatchLoop
 from gateway.slash import chat_menu
@@ -135,6 +136,18 @@ class Gateway:
             owner=owner,
             leader=lambda: leader.holding,
         )
+        # Commands other hosts sent for this host's workspaces (and, as leader, their expiry).
+        remote = ExecLoop(
+            board,
+            gateway_config.access,
+            executor,
+            claimer=owner,
+            environ=self.environ,
+            dispatcher=dispatcher,
+            leader=lambda: leader.holding,
+            on_settled=notifier.nudge,
+            on_turn=loop.nudge,
+        )
         surfaces = load_surfaces(
             SurfaceContext(
                 board=board,
@@ -188,11 +201,17 @@ class Gateway:
             changes = ChangeMonitor(
                 board.watch_changes(),
                 executor,
-                on_change=(loop.nudge, notifier.nudge, *(s.on_change for s in surfaces)),
+                on_change=(
+                    loop.nudge,
+                    notifier.nudge,
+                    remote.nudge,
+                    *(s.on_change for s in surfaces),
+                ),
             )
             tasks = [
                 asyncio.create_task(loop.run(self.stop), name="dispatch"),
                 asyncio.create_task(notifier.run(self.stop), name="notifier"),
+                asyncio.create_task(remote.run(self.stop), name="exec"),
                 asyncio.create_task(changes.run(self.stop), name="changes"),
                 asyncio.create_task(leader.run(self.stop), name="lease:leader"),
                 asyncio.create_task(upkeep.run(self.stop), name="maintenance"),

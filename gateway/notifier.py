@@ -26,6 +26,7 @@ from gateway.errors import AdapterError, AdapterRateLimited, AdapterRejected, Me
 from gateway.executor import KernelExecutor, wait_first
 from gateway.messages import ChatRef
 from gateway.progress import progress_document, progress_line
+from gateway.remote_reply import reply_document
 from gateway.rendering import event_document, settled_card
 from kanban_core import Kanban
 from kanban_core.board.deliveries import Delivery
@@ -218,6 +219,8 @@ class Notifier:
                 await self._show_progress(adapter, chat, delivery)
             elif delivery.kind in _SETTLING:
                 await self._settle_card(adapter, chat, delivery)
+            elif delivery.kind == EventKind.EXEC_REPLY:
+                await adapter.send(chat, reply_document(delivery))
             else:
                 sent = await adapter.send(chat, event_document(delivery))
                 if delivery.kind == EventKind.PERMISSION_REQUESTED and sent is not None:

@@ -205,6 +205,7 @@ class Router:
             place=(chat.platform, chat.chat_id, chat.thread_id or ""),
             source_key=f"{chat.platform}:{message.delivery_id}",
             may_approve=role >= Role.APPROVER,
+            role=role.name.lower(),
             chat_budget=self.budgets.get(chat.platform, DEFAULT_BUDGET),
         )
         result = run_command(argv, ctx, parser=self._parser)

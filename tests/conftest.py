@@ -26,7 +26,8 @@ _TABLES = (
     "session_messages, "
     "workspace_turns, queued_messages, approvals, chat_bindings, workspace_audit, chat_deliveries, "
     "dispatcher_health, progress_messages, web_login_links, web_sessions, audit_log, "
-    "host_labels, hosts, leases, permission_cards, board_identity, maintenance_runs"
+    "host_labels, hosts, leases, permission_cards, board_identity, maintenance_runs, "
+    "exec_requests, exec_nonces"
 )
 
 

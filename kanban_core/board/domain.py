@@ -78,6 +78,8 @@ class EventKind(enum.StrEnum):
     QUOTA_PAUSED = "quota_paused"  # the agent hit its usage limit; the task waits for the reset
     QUOTA_RESUMED = "quota_resumed"  # a paused task was claimed again after the reset
     PROGRESS = "progress"  # what a running agent is doing now (edited in place in chats)
+    EXEC_REQUESTED = "exec_requested"  # a command was sent to the host holding the workspace
+    EXEC_REPLY = "exec_reply"  # another host's answer to a forwarded command (one chat only)
 
 
 #: Events a subscribed chat is told about.

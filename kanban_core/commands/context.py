@@ -49,6 +49,11 @@ class CommandContext:
     may_approve: bool = True
     #: How many characters of diff fit inline; None in a terminal (everything inline).
     chat_budget: int | None = None
+    #: The caller's role as the asking side authorised it (recorded on a forwarded request).
+    role: str | None = None
+    #: Set when this command runs on behalf of another host's execution request: it runs here
+    #: and is never forwarded again.
+    exec_request: int | None = None
     _board: Kanban | None = None
 
     @property

@@ -6,10 +6,12 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from kanban_core.board.domain import TaskId
+from kanban_core.board.exec_records import ExecCommand
 from kanban_core.commands import workspace_git, workspace_show
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, Heading, Table, Text
-from kanban_core.commands.workspace_access import caller, service, workspace, ws_json
+from kanban_core.commands.workspace_access import caller, host_of, service, workspace, ws_json
+from kanban_core.commands.workspace_remote import on_workspace_host
 
 if TYPE_CHECKING:
     # The workspace machinery (git, GitHub, the service) loads only for `ws` commands, so
@@ -165,7 +167,8 @@ def new(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 def listing(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws list``."""
     found = service(ctx).listing(archived=args.archived)
-    data = [ws_json(ws) for ws in found]
+    hosts = [host_of(ctx, ws) for ws in found]
+    data = [ws_json(ws, host) for ws, host in zip(found, hosts, strict=True)]
     if args.json:
         return CommandResult(data=data, as_json=True)
     if not found:
@@ -175,6 +178,8 @@ def listing(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
             else 'no workspaces yet: /ws new "title" --repo <name>'
         )
         return CommandResult(blocks=(Text(empty),))
+    # The host column appears once some workspace lives on an enrolled host.
+    shown = any(hosts)
     rows = tuple(
         (
             ws.id,
@@ -183,10 +188,12 @@ def listing(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
             f"t{ws.task_id}",
             ",".join(r.slug for r in ws.repos),
             ws.branch,
+            *((host or "-",) if shown else ()),
         )
-        for ws in found
+        for ws, host in zip(found, hosts, strict=True)
     )
-    return CommandResult(blocks=(Table(("ID", "NAME", "STATUS", "TASK", "REPOS", "BRANCH"), rows),))
+    heads = ("ID", "NAME", "STATUS", "TASK", "REPOS", "BRANCH", *(("HOST",) if shown else ()))
+    return CommandResult(blocks=(Table(heads, rows),))
 
 
 def lifecycle(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
@@ -221,6 +228,7 @@ def rename(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     return CommandResult(blocks=(Text(f"{ws.id} renamed (the branch and paths are unchanged)"),))
 
 
+@on_workspace_host(ExecCommand.NEW_SESSION)
 def new_session(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws new-session``."""
     svc = service(ctx)
@@ -279,6 +287,7 @@ def sessions(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     return CommandResult(blocks=(Table(("#", "NAME", "AGENT", "STATE", "MESSAGES", "ID"), rows),))
 
 
+@on_workspace_host(ExecCommand.FOLLOW_UP)
 def follow_up(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws follow-up``."""
     svc = service(ctx)

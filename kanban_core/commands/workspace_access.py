@@ -34,10 +34,20 @@ def workspace(ctx: CommandContext, args: argparse.Namespace, svc: WorkspaceServi
     return svc.resolve(getattr(args, "ws", None), caller(ctx).place)
 
 
-def ws_json(ws: Workspace) -> dict[str, Any]:
+def host_of(ctx: CommandContext, ws: Workspace) -> str | None:
+    """The name of the enrolled host holding the workspace's files; None: the implicit host."""
+    from kanban_core.board.exec_requests import workspace_host
+
+    with ctx.board().db.transaction(write=False) as tx:
+        host = workspace_host(tx, ws.task_id)
+    return None if host is None else host.name
+
+
+def ws_json(ws: Workspace, host: str | None) -> dict[str, Any]:
     """A workspace in ``--json`` (worktree paths are hidden from chat where results leave)."""
     return {
         "id": ws.id,
+        "host": host,
         "name": ws.name,
         "status": ws.shown_status,
         "task": f"t{ws.task_id}",

@@ -6,9 +6,11 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kanban_core.board.exec_records import ExecCommand
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, FileOut, Text
 from kanban_core.commands.workspace_access import caller, service, workspace
+from kanban_core.commands.workspace_remote import on_workspace_host
 from kanban_core.workspaces.interactive.approval_refs import short
 from kanban_core.workspaces.interactive.records import ApprovalKind, Caller, Workspace
 
@@ -127,6 +129,7 @@ def _which(exc: WhichRepo) -> CommandResult:
     return CommandResult(exit_code=1, blocks=(Text(str(exc)),), actions=actions[:10])
 
 
+@on_workspace_host(ExecCommand.STATUS)
 def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws status``."""
     _svc, ws, git = _context(ctx, args)
@@ -134,6 +137,7 @@ def status(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     return CommandResult(blocks=(Text("\n".join(lines)),), actions=review_actions(ws))
 
 
+@on_workspace_host(ExecCommand.DIFF)
 def diff(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws diff``."""
     _svc, ws, git = _context(ctx, args)
@@ -165,6 +169,7 @@ def _request(
         return _which(exc)
 
 
+@on_workspace_host(ExecCommand.COMMIT)
 def commit(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws commit``: a confirmation card."""
     return _request(
@@ -176,6 +181,7 @@ def commit(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     )
 
 
+@on_workspace_host(ExecCommand.PUSH)
 def push(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws push``: a confirmation card (an approval with --force-with-lease)."""
     return _request(
@@ -187,6 +193,7 @@ def push(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     )
 
 
+@on_workspace_host(ExecCommand.PR)
 def pr(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws pr``: a confirmation card."""
     return _request(
@@ -196,6 +203,7 @@ def pr(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     )
 
 
+@on_workspace_host(ExecCommand.ATTACH)
 def attach(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws attach``: a confirmation card."""
     return _request(
@@ -207,6 +215,7 @@ def attach(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     )
 
 
+@on_workspace_host(ExecCommand.DELETE)
 def delete(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws delete``: the preflight report as a confirmation or approval card."""
 
@@ -217,6 +226,7 @@ def delete(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     )
 
 
+@on_workspace_host(ExecCommand.RUN)
 def run(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws run <script>``."""
     from kanban_core.workspaces.interactive.gitbase import WhichRepo
@@ -249,6 +259,26 @@ def set_repo(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     return CommandResult(blocks=(Text(f"commands now apply to {args.slug or 'every repository'}"),))
 
 
+def _approval_workspace(ctx: CommandContext, args: argparse.Namespace) -> Workspace | None:
+    """The workspace of the request an approve/deny names (its full id kept for the host);
+    None for an unknown one, which the handler refuses in its own words."""
+    from kanban_core.workspaces.interactive import approvals
+    from kanban_core.workspaces.interactive.approval_refs import resolve
+
+    svc = service(ctx)
+    who = caller(ctx)
+    with svc.board.db.transaction(write=False) as tx:
+        verb = "approve" if args.approve else "deny"
+        args.request = resolve(tx, args.request, who.place if ctx.place else None, verb)
+        approval = approvals.get(tx, args.request)
+    return None if approval is None else svc.get(approval.workspace_id)
+
+
+def _decide_command(args: argparse.Namespace) -> ExecCommand:
+    return ExecCommand.APPROVE if args.approve else ExecCommand.DENY
+
+
+@on_workspace_host(ExecCommand.APPROVE, _approval_workspace, _decide_command)
 def decide(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     """``ws approve|deny <id>``."""
     from kanban_core.workspaces.interactive.approval_refs import resolve

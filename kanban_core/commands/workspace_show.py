@@ -7,7 +7,7 @@ from typing import Any
 
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, Heading, Table, Text
-from kanban_core.commands.workspace_access import ago, service, workspace, ws_json
+from kanban_core.commands.workspace_access import ago, host_of, service, workspace, ws_json
 from kanban_core.workspaces.interactive.records import Workspace
 
 AUDIT_SHOWN = 20
@@ -30,9 +30,10 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         audit_total = approvals.audit_count(tx, ws.id)
     paths = not ctx.from_chat
     sessions = svc.sessions(ws)
+    host = host_of(ctx, ws)
     if args.json:
         return CommandResult(
-            data=ws_json(ws)
+            data=ws_json(ws, host)
             | {
                 "error": named(ws.error, ws, paths=paths),
                 "health": {r.slug: repo_health(checkout_of(r)) for r in ws.repos},
@@ -69,6 +70,7 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         Text(
             f"status {ws.shown_status}{' (pinned)' if ws.pinned else ''}; task t{ws.task_id}; "
             f"branch {ws.branch}; agent {ws.executor}; active repo {ws.active_repo or 'all'}"
+            + (f"; on host {host}" if host else "")
             + (f"\nlast error: {named(ws.error, ws, paths=paths)}" if ws.error else "")
         ),
         Table(
@@ -118,7 +120,7 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
                     f"(--audit N for more, --json for details)"
                 )
             )
-    return CommandResult(blocks=tuple(blocks), data=ws_json(ws))
+    return CommandResult(blocks=tuple(blocks), data=ws_json(ws, host))
 
 
 def audit_count(value: str) -> int:

@@ -333,6 +333,8 @@ class WorkspacesSection(Section):
     github: GitHubSection = Field(default_factory=GitHubSection)
     archive: ArchiveSection = Field(default_factory=ArchiveSection)
     script_timeout_seconds: NonNegative = 600
+    #: How long a command sent to the host holding a workspace waits to be run there.
+    request_expiry_seconds: Positive = 120
     repos: dict[RepoSlug, RepoSection] = Field(default_factory=dict)
     #: Directories chat may name with ``--workspace dir:<name>`` (chat never names a path).
     dirs: dict[DirName, AbsolutePath] = Field(default_factory=dict)

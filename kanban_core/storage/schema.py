@@ -625,3 +625,58 @@ maintenance_runs = Table(
     Column("runs", BigInteger, nullable=False),
     Column("summary", Text, nullable=True),
 )
+
+# -- execution requests: commands sent to the host holding a workspace (migration 0017) ------
+# A nonce is spent (exec_nonces) when a request is claimed, so a request set back to pending,
+# or re-inserted after the original was purged, is refused instead of run again.
+exec_requests = Table(
+    "exec_requests",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("command", String(32), nullable=False),
+    Column("args", Text, nullable=False),
+    Column("workspace_id", S, nullable=False),
+    Column("task_id", ID, nullable=False),
+    Column("target_host_id", ID, ForeignKey("hosts.id"), nullable=False),
+    Column("requester_host_id", ID),
+    Column("platform", String(32), nullable=False),
+    Column("user_id", String(200), nullable=False),
+    Column("user_name", String(200), nullable=False),
+    Column("chat_id", String(200), nullable=False),
+    Column("thread_id", String(200), nullable=False, server_default=""),
+    Column("role", String(16), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("idempotency_key", String(300), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("result", Text),
+    Column("exit_code", Integer),
+    Column("reply", Text),
+    Column("claimed_by", String(200)),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("claimed_ms", BigInteger),
+    Column("finished_ms", BigInteger),
+    UniqueConstraint("nonce", name="uq_exec_requests_nonce"),
+    CheckConstraint(
+        "command IN ('status', 'diff', 'commit', 'push', 'pr', 'attach', 'run', 'delete', "
+        "'follow-up', 'new-session', 'approve', 'deny')",
+        name="ck_exec_requests_command",
+    ),
+    UniqueConstraint("idempotency_key", name="uq_exec_requests_key"),
+    Index(
+        "ix_exec_requests_open",
+        "target_host_id",
+        "state",
+        sqlite_where=text("state IN ('pending', 'running')"),
+        postgresql_where=text("state IN ('pending', 'running')"),
+    ),
+    sqlite_autoincrement=True,
+)
+
+exec_nonces = Table(
+    "exec_nonces",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("request_id", ID, nullable=False),
+    Column("used_ms", BigInteger, nullable=False),
+)

@@ -18,6 +18,7 @@ REVISIONS: tuple[str, ...] = (
     "0014",
     "0015",
     "0016",
+    "0017",
     "0019",
 )
 HEAD = REVISIONS[-1]

@@ -46,6 +46,8 @@ class WorkspacesConfig:
     github: GitHubConfig = field(default_factory=GitHubConfig)
     remove_clean_worktree_after_seconds: int | None = None
     script_timeout_seconds: int = 600
+    #: How long a command sent to the host holding the workspace waits to be taken there.
+    request_expiry_seconds: int = 120
     repos: Mapping[str, RepoConfig] = field(default_factory=dict)
     #: Directories chat may name with ``--workspace dir:<name>`` (chat never names a path).
     dirs: Mapping[str, Path] = field(default_factory=dict)
@@ -72,6 +74,7 @@ def workspaces_from(section: Mapping[str, Any]) -> WorkspacesConfig:
             "remove_clean_worktree_after_seconds"
         ],
         script_timeout_seconds=section["script_timeout_seconds"],
+        request_expiry_seconds=section["request_expiry_seconds"],
         repos={
             slug: RepoConfig(
                 slug,

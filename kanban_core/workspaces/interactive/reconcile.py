@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kanban_core.board import tasks
+from kanban_core.board.domain import TaskId
+from kanban_core.board.exec_requests import workspace_host
 from kanban_core.board.kanban import Kanban
 from kanban_core.storage import Query
 from kanban_core.workspaces.base import WorkspaceError
@@ -66,8 +68,8 @@ def on_start(board: Kanban, config: WorkspacesConfig) -> ReconcileReport:
         with board.db.transaction(write=False) as tx:
             ws = store.get(tx, ws_id)
             journal = store.journal(tx, ws_id)
-        if ws is None:
-            continue
+        if ws is None or _elsewhere(board, ws.task_id):
+            continue  # another host is making it, on its own disk
         try:
             done = rollback(journal, root=root, locks_dir=locks)
         except WorkspaceError as exc:
@@ -119,6 +121,13 @@ def housekeeping(board: Kanban, *, expire: bool = True) -> tuple[int, list[str]]
     return settled, [a.id for a in expired]
 
 
+def _elsewhere(board: Kanban, task_id: TaskId) -> bool:
+    """Whether a workspace's files are on another enrolled host's disk (not this machine's)."""
+    with board.db.transaction(write=False) as tx:
+        host = workspace_host(tx, task_id)
+    return host is not None and (board.host is None or board.host.host_id != host.host_id)
+
+
 class Housekeeper:
     """Housekeeping for the gateway's ticks, with the retention sweep rate-limited."""
 
@@ -155,7 +164,7 @@ def sweep_archived(board: Kanban, *, after_s: int, budget: int = SWEEP_BUDGET) -
         found = [store.get(tx, ws_id) for ws_id in ids]
     lines: list[str] = []
     for ws in found:
-        if ws is None or not ws.archived:
+        if ws is None or not ws.archived or _elsewhere(board, ws.task_id):
             continue
         for repo in ws.repos:
             try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kanban_core.board import tasks
+from kanban_core.board import hosts, tasks
 from kanban_core.board.domain import TaskId, WorkspaceKind
 from kanban_core.board.kanban import Kanban
 from kanban_core.board.rows import dump_json
@@ -155,6 +155,10 @@ class WorkspaceService(SessionOps):
                     repo=str(plan.repos[0].source),
                 ),
             ).task
+            if self.board.host is not None:
+                # Its worktrees are on this machine's disk: its turns run here, and commands
+                # that need the files are sent here from other hosts (README, Several hosts).
+                hosts.place(tx, task.id, self.board.host.host_id, None)
             store.insert_workspace(
                 tx,
                 {

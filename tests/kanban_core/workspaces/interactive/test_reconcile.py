@@ -47,6 +47,27 @@ def test_a_creation_interrupted_by_a_crash_is_rolled_back_at_start(kit: Kit, mon
     assert ("create", "failed") in kit.audit_ops(ws_id)
 
 
+def test_another_hosts_creation_in_progress_is_left_to_that_host(kit: Kit, operator, monkeypatch):
+    build_1, build_2 = (
+        kit.board.enroll_host(operator, name=name, labels=(), secret=f"s-{name}", readmit=False)
+        for name in ("build-1", "build-2")
+    )
+    kit.board.host = build_2
+
+    def still_creating(*args: Any, **kwargs: Any) -> Any:
+        raise _Crash  # build-2 is mid-creation, as far as any other host can tell
+
+    monkeypatch.setattr(service_module, "create", still_creating)
+    with pytest.raises(_Crash):
+        kit.create("Add login")
+    kit.board.host = build_1  # build-1's gateway starts meanwhile
+
+    report = reconcile.on_start(kit.board, kit.config.workspaces)
+
+    assert report.rolled_back == []
+    assert kit.count("workspaces") == 1
+
+
 def test_start_quarantines_unknown_marked_directories_and_leaves_the_rest(kit: Kit):
     made = kit.create("Add login").workspace
     stray = kit.root / new_id("ws")
