@@ -18,6 +18,7 @@ REVISIONS: tuple[str, ...] = (
     "0014",
     "0015",
     "0016",
+    "0018",
 )
 HEAD = REVISIONS[-1]
 #: The head as SQLite's ``user_version`` stamps it: its position in REVISIONS, counted from 1.

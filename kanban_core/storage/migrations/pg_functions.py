@@ -28,11 +28,33 @@ _HOST_CHECK = """
         RETURN;
     END IF;"""
 
+# The caps' counts: 0012's counted every running task (twice per capped claim). 0018 stops at
+# the cap (whether the count reaches it is all a claim asks) and finds the assignee's running
+# tasks through the index on them (``IS NOT DISTINCT FROM`` cannot use an index).
+_RUNNING = """(
+            SELECT count(*) FROM tasks WHERE status = 'running')"""
+_RUNNING_UP_TO_CAP = """(SELECT count(*) FROM (
+            SELECT 1 FROM tasks WHERE status = 'running' LIMIT p_max_running) capped)"""
+_ASSIGNEE_RUNNING = """(
+        SELECT count(*) FROM tasks
+        WHERE status = 'running' AND assignee IS NOT DISTINCT FROM v_assignee
+    )"""
+_ASSIGNEE_UP_TO_CAP = """(CASE WHEN v_assignee IS NULL THEN (
+        SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status = 'running' AND assignee IS NULL
+                              LIMIT p_max_running_assignee) capped)
+        ELSE (SELECT count(*) FROM (SELECT 1 FROM tasks
+                                    WHERE status = 'running' AND assignee = v_assignee
+                                    LIMIT p_max_running_assignee) capped) END)"""
+# 0018: every statement of the functions is planned once per session (its generic plan), not
+# again on each call: the custom plans PL/pgSQL kept choosing for the ready pick (its
+# parameters compared with ``not_before_ms``) cost more to plan than to run.
+_GENERIC_PLANS = "\nSET plan_cache_mode = force_generic_plan"
+
 _CLAIM_TEMPLATE = """
-CREATE FUNCTION kanban_claim(
+CREATE{or_replace} FUNCTION kanban_claim(
     p_claimer text, p_ttl_ms bigint, p_token_hash text, p_task_id bigint, p_assignee text,
     p_max_running integer, p_max_running_assignee integer{host_params}
-) RETURNS SETOF tasks LANGUAGE plpgsql AS $$
+) RETURNS SETOF tasks LANGUAGE plpgsql{settings} AS $$
 DECLARE
     v_now bigint := {now};
     v_id bigint;
@@ -44,8 +66,7 @@ BEGIN{host_check}
     IF p_max_running IS NOT NULL OR p_max_running_assignee IS NOT NULL THEN
         -- Capped claims take turns (until commit), and each counts what the last one committed.
         PERFORM pg_advisory_xact_lock(7262300003);
-        IF p_max_running IS NOT NULL AND (
-            SELECT count(*) FROM tasks WHERE status = 'running') >= p_max_running THEN
+        IF p_max_running IS NOT NULL AND {running_count} >= p_max_running THEN
             RETURN;
         END IF;
     END IF;
@@ -71,10 +92,7 @@ BEGIN{host_check}
     IF v_id IS NULL THEN
         RETURN;
     END IF;
-    IF p_max_running_assignee IS NOT NULL AND (
-        SELECT count(*) FROM tasks
-        WHERE status = 'running' AND assignee IS NOT DISTINCT FROM v_assignee
-    ) >= p_max_running_assignee THEN
+    IF p_max_running_assignee IS NOT NULL AND {assignee_count} >= p_max_running_assignee THEN
         RETURN;
     END IF;
     UPDATE tasks SET status = 'running', attempts = attempts + 1,
@@ -109,8 +127,12 @@ END $$
 """
 
 
-def _claim(*, placed: bool) -> str:
+def _claim(*, placed: bool, replace: bool = False, lean: bool = False) -> str:
     return _CLAIM_TEMPLATE.format(
+        or_replace=" OR REPLACE" if replace else "",
+        settings=_GENERIC_PLANS if lean else "",
+        running_count=_RUNNING_UP_TO_CAP if lean else _RUNNING,
+        assignee_count=_ASSIGNEE_UP_TO_CAP if lean else _ASSIGNEE_RUNNING,
         now=NOW,
         host_params=_HOST_PARAMS if placed else "",
         host_check=_HOST_CHECK if placed else "",
@@ -119,6 +141,11 @@ def _claim(*, placed: bool) -> str:
         host_value=", p_host_id" if placed else "",
     )
 
+
+#: 0014's claim as a replacement (what 0018's downgrade restores).
+REPLACE_CLAIM_0014 = _claim(placed=True, replace=True)
+#: 0018: 0014's claim with plans made once per session and caps counted only up to the cap.
+CLAIM_0018 = _claim(placed=True, replace=True, lean=True)
 
 #: 0012: the claim in one call (pick, caps, lease, run row, events).
 CLAIM_0012 = _claim(placed=False)
@@ -140,7 +167,7 @@ _COMPLETE_TEMPLATE = """
 CREATE{or_replace} FUNCTION kanban_complete(
     p_id bigint, p_run_id bigint, p_token_hash text, p_result text, p_summary text,
     p_metadata text, p_payload text, p_promoted_payload text
-) RETURNS SETOF tasks LANGUAGE plpgsql AS $$
+) RETURNS SETOF tasks LANGUAGE plpgsql{settings} AS $$
 DECLARE
     v_now bigint := {now};
     v_task tasks;
@@ -197,12 +224,16 @@ END $$
 
 #: 0012: a worker's fenced completion in one call (run closed, requests cancelled, event and
 #: deliveries, subscriptions ended, waiting children promoted).
-COMPLETE_0012 = _COMPLETE_TEMPLATE.format(or_replace="", now=NOW, fence=_FENCE_0012)
+COMPLETE_0012 = _COMPLETE_TEMPLATE.format(or_replace="", settings="", now=NOW, fence=_FENCE_0012)
 #: 0012's completion as a replacement (what 0014's downgrade restores).
 REPLACE_COMPLETE_0012 = _COMPLETE_TEMPLATE.format(
-    or_replace=" OR REPLACE", now=NOW, fence=_FENCE_0012
+    or_replace=" OR REPLACE", settings="", now=NOW, fence=_FENCE_0012
 )
-#: 0014: the same, refusing a run whose host is revoked.
+#: 0014: the same, refusing a run whose host is revoked (also what 0018's downgrade restores).
 REPLACE_COMPLETE_0014 = _COMPLETE_TEMPLATE.format(
-    or_replace=" OR REPLACE", now=NOW, fence=_FENCE_0014
+    or_replace=" OR REPLACE", settings="", now=NOW, fence=_FENCE_0014
+)
+#: 0018: 0014's completion, its statements planned once per session.
+COMPLETE_0018 = _COMPLETE_TEMPLATE.format(
+    or_replace=" OR REPLACE", settings=_GENERIC_PLANS, now=NOW, fence=_FENCE_0014
 )
