@@ -19,6 +19,7 @@ REVISIONS: tuple[str, ...] = (
     "0015",
     "0016",
     "0017",
+    "0018",
     "0019",
 )
 HEAD = REVISIONS[-1]

@@ -51,6 +51,21 @@ def test_the_assignee_cap_counts_only_that_assignees_running_tasks(board, operat
     assert board.get(second_coder.id).status is TaskStatus.READY
 
 
+def test_unassigned_tasks_share_one_assignee_cap_and_a_zero_cap_claims_nothing(
+    board, operator, make_task
+):
+    first, second = make_task(), make_task()
+    coder = make_task(assignee="coder")
+    assert board.claim(operator, first.id, max_running_assignee=0) is None
+    assert board.claim(operator, first.id, max_running_assignee=1) is not None
+
+    # The unassigned running task counts against the next unassigned claim, not the coder's.
+    assert board.claim(operator, second.id, max_running_assignee=1) is None
+    assert board.claim(operator, coder.id, max_running_assignee=1) is not None
+    assert board.claim(operator, second.id, max_running=2) is None
+    assert board.claim(operator, second.id, max_running=3, max_running_assignee=2) is not None
+
+
 def test_without_caps_nothing_is_counted(board, operator, make_task):
     for _ in range(3):
         make_task()

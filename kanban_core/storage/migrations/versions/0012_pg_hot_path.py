@@ -9,8 +9,7 @@ committed before it, and the children's promotion sees this completion and any o
 completion committed while their row locks were awaited. SQLite is untouched: one writer makes
 its few statements as exact, and it has no round trips to save.
 
-The event kinds and JSON keys below are the kernel's (``EventKind``, ``runs``): they are part of
-the stored format, and a change to them needs a migration anyway.
+The functions' bodies are in ``pg_functions`` (``CLAIM_0012``, ``COMPLETE_0012``).
 
 Revision ID: 0012
 Revises: 0010
@@ -19,164 +18,23 @@ Create Date: 2026-12-06
 
 from alembic import op
 
+from kanban_core.storage.migrations import pg_functions
+
 revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
 
-_NOW = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)"
-
-# The ready pick of each claim form. A later "this host may run it" predicate joins each of
-# these WHERE clauses (and the by-id one), so placement stays inside the claim.
-_CLAIM = f"""
-CREATE FUNCTION kanban_claim(
-    p_claimer text, p_ttl_ms bigint, p_token_hash text, p_task_id bigint, p_assignee text,
-    p_max_running integer, p_max_running_assignee integer
-) RETURNS SETOF tasks LANGUAGE plpgsql AS $$
-DECLARE
-    v_now bigint := {_NOW};
-    v_id bigint;
-    v_assignee text;
-    v_pause text;
-    v_task tasks;
-    v_event bigint;
-BEGIN
-    IF p_max_running IS NOT NULL OR p_max_running_assignee IS NOT NULL THEN
-        -- Capped claims take turns (until commit), and each counts what the last one committed.
-        PERFORM pg_advisory_xact_lock(7262300003);
-        IF p_max_running IS NOT NULL AND (
-            SELECT count(*) FROM tasks WHERE status = 'running') >= p_max_running THEN
-            RETURN;
-        END IF;
-    END IF;
-    IF p_task_id IS NOT NULL AND (p_max_running IS NOT NULL
-                                  OR p_max_running_assignee IS NOT NULL) THEN
-        -- Holding the cap lock, never wait on a task row someone else holds: skip it (the
-        -- next pass tries again) rather than stall every capped claim behind it.
-        SELECT id, assignee, pause_reason INTO v_id, v_assignee, v_pause FROM tasks
-        WHERE id = p_task_id AND status = 'ready' FOR UPDATE SKIP LOCKED;
-    ELSIF p_task_id IS NOT NULL THEN
-        SELECT id, assignee, pause_reason INTO v_id, v_assignee, v_pause FROM tasks
-        WHERE id = p_task_id AND status = 'ready' FOR UPDATE;
-    ELSIF p_assignee IS NOT NULL THEN
-        SELECT id, assignee, pause_reason INTO v_id, v_assignee, v_pause FROM tasks
-        WHERE status = 'ready' AND assignee = p_assignee
-          AND (not_before_ms IS NULL OR not_before_ms <= v_now)
-        ORDER BY priority DESC, created_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED;
-    ELSE
-        SELECT id, assignee, pause_reason INTO v_id, v_assignee, v_pause FROM tasks
-        WHERE status = 'ready' AND (not_before_ms IS NULL OR not_before_ms <= v_now)
-        ORDER BY priority DESC, created_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED;
-    END IF;
-    IF v_id IS NULL THEN
-        RETURN;
-    END IF;
-    IF p_max_running_assignee IS NOT NULL AND (
-        SELECT count(*) FROM tasks
-        WHERE status = 'running' AND assignee IS NOT DISTINCT FROM v_assignee
-    ) >= p_max_running_assignee THEN
-        RETURN;
-    END IF;
-    UPDATE tasks SET status = 'running', attempts = attempts + 1,
-        current_run_id = nextval(pg_get_serial_sequence('task_runs', 'id')),
-        lease_owner = p_claimer, lease_expires_ms = v_now + p_ttl_ms, heartbeat_ms = v_now,
-        started_ms = COALESCE(started_ms, v_now), updated_ms = v_now,
-        deadline_ms = CASE WHEN max_runtime_s IS NULL THEN NULL
-                      ELSE v_now + max_runtime_s * 1000 END,
-        pause_reason = NULL
-    WHERE id = v_id RETURNING * INTO v_task;
-    INSERT INTO task_runs (id, task_id, attempt, profile, claimer, token_hash, status,
-        started_ms, lease_ttl_ms, heartbeat_ms, max_runtime_s)
-    VALUES (v_task.current_run_id, v_id, v_task.attempts, v_task.assignee, p_claimer,
-        p_token_hash, 'running', v_now, p_ttl_ms, v_now, v_task.max_runtime_s);
-    INSERT INTO task_events (task_id, run_id, kind, payload, created_ms)
-    VALUES (v_id, v_task.current_run_id, 'claimed',
-        '{{"claimer":' || to_json(p_claimer)::text || ',"lease_expires_ms":'
-        || v_task.lease_expires_ms || '}}', v_now);
-    IF v_pause IS NOT NULL THEN
-        -- A task paused at a usage limit: its chats hear it resumed.
-        INSERT INTO task_events (task_id, run_id, kind, payload, created_ms)
-        VALUES (v_id, v_task.current_run_id, 'quota_resumed',
-            '{{"after":' || to_json(v_pause)::text || '}}', v_now)
-        RETURNING id INTO v_event;
-        INSERT INTO notify_deliveries (event_id, task_id, platform, chat_id, thread_id, status,
-            attempts, next_try_ms, created_ms)
-        SELECT v_event, task_id, platform, chat_id, thread_id, 'pending', 0, v_now, v_now
-        FROM notify_subscriptions WHERE task_id = v_id;
-    END IF;
-    RETURN NEXT v_task;
-END $$
-"""
-
-_COMPLETE = f"""
-CREATE FUNCTION kanban_complete(
-    p_id bigint, p_run_id bigint, p_token_hash text, p_result text, p_summary text,
-    p_metadata text, p_payload text, p_promoted_payload text
-) RETURNS SETOF tasks LANGUAGE plpgsql AS $$
-DECLARE
-    v_now bigint := {_NOW};
-    v_task tasks;
-    v_event bigint;
-BEGIN
-    -- The fence: still running this very run, and the caller knows the run's secret.
-    UPDATE tasks SET status = 'done', completed_ms = v_now, result = COALESCE(p_result, result),
-        block_kind = NULL, consecutive_failures = 0, last_failure_error = NULL,
-        not_before_ms = NULL, pause_reason = NULL, current_run_id = NULL, lease_owner = NULL,
-        lease_expires_ms = NULL, heartbeat_ms = NULL, deadline_ms = NULL, updated_ms = v_now
-    WHERE id = p_id AND status = 'running' AND current_run_id = p_run_id AND EXISTS (
-        SELECT 1 FROM task_runs r WHERE r.id = p_run_id AND r.task_id = p_id
-        AND r.token_hash = p_token_hash AND r.ended_ms IS NULL)
-    RETURNING * INTO v_task;
-    IF NOT FOUND THEN
-        RETURN;  -- refused: the caller reads the task's state to say why
-    END IF;
-    UPDATE task_runs SET status = 'done', outcome = 'completed', ended_ms = v_now,
-        summary = COALESCE(p_summary, summary), metadata = COALESCE(p_metadata, metadata)
-    WHERE id = p_run_id AND ended_ms IS NULL;
-    UPDATE permission_requests SET status = 'cancelled', answered_ms = v_now
-    WHERE run_id = p_run_id AND status = 'pending';
-    INSERT INTO task_events (task_id, run_id, kind, payload, created_ms)
-    VALUES (p_id, p_run_id, 'completed', p_payload, v_now) RETURNING id INTO v_event;
-    INSERT INTO notify_deliveries (event_id, task_id, platform, chat_id, thread_id, status,
-        attempts, next_try_ms, created_ms)
-    SELECT v_event, task_id, platform, chat_id, thread_id, 'pending', 0, v_now, v_now
-    FROM notify_subscriptions WHERE task_id = p_id;
-    IF FOUND THEN  -- the subscriptions that were fanned out to end (a workspace's stay)
-        DELETE FROM notify_subscriptions WHERE task_id = p_id
-            AND NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.task_id = p_id);
-    END IF;
-    -- Lock the waiting children first: two parents finishing at once then cannot each miss
-    -- the other's completion; the promotion's own snapshot is taken after the locks.
-    PERFORM 1 FROM tasks WHERE status = 'todo'
-        AND id IN (SELECT child_id FROM task_links WHERE parent_id = p_id)
-        ORDER BY id FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN NEXT v_task;  -- no waiting child: nothing to promote
-        RETURN;
-    END IF;
-    WITH promoted AS (
-        UPDATE tasks SET status = 'ready', updated_ms = v_now
-        WHERE status = 'todo'
-          AND id IN (SELECT child_id FROM task_links WHERE parent_id = p_id)
-          AND NOT EXISTS (SELECT 1 FROM task_links l JOIN tasks p ON p.id = l.parent_id
-                          WHERE l.child_id = tasks.id AND p.status NOT IN ('done', 'archived'))
-        RETURNING id)
-    INSERT INTO task_events (task_id, run_id, kind, payload, created_ms)
-    SELECT id, NULL, 'promoted', p_promoted_payload, v_now FROM promoted ORDER BY id;
-    RETURN NEXT v_task;
-END $$
-"""
-
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(_CLAIM)
-    op.execute(_COMPLETE)
+    op.execute(pg_functions.CLAIM_0012)
+    op.execute(pg_functions.COMPLETE_0012)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute("DROP FUNCTION kanban_complete(bigint, bigint, text, text, text, text, text, text)")
-    op.execute("DROP FUNCTION kanban_claim(text, bigint, text, bigint, text, integer, integer)")
+    op.execute(f"DROP FUNCTION {pg_functions.COMPLETE_SIGNATURE}")
+    op.execute(f"DROP FUNCTION {pg_functions.CLAIM_0012_SIGNATURE}")
