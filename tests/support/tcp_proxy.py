@@ -109,19 +109,19 @@ class TcpProxy:
                 chunk = b""
             with self._lock:
                 if not chunk:
-                    # One side ended: end the other (held bytes are lost with the connection).
+                    # One side ended: so does the connection (held bytes are lost with it).
                     with contextlib.suppress(ValueError):
                         self._pipes.remove(pipe)
-                    with contextlib.suppress(OSError):
-                        sink.shutdown(socket.SHUT_WR)
+                    for end in (pipe.client, pipe.upstream):
+                        with contextlib.suppress(OSError):
+                            end.shutdown(socket.SHUT_RDWR)
+                        end.close()
                     return
                 if self._mode == "hold":
                     pipe.held[way].append(chunk)
                     continue
-            try:
-                sink.sendall(chunk)
-            except OSError:
-                return
+            with contextlib.suppress(OSError):
+                sink.sendall(chunk)  # a failure ends the connection at the next recv
 
 
 def _reset(sock: socket.socket) -> None:

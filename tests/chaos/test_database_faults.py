@@ -1,0 +1,199 @@
+"""The database hurt under running hosts: restarted, its backends killed, a host cut off from it.
+
+The restart happens on a PostgreSQL cluster of the test's own (``pg_cluster``), never the shared
+one. The partition runs one host's every connection (gateway, supervisors) through a
+``TcpProxy`` that holds its bytes for longer than every lease, then delivers them: the host must
+stop serving the chat in time, must not act on the run it lost (its late completion is refused),
+and afterwards stands by and runs new work normally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.chaos.conftest import fresh_board
+from tests.chaos.hosts import (
+    LEASE_S,
+    REDO_BOUND_S,
+    RUN_LEASE_S,
+    START_TIMEOUT_S,
+    Cluster,
+    create_task,
+    lease_owner,
+    runs_of,
+    wait_owner,
+)
+from tests.chaos.test_host_loss import (
+    PLATFORM_BOUND_S,
+    all_sent,
+    assert_each_notice_once,
+    start_owner,
+    start_standby,
+    status,
+)
+from tests.e2e import test_telegram as telegram_e2e
+from tests.e2e.fake_telegram import ALICE_ID, FakeTelegram
+from tests.support.network import until
+from tests.support.pg_cluster import PgCluster
+from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = [pytest.mark.chaos, pytest.mark.anyio]
+
+anyio_backend = telegram_e2e.anyio_backend
+_ptb_timedelta = telegram_e2e._ptb_timedelta
+fake = telegram_e2e.fake
+
+
+@pytest.fixture
+async def cluster(fake: FakeTelegram, tmp_path: Path) -> AsyncIterator[Cluster]:
+    hosts = Cluster(fake, tmp_path)
+    try:
+        yield hosts
+    finally:
+        await hosts.stop_all()
+
+
+@pytest.fixture
+def proxy(board_url: str) -> Iterator[TcpProxy]:
+    address = psycopg.conninfo.conninfo_to_dict(board_url)
+    relay = TcpProxy(str(address["host"]), int(address["port"] or 5432))
+    try:
+        yield relay
+    finally:
+        relay.close()
+
+
+def through(url: str, proxy: TcpProxy) -> str:
+    """The same database, reached through the proxy."""
+    address = psycopg.conninfo.conninfo_to_dict(url)
+    return url.replace(f"{address['host']}:{address['port']}", f"127.0.0.1:{proxy.port}")
+
+
+async def chat_answers(fake: FakeTelegram, timeout: float = 30) -> None:  # noqa: ASYNC109
+    """A command from the chat gets its reply: the platform connection works end to end."""
+    before = len(fake.sent_to(ALICE_ID))
+    await fake.push_text("/kanban list")
+    await fake.wait_for(lambda: len(fake.sent_to(ALICE_ID)) > before, timeout)
+
+
+def completed_once(url: str, task_id: int) -> None:
+    outcomes = [outcome for _, outcome, _ in runs_of(url, task_id)]
+    assert outcomes.count("completed") == 1, outcomes
+    assert status(url, task_id) == "done"
+
+
+async def test_postgresql_restarted_mid_run(
+    fake: FakeTelegram, pg_cluster: PgCluster, cluster: Cluster, tmp_path: Path
+) -> None:
+    url = fresh_board(pg_cluster.url)
+    a, b = cluster.add("a", url), cluster.add("b", url)
+    await start_owner(cluster, url, a)
+    await start_standby(cluster, b)
+    task = create_task(url, tmp_path, "outlive a database restart")
+    await until(lambda: cluster.started(task), 30)
+
+    restarted = time.monotonic()
+    await asyncio.to_thread(pg_cluster.restart)
+    print(f"\nPostgreSQL restarted in {time.monotonic() - restarted:.2f} s")
+    cluster.release("a")
+    cluster.release("b")
+    await until(lambda: status(url, task) == "done", REDO_BOUND_S + 20)
+
+    completed_once(url, task)
+    await all_sent(url, task, 20)
+    assert_each_notice_once(fake, url, task)
+    assert a.process is not None
+    assert b.process is not None
+    assert a.process.returncode is None, a.text()
+    assert b.process.returncode is None, b.text()
+    await until(lambda: lease_owner(url, "platform:telegram") is not None, PLATFORM_BOUND_S)
+    await chat_answers(fake)
+
+
+async def test_backends_terminated_mid_run(
+    fake: FakeTelegram, board_url: str, cluster: Cluster, tmp_path: Path
+) -> None:
+    a, b = cluster.add("a", board_url), cluster.add("b", board_url)
+    await start_owner(cluster, board_url, a)
+    await start_standby(cluster, b)
+    task = create_task(board_url, tmp_path, "outlive pg_terminate_backend")
+    await until(lambda: cluster.started(task), 30)
+
+    name = psycopg.conninfo.conninfo_to_dict(board_url)["dbname"]
+    with psycopg.connect(board_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchone()
+    assert killed is not None
+    assert killed[0] >= 2, killed  # at least each gateway's listener
+    cluster.release("a")
+    cluster.release("b")
+    await until(lambda: status(board_url, task) == "done", REDO_BOUND_S + 20)
+
+    completed_once(board_url, task)
+    await all_sent(board_url, task, 20)
+    assert_each_notice_once(fake, board_url, task)
+    await chat_answers(fake)
+
+
+async def test_a_host_cut_off_from_the_database_loses_its_leases_and_its_run(
+    fake: FakeTelegram, board_url: str, proxy: TcpProxy, cluster: Cluster, tmp_path: Path
+) -> None:
+    a = cluster.add("a", through(board_url, proxy))
+    b = cluster.add("b", board_url)
+    await start_owner(cluster, board_url, a)
+    task = create_task(board_url, tmp_path, "outlive a partition")
+    await until(lambda: cluster.started(task), 30)
+    ((first_run, on),) = cluster.started(task)
+    assert on == "a"
+    await start_standby(cluster, b)
+
+    # Cut off for longer than any lease. a's agent finishes meanwhile: its completion waits in
+    # the held connection and reaches the database only once the link is back.
+    proxy.hold()
+    cut = time.monotonic()
+    polls = len(fake.pollers)
+    cluster.release("a")
+    await until(lambda: "stopping its duty" in a.text(), LEASE_S + 5)
+    await wait_owner(board_url, "platform:telegram", b, PLATFORM_BOUND_S)
+    await wait_owner(board_url, "leader", b, PLATFORM_BOUND_S)
+    cluster.release("b")
+    await until(lambda: status(board_url, task) == "done", REDO_BOUND_S + 10)
+    print(f"\npartition: work redone on b {time.monotonic() - cut:.2f} s after the cut")
+    assert time.monotonic() - cut < RUN_LEASE_S + REDO_BOUND_S
+    await until(lambda: "b" in fake.pollers[polls:], PLATFORM_BOUND_S)
+    # a stopped polling before b started: never two consumers of one token.
+    since = fake.pollers[polls:]
+    assert "a" not in since[since.index("b") :], since
+
+    # The link comes back: what a sent meanwhile lands late, and is refused (its supervisor
+    # learns the run is gone and stops the agent, or the agent's completion is turned down).
+    proxy.heal()
+    log = a.home / "logs" / f"t{task}.log"
+
+    def refused() -> bool:
+        late = cluster.results(task).get((first_run, "a"))
+        return "the run ended elsewhere" in log.read_text() or (late is not None and late[0] != 0)
+
+    await until(refused, 30)
+    runs = runs_of(board_url, task)
+    assert [(o, h) for _, o, h in runs] == [("crashed", "a"), ("completed", "b")]
+    await all_sent(board_url, task, 20)
+    assert_each_notice_once(fake, board_url, task)
+
+    # a recovers: it stands by for the chat and runs work placed on it.
+    assert a.process is not None
+    assert a.process.returncode is None, a.text()
+    assert b.owner_prefix in (lease_owner(board_url, "platform:telegram") or "")
+    again = create_task(board_url, tmp_path, "after the partition", "--host", "a")
+    await until(lambda: status(board_url, again) == "done", START_TIMEOUT_S)
+    assert [(o, h) for _, o, h in runs_of(board_url, again)] == [("completed", "a")]
+    await chat_answers(fake)
