@@ -27,7 +27,7 @@ LEASE = "platform:telegram"
 def kill_to_answer(backend: Backend, sizes: Sizes, log: Progress) -> float:
     """Median seconds from the kill to the other host's answer (1 sample quick, 3 full)."""
     samples = 1 if sizes.quick else 3
-    log(f"{backend.name}: a host killed → its chat answered from another host ×{samples}")
+    log(f"{backend.name}: a host killed → its chat answered from another host, {samples} round(s)")
     with backend.board() as url, tempfile.TemporaryDirectory(dir=backend.workdir) as work:
         return statistics.median(asyncio.run(_measure(url, Path(work), samples)))
 
@@ -36,12 +36,12 @@ async def _measure(url: str, work: Path, samples: int) -> list[float]:
     taken: list[float] = []
     async with running() as fake:
         for i in range(samples):
+            (work / f"round{i}").mkdir()
             taken.append(await _one(fake, url, work / f"round{i}", i))
     return taken
 
 
 async def _one(fake: FakeTelegram, url: str, root: Path, round_no: int) -> float:
-    root.mkdir()
     cluster = Cluster(fake, root)
     owner = cluster.add(f"bench-a{round_no}", url)
     standby = cluster.add(f"bench-b{round_no}", url)
