@@ -116,6 +116,41 @@ async def test_postgresql_restarted_mid_run(
     await chat_answers(fake)
 
 
+async def test_postgresql_down_past_every_lease_mid_run(
+    fake: FakeTelegram, pg_cluster: PgCluster, cluster: Cluster, tmp_path: Path
+) -> None:
+    url = fresh_board(pg_cluster.url)
+    a, b = cluster.add("a", url), cluster.add("b", url)
+    await start_owner(cluster, url, a)
+    await start_standby(cluster, b)
+    task = create_task(url, tmp_path, "outlive a database outage")
+    await until(lambda: cluster.started(task), 30)
+
+    # Down for longer than the platform, leader and run leases: every gateway must stop its
+    # leased duties by its own clock, and one must take them up again once the server is back.
+    await asyncio.to_thread(pg_cluster.down)
+    await until(lambda: "stopping its duty" in a.text(), LEASE_S + 5)
+    outage_end = time.monotonic() + RUN_LEASE_S + 1  # the outage's length is the scenario
+    await until(lambda: time.monotonic() > outage_end, RUN_LEASE_S + 2)
+    await asyncio.to_thread(pg_cluster.up)
+    back = time.monotonic()
+    await chat_answers(fake, PLATFORM_BOUND_S + 10)
+    answering = time.monotonic() - back
+    cluster.release("a")
+    cluster.release("b")
+    await until(lambda: status(url, task) == "done", REDO_BOUND_S + 20)
+    print(f"\nPostgreSQL back: chat answering after {answering:.2f} s")
+    assert answering < PLATFORM_BOUND_S + 3  # + PTB's own reconnect backoff
+
+    completed_once(url, task)
+    await all_sent(url, task, 20)
+    assert_each_notice_once(fake, url, task)
+    assert a.process is not None
+    assert b.process is not None
+    assert a.process.returncode is None, a.text()
+    assert b.process.returncode is None, b.text()
+
+
 async def test_backends_terminated_mid_run(
     fake: FakeTelegram, board_url: str, cluster: Cluster, tmp_path: Path
 ) -> None:

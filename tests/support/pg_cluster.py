@@ -8,6 +8,7 @@ cluster the rest of the suite uses: restarting that would break every other test
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -43,6 +44,18 @@ class PgCluster:
         """Stop the server (``fast``: sessions are ended; ``immediate``: as a crash) and start
         it again on the same port and data."""
         self._pg_ctl("restart", "-m", mode, "-w", "-t", "60")
+
+    def down(self) -> None:
+        """Stop the server (fast: sessions are ended), keeping its data for ``up``."""
+        self._pg_ctl("stop", "-m", "fast", "-w", "-t", "60")
+
+    def up(self) -> None:
+        """Start the server again with the options pg_up.sh gave it (kept in postmaster.opts)."""
+        data = Path(self.state.read_text(encoding="utf-8").strip()) / "data"
+        argv = shlex.split((data / "postmaster.opts").read_text(encoding="utf-8"))[1:]
+        at = argv.index("-D")
+        options = shlex.join(argv[:at] + argv[at + 2 :])
+        self._pg_ctl("start", "-w", "-t", "60", "-o", options)
 
     def stop(self) -> None:
         subprocess.run(
