@@ -10,6 +10,7 @@ and afterwards stands by and runs new work normally.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from kanban_core import KanbanError
+from kanban_core.storage import Database, Query
 from tests.chaos.conftest import fresh_board
 from tests.chaos.hosts import (
     LEASE_S,
@@ -44,6 +47,7 @@ from tests.support.pg_cluster import PgCluster
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.chaos, pytest.mark.anyio]
+_TOUCH = Query("chaos_touch", "UPDATE tasks SET updated_ms = updated_ms WHERE id = :id")
 
 anyio_backend = telegram_e2e.anyio_backend
 _ptb_timedelta = telegram_e2e._ptb_timedelta
@@ -232,3 +236,39 @@ async def test_a_host_cut_off_from_the_database_loses_its_leases_and_its_run(
     await until(lambda: status(board_url, again) == "done", START_TIMEOUT_S)
     assert [(o, h) for _, o, h in runs_of(board_url, again)] == [("completed", "a")]
     await chat_answers(fake)
+
+
+def test_a_host_cut_off_mid_transaction_does_not_keep_its_row_locks(
+    board_url: str, proxy: TcpProxy, tmp_path: Path
+) -> None:
+    """The server ends a session left idle inside a transaction, so the row locks of a host
+    cut off between two statements do not stall every other host (TCP alone would take hours)."""
+    task = create_task(board_url, tmp_path, "a locked row")
+    db = Database(through(board_url, proxy), idle_in_transaction_s=1.0)
+    locked, failed = threading.Event(), []
+
+    def cut_off_mid_transaction() -> None:
+        try:
+            with db.transaction(write=True) as tx:
+                tx.execute(_TOUCH, {"id": task})
+                proxy.hold()  # between two statements: the row stays locked on the server
+                locked.set()
+                tx.execute(_TOUCH, {"id": task})
+        except KanbanError as exc:
+            failed.append(exc)
+
+    holder = threading.Thread(target=cut_off_mid_transaction, daemon=True)
+    holder.start()
+    assert locked.wait(30)
+    try:
+        with psycopg.connect(board_url, autocommit=True) as other:
+            other.execute("SET lock_timeout = '15s'")
+            started = time.monotonic()
+            other.execute("UPDATE tasks SET updated_ms = updated_ms WHERE id = %s", (task,))
+            waited = time.monotonic() - started
+    finally:
+        proxy.heal()
+        holder.join(30)
+        db.close()
+    assert waited < 10, waited
+    assert failed, "the cut-off transaction should have been ended by the server"
