@@ -92,6 +92,15 @@ def completed_once(url: str, task_id: int) -> None:
     assert status(url, task_id) == "done"
 
 
+def survived(cluster: Cluster, url: str, task_id: int) -> None:
+    """A short fault: the run it hit went on and completed (no redo), and nothing crashed."""
+    ((run, host),) = cluster.started(task_id)
+    assert runs_of(url, task_id) == [(run, "completed", host)]
+    for each in cluster.hosts.values():
+        logs = [each.text(), *(p.read_text() for p in (each.home / "logs").glob("*.log"))]
+        assert not [text for text in logs if "Traceback" in text], f"{each.name} crashed somewhere"
+
+
 async def test_postgresql_restarted_mid_run(
     fake: FakeTelegram, pg_cluster: PgCluster, cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -109,7 +118,7 @@ async def test_postgresql_restarted_mid_run(
     cluster.release("b")
     await until(lambda: status(url, task) == "done", REDO_BOUND_S + 20)
 
-    completed_once(url, task)
+    survived(cluster, url, task)
     await all_sent(url, task, 20)
     assert_each_notice_once(fake, url, task)
     assert a.process is not None
@@ -177,7 +186,7 @@ async def test_backends_terminated_mid_run(
     cluster.release("b")
     await until(lambda: status(board_url, task) == "done", REDO_BOUND_S + 20)
 
-    completed_once(board_url, task)
+    survived(cluster, board_url, task)
     await all_sent(board_url, task, 20)
     assert_each_notice_once(fake, board_url, task)
     await chat_answers(fake)
