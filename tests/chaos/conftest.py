@@ -5,15 +5,26 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from kanban_core.storage import Database
 from kanban_core.storage.migrate import ensure_schema
 from tests.conftest import PG_URL, create_pg_database, drop_pg_database
+from tests.e2e import test_telegram as telegram_e2e
+from tests.e2e.fake_telegram import FakeTelegram
 from tests.support.pg_cluster import PgCluster
+
+if TYPE_CHECKING:
+    from tests.chaos.hosts import Cluster
+
+# The hosts' chat: the loopback fake Bot API, on the asyncio loop of the e2e tests.
+anyio_backend = telegram_e2e.anyio_backend
+_ptb_timedelta = telegram_e2e._ptb_timedelta
+fake = telegram_e2e.fake
 
 
 def fresh_board(admin_url: str) -> str:
@@ -64,3 +75,15 @@ def enroll(home: Path, db_url: str, name: str, *labels: str) -> None:
         argv += ["--label", label]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+async def cluster(fake: FakeTelegram, tmp_path: Path) -> AsyncIterator[Cluster]:
+    """This test's hosts, every one of their processes killed at the end."""
+    from tests.chaos.hosts import Cluster  # hosts imports ``enroll`` from here
+
+    hosts = Cluster(fake, tmp_path)
+    try:
+        yield hosts
+    finally:
+        await hosts.stop_all()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -24,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import yaml
 
 from tests.chaos.conftest import enroll
@@ -76,6 +74,12 @@ class Host:
     def owner_prefix(self) -> str:
         assert self.process is not None
         return f":{self.process.pid}:"
+
+    def running(self) -> bool:
+        """Whether its gateway still runs (its log is shown when it does not)."""
+        assert self.process is not None
+        assert self.process.returncode is None, self.text()[-3000:]
+        return True
 
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
@@ -225,93 +229,3 @@ class Cluster:
             host.kill()
             if host.process is not None and host.process.returncode is None:
                 await host.process.wait()
-
-
-# -- the board, seen from outside ------------------------------------------------------------------
-
-
-def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, connect_timeout=5) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def admin(url: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """A ``kanban`` verb at an admin's terminal on no enrolled host."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(root),
-        "KANBAN_HOME": str(root / "admin"),
-        "KANBAN_DB_URL": url,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "kanban_core", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def create_task(url: str, root: Path, title: str, *options: str) -> int:
-    """``kanban create`` for the chaos agent, with ALICE's chat subscribed to it."""
-    made = admin(url, root, "create", title, "--assignee", "chaos", "--json", *options)
-    assert made.returncode == 0, made.stderr
-    task_id = int(str(json.loads(made.stdout)["id"]).lstrip("t"))
-    chat = ("--platform", "telegram", "--chat-id", str(ALICE_ID))
-    subscribed = admin(url, root, "notify-subscribe", str(task_id), *chat)
-    assert subscribed.returncode == 0, subscribed.stderr
-    return task_id
-
-
-def runs_of(url: str, task_id: int) -> list[tuple[int, str | None, str]]:
-    """The task's runs: (run id, outcome, the claiming host's name)."""
-    return [
-        (int(r[0]), r[1], str(r[2]))
-        for r in query(
-            url,
-            "SELECT r.id, r.outcome, coalesce(h.name, '') FROM task_runs r "
-            "LEFT JOIN hosts h ON h.id = r.host_id WHERE r.task_id = %s ORDER BY r.id",
-            (task_id,),
-        )
-    ]
-
-
-def lease_owner(url: str, name: str) -> str | None:
-    rows = query(
-        url,
-        "SELECT owner FROM leases WHERE name = %s AND expires_ms > "
-        "(extract(epoch from clock_timestamp()) * 1000)::bigint",
-        (name,),
-    )
-    return str(rows[0][0]) if rows else None
-
-
-async def wait_owner(url: str, lease: str, host: Host, timeout: float) -> None:  # noqa: ASYNC109
-    def held() -> bool:
-        assert host.process is not None
-        assert host.process.returncode is None, host.text()
-        return host.owner_prefix in (lease_owner(url, lease) or "")
-
-    try:
-        await until(held, timeout)
-    except AssertionError as exc:
-        raise AssertionError(f"{host.name} did not take {lease}:\n{host.text()[-3000:]}") from exc
-
-
-def deliveries(url: str, task_id: int) -> list[tuple[str, str]]:
-    """(event kind, delivery status) of each notification of the task."""
-    return [
-        (str(r[0]), str(r[1]))
-        for r in query(
-            url,
-            "SELECT e.kind, d.status FROM notify_deliveries d JOIN task_events e "
-            "ON e.id = d.event_id WHERE d.task_id = %s ORDER BY d.id",
-            (task_id,),
-        )
-    ]
-
-
-def notices(fake: FakeTelegram, task_id: int) -> list[str]:
-    """The notifications of the task the chat received (replies to commands excluded)."""
-    return [m.text for m in fake.sent_to(ALICE_ID) if f"t{task_id}" in m.text.split("\n")[0]]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -20,6 +20,17 @@ import pytest
 
 from kanban_core import KanbanError
 from kanban_core.storage import Database, Query
+from tests.chaos.board import (
+    PLATFORM_BOUND_S,
+    all_sent,
+    assert_each_notice_once,
+    create_task,
+    lease_owner,
+    runs_of,
+    status,
+    task_running_on_a,
+    wait_owner,
+)
 from tests.chaos.conftest import fresh_board
 from tests.chaos.hosts import (
     LEASE_S,
@@ -27,20 +38,7 @@ from tests.chaos.hosts import (
     RUN_LEASE_S,
     START_TIMEOUT_S,
     Cluster,
-    create_task,
-    lease_owner,
-    runs_of,
-    wait_owner,
 )
-from tests.chaos.test_host_loss import (
-    PLATFORM_BOUND_S,
-    all_sent,
-    assert_each_notice_once,
-    start_owner,
-    start_standby,
-    status,
-)
-from tests.e2e import test_telegram as telegram_e2e
 from tests.e2e.fake_telegram import ALICE_ID, FakeTelegram
 from tests.support.network import until
 from tests.support.pg_cluster import PgCluster
@@ -48,19 +46,6 @@ from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.chaos, pytest.mark.anyio]
 _TOUCH = Query("chaos_touch", "UPDATE tasks SET updated_ms = updated_ms WHERE id = :id")
-
-anyio_backend = telegram_e2e.anyio_backend
-_ptb_timedelta = telegram_e2e._ptb_timedelta
-fake = telegram_e2e.fake
-
-
-@pytest.fixture
-async def cluster(fake: FakeTelegram, tmp_path: Path) -> AsyncIterator[Cluster]:
-    hosts = Cluster(fake, tmp_path)
-    try:
-        yield hosts
-    finally:
-        await hosts.stop_all()
 
 
 @pytest.fixture
@@ -105,11 +90,7 @@ async def test_postgresql_restarted_mid_run(
     fake: FakeTelegram, pg_cluster: PgCluster, cluster: Cluster, tmp_path: Path
 ) -> None:
     url = fresh_board(pg_cluster.url)
-    a, b = cluster.add("a", url), cluster.add("b", url)
-    await start_owner(cluster, url, a)
-    await start_standby(cluster, b)
-    task = create_task(url, tmp_path, "outlive a database restart")
-    await until(lambda: cluster.started(task), 30)
+    a, b, task, _ = await task_running_on_a(cluster, url, tmp_path, "outlive a database restart")
 
     restarted = time.monotonic()
     await asyncio.to_thread(pg_cluster.restart)
@@ -121,10 +102,8 @@ async def test_postgresql_restarted_mid_run(
     survived(cluster, url, task)
     await all_sent(url, task, 20)
     assert_each_notice_once(fake, url, task)
-    assert a.process is not None
-    assert b.process is not None
-    assert a.process.returncode is None, a.text()
-    assert b.process.returncode is None, b.text()
+    assert a.running()
+    assert b.running()
     await until(lambda: lease_owner(url, "platform:telegram") is not None, PLATFORM_BOUND_S)
     await chat_answers(fake)
 
@@ -133,11 +112,7 @@ async def test_postgresql_down_past_every_lease_mid_run(
     fake: FakeTelegram, pg_cluster: PgCluster, cluster: Cluster, tmp_path: Path
 ) -> None:
     url = fresh_board(pg_cluster.url)
-    a, b = cluster.add("a", url), cluster.add("b", url)
-    await start_owner(cluster, url, a)
-    await start_standby(cluster, b)
-    task = create_task(url, tmp_path, "outlive a database outage")
-    await until(lambda: cluster.started(task), 30)
+    a, b, task, _ = await task_running_on_a(cluster, url, tmp_path, "outlive a database outage")
 
     # Down for longer than the platform, leader and run leases: every gateway must stop its
     # leased duties by its own clock, and one must take them up again once the server is back.
@@ -158,20 +133,16 @@ async def test_postgresql_down_past_every_lease_mid_run(
     completed_once(url, task)
     await all_sent(url, task, 20)
     assert_each_notice_once(fake, url, task)
-    assert a.process is not None
-    assert b.process is not None
-    assert a.process.returncode is None, a.text()
-    assert b.process.returncode is None, b.text()
+    assert a.running()
+    assert b.running()
 
 
 async def test_backends_terminated_mid_run(
     fake: FakeTelegram, board_url: str, cluster: Cluster, tmp_path: Path
 ) -> None:
-    a, b = cluster.add("a", board_url), cluster.add("b", board_url)
-    await start_owner(cluster, board_url, a)
-    await start_standby(cluster, b)
-    task = create_task(board_url, tmp_path, "outlive pg_terminate_backend")
-    await until(lambda: cluster.started(task), 30)
+    *_, task, _ = await task_running_on_a(
+        cluster, board_url, tmp_path, "outlive pg_terminate_backend"
+    )
 
     name = psycopg.conninfo.conninfo_to_dict(board_url)["dbname"]
     with psycopg.connect(board_url, autocommit=True) as admin:
@@ -195,14 +166,9 @@ async def test_backends_terminated_mid_run(
 async def test_a_host_cut_off_from_the_database_loses_its_leases_and_its_run(
     fake: FakeTelegram, board_url: str, proxy: TcpProxy, cluster: Cluster, tmp_path: Path
 ) -> None:
-    a = cluster.add("a", through(board_url, proxy))
-    b = cluster.add("b", board_url)
-    await start_owner(cluster, board_url, a)
-    task = create_task(board_url, tmp_path, "outlive a partition")
-    await until(lambda: cluster.started(task), 30)
-    ((first_run, on),) = cluster.started(task)
-    assert on == "a"
-    await start_standby(cluster, b)
+    a, b, task, first_run = await task_running_on_a(
+        cluster, board_url, tmp_path, "outlive a partition", a_url=through(board_url, proxy)
+    )
 
     # Cut off for longer than any lease. a's agent finishes meanwhile: its completion waits in
     # the held connection and reaches the database only once the link is back.
@@ -238,8 +204,7 @@ async def test_a_host_cut_off_from_the_database_loses_its_leases_and_its_run(
     assert_each_notice_once(fake, board_url, task)
 
     # a recovers: it stands by for the chat and runs work placed on it.
-    assert a.process is not None
-    assert a.process.returncode is None, a.text()
+    assert a.running()
     assert b.owner_prefix in (lease_owner(board_url, "platform:telegram") or "")
     again = create_task(board_url, tmp_path, "after the partition", "--host", "a")
     await until(lambda: status(board_url, again) == "done", START_TIMEOUT_S)

@@ -10,88 +10,41 @@ it could record the send: that one arrives twice, the outbox's documented at-lea
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.chaos.hosts import (
-    LEASE_S,
-    NOTIFY_CLAIM_S,
-    REDO_BOUND_S,
-    START_TIMEOUT_S,
-    Cluster,
-    Host,
+from tests.chaos.board import (
+    PLATFORM_BOUND_S,
+    all_sent,
+    assert_each_notice_once,
     create_task,
     deliveries,
     notices,
-    query,
     runs_of,
+    start_owner,
+    start_standby,
+    status,
+    task_running_on_a,
     wait_owner,
 )
-from tests.e2e import test_telegram as telegram_e2e
+from tests.chaos.hosts import (
+    NOTIFY_CLAIM_S,
+    REDO_BOUND_S,
+    Cluster,
+)
 from tests.e2e.fake_telegram import FakeTelegram
 from tests.support.network import until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.anyio]
 
-anyio_backend = telegram_e2e.anyio_backend
-_ptb_timedelta = telegram_e2e._ptb_timedelta
-fake = telegram_e2e.fake
-#: A standby tries every second; PTB's start (getMe, deleteWebhook, the first poll) a moment more.
-PLATFORM_BOUND_S = LEASE_S + 2 + 3  # loose: the measured figure goes to the README
-
-
-@pytest.fixture
-async def cluster(fake: FakeTelegram, tmp_path: Path) -> AsyncIterator[Cluster]:
-    hosts = Cluster(fake, tmp_path)
-    try:
-        yield hosts
-    finally:
-        await hosts.stop_all()
-
-
-async def start_owner(cluster: Cluster, url: str, host: Host) -> None:
-    await cluster.start(host.name)
-    await wait_owner(url, "platform:telegram", host, START_TIMEOUT_S)
-    await wait_owner(url, "leader", host, START_TIMEOUT_S)
-
-
-async def start_standby(cluster: Cluster, host: Host) -> None:
-    await cluster.start(host.name)
-    await until(lambda: "platform:telegram: another gateway holds it" in host.text(), 60)
-
-
-def status(url: str, task_id: int) -> str:
-    return str(query(url, "SELECT status FROM tasks WHERE id = %s", (task_id,))[0][0])
-
-
-async def all_sent(url: str, task_id: int, timeout: float) -> list[tuple[str, str]]:  # noqa: ASYNC109
-    try:
-        await until(lambda: {s for _, s in deliveries(url, task_id)} == {"sent"}, timeout)
-    except AssertionError:
-        pytest.fail(f"t{task_id}'s notifications not all sent: {deliveries(url, task_id)}")
-    return deliveries(url, task_id)
-
-
-def assert_each_notice_once(fake: FakeTelegram, url: str, task_id: int) -> None:
-    """Every notification row of the task sent, and the chat holds each exactly once."""
-    kinds = [kind for kind, state in deliveries(url, task_id) if state == "sent"]
-    received = notices(fake, task_id)
-    assert len(received) == len(kinds), (kinds, received)
-    assert sum(text.startswith("✔") for text in received) == 1, received
-
 
 async def test_a_host_killed_mid_run_hands_over_its_chat_and_its_run_completes_once_elsewhere(
     fake: FakeTelegram, board_url: str, cluster: Cluster, tmp_path: Path
 ) -> None:
-    a, b = cluster.add("a", board_url), cluster.add("b", board_url)
-    await start_owner(cluster, board_url, a)
-    task = create_task(board_url, tmp_path, "survive a power cut")
-    await until(lambda: cluster.started(task), 30)
-    ((first_run, on),) = cluster.started(task)
-    assert on == "a"
-    await start_standby(cluster, b)
+    a, b, task, first_run = await task_running_on_a(
+        cluster, board_url, tmp_path, "survive a power cut"
+    )
     assert set(fake.pollers) == {"a"}
     cluster.release("b")  # b's agents complete at once; a's would wait forever
 

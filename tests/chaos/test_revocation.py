@@ -7,49 +7,35 @@ claimed again — never by the revoked host, whose claims find nothing — and c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.chaos.hosts import REDO_BOUND_S, Cluster, admin, create_task, runs_of
-from tests.chaos.test_host_loss import (
+from tests.chaos.board import (
+    admin,
     all_sent,
     assert_each_notice_once,
-    start_owner,
-    start_standby,
+    create_task,
+    runs_of,
     status,
+    task_running_on_a,
 )
-from tests.e2e import test_telegram as telegram_e2e
+from tests.chaos.hosts import (
+    REDO_BOUND_S,
+    Cluster,
+)
 from tests.e2e.fake_telegram import FakeTelegram
 from tests.support.network import until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.anyio]
 
-anyio_backend = telegram_e2e.anyio_backend
-_ptb_timedelta = telegram_e2e._ptb_timedelta
-fake = telegram_e2e.fake
-
-
-@pytest.fixture
-async def cluster(fake: FakeTelegram, tmp_path: Path) -> AsyncIterator[Cluster]:
-    hosts = Cluster(fake, tmp_path)
-    try:
-        yield hosts
-    finally:
-        await hosts.stop_all()
-
 
 async def test_a_host_revoked_mid_run_cannot_complete_and_the_work_is_redone_once(
     fake: FakeTelegram, board_url: str, cluster: Cluster, tmp_path: Path
 ) -> None:
-    a, b = cluster.add("a", board_url), cluster.add("b", board_url)
-    await start_owner(cluster, board_url, a)
-    task = create_task(board_url, tmp_path, "outlive a revocation")
-    await until(lambda: cluster.started(task), 30)
-    ((first_run, on),) = cluster.started(task)
-    assert on == "a"
-    await start_standby(cluster, b)
+    a, _, task, first_run = await task_running_on_a(
+        cluster, board_url, tmp_path, "outlive a revocation"
+    )
 
     revoked = admin(board_url, tmp_path, "hosts", "revoke", "a")
     assert revoked.returncode == 0, revoked.stderr
