@@ -261,6 +261,7 @@ def statuses(url: str) -> dict[str, int]:
         return dict(conn.execute("SELECT status, count(*) FROM tasks GROUP BY 1").fetchall())
 
 
+@pytest.mark.timeout(RACE_TIMEOUT_S + 60)
 def test_four_hosts_race_for_every_task_under_caps(board_url: str, tmp_path: Path) -> None:
     seed(board_url, N_TASKS)
     names = [f"host-{i}" for i in range(N_HOSTS)]
