@@ -124,7 +124,9 @@ class CompletingSpawner:
             self._thread.join(timeout=60)
 
 
-def race(url: str, home: str, host: str, ready: Any, results: Any, complete: bool) -> None:
+def race(
+    url: str, home: str, host: str, armed: Any, ready: Any, results: Any, complete: bool
+) -> None:
     """One host: dispatcher passes until nothing is left to run; report claims and errors."""
     report: dict[str, Any] = {"claimed": [], "completed": [], "errors": []}
     try:
@@ -136,6 +138,7 @@ def race(url: str, home: str, host: str, ready: Any, results: Any, complete: boo
                 spawner=spawner,
                 name=f"dispatcher-{host}",
             )
+            armed.put(host)  # the board open and the dispatcher built: the race is fair
             ready.wait(60)
             while True:
                 spawned = dispatcher.run_pass().spawned
@@ -208,7 +211,7 @@ def start_hosts(
     url: str, root: Path, names: list[str], lease_ttl_s: int, stall: str | None = None
 ) -> tuple[list[Any], dict[str, Any], Any]:
     ready = {name: _CTX.Event() for name in names}
-    results = _CTX.Queue()
+    armed, results = _CTX.Queue(), _CTX.Queue()
     processes = []
     for name in names:
         home = root / name
@@ -216,11 +219,13 @@ def start_hosts(
         _config(home, lease_ttl_s)
         process = _CTX.Process(
             target=race,
-            args=(url, str(home), name, ready[name], results, name != stall),
+            args=(url, str(home), name, armed, ready[name], results, name != stall),
             name=f"host-{name}",
         )
         process.start()
         processes.append(process)
+    for _ in names:
+        armed.get(timeout=60)
     return processes, ready, results
 
 
