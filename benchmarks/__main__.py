@@ -23,6 +23,7 @@ from benchmarks import (
     cases,
     contention,
     dispatching,
+    failover_bench,
     gateway_bench,
     opening,
     progress_bench,
@@ -267,6 +268,12 @@ def metrics(sizes: Sizes) -> list[Metric]:
             at_most(1.0, "≤ 1 s"),
         ),
         Metric(
+            "failover",
+            "a host killed (kill -9) → its chat answered from another host, `lease_seconds: 2`",
+            seconds,
+            at_most(4.0, "≤ lease + 2 s"),
+        ),
+        Metric(
             "gateway_rss",
             "gateway + Telegram, Discord, Slack adapters loaded: resident memory",
             mebibytes,
@@ -334,6 +341,8 @@ class Run:
         )
         self.measure(["web_stream"], lambda: [web_bench.event_to_stream(b, s, log)])
         self.measure(["progress_edit"], lambda: [progress_bench.update_to_edit(b, s, log)])
+        if b.name == "PostgreSQL":  # several hosts need a shared server
+            self.measure(["failover"], lambda: [failover_bench.kill_to_answer(b, s, log)])
         if b.name == "SQLite":
             self.measure(["gateway_rss"], lambda: [gateway_bench.gateway_rss(log)])
             self.measure(["web_streams_rss"], lambda: [web_bench.streams_memory(log, b.workdir)])

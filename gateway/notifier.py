@@ -28,7 +28,7 @@ from gateway.messages import ChatRef
 from gateway.progress import progress_document, progress_line
 from gateway.remote_reply import reply_document
 from gateway.rendering import event_document, settled_card
-from kanban_core import Kanban
+from kanban_core import Kanban, StorageError
 from kanban_core.board.deliveries import Delivery
 from kanban_core.board.domain import EventKind
 
@@ -86,6 +86,10 @@ class Notifier:
             try:
                 await self._sweep_unserved()
                 busy = await self.deliver_once()
+            except StorageError as exc:
+                # The database restarting or out of reach: one line; the next pass tries again.
+                log.warning("notifier pass: %s", exc, extra={"action": "notify"})
+                busy = 0
             except Exception:
                 log.exception("notifier pass failed", extra={"action": "notify"})
                 busy = 0

@@ -16,6 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway.executor import KernelExecutor, wait_first
+from kanban_core import StorageError
 from kanban_core.dispatch.dispatcher import Dispatcher, DispatchReport
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,15 @@ class DispatchLoop:
             # Workspace housekeeping first: a settled turn may have queued the next follow-up,
             # which this very pass can then hand to a worker.
             await self.executor.run(self.before_pass)
+        except StorageError as exc:
+            # The database restarting or out of reach: one line; the next pass tries again.
+            log.warning("workspace housekeeping: %s", exc, extra={"action": "housekeeping"})
         except Exception:
             log.exception("workspace housekeeping failed", extra={"action": "housekeeping"})
         try:
             report = await self.executor.run(self.dispatcher.run_pass)
+        except StorageError as exc:
+            log.warning("dispatcher pass: %s", exc, extra={"action": "dispatch"})
         except Exception:
             log.exception("dispatcher pass failed", extra={"action": "dispatch"})
         else:

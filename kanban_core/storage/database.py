@@ -25,6 +25,10 @@ Row = tuple[Any, ...]
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _NO_PARAMS: Mapping[str, object] = {}
 _MAX_IDLE_CONNECTIONS = 4
+#: PostgreSQL ends a session left idle inside a transaction this long: our transactions never
+#: wait between statements, so only a client cut off mid-transaction does — and without this its
+#: row locks would stall every other host until TCP gives up on it (hours).
+IDLE_IN_TRANSACTION_S = 60.0
 _JOURNAL_MODE = Query("journal_mode", "PRAGMA journal_mode")
 _USER_VERSION = Query("user_version", "PRAGMA user_version")
 #: Page size of new SQLite boards. A claim or a complete dirties about a dozen pages, and each
@@ -103,8 +107,10 @@ class Database:
         synchronous: Synchronous = "NORMAL",
         busy_timeout_ms: int = 30_000,
         pool_size: int = _MAX_IDLE_CONNECTIONS,
+        idle_in_transaction_s: float = IDLE_IN_TRANSACTION_S,
     ) -> None:
         self.url = url
+        self._idle_in_transaction_ms = int(idle_in_transaction_s * 1000)
         self._pool_size = pool_size
         self.dialect: Dialect
         self._sqlite_path: str | None = None
@@ -258,11 +264,7 @@ class Database:
         except sqlite3.OperationalError as exc:
             raise StorageError(f"database error: {exc}") from exc
         except Exception as exc:
-            # psycopg is imported lazily, so its connection failures are recognised by name.
-            if type(exc).__module__.startswith("psycopg") and type(exc).__name__ in (
-                "OperationalError",
-                "InterfaceError",
-            ):
+            if _connection_failure(exc, connection):
                 raise StorageError(f"database error: {exc}") from exc
             raise
         finally:
@@ -306,7 +308,7 @@ class Database:
             if type(exc).__module__.startswith("psycopg"):
                 pooled = False  # a broken or confused connection is not reused
                 _quiet_close(connection)
-                if type(exc).__name__ in ("OperationalError", "InterfaceError"):
+                if _connection_failure(exc, connection):
                     raise StorageError(f"database error: {exc}") from exc
             raise
         finally:
@@ -397,9 +399,34 @@ class Database:
             ) from None
         assert self._pg_conninfo is not None
         try:
-            return psycopg.connect(self._pg_conninfo, autocommit=False, connect_timeout=10)
+            connection = psycopg.connect(self._pg_conninfo, autocommit=False, connect_timeout=10)
         except psycopg.Error as exc:
             raise StorageError(f"cannot connect to {self.describe()}: {exc}") from exc
+        try:
+            # A statement, not a startup option: poolers such as PgBouncer refuse those.
+            connection.execute(
+                f"SET idle_in_transaction_session_timeout = {self._idle_in_transaction_ms}"
+            )
+            connection.commit()
+        except psycopg.Error as exc:
+            _quiet_close(connection)
+            raise StorageError(f"cannot set up a connection to {self.describe()}: {exc}") from exc
+        return connection
+
+
+def _connection_failure(exc: BaseException, connection: Any) -> bool:
+    """A psycopg error saying the connection failed or was ended by the server.
+
+    psycopg is imported lazily, so its classes are recognised by name — along the whole class
+    hierarchy (a session ended by an admin or a restart is ``AdminShutdown``, a subclass of
+    ``OperationalError``) — or by the connection being broken afterwards (a transaction left
+    idle too long ends with ``IdleInTransactionSessionTimeout``, an ``InternalError``).
+    """
+    kind = type(exc)
+    if not kind.__module__.startswith("psycopg"):
+        return False
+    named = any(base.__name__ in ("OperationalError", "InterfaceError") for base in kind.__mro__)
+    return named or bool(getattr(connection, "broken", False))
 
 
 def _sqlite_path(url: str) -> str:

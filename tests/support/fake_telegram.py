@@ -222,6 +222,22 @@ class SentFile:
 
 
 @dataclass
+class Held:
+    """A request the fake holds unanswered (``FakeTelegram.hold``) until the test lets it go."""
+
+    method: str
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    #: On release: True, Telegram takes it (even if its sender is gone by then); False, it never
+    #: reached Telegram (the sender's connection broke first) and changes nothing.
+    deliver: bool = False
+
+    def release(self, *, deliver: bool) -> None:
+        self.deliver = deliver
+        self.released.set()
+
+
+@dataclass
 class _Chat:
     chat: dict[str, Any]
     topics: set[int] = field(default_factory=set)
@@ -265,6 +281,7 @@ class FakeTelegram:
         self._allowed_updates: frozenset[str] = DEFAULT_UPDATE_TYPES
         self._callback_ids = itertools.count(4_382_000_000_000_000_001)
         self._pressed: set[str] = set()
+        self._holds: dict[str, deque[Held]] = defaultdict(deque)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -380,6 +397,13 @@ class FakeTelegram:
         await self.push(update)
         return str(update["callback_query"]["id"])
 
+    def hold(self, method: str) -> Held:
+        """Hold the next ``method`` request, unanswered, until ``Held.release``: a send in
+        flight when its sender dies."""
+        held = Held(method.lower())
+        self._holds[held.method].append(held)
+        return held
+
     def fail_next(self, method: str, status: int, body: dict[str, Any] | None = None) -> None:
         """Answer the next call of ``method`` with ``status`` and ``body`` (an error envelope)."""
         if body is None:
@@ -431,6 +455,13 @@ class FakeTelegram:
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
+        holds = self._holds[method.lower()]
+        if holds:
+            held = holds.popleft()
+            held.arrived.set()
+            await held.released.wait()
+            if not held.deliver:
+                return web.Response(status=502)
         failures = self._failures[method.lower()]
         if failures:
             response = failures.popleft()

@@ -1,0 +1,1 @@
+"""The chaos matrix: several enrolled hosts on one PostgreSQL board, hurt on purpose."""
