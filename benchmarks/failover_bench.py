@@ -19,7 +19,7 @@ from benchmarks.sizes import Sizes
 from benchmarks.timing import Progress
 from tests.chaos.board import wait_owner
 from tests.chaos.hosts import START_TIMEOUT_S, Cluster
-from tests.e2e.fake_telegram import ALICE_ID, FakeTelegram, running
+from tests.support.fake_telegram import ALICE_ID, FakeTelegram, running
 from tests.support.network import until
 
 LEASE = "platform:telegram"

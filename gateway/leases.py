@@ -136,8 +136,12 @@ class LeaseKeeper:
             return self.holding
         if got is None:
             if self.held is not None:
-                log.warning("lease %s lost to another gateway", self.name)
-                await self._lose()
+                log.warning(
+                    "lease %s refused: another gateway holds it, or this host was revoked",
+                    self.name,
+                )
+                # Revoked, the lease is still ours until it runs out: hand it over at once.
+                await self.release()
             return False
         self.held = got
         self._valid_until = asked + self.lease_s - SAFETY_MARGIN_S
@@ -192,11 +196,12 @@ class LeaseKeeper:
             return
         await self._lose()
         try:
-            await self.executor.run(leases.release, self.db, held)
+            released = await self.executor.run(leases.release, self.db, held)
         except KanbanError as exc:
             log.warning("lease %s not released (it expires on its own): %s", self.name, exc)
         else:
-            log.info("lease %s released", self.name, extra={"action": "lease_released"})
+            if released:  # False: it was already someone else's
+                log.info("lease %s released", self.name, extra={"action": "lease_released"})
 
     async def _lose(self, *, force: bool = False) -> None:
         if self.held is None and not force:

@@ -19,25 +19,33 @@ MAX_NAME = 200
 LEADER_LEASE = "leader"
 PLATFORM_LEASE_PREFIX = "platform:"
 
+#: A revoked host holds nothing: it can neither take a lease nor renew one (its gateway stops
+#: the duty at its next renewal and releases it, so a standby takes over at once).
+_HOST_NOT_REVOKED = (
+    "NOT EXISTS (SELECT 1 FROM hosts h WHERE h.id = {host} AND h.revoked_ms IS NOT NULL)"
+)
 # The owner keeps its fence while its lease is live; anyone else (or the owner after expiry)
 # takes it with the next fence. The WHERE refuses a live lease held by someone else.
 _ACQUIRE = Query(
     "lease_acquire",
     "INSERT INTO leases (name, owner, host_id, expires_ms, acquired_ms, fence) "
-    "VALUES (:name, :owner, :host_id, {now} + :ttl_ms, {now}, 1) "
+    "SELECT :name, :owner, :host_id, {now} + :ttl_ms, {now}, 1 "
+    f"WHERE {_HOST_NOT_REVOKED.format(host=':host_id')} "
     "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, host_id = excluded.host_id, "
     "expires_ms = excluded.expires_ms, "
     "acquired_ms = CASE WHEN leases.owner = excluded.owner AND leases.expires_ms > {now} "
     "THEN leases.acquired_ms ELSE excluded.acquired_ms END, "
     "fence = CASE WHEN leases.owner = excluded.owner AND leases.expires_ms > {now} "
     "THEN leases.fence ELSE leases.fence + 1 END "
-    "WHERE leases.owner = excluded.owner OR leases.expires_ms <= {now} "
+    "WHERE (leases.owner = excluded.owner OR leases.expires_ms <= {now}) "
+    f"AND {_HOST_NOT_REVOKED.format(host='excluded.host_id')} "
     "RETURNING fence, expires_ms",
 )
 _RENEW = Query(
     "lease_renew",
     "UPDATE leases SET expires_ms = {now} + :ttl_ms "
     "WHERE name = :name AND owner = :owner AND fence = :fence AND expires_ms > {now} "
+    f"AND {_HOST_NOT_REVOKED.format(host='leases.host_id')} "
     "RETURNING fence, expires_ms",
 )
 # Released by expiring it now: the row (and its fence) stays for the next owner.

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.chaos.hosts import LEASE_S, START_TIMEOUT_S, Cluster, Host
-from tests.e2e.fake_telegram import ALICE_ID, FakeTelegram
+from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 from tests.support.network import until
 
 

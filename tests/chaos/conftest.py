@@ -15,7 +15,7 @@ from kanban_core.storage import Database
 from kanban_core.storage.migrate import ensure_schema
 from tests.conftest import PG_URL, create_pg_database, drop_pg_database
 from tests.e2e import test_telegram as telegram_e2e
-from tests.e2e.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram
 from tests.support.pg_cluster import PgCluster
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ import yaml
 
 from tests.chaos.conftest import enroll
 from tests.e2e import test_telegram as telegram_e2e
-from tests.e2e.fake_telegram import ALICE_ID, FakeTelegram
+from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 from tests.support.network import until
 from tests.support.processes import alive
 

@@ -39,7 +39,7 @@ from tests.chaos.hosts import (
     START_TIMEOUT_S,
     Cluster,
 )
-from tests.e2e.fake_telegram import ALICE_ID, FakeTelegram
+from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 from tests.support.network import until
 from tests.support.pg_cluster import PgCluster
 from tests.support.tcp_proxy import TcpProxy

@@ -33,7 +33,7 @@ from tests.chaos.hosts import (
     REDO_BOUND_S,
     Cluster,
 )
-from tests.e2e.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram
 from tests.support.network import until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.anyio]

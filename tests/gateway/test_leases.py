@@ -9,7 +9,7 @@ import pytest
 
 from gateway.executor import KernelExecutor
 from gateway.leases import LeaseKeeper, instance_id
-from kanban_core import Kanban
+from kanban_core import Actor, Kanban
 from kanban_core.board import leases
 from tests.support.network import until
 
@@ -179,5 +179,34 @@ async def test_a_lease_lost_during_a_slow_start_cancels_the_start(board: Kanban)
         assert duty.cancelled
         assert duty.log == ["connecting", "stop"]
         assert not keeper.holding
+    finally:
+        executor.shutdown()
+
+
+async def test_a_revoked_host_stops_its_duty_and_hands_the_lease_over(board: Kanban) -> None:
+    admin = Actor(name="admin")
+    host = board.enroll_host(
+        admin, name="alpha", labels=(), secret=f"s-{admin.name}", readmit=False
+    )
+    executor = KernelExecutor(threads=1)
+    duty = Duty()
+    keeper = LeaseKeeper(
+        board.db,
+        executor,
+        "platform:telegram",
+        lease_s=60,
+        host_id=host.host_id,
+        on_gain=duty.start,
+        on_loss=duty.stop,
+    )
+    try:
+        assert await keeper.try_once() is True
+        board.revoke_host(admin, "alpha")
+        assert await keeper.try_once() is False
+        assert duty.log == ["start", "stop"]
+        (state,) = [s for s in leases.all_leases(board.db) if s.name == "platform:telegram"]
+        assert not state.live  # released, not left to run out: a standby takes it at once
+        assert await keeper.try_once() is False  # and it cannot take it back
+        assert duty.log == ["start", "stop"]
     finally:
         executor.shutdown()

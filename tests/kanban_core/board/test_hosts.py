@@ -244,3 +244,20 @@ def test_the_missing_threshold_is_the_callers(board, enroll):
     execute(board, "UPDATE hosts SET last_seen_ms = last_seen_ms - 200000")
     assert board.list_hosts()[0].state is HostState.MISSING  # 2 minutes by default
     assert board.list_hosts(missing_after_ms=300_000)[0].state is HostState.LIVE
+
+
+def test_a_revoked_host_can_neither_take_nor_keep_a_lease(board, operator, enroll):
+    from kanban_core.board import leases
+
+    alpha, beta = enroll("alpha"), enroll("beta")
+    held = leases.acquire(board.db, "platform:telegram", "gw-a", ttl_s=60, host_id=alpha.host_id)
+    assert held is not None
+    board.revoke_host(operator, "alpha")
+    assert leases.renew(board.db, held, ttl_s=60) is None  # its gateway stops the duty
+    assert leases.acquire(board.db, "leader", "gw-a", ttl_s=60, host_id=alpha.host_id) is None
+    assert leases.release(board.db, held)  # and hands it over at once
+    taken = leases.acquire(board.db, "platform:telegram", "gw-b", ttl_s=60, host_id=beta.host_id)
+    assert taken is not None
+    assert taken.fence == held.fence + 1
+    # The implicit host (no enrollment) is never revoked.
+    assert leases.acquire(board.db, "platform:slack", "gw-x", ttl_s=60) is not None
