@@ -113,10 +113,12 @@ def get_task(tx: Transaction, task_id: TaskId) -> Task:
     return task_from_row(row)
 
 
+# A run of a revoked host proves nothing: whatever its worker or supervisor would write under
+# it (a comment, a failure it records for itself) is refused like a stale attempt's.
 _WORKER_PROFILE = Query(
     "worker_profile",
-    "SELECT profile FROM task_runs WHERE id = :run_id AND task_id = :task_id "
-    "AND token_hash = :token_hash AND ended_ms IS NULL",
+    "SELECT r.profile FROM task_runs r WHERE r.id = :run_id AND r.task_id = :task_id "
+    f"AND r.token_hash = :token_hash AND r.ended_ms IS NULL{hosts.HOST_NOT_REVOKED}",
 )
 
 

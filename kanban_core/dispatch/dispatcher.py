@@ -180,8 +180,12 @@ class Dispatcher:
             config = self._config()
             if not dry_run:
                 # The host's heartbeat (database clock); a revoked host's claims find nothing.
-                self.board.host_heartbeat()
-                self._reap(config, report)
+                revoked = self.board.host_heartbeat() is False
+                self._reap(config, report, record=not revoked)
+                if revoked:
+                    # It acts on nothing more: its runs are fenced, and the leader on another
+                    # host reclaims them (as reclaimed, not as a crash this host reports).
+                    return report
                 if self.leader():
                     self._recover(config, report)
                     # Promotion is event-driven; the sweep is a rare safety net.
@@ -203,12 +207,12 @@ class Dispatcher:
 
     # -- recovery ---------------------------------------------------------------------------
 
-    def _reap(self, config: KanbanConfig, report: DispatchReport) -> None:
+    def _reap(self, config: KanbanConfig, report: DispatchReport, *, record: bool = True) -> None:
         # A supervisor records its own verdicts; one that died without doing so (killed, or a
         # bug) is noticed here at once instead of when its lease runs out.
         for pid, code in self.spawner.reap():
             started = self._started.pop(pid, None)
-            if started is None or code == 0:
+            if started is None or code == 0 or not record:
                 continue
             task_id, run_id = started
             task = self.board.get(task_id)
@@ -231,14 +235,18 @@ class Dispatcher:
         policy = _policy(config)
         # Recorded here so an unanswered request expires even when no agent is waiting on it.
         self.board.expire_permissions()
+        # A dead host's runs: a revoked host's at once (first: its runs' leases run out too, and
+        # that is not why they end), a missing host's by their leases (below).
+        # Revoking is an admin's act, not the task failing: its run is reclaimed (no failure
+        # counted, no backoff), so another host takes it up on this very pass.
+        for task_id, _run_id, host in self.board.revoked_hosts_runs():
+            try:
+                self.board.reclaim(self.actor, task_id, f"its host {host!r} was revoked")
+            except KanbanError:
+                continue  # it ended meanwhile
+            report.reclaimed.append(task_id)
         for task_id, run_id, holder in self.board.expired_leases():
             error = f"lease expired: no heartbeat from {holder or 'its worker'}"
-            self._record(
-                task_id, run_id, RunOutcome.CRASHED, error, policy, report.reclaimed, report
-            )
-        # A dead host's runs: a missing host's by their leases (above), a revoked host's at once.
-        for task_id, run_id, host in self.board.revoked_hosts_runs():
-            error = f"its host {host!r} was revoked"
             self._record(
                 task_id, run_id, RunOutcome.CRASHED, error, policy, report.reclaimed, report
             )

@@ -44,7 +44,7 @@ async def test_a_host_revoked_mid_run_cannot_complete_and_the_work_is_redone_onc
     await until(lambda: status(board_url, task) == "done", REDO_BOUND_S + 10)
 
     runs = runs_of(board_url, task)
-    assert [(o, h) for _, o, h in runs] == [("crashed", "a"), ("completed", "b")]
+    assert [(o, h) for _, o, h in runs] == [("reclaimed", "a"), ("completed", "b")]
     late = cluster.results(task).get((first_run, "a"))
     log = (a.home / "logs" / f"t{task}.log").read_text(encoding="utf-8")
     if late is not None:

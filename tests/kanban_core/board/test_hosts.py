@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from kanban_core import Actor, Kanban, TaskStatus
+from kanban_core import Actor, Kanban, RunOutcome, TaskStatus
 from kanban_core.board.domain import WorkspaceKind
 from kanban_core.board.hosts import HostIdentity, HostState
+from kanban_core.board.recovery import FailurePolicy
 from kanban_core.board.validation import WorkspaceSpec
 from kanban_core.errors import PermissionDenied, StaleRun, ValidationError
 from tests.kanban_core.support import rows, snapshot, worker
@@ -100,6 +101,18 @@ def test_a_revoked_host_claims_nothing_and_its_run_cannot_complete(
         board.complete(worker(claim), running.id, result="done anyway")
     with pytest.raises(StaleRun, match="revoked"):
         board.heartbeat(worker(claim), running.id)
+    # Nor may its supervisor record the run's end itself, nor its agent comment.
+    with pytest.raises(StaleRun, match="revoked"):
+        board.record_failure(
+            worker(claim),
+            running.id,
+            claim.run_id,
+            RunOutcome.CRASHED,
+            "the agent exited 0 without completing",
+            FailurePolicy(),
+        )
+    with pytest.raises(StaleRun, match="revoked"):
+        board.comment(worker(claim), waiting.id, "a note from a revoked host")
     assert snapshot(board) == before
     assert board.get(running.id).status is TaskStatus.RUNNING
     # Another host takes the rest of the work.

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from kanban_core import Actor, Kanban
+from kanban_core import Actor, Kanban, RunOutcome, TaskStatus
 from kanban_core.board.hosts import HostIdentity
 from kanban_core.dispatch.dispatcher import Dispatcher
 from tests.kanban_core.dispatch.test_dispatcher import ConfigHolder, FakeSpawner, profile
@@ -77,8 +77,12 @@ def test_the_leader_reclaims_a_revoked_hosts_run_at_once(board, operator, make_t
     detail = board.detail(task.id)
     assert detail.task.current_run_id is None
     run = next(r for r in detail.runs if r.id == started.run_id)
-    assert run.outcome is not None
+    assert run.outcome is RunOutcome.RECLAIMED
     assert "its host 'alpha' was revoked" in (run.error or "")
+    # Revoking is not the task failing: no failure counted, no backoff before another host.
+    assert detail.task.status is TaskStatus.READY
+    assert detail.task.consecutive_failures == 0
+    assert detail.task.not_before_ms is None
 
 
 def test_a_missing_hosts_run_is_reclaimed_when_its_lease_runs_out(
