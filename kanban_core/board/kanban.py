@@ -47,6 +47,7 @@ from kanban_core.board.domain import (
     TaskDetail,
     TaskId,
     TaskStatus,
+    format_run_id,
     format_task_id,
     parse_permission_ref,
 )
@@ -67,7 +68,7 @@ from kanban_core.board.validation import (
     clean_text,
     clean_title,
 )
-from kanban_core.errors import InvalidTransition, PermissionDenied, ValidationError
+from kanban_core.errors import InvalidTransition, PermissionDenied, StaleRun, ValidationError
 from kanban_core.storage import Database, Transaction
 from kanban_core.storage.migrate import ensure_schema
 
@@ -459,6 +460,13 @@ class Kanban:
                 if actor.run.run_id != run_id:
                     raise PermissionDenied("a worker may only report on its own run")
                 runs.worker_name(tx, actor.run)  # proves the token
+            revoked = hosts.revoked_host_of_run(tx, run_id)
+            if revoked is not None:
+                # Not a failure of the task: the leader reclaims such a run (see the dispatcher).
+                raise StaleRun(
+                    f"refused to record the end of run {format_run_id(run_id)}: it belongs to "
+                    f"host {revoked!r}, which was revoked; nothing was changed"
+                )
             return recovery.record_failure(
                 tx, task_id, run_id, outcome, error, policy, evidence=evidence
             )

@@ -113,6 +113,11 @@ def test_a_revoked_host_claims_nothing_and_its_run_cannot_complete(
         )
     with pytest.raises(StaleRun, match="revoked"):
         board.comment(worker(claim), waiting.id, "a note from a revoked host")
+    # Nor a dispatcher (its own host's, still mid-pass): the leader reclaims such a run instead.
+    with pytest.raises(StaleRun, match="which was revoked"):
+        board.record_failure(
+            operator, running.id, claim.run_id, RunOutcome.CRASHED, "exited", FailurePolicy()
+        )
     assert snapshot(board) == before
     assert board.get(running.id).status is TaskStatus.RUNNING
     # Another host takes the rest of the work.
