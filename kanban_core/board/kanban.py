@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from kanban_core import enrollment
 from kanban_core.board import (
     audit,
+    batch_claims,
     cards,
     deliveries,
     hosts,
@@ -78,6 +79,8 @@ if TYPE_CHECKING:
 
 _PRIORITY_RANGE = range(-1_000_000, 1_000_001)
 _MAX_TTL_S = 7 * 86400
+#: The most tasks one batch claim takes (a dispatcher pass's slots, a worker loop's bite).
+_MAX_BATCH = 1000
 _MAX_PLATFORM_CHARS = 32
 _MAX_RETENTION_DAYS = 36_500
 _MAX_ASK_TTL_S = 86400
@@ -326,13 +329,7 @@ class Kanban:
         The caps (running tasks on the board, and of the task's assignee) are checked by the
         claim itself: a claim that would exceed one claims nothing, however many race.
         """
-        _require_operator(actor, "claim")
-        ttl = ttl_s if ttl_s is not None else self.settings.claim_ttl_s
-        if not 0 < ttl <= _MAX_TTL_S:
-            raise ValidationError(f"--ttl must be between 1 and {_MAX_TTL_S} seconds")
-        for cap in (max_running, max_running_assignee):
-            if cap is not None and cap < 0:
-                raise ValidationError(f"a cap on running tasks cannot be negative (got {cap})")
+        ttl = self._claim_ttl(actor, ttl_s, max_running, max_running_assignee)
         # One statement on PostgreSQL (a server-side function): its own transaction.
         with self.db.transaction(write=True, single=True) as tx:
             return runs.claim(
@@ -345,6 +342,69 @@ class Kanban:
                 max_running_assignee=max_running_assignee,
                 host=self.host,
             )
+
+    def claim_next(
+        self,
+        actor: Actor,
+        limit: int,
+        *,
+        ttl_s: int | None = None,
+        assignee: str | None = None,
+        max_running: int | None = None,
+        max_running_assignee: int | None = None,
+    ) -> builtins.list[Claim]:
+        """Claim up to ``limit`` of the next ready tasks at once, each its own run and token
+        (one round trip on PostgreSQL); the caps hold as for ``claim``."""
+        ttl = self._claim_ttl(actor, ttl_s, max_running, max_running_assignee)
+        if not 0 < limit <= _MAX_BATCH:
+            raise ValidationError(f"a batch claims between 1 and {_MAX_BATCH} tasks (got {limit})")
+        with self.db.transaction(write=True, single=True) as tx:
+            return batch_claims.claim_next(
+                tx,
+                limit,
+                claimer=actor.name,
+                ttl_ms=ttl * 1000,
+                assignee=clean_name(assignee, field="assignee"),
+                caps=batch_claims.Caps(max_running, max_running_assignee),
+                host=self.host,
+            )
+
+    def claim_candidates(
+        self,
+        actor: Actor,
+        candidates: Sequence[batch_claims.Candidate],
+        *,
+        ttl_s: int | None = None,
+        max_running: int | None = None,
+    ) -> builtins.list[Claim]:
+        """Claim what can be claimed of ``candidates`` (a dispatcher's pass), in their order,
+        each within the board's cap and its assignee's (one round trip on PostgreSQL)."""
+        caps = [c.cap for c in candidates if c.cap is not None]
+        ttl = self._claim_ttl(actor, ttl_s, max_running, min(caps, default=None))
+        if len(candidates) > _MAX_BATCH:
+            raise ValidationError(f"a batch claims at most {_MAX_BATCH} tasks")
+        with self.db.transaction(write=True, single=True) as tx:
+            return batch_claims.claim_candidates(
+                tx,
+                candidates,
+                claimer=actor.name,
+                ttl_ms=ttl * 1000,
+                max_running=max_running,
+                host=self.host,
+            )
+
+    def _claim_ttl(
+        self, actor: Actor, ttl_s: int | None, max_running: int | None, max_assignee: int | None
+    ) -> int:
+        """The lease a claim takes, once the claimer and its caps are checked."""
+        _require_operator(actor, "claim")
+        ttl = ttl_s if ttl_s is not None else self.settings.claim_ttl_s
+        if not 0 < ttl <= _MAX_TTL_S:
+            raise ValidationError(f"--ttl must be between 1 and {_MAX_TTL_S} seconds")
+        for cap in (max_running, max_assignee):
+            if cap is not None and cap < 0:
+                raise ValidationError(f"a cap on running tasks cannot be negative (got {cap})")
+        return ttl
 
     def complete(
         self,

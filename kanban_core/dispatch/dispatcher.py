@@ -1,8 +1,9 @@
 """The dispatcher: one pass reclaims, times out, promotes, then claims ready work up to the caps.
 
 Caps are live counts of running tasks, re-read from config on every pass. Candidates are taken
-per assignee with free capacity (an index lookup each), merged by priority, then claimed one by
-one with a compare-and-set, so several dispatchers on one board never double-claim. Ready tasks
+per assignee with free capacity (an index lookup each), merged by priority, then claimed in one
+batch whose every claim is a compare-and-set within the caps, so several dispatchers on one
+board never double-claim nor overrun a cap. Ready tasks
 nobody can run — unassigned, or assigned to a name with no profile — are reported, not dropped.
 """
 
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kanban_core.board import hosts
-from kanban_core.board.domain import Actor, RunId, RunOutcome, TaskId, format_task_id
+from kanban_core.board.batch_claims import Candidate
+from kanban_core.board.domain import Actor, Claim, RunId, RunOutcome, TaskId, format_task_id
 from kanban_core.board.kanban import Kanban
 from kanban_core.board.recovery import FailurePolicy
 from kanban_core.config import KanbanConfig
@@ -328,32 +330,43 @@ class Dispatcher:
                     ids = tx.fetchall(ready_for, params)
                     report.skipped_unknown[assignee] = [TaskId(r[0]) for r in ids]
         candidates.sort()
-        for _, _, task_id, name in candidates[: max(free_global, 0)]:
-            if dry_run:
-                report.would_spawn.append((TaskId(task_id), name))
-            else:
-                self._start(TaskId(task_id), profiles[name], config, report)
+        chosen = candidates[: max(free_global, 0)]
+        if dry_run:
+            report.would_spawn += [(TaskId(task_id), name) for _, _, task_id, name in chosen]
+        elif chosen:
+            self._start(chosen, config, report)
 
     def _start(
-        self,
-        task_id: TaskId,
-        profile: AssigneeProfile,
-        config: KanbanConfig,
-        report: DispatchReport,
+        self, chosen: list[tuple[int, int, int, str]], config: KanbanConfig, report: DispatchReport
+    ) -> None:
+        """Claim the pass's candidates in one batch, then hand each claimed task to a worker."""
+        profiles = config.assignees
+        # The caps again, in the claim itself: the pass's counts are a moment old, and other
+        # dispatchers (other hosts) claim from the same board meanwhile. A candidate someone
+        # else won, that changed meanwhile, or that a cap now stops is simply not claimed.
+        claimed = self.board.claim_candidates(
+            self.actor,
+            [
+                Candidate(
+                    TaskId(task_id),
+                    name,
+                    profiles[name].max_in_progress or config.dispatcher.max_in_progress,
+                )
+                for _, _, task_id, name in chosen
+            ],
+            ttl_s=config.dispatcher.lease_ttl_seconds,
+            max_running=config.dispatcher.max_in_progress,
+        )
+        for claim in claimed:
+            assert claim.task.assignee is not None  # the candidates' assignees are profiles
+            self._spawn(claim, profiles[claim.task.assignee], config, report)
+
+    def _spawn(
+        self, claim: Claim, profile: AssigneeProfile, config: KanbanConfig, report: DispatchReport
     ) -> None:
         ttl = config.dispatcher.lease_ttl_seconds
-        # The caps again, in the claim itself: the pass's counts are a moment old, and other
-        # dispatchers (other hosts) claim from the same board meanwhile.
-        claim = self.board.claim(
-            self.actor,
-            task_id,
-            ttl_s=ttl,
-            max_running=config.dispatcher.max_in_progress,
-            max_running_assignee=profile.max_in_progress or config.dispatcher.max_in_progress,
-        )
-        if claim is None:
-            return  # another dispatcher won it, it changed meanwhile, or a cap is reached
         task = claim.task
+        task_id = task.id
         spec = WorkerSpec(
             task_id=task.id,
             run_id=claim.run_id,

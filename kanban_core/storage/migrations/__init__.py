@@ -21,6 +21,7 @@ REVISIONS: tuple[str, ...] = (
     "0017",
     "0018",
     "0019",
+    "0020",
 )
 HEAD = REVISIONS[-1]
 #: The head as SQLite's ``user_version`` stamps it: its position in REVISIONS, counted from 1.

@@ -237,3 +237,154 @@ REPLACE_COMPLETE_0014 = _COMPLETE_TEMPLATE.format(
 COMPLETE_0018 = _COMPLETE_TEMPLATE.format(
     or_replace=" OR REPLACE", settings=_GENERIC_PLANS, now=NOW, fence=_FENCE_0014
 )
+
+# -- revision 0020: claims in batches -------------------------------------------------------
+
+_CANDIDATES_GIVEN = """
+        SELECT array_agg(s.id ORDER BY s.ord), array_agg(s.assignee ORDER BY s.ord),
+               array_agg(s.cap ORDER BY s.ord), array_agg(s.pause_reason ORDER BY s.ord)
+        INTO v_ids, v_assignees, v_caps, v_pauses
+        FROM (SELECT tasks.id, tasks.assignee, c.cap, tasks.pause_reason, c.ord
+              FROM unnest(p_task_ids, p_assignees, p_assignee_caps) WITH ORDINALITY
+                   AS c(id, assignee, cap, ord)
+              JOIN tasks ON tasks.id = c.id
+              WHERE tasks.status = 'ready' AND tasks.assignee IS NOT DISTINCT FROM c.assignee
+                {may_run}
+              FOR UPDATE OF tasks SKIP LOCKED) s;"""
+_CANDIDATES_NEXT = """
+        SELECT array_agg(s.id ORDER BY s.priority DESC, s.created_ms, s.id),
+               array_agg(s.assignee ORDER BY s.priority DESC, s.created_ms, s.id),
+               array_agg(p_max_running_assignee),
+               array_agg(s.pause_reason ORDER BY s.priority DESC, s.created_ms, s.id)
+        INTO v_ids, v_assignees, v_caps, v_pauses
+        FROM (SELECT id, assignee, pause_reason, priority, created_ms FROM tasks
+              WHERE status = 'ready'{for_assignee}
+                AND (not_before_ms IS NULL OR not_before_ms <= v_now) {may_run}
+              ORDER BY priority DESC, created_ms, id LIMIT v_limit FOR UPDATE SKIP LOCKED) s;"""
+
+_CLAIM_BATCH = """
+CREATE FUNCTION kanban_claim_batch(
+    p_claimer text, p_ttl_ms bigint, p_token_hashes text[], p_task_ids bigint[],
+    p_assignees text[], p_assignee_caps integer[], p_assignee text, p_max_running integer,
+    p_max_running_assignee integer{host_params}
+) RETURNS SETOF tasks LANGUAGE plpgsql{settings} AS $$
+DECLARE
+    v_now bigint := {now};
+    v_limit integer := COALESCE(array_length(p_token_hashes, 1), 0);
+    v_ids bigint[];
+    v_assignees text[];
+    v_caps integer[];
+    v_pauses text[];
+    v_take bigint[];
+    v_take_pauses text[];
+BEGIN{host_check}
+    IF v_limit = 0 THEN
+        RETURN;
+    END IF;
+    IF p_max_running IS NOT NULL OR p_max_running_assignee IS NOT NULL
+       OR p_assignee_caps IS NOT NULL THEN
+        -- The single claim's turn-taking: capped claims count what the last one committed.
+        PERFORM pg_advisory_xact_lock(7262300003);
+        IF p_max_running IS NOT NULL THEN
+            v_limit := LEAST(v_limit, p_max_running - {running_count});
+            IF v_limit <= 0 THEN
+                RETURN;
+            END IF;
+        END IF;
+    END IF;
+    -- The candidates, locked without waiting (a row someone holds is left to the next pass).
+    IF p_task_ids IS NOT NULL THEN{given}
+    ELSIF p_assignee IS NOT NULL THEN{next_for}
+    ELSE{next}
+    END IF;
+    IF v_ids IS NULL THEN
+        RETURN;
+    END IF;
+    -- Each assignee's cap: its candidates in order, after the tasks it already runs (counted
+    -- once per assignee, only up to the cap, through the index on running tasks).
+    WITH c AS (
+        SELECT * FROM unnest(v_ids, v_assignees, v_caps, v_pauses) WITH ORDINALITY
+            AS c(id, assignee, cap, pause, ord)
+    ), capped AS (
+        SELECT a.assignee, a.cap, CASE WHEN a.assignee IS NULL THEN (
+                SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status = 'running'
+                                      AND assignee IS NULL LIMIT a.cap) n)
+            ELSE (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status = 'running'
+                                        AND assignee = a.assignee LIMIT a.cap) n) END AS running
+        FROM (SELECT assignee, min(cap) AS cap FROM c WHERE cap IS NOT NULL
+              GROUP BY assignee) a
+    ), ranked AS (
+        SELECT c.*, row_number() OVER (PARTITION BY c.assignee ORDER BY c.ord) AS nth FROM c
+    )
+    SELECT array_agg(t.id ORDER BY t.ord), array_agg(t.pause ORDER BY t.ord)
+    INTO v_take, v_take_pauses
+    FROM (SELECT ranked.id, ranked.pause, ranked.ord FROM ranked
+          LEFT JOIN capped ON capped.assignee IS NOT DISTINCT FROM ranked.assignee
+          WHERE capped.cap IS NULL OR ranked.nth + capped.running <= capped.cap
+          ORDER BY ranked.ord LIMIT v_limit) t;
+    IF v_take IS NULL THEN
+        RETURN;
+    END IF;
+    -- The k-th task taken gets the k-th token, and the rows come back in that order.
+    WITH take AS (
+        SELECT x.id, x.pause, x.k FROM unnest(v_take, v_take_pauses) WITH ORDINALITY
+            AS x(id, pause, k)
+    ), claimed AS (
+        UPDATE tasks SET status = 'running', attempts = attempts + 1,
+            current_run_id = nextval(pg_get_serial_sequence('task_runs', 'id')),
+            lease_owner = p_claimer, lease_expires_ms = v_now + p_ttl_ms, heartbeat_ms = v_now,
+            started_ms = COALESCE(started_ms, v_now), updated_ms = v_now,
+            deadline_ms = CASE WHEN max_runtime_s IS NULL THEN NULL
+                          ELSE v_now + max_runtime_s * 1000 END,
+            pause_reason = NULL
+        FROM take WHERE tasks.id = take.id
+        RETURNING tasks.id, tasks.current_run_id, tasks.attempts, tasks.assignee,
+            tasks.max_runtime_s, tasks.lease_expires_ms, take.pause, take.k
+    ), run_rows AS (
+        INSERT INTO task_runs (id, task_id, attempt, profile, claimer, token_hash, status,
+            started_ms, lease_ttl_ms, heartbeat_ms, max_runtime_s{host_column})
+        SELECT current_run_id, id, attempts, assignee, p_claimer, p_token_hashes[k::integer],
+            'running', v_now, p_ttl_ms, v_now, max_runtime_s{host_value} FROM claimed
+    ), written AS (
+        -- One statement for both kinds, so each task's "claimed" precedes its "resumed".
+        INSERT INTO task_events (task_id, run_id, kind, payload, created_ms)
+        SELECT claimed.id, claimed.current_run_id, e.kind, e.payload, v_now
+        FROM claimed CROSS JOIN LATERAL (VALUES
+            (1, 'claimed', '{{"claimer":' || to_json(p_claimer)::text
+                || ',"lease_expires_ms":' || claimed.lease_expires_ms || '}}'),
+            (2, 'quota_resumed', '{{"after":' || to_json(claimed.pause)::text || '}}')
+        ) AS e(n, kind, payload)
+        WHERE e.n = 1 OR claimed.pause IS NOT NULL
+        ORDER BY claimed.k, e.n
+        RETURNING id, task_id, kind
+    )
+    -- A task paused at a usage limit: its chats hear it resumed.
+    INSERT INTO notify_deliveries (event_id, task_id, platform, chat_id, thread_id, status,
+        attempts, next_try_ms, created_ms)
+    SELECT written.id, s.task_id, s.platform, s.chat_id, s.thread_id, 'pending', 0, v_now, v_now
+    FROM written JOIN notify_subscriptions s ON s.task_id = written.task_id
+    WHERE written.kind = 'quota_resumed';
+    RETURN QUERY SELECT tasks.* FROM unnest(v_take) WITH ORDINALITY AS x(id, k)
+        JOIN tasks ON tasks.id = x.id ORDER BY x.k;
+END $$
+"""
+
+#: 0020: up to as many claims as tokens in one call — the given candidates (each with its
+#: assignee, as the caller read it, and that assignee's cap) or the next ready tasks — with
+#: the single claim's caps, placement and events.
+CLAIM_BATCH_0020 = _CLAIM_BATCH.format(
+    host_params=_HOST_PARAMS,
+    settings=_GENERIC_PLANS,
+    now=NOW,
+    host_check=_HOST_CHECK,
+    running_count=_RUNNING_UP_TO_CAP,
+    given=_CANDIDATES_GIVEN.format(may_run=MAY_RUN),
+    next_for=_CANDIDATES_NEXT.format(for_assignee=" AND assignee = p_assignee", may_run=MAY_RUN),
+    next=_CANDIDATES_NEXT.format(for_assignee="", may_run=MAY_RUN),
+    host_column=", host_id",
+    host_value=", p_host_id",
+)
+CLAIM_BATCH_SIGNATURE = (
+    "kanban_claim_batch(text, bigint, text[], bigint[], text[], integer[], text, integer, "
+    "integer, bigint, text)"
+)

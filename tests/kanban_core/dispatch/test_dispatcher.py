@@ -21,6 +21,7 @@ import pytest
 from kanban_core import (
     Actor,
     BlockKind,
+    Claim,
     Kanban,
     KernelSettings,
     RunId,
@@ -335,15 +336,14 @@ def test_the_claim_rechecks_the_caps_another_claimer_filled_during_the_pass(
     config.set(max_in_progress=2)
     alpha = make_tasks(make_task, 2, assignee="alpha")
     elsewhere = make_task(assignee="beta").id
-    spawn = spawner.spawn
+    claim_candidates = board.claim_candidates
 
-    def spawn_then_another_host_claims(spec: WorkerSpec, token: str) -> int:
-        # Between this pass's count and its next claim, someone else takes the last slot.
-        if spec.task_id == alpha[0]:
-            assert board.claim(operator, elsewhere) is not None
-        return spawn(spec, token)
+    def another_host_claims_first(*args: Any, **kwargs: Any) -> list[Claim]:
+        # Between this pass's count and its claim, someone else takes a slot.
+        assert board.claim(operator, elsewhere) is not None
+        return claim_candidates(*args, **kwargs)
 
-    monkeypatch.setattr(spawner, "spawn", spawn_then_another_host_claims)
+    monkeypatch.setattr(board, "claim_candidates", another_host_claims_first)
 
     report = dispatcher.run_pass()
 
