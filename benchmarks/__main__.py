@@ -64,6 +64,12 @@ def metrics(sizes: Sizes) -> list[Metric]:
             column_targets=(("PostgreSQL", at_least(2_000, "≥ 2,000/s")),),
         ),
         Metric(
+            "cycles_batch",
+            f"… claims in batches of {cases.CLAIM_BATCH} (`claim_next`), each completed alone",
+            per_second,
+            column_targets=(("PostgreSQL", at_least(2_000, "≥ 2,000/s")),),
+        ),
+        Metric(
             "cycles_big",
             f"claim→complete, {big}, {sizes.big_todo:,} waiting in todo",
             per_second,
@@ -139,6 +145,12 @@ def metrics(sizes: Sizes) -> list[Metric]:
             "claims_parallel",
             f"claim→complete, {sizes.contention_workers} processes, "
             f"{sizes.contention_tasks:,} ready tasks",
+            per_second,
+            column_targets=(("PostgreSQL", at_least(5_000, "≥ 5,000/s")),),
+        ),
+        Metric(
+            "claims_parallel_batch",
+            f"… claims in batches of {cases.CLAIM_BATCH}, {sizes.contention_workers} processes",
             per_second,
             column_targets=(("PostgreSQL", at_least(5_000, "≥ 5,000/s")),),
         ),
@@ -318,14 +330,14 @@ class Run:
         self.measure(["cli_wall", "cli_rss"], lambda: cases.cli_list(b, s, log))
         self.measure(["first_call"], lambda: [opening.first_call(b, s, log)])
         self.measure(["open", "open_raw"], lambda: list(opening.open_close(b, s, log)))
-        self.measure(["cycles_fresh"], lambda: [cases.fresh_cycles(b, s, log)])
+        self.measure(["cycles_fresh", "cycles_batch"], lambda: cases.fresh_cycles(b, s, log))
         self.measure(["list"], lambda: [cases.list_time(b, s, log)])
         self.measure(
             ["show", "cycles_big", "context", "cycles_promote"],
             lambda: _big_board(cases.big_board(b, s, log)),
         )
         self.measure(["poll", "poll_raw"], lambda: list(cases.poll_time(b, s, log)))
-        self.measure(["claims_parallel", "claims_ok"], self._contention)
+        self.measure(["claims_parallel", "claims_parallel_batch", "claims_ok"], self._contention)
         self.measure(
             ["pass_idle", "pass_spawn10", "promotion"],
             lambda: _triple(dispatching.big_board_passes(b, s, log)),
@@ -358,11 +370,15 @@ class Run:
             self.measure(["claude_stream"], lambda: [agents_bench.claude_stream_cpu(log)])
 
     def _contention(self) -> list[Value]:
-        result = contention.run(self.backend, self.sizes, self.log)
-        if result.problems:
+        single = contention.run(self.backend, self.sizes, self.log, batch=1)
+        batched = contention.run(self.backend, self.sizes, self.log, batch=cases.CLAIM_BATCH)
+        problems = single.problems + batched.problems
+        if problems:
             self.failed_checks = True
-            self.notes += [f"{self.backend.name} concurrent claims, {p}" for p in result.problems]
-        return [result.claims_per_s, result.verdict]
+            self.notes += [f"{self.backend.name} concurrent claims, {p}" for p in problems]
+        ok, rounds = single.ok + batched.ok, single.rounds + batched.rounds
+        verdict = f"{ok}/{rounds} ok" + ("" if ok == rounds else " ✗")
+        return [single.claims_per_s, batched.claims_per_s, verdict]
 
 
 def _triple(values: dict[str, float]) -> list[Value]:

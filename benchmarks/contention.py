@@ -1,7 +1,8 @@
 """Several processes claiming one board's ready tasks at once: throughput and exactly-once checks.
 
 Each worker process opens the board through the facade, waits at a barrier (so process start-up
-is not timed), then loops ``claim(None)`` + ``complete`` until nothing is left. Afterwards every
+is not timed), then loops ``claim(None)`` (or ``claim_next`` of a batch) + ``complete`` until
+nothing is left. Afterwards every
 task must be done with exactly one run, no worker may have seen "database is locked" (or any
 other error), and on SQLite ``PRAGMA integrity_check`` must say ok.
 """
@@ -73,18 +74,19 @@ class Contention:
         return f"{self.ok}/{self.rounds} ok" + ("" if self.ok == self.rounds else " ✗")
 
 
-def run(backend: Backend, sizes: Sizes, log: Progress) -> Contention:
-    """``sizes.contention_reps`` rounds on fresh boards."""
+def run(backend: Backend, sizes: Sizes, log: Progress, *, batch: int = 1) -> Contention:
+    """``sizes.contention_reps`` rounds on fresh boards; each claim takes up to ``batch``."""
     rounds: list[Round] = []
     for rep in range(sizes.contention_reps):
         with backend.board() as url:
             seed_board(url, BoardMix(total=sizes.contention_tasks, ready=sizes.contention_tasks))
-            result = _round(backend, url, sizes)
+            result = _round(backend, url, sizes, batch)
             result.problems += _verify(url, sizes.contention_tasks)
         rounds.append(result)
         status = "ok" if not result.problems else "FAILED: " + "; ".join(result.problems)
         log(
-            f"{backend.name}: {sizes.contention_workers} claimers, round {rep + 1}/"
+            f"{backend.name}: {sizes.contention_workers} claimers (batches of {batch}), "
+            f"round {rep + 1}/"
             f"{sizes.contention_reps}: {result.claims_per_s:,.0f} claims/s, {status}"
         )
     problems = tuple(
@@ -98,13 +100,13 @@ def run(backend: Backend, sizes: Sizes, log: Progress) -> Contention:
     )
 
 
-def _round(backend: Backend, url: str, sizes: Sizes) -> Round:
+def _round(backend: Backend, url: str, sizes: Sizes, batch: int) -> Round:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(sizes.contention_workers + 1)
     reports: Queue[WorkerReport] = ctx.Queue()
     home = str(backend.home)
     procs: list[BaseProcess] = [
-        ctx.Process(target=worker, args=(url, home, barrier, reports), daemon=True)
+        ctx.Process(target=worker, args=(url, home, barrier, reports, batch), daemon=True)
         for _ in range(sizes.contention_workers)
     ]
     for proc in procs:
@@ -154,7 +156,9 @@ def _stop(procs: list[BaseProcess], *, grace_s: float) -> None:
             proc.join()
 
 
-def worker(url: str, home: str, barrier: Barrier, reports: Queue[WorkerReport]) -> None:
+def worker(
+    url: str, home: str, barrier: Barrier, reports: Queue[WorkerReport], batch: int = 1
+) -> None:
     """A claimer process: open, wait for the start, claim and complete until nothing is left."""
     try:
         board = Kanban.open(KernelSettings(home=Path(home), db_url=url))
@@ -164,14 +168,14 @@ def worker(url: str, home: str, barrier: Barrier, reports: Queue[WorkerReport]) 
         return
     try:
         barrier.wait(timeout=_START_TIMEOUT_S)
-        reports.put(_claim_until_empty(board))
+        reports.put(_claim_until_empty(board, batch))
     except BrokenBarrierError:
         reports.put(WorkerReport(errors=("the start barrier broke",)))
     finally:
         board.close()
 
 
-def _claim_until_empty(board: Kanban) -> WorkerReport:
+def _claim_until_empty(board: Kanban, batch: int) -> WorkerReport:
     operator = Actor(name=f"claimer-{multiprocessing.current_process().pid}")
     claims = completes = locked = 0
     errors: list[str] = []
@@ -185,19 +189,24 @@ def _claim_until_empty(board: Kanban) -> WorkerReport:
 
     while locked + len(errors) < _MAX_ERRORS:
         try:
-            claim = board.claim(operator, None, ttl_s=600)
+            if batch == 1:
+                claim = board.claim(operator, None, ttl_s=600)
+                taken = [] if claim is None else [claim]
+            else:
+                taken = board.claim_next(operator, batch, ttl_s=600)
         except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
             failed(exc, "claim")
             continue
-        if claim is None:
+        if not taken:
             break
-        claims += 1
-        try:
-            board.complete(Actor(name=operator.name, run=claim.proof), claim.task.id)
-        except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
-            failed(exc, "complete")
-        else:
-            completes += 1
+        claims += len(taken)
+        for claim in taken:
+            try:
+                board.complete(Actor(name=operator.name, run=claim.proof), claim.task.id)
+            except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
+                failed(exc, "complete")
+            else:
+                completes += 1
     return WorkerReport(claims, completes, locked, tuple(errors[:5]))
 
 

@@ -15,6 +15,7 @@ from kanban_core import (
     KernelSettings,
     StaleRun,
     Task,
+    TaskId,
     TaskStatus,
     ValidationError,
 )
@@ -185,7 +186,10 @@ def test_a_host_batch_takes_only_its_work_and_a_revoked_host_none(board, operato
         (lambda b, op: b.claim_next(op, 0), "between 1 and"),
         (lambda b, op: b.claim_next(op, 1001), "between 1 and"),
         (lambda b, op: b.claim_next(op, 5, max_running=-1), "cannot be negative"),
-        (lambda b, op: b.claim_candidates(op, [Candidate(1, None, -2)]), "cannot be negative"),
+        (
+            lambda b, op: b.claim_candidates(op, [Candidate(TaskId(1), None, -2)]),
+            "cannot be negative",
+        ),
         (lambda b, op: b.claim_next(op, 5, ttl_s=0), "--ttl"),
     ],
 )
