@@ -167,11 +167,15 @@ def ask_host(
     """``command`` (no arguments) sent to ``host`` as part of an answer given here.
 
     A chat gets the "sent to host" line (the answer follows as its own message), a terminal the
-    answer itself; where nothing can be sent, the reason as a line, and nothing is queued.
+    answer itself; where nothing can be sent, the reason as a line, and nothing is queued. A
+    refusal (a revoked host) is this part's error: the rest of the answer stands.
     """
     if (reason := unsendable(ctx, ws, host)) is not None:
         return CommandResult(blocks=(Text(reason),))
-    return _forward(ctx, command, {}, ws, host)
+    try:
+        return _forward(ctx, command, {}, ws, host)
+    except ValidationError as exc:
+        return CommandResult(exit_code=1, errors=(str(exc),))
 
 
 def _named_workspace(ctx: CommandContext, args: argparse.Namespace) -> Any:

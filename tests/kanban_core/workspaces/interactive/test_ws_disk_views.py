@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kanban_core import Kanban
+from kanban_core import Actor, Kanban
 from kanban_core.board.hosts import HostIdentity
 from kanban_core.commands.result import Table
 from kanban_core.workspaces.interactive import store
@@ -168,6 +168,21 @@ def test_where_nothing_can_be_sent_the_summary_says_where_the_files_are(
     assert f"changed files: on host build-2's disk\n{reason}" in said
     assert "IMPOSTOR" not in said
     assert "repo api" not in said
+    assert snapshot(board) == before
+
+
+def test_a_revoked_host_s_summary_keeps_the_board_part_and_says_why_the_files_are_missing(
+    board: Kanban, chat: Run, on_build_2: tuple[str, Impostor]
+) -> None:
+    ws_id, _impostor = on_build_2
+    board.revoke_host(Actor("alice"), "build-2")
+    before = snapshot(board)
+    result = chat("summary", "--ws", ws_id)
+    assert result.exit_code == 1
+    assert "session 1: wrote the notes" in text(result)
+    assert "IMPOSTOR" not in text(result)
+    [error] = result.errors
+    assert error.startswith("host 'build-2' was revoked;")
     assert snapshot(board) == before
 
 
