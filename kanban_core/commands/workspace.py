@@ -11,7 +11,7 @@ from kanban_core.commands import workspace_git, workspace_show
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import Action, CommandResult, Heading, Table, Text
 from kanban_core.commands.workspace_access import caller, host_of, service, workspace, ws_json
-from kanban_core.commands.workspace_remote import on_workspace_host
+from kanban_core.commands.workspace_remote import ask_host, elsewhere, on_workspace_host
 
 if TYPE_CHECKING:
     # The workspace machinery (git, GitHub, the service) loads only for `ws` commands, so
@@ -343,8 +343,22 @@ def summary(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         said = [m for m in svc.history(session, limit=10) if m.role == "assistant"]
         if said:
             blocks.append(Text(f"session {session.position}: {said[-1].text[:1500]}"))
-    blocks.append(Text("\n".join(workspace_git.flow(ctx, svc).status(ws, None))))
-    return CommandResult(blocks=tuple(blocks), actions=workspace_git.review_actions(ws))
+    actions = workspace_git.review_actions(ws)
+    host = elsewhere(ctx, ws)
+    if host is None:
+        blocks.append(Text("\n".join(workspace_git.flow(ctx, svc).status(ws, None))))
+        return CommandResult(blocks=tuple(blocks), actions=actions)
+    # The changed files are on the other host's disk: this one's is never read for them (a
+    # checkout at the same path here is another tree). The board's part is answered at once.
+    blocks.append(Text(f"changed files: on host {host.name}'s disk"))
+    there = ask_host(ctx, ExecCommand.STATUS, ws, host)
+    return CommandResult(
+        exit_code=there.exit_code,
+        blocks=(*blocks, *there.blocks),
+        errors=there.errors,
+        data=there.data,
+        actions=actions,
+    )
 
 
 def _turn_line(request: TurnRequest) -> str:

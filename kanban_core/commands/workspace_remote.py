@@ -4,6 +4,8 @@ A ``ws`` handler that needs the disk is wrapped by ``on_workspace_host``: when t
 bound to another enrolled host, the command becomes an execution request for that host (typed
 command plus its parsed arguments; never a command line) instead of running here. A chat gets
 "sent to host …" at once and the answer later through the outbox; a terminal waits for it.
+A command answered mostly from the board (``ws summary``) sends only its disk part with
+``ask_host``; one that only shows (``ws show``) asks ``elsewhere`` and reads no disk for it.
 """
 
 from __future__ import annotations
@@ -120,13 +122,8 @@ def on_workspace_host(
             if ctx.exec_request is not None:
                 return handler(ctx, args)  # already on the workspace's host
             ws = (ws_of or _named_workspace)(ctx, args)
-            if ws is None:
-                return handler(ctx, args)
-            board = ctx.board()
-            with board.db.transaction(write=False) as tx:
-                host = exec_requests.workspace_host(tx, ws.task_id)
-            here = board.host.host_id if board.host is not None else None
-            if host is None or host.host_id == here:
+            host = None if ws is None else elsewhere(ctx, ws)
+            if host is None:
                 return handler(ctx, args)
             chosen = pick(args) if pick is not None else command
             return _forward(ctx, chosen, to_args(chosen, args), ws, host)
@@ -134,6 +131,51 @@ def on_workspace_host(
         return run
 
     return wrap
+
+
+def elsewhere(ctx: CommandContext, ws: Any) -> records.WorkspaceHost | None:
+    """The enrolled host holding the workspace's files, when it is not this one; else None."""
+    if ctx.exec_request is not None:
+        return None  # a request being run: this is the workspace's host
+    board = ctx.board()
+    with board.db.transaction(write=False) as tx:
+        host = exec_requests.workspace_host(tx, ws.task_id)
+    here = board.host.host_id if board.host is not None else None
+    return None if host is None or host.host_id == here else host
+
+
+def unsendable(ctx: CommandContext, ws: Any, host: records.WorkspaceHost) -> str | None:
+    """Why this caller's command cannot be sent to ``host``; None when it can."""
+    if ctx.place is not None and ctx.place[0] in UNFORWARDED_PLACES:
+        # No chat for the answer to go to, and the surface must not hold the gateway's thread
+        # until the expiry: it is asked in chat, a terminal, or on that host.
+        return (
+            f"workspace {ws.id} is on host {host.name!r}; ask in chat or in a terminal "
+            "(`kanban ws …` waits for the answer), or on that host"
+        )
+    if not ctx.from_chat and ctx.board().host is None:
+        return (
+            f"workspace {ws.id} is on host {host.name!r}; run this there, or enroll this "
+            "machine (`kanban host enroll`) to send it"
+        )
+    return None
+
+
+def ask_host(
+    ctx: CommandContext, command: ExecCommand, ws: Any, host: records.WorkspaceHost
+) -> CommandResult:
+    """``command`` (no arguments) sent to ``host`` as part of an answer given here.
+
+    A chat gets the "sent to host" line (the answer follows as its own message), a terminal the
+    answer itself; where nothing can be sent, the reason as a line, and nothing is queued. A
+    refusal (a revoked host) is this part's error: the rest of the answer stands.
+    """
+    if (reason := unsendable(ctx, ws, host)) is not None:
+        return CommandResult(blocks=(Text(reason),))
+    try:
+        return _forward(ctx, command, {}, ws, host)
+    except ValidationError as exc:
+        return CommandResult(exit_code=1, errors=(str(exc),))
 
 
 def _named_workspace(ctx: CommandContext, args: argparse.Namespace) -> Any:
@@ -149,20 +191,10 @@ def _forward(
     ws: Any,
     host: records.WorkspaceHost,
 ) -> CommandResult:
+    if (reason := unsendable(ctx, ws, host)) is not None:
+        raise ValidationError(reason)
     board = ctx.board()
     here = board.host
-    if ctx.place is not None and ctx.place[0] in UNFORWARDED_PLACES:
-        # No chat for the answer to go to, and the surface must not hold the gateway's thread
-        # until the expiry: it is asked in chat, a terminal, or on that host.
-        raise ValidationError(
-            f"workspace {ws.id} is on host {host.name!r}; ask in chat or in a terminal "
-            "(`kanban ws …` waits for the answer), or on that host"
-        )
-    if not ctx.from_chat and here is None:
-        raise ValidationError(
-            f"workspace {ws.id} is on host {host.name!r}; run this there, or enroll this "
-            "machine (`kanban host enroll`) to send it"
-        )
     if ctx.chat_budget is not None:
         args = {**args, "_budget": ctx.chat_budget}
     platform, chat_id, thread_id = ctx.place or (records.CLI_PLATFORM, ctx.actor.name, "")

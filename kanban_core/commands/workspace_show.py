@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 from kanban_core.commands.context import CommandContext
-from kanban_core.commands.result import CommandResult, Heading, Table, Text
+from kanban_core.commands.result import Action, CommandResult, Heading, Table, Text
 from kanban_core.commands.workspace_access import ago, host_of, service, workspace, ws_json
+from kanban_core.commands.workspace_remote import elsewhere
 from kanban_core.workspaces.interactive.records import Workspace
 
 AUDIT_SHOWN = 20
@@ -31,12 +32,18 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     paths = not ctx.from_chat
     sessions = svc.sessions(ws)
     host = host_of(ctx, ws)
+    there = elsewhere(ctx, ws)
+    # Health is read from the disk holding the worktrees; a workspace on another host is never
+    # judged by this one's disk (a checkout at the same path here is another tree).
+    health = {r.slug: None if there is not None else repo_health(checkout_of(r)) for r in ws.repos}
     if args.json:
         return CommandResult(
             data=ws_json(ws, host)
             | {
                 "error": named(ws.error, ws, paths=paths),
-                "health": {r.slug: repo_health(checkout_of(r)) for r in ws.repos},
+                # Whether this host holds the worktrees (false: health is null, ask its host).
+                "local": there is None,
+                "health": health,
                 "sessions": [
                     {
                         "position": s.position,
@@ -80,7 +87,7 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
                     r.slug + ("" if r.enabled else " (off)"),
                     r.branch,
                     r.base_ref,
-                    repo_health(checkout_of(r)),
+                    health[r.slug] or f"on {host}",
                     r.pr_url or "-",
                     *((str(r.worktree),) if paths else ()),
                 )
@@ -101,6 +108,10 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
             ),
         ),
     ]
+    if there is not None:
+        blocks.append(
+            Text(f"worktree health: on host {there.name}'s disk, not read here; ws status asks it")
+        )
     if active is not None:
         blocks.append(Text(f"turn {active.id} {active.status.value}: {active.prompt[:200]}"))
     if waiting:
@@ -120,7 +131,9 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
                     f"(--audit N for more, --json for details)"
                 )
             )
-    return CommandResult(blocks=tuple(blocks), data=ws_json(ws, host))
+    # The status button is sent to the workspace's host like the command.
+    status = (Action("Status", f"k:git-status --ws {ws.id}"),) if there is not None else ()
+    return CommandResult(blocks=tuple(blocks), data=ws_json(ws, host), actions=status)
 
 
 def audit_count(value: str) -> int:

@@ -13,6 +13,7 @@ request for a missing host expires with a message; a revoked host is refused at 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -267,6 +268,19 @@ async def test_chat_commands_on_host_a_run_on_host_b_and_are_answered(
     assert status.returncode == 0, status.stderr
     assert "sent to host build-2 (request" in status.stdout
     assert "FOLLOW.md" in status.stdout or "api" in status.stdout
+
+    # ws show reads worktree health only on B; ws summary asked on A answers the board's part at
+    # once and sends its changed files to B, whose status comes back to the chat.
+    there = json.loads(a.kanban("ws", "show", ws_id, "--json").stdout)
+    assert (there["local"], there["health"]) == (False, {"api": None})
+    here = json.loads(b.kanban("ws", "show", ws_id, "--json").stdout)
+    assert (here["local"], here["health"]) == (True, {"api": "ok"})
+    before = len(fake.sent_to(ALICE_ID))
+    summary_id = await _ask(fake, f"/kanban ws summary --ws {ws_id}")
+    asked = await _said(fake, "changed files: on host build-2's disk", after=before)
+    assert f"sent to host build-2 (request {summary_id})" in asked.text, asked.text
+    summed = await _answer(fake, summary_id)
+    assert "repo api" in summed.text, summed.text
 
     # B stopped: the request waits; after B's restart it runs, once.
     await b.stop()

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from kanban_core import Actor, Kanban, KernelSettings
+from kanban_core.storage import Query
 from tests.gitrepos import GIT_ENV, git, isolated_git as isolated_git, make_repo
 from tests.support.web_harness import (
     Board,
@@ -403,6 +405,28 @@ def test_a_workspace_diff_and_a_confirmed_commit(playwright: Any, tmp_path: Path
         dialog.get_by_role("button", name="Confirm commit").click()
         repo_panel.locator(".ok").wait_for()
         assert "login.py" in git(worktree, "log", "--stat", "-1")
+
+
+def test_a_workspace_on_another_host_says_where_its_disk_is(
+    playwright: Any, tmp_path: Path
+) -> None:
+    with workspace_page(playwright, tmp_path) as (page, server, ws_id):
+        opener = page.locator(f'.ws-open[data-id="{ws_id}"]')
+        opener.click()
+        page.locator(".ws-detail h3").wait_for()
+        assert page.locator(".ws-host").count() == 0  # its files are on this machine
+        # The workspace is bound to another enrolled host (as `ws new` there would bind it).
+        url = f"sqlite:///{server.board.home / 'kanban.db'}"
+        with Kanban.open(KernelSettings(home=server.board.home, db_url=url)) as board:
+            made = board.enroll_host(
+                Actor("alice"), name="build-2", labels=(), secret=uuid.uuid4().hex, readmit=False
+            )
+            with board.db.transaction(write=True) as tx:
+                tx.execute(
+                    Query("bind", "UPDATE tasks SET host_id = :host"), {"host": made.host_id}
+                )
+        opener.click()
+        page.locator(".ws-host", has_text="on host build-2").wait_for()
 
 
 def test_a_workspace_lists_its_sessions_shows_one_s_messages_and_switches(

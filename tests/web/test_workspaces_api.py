@@ -15,6 +15,8 @@ from gateway.executor import KernelExecutor
 from kanban_core import Kanban
 from tests.gitrepos import git, isolated_git as isolated_git
 from tests.kanban_core.workspaces.interactive.conftest import Kit, make_kit
+from tests.kanban_core.workspaces.interactive.test_ws_disk_views import Impostor
+from tests.kanban_core.workspaces.interactive.test_ws_remote import two as two
 from tests.web.conftest import BASE, sign_in
 from web.app import create_app
 from web.config import WebSettings
@@ -140,3 +142,26 @@ def test_sessions_queue_repo_rename_and_delete_requests(ws_client, board, kit: K
     assert asked.status_code == 201, asked.text
     assert asked.json()["request"]["id"].startswith("ap-")
     assert kit.get(ws["id"]).repos  # nothing deleted until confirmed
+
+
+def test_a_workspace_on_another_host_is_shown_without_reading_this_disk(
+    ws_client, board, kit: Kit, two
+) -> None:
+    board.host = two[1]
+    sign_in(ws_client, board, "telegram:1")
+    made = ws_client.post("/api/workspaces", json={"title": "Notes", "repos": ["api"]})
+    assert made.status_code == 201, made.text
+    (ws,) = ws_client.get("/api/workspaces").json()
+    staged = Impostor(kit.get(ws["id"]).repos[0].worktree, kit.api)
+    board.host = two[0]
+    try:
+        shown = ws_client.get(f"/api/workspaces/{ws['id']}").json()
+        assert (shown["host"], shown["local"], shown["health"]) == ("build-2", False, {"api": None})
+        summary = ws_client.get(f"/api/workspaces/{ws['id']}/summary")
+        assert summary.status_code == 200, summary.text
+        said = summary.json()["text"]
+        assert "changed files: on host build-2's disk" in said
+        assert f"workspace {ws['id']} is on host 'build-2'; ask in chat" in said
+        assert "IMPOSTOR" not in said
+    finally:
+        staged.restore()

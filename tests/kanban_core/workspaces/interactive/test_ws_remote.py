@@ -55,6 +55,20 @@ def _cli(board: Kanban, config_file: Path, sleep: Callable[[float], None]) -> Ru
     return run
 
 
+def _web(board: Kanban, config_file: Path, *argv: str) -> CommandResult:
+    """``ws …`` from the web board: a browser session's place, whose answers are not chat's."""
+    ctx = CommandContext(
+        actor=Actor("alice"),
+        open_board=lambda _url: board,
+        environ={"KANBAN_CONFIG": str(config_file)},
+        interactive=False,
+        principal="telegram:1",
+        place=("web", "session-1", ""),
+        source_key="web:1",
+    )
+    return run_command(["ws", *argv], ctx)
+
+
 def _serve(board: Kanban, config_file: Path, host: HostIdentity) -> list[CommandResult]:
     """Host ``host``'s gateway: claim its requests and run each as its requester."""
     with board.db.transaction(write=True) as tx:
@@ -188,15 +202,6 @@ def test_the_web_board_is_told_to_ask_in_chat_and_nothing_is_queued(
     ws_id = chat("new", "Notes", "--repo", "api").data["workspace"]
     board.host = two[0]
     before = snapshot(board)
-    ctx = CommandContext(
-        actor=Actor("alice"),
-        open_board=lambda _url: board,
-        environ={"KANBAN_CONFIG": str(config_file)},
-        interactive=False,
-        principal="telegram:1",
-        place=("web", "session-1", ""),
-        source_key="web:1",
-    )
-    [error] = run_command(["ws", "diff", "--ws", ws_id], ctx).errors
+    [error] = _web(board, config_file, "diff", "--ws", ws_id).errors
     assert error.startswith(f"workspace {ws_id} is on host 'build-2'; ask in chat")
     assert snapshot(board) == before
