@@ -16,6 +16,7 @@ from typing import Any
 
 from kanban_core.board import events
 from kanban_core.board.domain import EventKind, RunId, TaskId
+from kanban_core.board.exec_requests import workspace_host
 from kanban_core.board.kanban import Kanban
 from kanban_core.errors import KanbanError
 from kanban_core.profiles import worker_prompt
@@ -294,7 +295,11 @@ def notify(tx: Transaction, ws: Workspace, text: str, *, queue_buttons: bool = F
 
 
 def settle_all(board: Kanban, *, limit: int = 50) -> int:
-    """Settle turns whose supervisor died, then start queued follow-ups that can run."""
+    """Settle turns whose supervisor died, then start queued follow-ups that can run.
+
+    A turn is settled by the gateway of its workspace's host (settling reads the worktree), or
+    by any gateway once that host is revoked.
+    """
     done = 0
     with board.db.transaction(write=False) as tx:
         orphaned = store.turns_with_ended_runs(tx, limit=limit)
@@ -311,11 +316,20 @@ def settle_all(board: Kanban, *, limit: int = 50) -> int:
     for turn in orphaned:
         with board.db.transaction(write=False) as tx:
             ws = store.get(tx, turn.workspace_id)
+            host = None if ws is None else workspace_host(tx, ws.task_id)
         if ws is None:
             continue
-        after = _snapshot(ws)
+        if host is None or (board.host is not None and board.host.host_id == host.host_id):
+            after = _snapshot(ws)
+            alerts = _escapes(ws, turn.before_heads, after)
+        elif host.revoked:
+            # Its disk is out of reach for good: settle from the run alone, reading nothing
+            # here (this machine's files at those paths are not what the agent left).
+            after, alerts = {}, []
+        else:
+            continue  # the worktree is on that host's disk: its own gateway settles the turn
         with store.writing(board.db, ws.id) as tx:
-            done += settle_turn(tx, ws, turn, after, _escapes(ws, turn.before_heads, after))
+            done += settle_turn(tx, ws, turn, after, alerts)
     for ws_id in queued_ws:
         with store.writing(board.db, ws_id) as tx:
             if (ws := store.get(tx, ws_id)) is None:

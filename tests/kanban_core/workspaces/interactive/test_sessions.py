@@ -514,3 +514,46 @@ def test_a_pending_turn_whose_task_was_blocked_by_hand_is_ended_not_waited_on(ki
     assert session.queue_paused
     assert kit.get(ws).status is WorkspaceStatus.FAILED
     assert any("paused" in n.get("text", "") for n in kit.notices(ws))
+
+
+def test_a_dead_supervisors_turn_is_settled_on_its_workspaces_host_only(kit: Kit) -> None:
+    """Settling reads the worktree (what the agent left, whether it escaped): another host's
+    gateway must leave it to the workspace's own host, unless that host was revoked."""
+    operator = Actor("alice")
+    here, there = (
+        kit.board.enroll_host(operator, name=name, labels=(), secret=f"s-{name}", readmit=False)
+        for name in ("build-1", "build-2")
+    )
+    kit.board.host = there
+    ws = kit.create(repos=("api",)).workspace
+    claim, context = kit.begin(ws)
+    kit.crash(claim, "the supervisor was killed")
+
+    kit.board.host = here
+    assert turns.settle_all(kit.board) == 0
+    assert kit.turn(context.turn.id).status is TurnStatus.RUNNING
+
+    kit.board.host = there
+    assert turns.settle_all(kit.board) == 1
+    assert kit.turn(context.turn.id).status is TurnStatus.FAILED
+
+
+def test_a_revoked_hosts_dead_turn_is_settled_elsewhere_without_its_disk(kit: Kit) -> None:
+    operator = Actor("alice")
+    here, there = (
+        kit.board.enroll_host(operator, name=name, labels=(), secret=f"s-{name}", readmit=False)
+        for name in ("build-1", "build-2")
+    )
+    kit.board.host = there
+    ws = kit.create(repos=("api",)).workspace
+    claim, context = kit.begin(ws)
+    (kit.api / "README.md").write_text("changed on this machine, not by build-2's agent\n")
+    kit.board.revoke_host(operator, "build-2")
+    kit.board.reclaim(operator, ws.task_id, reason="its host was revoked")
+
+    kit.board.host = here
+    assert turns.settle_all(kit.board) == 1
+    assert kit.turn(context.turn.id).status is not TurnStatus.RUNNING
+    # Its disk is out of reach: nothing read here is reported as what the agent did.
+    assert not any("changed your own checkout" in n["text"] for n in kit.notices(ws))
+    assert claim.run_id  # the run the turn was bound to is closed
