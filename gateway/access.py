@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.messages import ChatUser
@@ -93,6 +93,10 @@ WS_ROLES: dict[str, Role] = {
         Role.OPERATOR,
     ),
 }
+#: Options that raise a verb's role: re-placing a task (``edit --host``) is an admin's act.
+ADMIN_OPTIONS: dict[str, frozenset[str]] = {
+    "edit": frozenset({"--host", "--label", "--any-host"}),
+}
 #: Verbs that make no sense from chat: a claim owned by a chat message, a worker's heartbeat,
 #: or processes on the gateway's own machine.
 CHAT_REFUSED = frozenset({"claim", "heartbeat", "init", "mcp", "worker", "gateway"})
@@ -107,11 +111,17 @@ class AccessPolicy:
     # Who may answer an agent's permission request (config: permissions.answer_role).
     answer_role: Role = Role.OPERATOR
 
-    def needed(self, verb: str | None, sub: str | None, action: str | None) -> Role | None:
+    def needed(
+        self,
+        verb: str | None,
+        sub: str | None,
+        action: str | None,
+        words: Sequence[str] = (),
+    ) -> Role | None:
         """The role a command needs from chat here; None: not offered in chat."""
         if verb in ANSWER_VERBS:
             return self.answer_role
-        return required_role(verb, sub, action)
+        return required_role(verb, sub, action, words)
 
     def role_of(self, user: ChatUser) -> Role | None:
         """The user's role, or None (refused)."""
@@ -129,13 +139,21 @@ QUEUE_WRITES = frozenset({"run", "clear"})
 
 
 def required_role(
-    verb: str | None, sub: str | None = None, action: str | None = None
+    verb: str | None,
+    sub: str | None = None,
+    action: str | None = None,
+    words: Sequence[str] = (),
 ) -> Role | None:
     """The role a verb (and ``ws`` subcommand) needs from chat; None: not offered in chat.
 
     ``action`` is the word after the subcommand (``ws queue run``): showing the queue is a
-    read, running or clearing it is not.
+    read, running or clearing it is not. ``words`` is the whole command line: some options
+    need more than the verb (``ADMIN_OPTIONS``; the parser takes no abbreviations).
     """
+    if verb in ADMIN_OPTIONS and any(
+        word.split("=", 1)[0] in ADMIN_OPTIONS[verb] for word in words
+    ):
+        return Role.ADMIN
     if verb is None:
         return Role.VIEWER  # bare /kanban: help
     if verb in CHAT_REFUSED:

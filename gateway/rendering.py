@@ -72,6 +72,9 @@ def event_document(delivery: Delivery) -> Document:
             f"stopped at its budget{who}: {payload.get('reason') or 'budget reached'}"
             " — unblock it to let it run again"
         )
+    elif delivery.kind == "blocked" and payload.get("kind") == "placement":
+        # Its host was revoked: no one may claim it until an admin re-places it.
+        line = f"blocked: {payload.get('reason') or 'its host was revoked'}"
     elif delivery.kind == "blocked":
         # An operator's own block names them; a worker's block names the agent.
         by = f" by {payload['by']}" if payload.get("by") else who
@@ -166,6 +169,8 @@ def _fast_path(delivery: Delivery) -> tuple[Button, ...]:
     if delivery.kind == "blocked" and delivery.payload.get("stopped"):
         return _stopped_turn(delivery)
     buttons = [Button("Show", f"k:kanban show {ref}")]
+    if delivery.payload.get("kind") == "placement":
+        return tuple(buttons)  # unblocking is refused until an admin re-places it
     if delivery.kind in ("blocked", "gave_up"):
         buttons.append(Button("Unblock", f"k:kanban unblock {ref}"))
     if delivery.workspace_kind == "worktree":

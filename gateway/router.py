@@ -164,7 +164,7 @@ class Router:
     async def _run_routed(self, message: IncomingMessage, role: Role, argv: list[str]) -> Document:
         verb = next((word for word in argv if not word.startswith("-")), None)
         sub = _ws_subcommand(argv) if verb == "ws" else None
-        needed = self.access.needed(verb, sub, _word_after(argv, sub) if sub else None)
+        needed = self.access.needed(verb, sub, _word_after(argv, sub) if sub else None, argv)
         if needed is None or role < needed:
             why = (
                 "not available from chat"

@@ -51,7 +51,9 @@ class CommandBridge:
         verb = next((w for w in words if not w.startswith("-")), None)
         sub = _ws_subcommand(words) if verb == "ws" else None
         needed = (
-            self.access.answer_role if verb in ("allow", "deny") else required_role(verb, sub, None)
+            self.access.answer_role
+            if verb in ("allow", "deny")
+            else required_role(verb, sub, None, words)
         )
         if needed is None or user.role < needed:
             why = "not available" if needed is None else f"needs the {needed.name.lower()} role"
@@ -89,6 +91,7 @@ class CommandBridge:
             place=(PLATFORM, f"session-{user.session_id}", ""),
             source_key=f"{PLATFORM}:{uuid.uuid4().hex}",
             may_approve=user.role >= Role.APPROVER,
+            role=user.role_name,
         )
         return run_command(argv, ctx, parser=self._parser)
 

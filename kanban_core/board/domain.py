@@ -30,6 +30,7 @@ class BlockKind(enum.StrEnum):
     HUMAN = "human"  # someone (a worker or a person) asked for a human
     GAVE_UP = "gave_up"  # the failure limit was reached
     BUDGET = "budget"  # the task's cost or token budget was reached
+    PLACEMENT = "placement"  # bound to a revoked host: an admin re-places it, then unblocks
 
 
 class RunOutcome(enum.StrEnum):

@@ -22,6 +22,7 @@ from kanban_core.board import (
     maintenance,
     notify,
     permissions,
+    placement,
     progress,
     reads,
     recovery,
@@ -84,6 +85,8 @@ _MAX_BATCH = 1000
 _MAX_PLATFORM_CHARS = 32
 _MAX_RETENTION_DAYS = 36_500
 _MAX_ASK_TTL_S = 86400
+#: How many stranded tasks a revocation blocks in its own commit (the leader's sweep the rest).
+_REVOKE_BLOCK_LIMIT = 1000
 #: A waiter re-reads its request this often even without a change hint (a missed hint then
 #: costs this much latency, never an answer).
 PERMISSION_PROBE_S = 2.0
@@ -182,12 +185,47 @@ class Kanban:
         with self.db.transaction(write=False) as tx:
             return hosts.list_hosts(tx, missing_after_ms=missing_after_ms)
 
-    def revoke_host(self, actor: Actor, name: str) -> None:
-        """Revoke a host: from now on it claims nothing and its runs cannot write."""
+    def revoke_host(self, actor: Actor, name: str) -> builtins.list[TaskId]:
+        """Revoke a host: from now on it claims nothing and its runs cannot write.
+
+        The ready and waiting tasks bound to it are blocked in the same commit (kind
+        placement: nobody else may claim them until an admin re-places them); their ids.
+        """
         _require_operator(actor, "revoke a host")
         clean = hosts.clean_host_name(name)
         with self.db.transaction(write=True) as tx:
             hosts.revoke(tx, clean)
+            return placement.block_stranded(tx, limit=_REVOKE_BLOCK_LIMIT)
+
+    def block_stranded(self, limit: int = 100) -> builtins.list[TaskId]:
+        """Block the ready or waiting tasks bound to a revoked host (the leader's sweep: its
+        reclaimed runs, and tasks that reached ready since); a read when there are none."""
+        with self.db.transaction(write=False) as tx:
+            if not placement.stranded(tx, limit=1):
+                return []
+        with self.db.transaction(write=True) as tx:
+            return placement.block_stranded(tx, limit=limit)
+
+    def place(
+        self,
+        actor: Actor,
+        task_id: TaskId,
+        *,
+        host: str | None = None,
+        label: str | None = None,
+        any_host: bool = False,
+    ) -> placement.Replaced:
+        """An admin re-places a task: on ``host``, on hosts carrying ``label``, or anywhere.
+
+        An unknown or revoked host, or a label no live host carries, is refused and changes
+        nothing. A blocked task stays blocked: an explicit unblock lets the new host claim it.
+        """
+        _require_operator(actor, "re-place a task")
+        if (host is not None) + (label is not None) + any_host != 1:
+            raise ValidationError("re-placing names one of a host, a label or any host")
+        with self.db.transaction(write=True) as tx:
+            host_id, host_label = hosts.resolve_placement(tx, host, label)
+            return placement.replace(tx, task_id, host_id=host_id, label=host_label, by=actor.name)
 
     # -- authoring --------------------------------------------------------------------------
 
@@ -447,7 +485,9 @@ class Kanban:
 
     def unblock(self, actor: Actor, task_id: TaskId, reason: str | None = None) -> Task:
         """Lift a block: ready, or todo while parents are unfinished."""
-        return self._move_with_reason(actor, "unblock", task_id, reason, runs.unblock, "UNBLOCK")
+        return self._move_with_reason(
+            actor, "unblock", task_id, reason, placement.unblock, "UNBLOCK"
+        )
 
     def _move_with_reason(
         self,

@@ -224,13 +224,14 @@ def block(
     kind: BlockKind = BlockKind.HUMAN,
     by: str | None = None,
     reason_given: bool = True,
+    detail: dict[str, Any] | None = None,
 ) -> Task:
     """Park a task for a human; only an explicit unblock lifts it.
 
     ``by`` names the person who blocked it (an operator, not the task's agent). The reason is
     kept on the run: the open one is closed with it, and a task blocked before any claim gets a
     zero-length closed run, as a completion's handoff does — unless the reason is only the
-    default one (``reason_given=False``).
+    default one (``reason_given=False``). ``detail`` adds to the blocked event's payload.
     """
     params: dict[str, Any]
     if proof is not None:
@@ -258,7 +259,7 @@ def block(
     payload: dict[str, Any] = {"reason": reason, "kind": kind.value}
     if by is not None:
         payload["by"] = by
-    events.append(tx, task_id, event, payload, run_id)
+    events.append(tx, task_id, event, payload | (detail or {}), run_id)
     return task
 
 

@@ -7,9 +7,10 @@ from typing import Any
 
 from kanban_core.board.domain import format_task_id
 from kanban_core.board.kanban import OnMissing
-from kanban_core.commands import argtypes, chat_paths
+from kanban_core.commands import argtypes, chat_paths, placing
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, Text, text
+from kanban_core.errors import UsageError
 
 
 def register(sub: Any) -> None:
@@ -86,14 +87,21 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "edit",
-        help="change a task's title, body, priority or tenant",
-        description="Change a task's title, body, priority or tenant.",
+        help="change a task's title, body, priority, tenant or placement",
+        description="Change a task's title, body, priority or tenant; an admin may re-place it "
+        "(--host, --label or --any-host), e.g. off a revoked host.",
     )
     p.add_argument("task_id", type=argtypes.task_id)
     p.add_argument("--title")
     p.add_argument("--body", help="new body ('' clears it)")
     p.add_argument("--priority", type=int)
     p.add_argument("--tenant", help="new tenant ('' or none clears it)")
+    placement = p.add_mutually_exclusive_group()
+    placement.add_argument("--host", metavar="NAME", help="admin: only this host runs it now")
+    placement.add_argument(
+        "--label", metavar="LABEL", help="admin: only hosts carrying this label run it now"
+    )
+    placement.add_argument("--any-host", action="store_true", help="admin: any host may run it now")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=edit)
 
@@ -178,7 +186,17 @@ def create(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 
 def edit(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
-    """``edit``."""
+    """``edit``: a task's fields, or (an admin's) its placement."""
+    if args.host is not None or args.label is not None or args.any_host:
+        if any(v is not None for v in (args.title, args.body, args.priority, args.tenant)):
+            raise UsageError("re-place a task on its own: `edit ID --host H` (no other fields)")
+        placing.require_admin(ctx)
+        moved = ctx.board().place(
+            ctx.actor, args.task_id, host=args.host, label=args.label, any_host=args.any_host
+        )
+        if args.json:
+            return CommandResult(data=moved.task.to_json(), as_json=True)
+        return text(*placing.report(moved, paths=not ctx.from_chat))
     task = ctx.board().edit(
         ctx.actor,
         args.task_id,

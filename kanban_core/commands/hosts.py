@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from kanban_core import enrollment
+from kanban_core.board.domain import format_task_id
 from kanban_core.board.hosts import HostInfo
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, text
@@ -86,8 +87,15 @@ def hosts(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         _require_admin(ctx, "revoke a host")
         if not args.name:
             raise ValidationError("hosts revoke needs the host's name")
-        board.revoke_host(ctx.actor, args.name)
-        return text(f"Revoked host {args.name!r}: it claims nothing more and its runs are fenced")
+        blocked = board.revoke_host(ctx.actor, args.name)
+        lines = [f"Revoked host {args.name!r}: it claims nothing more and its runs are fenced"]
+        if blocked:
+            refs = " ".join(format_task_id(t) for t in blocked)
+            lines.append(
+                f"Blocked {len(blocked)} task(s) bound to it: {refs} — re-place each with "
+                "`kanban edit ID --host H` (or --label L, --any-host), then unblock it"
+            )
+        return text(*lines)
     if args.name:
         raise ValidationError(f"unexpected argument {args.name!r} (did you mean `hosts revoke`?)")
     listed = board.list_hosts(missing_after_ms=missing_after_ms(ctx))

@@ -94,6 +94,8 @@ class DispatchReport:
     would_spawn: list[tuple[TaskId, str]] = field(default_factory=list)
     spawn_failed: list[tuple[TaskId, str]] = field(default_factory=list)
     gave_up: list[TaskId] = field(default_factory=list)
+    #: Blocked because they are bound to a revoked host (nobody else may claim them).
+    stranded: list[TaskId] = field(default_factory=list)
     skipped_unassigned: list[TaskId] = field(default_factory=list)
     skipped_unknown: dict[str, list[TaskId]] = field(default_factory=dict)
     at_capacity: list[str] = field(default_factory=list)
@@ -119,6 +121,7 @@ class DispatchReport:
             "would_spawn": [{"task_id": ref(t), "assignee": a} for t, a in self.would_spawn],
             "spawn_failed": [{"task_id": ref(t), "error": e} for t, e in self.spawn_failed],
             "auto_blocked": [ref(t) for t in self.gave_up],
+            "stranded": [ref(t) for t in self.stranded],
             "skipped_unassigned": [ref(t) for t in self.skipped_unassigned],
             "skipped_unknown_assignee": {
                 name: [ref(t) for t in ids] for name, ids in self.skipped_unknown.items()
@@ -137,6 +140,7 @@ class DispatchReport:
             "spawned": len(self.spawned),
             "spawn_failed": len(self.spawn_failed),
             "gave_up": len(self.gave_up),
+            "stranded": len(self.stranded),
             "unassigned": len(self.skipped_unassigned),
             "unknown_assignee": sum(len(v) for v in self.skipped_unknown.values()),
         }
@@ -247,6 +251,9 @@ class Dispatcher:
             except KanbanError:
                 continue  # it ended meanwhile
             report.reclaimed.append(task_id)
+        # What only a revoked host could run (its reclaimed runs among them) is blocked for an
+        # admin to re-place, never left in ready where no one may claim it.
+        report.stranded = self.board.block_stranded()
         for task_id, run_id, holder in self.board.expired_leases():
             error = f"lease expired: no heartbeat from {holder or 'its worker'}"
             self._record(

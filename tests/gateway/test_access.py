@@ -99,3 +99,22 @@ def test_workspace_requests_need_an_operator_and_reads_a_viewer():
     assert required_role("ws", "push") is Role.OPERATOR
     assert required_role("ws", "delete") is Role.OPERATOR
     assert Role.OPERATOR < Role.APPROVER < Role.ADMIN
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["edit", "t1", "--host", "beta"],
+        ["edit", "t1", "--host=beta"],
+        ["edit", "t1", "--label", "gpu"],
+        ["edit", "--any-host", "t1"],
+    ],
+)
+def test_re_placing_a_task_needs_an_admin(words):
+    assert required_role("edit", None, None, words) is Role.ADMIN
+    assert AccessPolicy().needed("edit", None, None, words) is Role.ADMIN
+
+
+def test_editing_a_tasks_fields_stays_an_operators():
+    assert required_role("edit", None, None, ["edit", "t1", "--title", "x"]) is Role.OPERATOR
+    assert required_role("edit", None, None, ["edit", "t1", "--body=--host x"]) is Role.OPERATOR

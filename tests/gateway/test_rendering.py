@@ -214,3 +214,13 @@ def test_result_actions_and_files_reach_the_document():
     document = _document(result, "ws")
     assert document.buttons == (Button("Confirm", "ap:ap-1:abc"),)
     assert [(a.filename, a.content) for a in document.attachments] == [("ws.diff", b"+x\n")]
+
+
+def test_a_placement_block_says_why_and_offers_no_unblock():
+    reason = "bound to host 'alpha', which was revoked; re-place it with `kanban edit t7 --host H`"
+    doc = event_document(
+        delivery("blocked", {"reason": reason, "kind": "placement", "host": "alpha"})
+    )
+    assert doc.blocks[-1] == Paragraph(f"blocked: {reason}")
+    # Unblocking is refused until an admin re-places it: the button would only fail.
+    assert [b.label for b in doc.buttons] == ["Show"]

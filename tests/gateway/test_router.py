@@ -152,6 +152,14 @@ async def test_roles_allow(board, make_task, say, chat, user, line):
     assert (entry.outcome, entry.role, entry.detail) == ("allowed", _role(user), "exit 0")
 
 
+async def test_an_admin_re_places_a_task_from_chat(board, operator, make_task, say):
+    board.enroll_host(operator, name="beta", labels=(), secret="-".join("sb"), readmit=False)
+    make_task(title="first")
+    said = ok(await say("edit t1 --host beta", user=ADMIN))
+    assert "Re-placed t1: any host → host 'beta'" in said
+    assert "t1" in ok(await say("edit t1 --title renamed", user=OPERATOR))
+
+
 async def test_archive_and_dispatch_from_chat_do_their_work(board, make_task, say):
     make_task(title="first", assignee="demo")
     assert "Would spawn: t1 → demo" in ok(await say("dispatch --dry-run", user=ADMIN))
@@ -169,6 +177,9 @@ async def test_archive_and_dispatch_from_chat_do_their_work(board, make_task, sa
         (OPERATOR, "dispatch", "admin"),
         (OPERATOR, "reclaim t1", "admin"),
         (OPERATOR, "gc", "admin"),
+        (OPERATOR, "edit t1 --any-host", "admin"),
+        (OPERATOR, "edit t1 --host=beta", "admin"),
+        (OPERATOR, "edit t1 --label gpu", "admin"),
     ],
 )
 async def test_roles_refuse(board, make_task, say, chat, user, line, needed):

@@ -20,6 +20,14 @@ def _host(cli: Cli, tmp_path: Path, name: str) -> Cli:
     return Cli(home, backend=cli.backend, db_url=db_url)
 
 
+def _enrolled(cli: Cli, tmp_path: Path, *names: str) -> list[Cli]:
+    """Machines on the same board, each enrolled under its name."""
+    machines = [_host(cli, tmp_path, name) for name in names]
+    for machine, name in zip(machines, names, strict=True):
+        machine.ok("host", "enroll", "--name", name)
+    return machines
+
+
 def test_targeted_work_goes_only_to_its_host_and_a_label_routes(cli: Cli, tmp_path: Path) -> None:
     alpha, beta, plain = _host(cli, tmp_path, "a"), _host(cli, tmp_path, "b"), cli
     alpha.ok("host", "enroll", "--name", "alpha", "--label", "gpu")
@@ -46,9 +54,7 @@ def test_targeted_work_goes_only_to_its_host_and_a_label_routes(cli: Cli, tmp_pa
 def test_a_revoked_host_claims_nothing_and_its_run_cannot_complete(
     cli: Cli, tmp_path: Path
 ) -> None:
-    alpha, beta = _host(cli, tmp_path, "a"), _host(cli, tmp_path, "b")
-    alpha.ok("host", "enroll", "--name", "alpha")
-    beta.ok("host", "enroll", "--name", "beta")
+    alpha, beta = _enrolled(cli, tmp_path, "alpha", "beta")
     running = cli.create("running on beta")
     claim = beta.claim(running)
     waiting = cli.create("next")
@@ -157,3 +163,36 @@ def test_a_host_json_from_another_board_acts_on_nothing(cli: Cli, tmp_path: Path
     assert "belongs to board b-" in refusal
     for argv in (("claim", "--next"), ("dispatch",), ("hosts",)):
         elsewhere.refused(*argv, match="belongs to board")
+
+
+def test_a_revoked_hosts_bound_task_is_blocked_and_an_admin_re_places_it(
+    cli: Cli, tmp_path: Path
+) -> None:
+    alpha, beta = _enrolled(cli, tmp_path, "alpha", "beta")
+    bound = cli.create("only alpha", "--host", "alpha")
+
+    out = cli.ok("hosts", "revoke", "alpha").out
+    assert f"Blocked 1 task(s) bound to it: {bound}" in out
+    task = cli.task(bound)
+    assert (task["status"], task["block_kind"]) == ("blocked", "placement")
+
+    before = cli.snapshot(bound)
+    problems = cli.refusal_problems(
+        [
+            (["edit", bound, "--host", "alpha"], 1, "host 'alpha' is revoked"),
+            (["edit", bound, "--host", "ghost"], 1, "no host named 'ghost'"),
+            (["edit", bound, "--host", "beta", "--title", "x"], 2, "re-place a task on its own"),
+            (["edit", bound, "--host", "beta", "--any-host"], 2, "not allowed with"),
+            (["unblock", bound], 1, "re-place it first"),
+            (["create", "x", "--host", "alpha"], 1, "host 'alpha' is revoked"),
+        ]
+    )
+    assert problems == []
+    assert cli.snapshot(bound) == before
+
+    said = cli.ok("edit", bound, "--host", "beta").out
+    assert f"Re-placed {bound}: host 'alpha' → host 'beta'" in said
+    assert f"still blocked: `unblock {bound}`" in said
+    cli.ok("unblock", bound)
+    alpha.refused("claim", "--next", match="nothing is ready")
+    assert beta.claim()["task_id"] == bound

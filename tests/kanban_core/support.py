@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kanban_core import Actor, Claim, Kanban, TaskId
+from kanban_core.board.hosts import HostIdentity
 from kanban_core.storage import Query
 
 #: Every table the kernel writes, plus Alembic's version table.
@@ -83,3 +84,9 @@ def event_kinds(board: Kanban, task_id: TaskId) -> list[str]:
 def worker(claim: Claim, name: str = "claimer") -> Actor:
     """The actor of the worker holding ``claim``."""
     return Actor(name=name, run=claim.proof)
+
+
+def as_host(board: Kanban, host: HostIdentity | None) -> Kanban:
+    """The same board, seen by a claimer acting as ``host`` (None: the implicit host)."""
+    board.host = host
+    return board

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from kanban_core import Actor, Kanban, RunOutcome, TaskStatus
-from kanban_core.board.domain import WorkspaceKind
+from kanban_core import RunOutcome, TaskStatus
 from kanban_core.board.hosts import HostIdentity, HostState
 from kanban_core.board.recovery import FailurePolicy
-from kanban_core.board.validation import WorkspaceSpec
 from kanban_core.errors import PermissionDenied, StaleRun, ValidationError
-from tests.kanban_core.support import rows, snapshot, worker
+from tests.kanban_core.support import as_host, rows, snapshot, worker
 from tests.support import roundtrips
 
-Enroll = Callable[..., HostIdentity]
 _SECRET = "-".join(("not", "a", "real", "one"))
-
-
-@pytest.fixture
-def enroll(board: Kanban, operator: Actor) -> Enroll:
-    def factory(name: str, *labels: str) -> HostIdentity:
-        return board.enroll_host(
-            operator, name=name, labels=labels, secret=f"secret-{name}", readmit=False
-        )
-
-    return factory
-
-
-def _as(board: Kanban, host: HostIdentity | None) -> Kanban:
-    """The same board, seen by a dispatcher acting as ``host`` (None: the implicit host)."""
-    board.host = host
-    return board
 
 
 def test_a_task_for_a_host_is_claimed_only_by_that_host(board, operator, make_task, enroll):
@@ -41,15 +21,15 @@ def test_a_task_for_a_host_is_claimed_only_by_that_host(board, operator, make_ta
     pinned = make_task(host="alpha")
     loose = make_task()
 
-    assert _as(board, beta).claim(operator, pinned.id) is None
-    assert _as(board, None).claim(operator, pinned.id) is None
+    assert as_host(board, beta).claim(operator, pinned.id) is None
+    assert as_host(board, None).claim(operator, pinned.id) is None
     # Picking the next task skips what another host must run.
-    claim = _as(board, beta).claim(operator, None)
+    claim = as_host(board, beta).claim(operator, None)
     assert claim is not None
     assert claim.task.id == loose.id
-    assert _as(board, beta).claim(operator, None) is None
+    assert as_host(board, beta).claim(operator, None) is None
 
-    mine = _as(board, alpha).claim(operator, None)
+    mine = as_host(board, alpha).claim(operator, None)
     assert mine is not None
     assert mine.task.id == pinned.id
     assert rows(board, "SELECT host_id FROM task_runs WHERE id = :id", id=mine.run_id) == [
@@ -61,9 +41,9 @@ def test_a_label_routes_work_to_the_hosts_carrying_it(board, operator, make_task
     gpu, plain = enroll("gpu-box", "gpu", "linux"), enroll("plain", "linux")
     task = make_task(label="gpu")
 
-    assert _as(board, plain).claim(operator, None) is None
-    assert _as(board, None).claim(operator, task.id) is None
-    claim = _as(board, gpu).claim(operator, None, assignee=None)
+    assert as_host(board, plain).claim(operator, None) is None
+    assert as_host(board, None).claim(operator, task.id) is None
+    claim = as_host(board, gpu).claim(operator, None, assignee=None)
     assert claim is not None
     assert claim.task.id == task.id
 
@@ -72,16 +52,16 @@ def test_caps_still_hold_for_a_host(board, operator, make_task, enroll):
     alpha = enroll("alpha")
     make_task(host="alpha")
     make_task(host="alpha")
-    assert _as(board, alpha).claim(operator, None, max_running=1) is not None
-    assert _as(board, alpha).claim(operator, None, max_running=1) is None
+    assert as_host(board, alpha).claim(operator, None, max_running=1) is not None
+    assert as_host(board, alpha).claim(operator, None, max_running=1) is None
 
 
 def test_a_wrong_secret_claims_nothing(board, operator, make_task, enroll):
     alpha = enroll("alpha")
     make_task()
     forged = HostIdentity(alpha.host_id, "alpha", "guessed")
-    assert _as(board, forged).claim(operator, None) is None
-    assert _as(board, forged).host_heartbeat() is False
+    assert as_host(board, forged).claim(operator, None) is None
+    assert as_host(board, forged).host_heartbeat() is False
 
 
 def test_a_revoked_host_claims_nothing_and_its_run_cannot_complete(
@@ -90,12 +70,12 @@ def test_a_revoked_host_claims_nothing_and_its_run_cannot_complete(
     alpha = enroll("alpha")
     running = make_task()
     waiting = make_task()
-    claim = _as(board, alpha).claim(operator, running.id)
+    claim = as_host(board, alpha).claim(operator, running.id)
     assert claim is not None
 
     board.revoke_host(operator, "alpha")
-    assert _as(board, alpha).host_heartbeat() is False
-    assert _as(board, alpha).claim(operator, None) is None
+    assert as_host(board, alpha).host_heartbeat() is False
+    assert as_host(board, alpha).claim(operator, None) is None
     before = snapshot(board)
     with pytest.raises(StaleRun, match="host 'alpha', which was revoked"):
         board.complete(worker(claim), running.id, result="done anyway")
@@ -122,7 +102,7 @@ def test_a_revoked_host_claims_nothing_and_its_run_cannot_complete(
     assert board.get(running.id).status is TaskStatus.RUNNING
     # Another host takes the rest of the work.
     beta = enroll("beta")
-    again = _as(board, beta).claim(operator, None)
+    again = as_host(board, beta).claim(operator, None)
     assert again is not None
     assert again.task.id == waiting.id
 
@@ -131,7 +111,7 @@ def test_hosts_list_labels_state_and_open_runs(board, operator, make_task, enrol
     alpha = enroll("alpha", "gpu")
     enroll("beta")
     make_task()
-    assert _as(board, alpha).claim(operator, None) is not None
+    assert as_host(board, alpha).claim(operator, None) is not None
     board.revoke_host(operator, "beta")
 
     listed = {h.name: h for h in board.list_hosts()}
@@ -150,7 +130,7 @@ def test_re_enrolling_a_revoked_host_needs_readmit(board, operator, enroll):
     again = board.enroll_host(
         operator, name="alpha", labels=(), secret="fresh-" + "alpha", readmit=True
     )
-    assert _as(board, again).host_heartbeat() is True
+    assert as_host(board, again).host_heartbeat() is True
     assert [h.state for h in board.list_hosts()] == [HostState.LIVE]
 
 
@@ -193,28 +173,24 @@ def test_a_worker_may_not_enroll_or_revoke(board, operator, make_task, enroll):
 
 
 def test_a_worktree_made_by_a_hosts_run_binds_the_task_to_that_host(
-    board, operator, make_task, enroll
+    board, operator, enroll, worktree_made_on
 ):
     alpha, beta = enroll("alpha"), enroll("beta")
-    task = make_task(workspace=WorkspaceSpec(WorkspaceKind.WORKTREE), repo="/srv/repo")
-    claim = _as(board, alpha).claim(operator, task.id)
-    assert claim is not None
-    board.set_workspace(worker(claim), task.id, path="/srv/wt/t1", branch="kanban/t1")
-    board.reclaim(operator, task.id, reason="retry")
+    task = worktree_made_on(alpha)
 
-    assert _as(board, beta).claim(operator, task.id) is None
-    again = _as(board, alpha).claim(operator, task.id)
+    assert as_host(board, beta).claim(operator, task.id) is None
+    again = as_host(board, alpha).claim(operator, task.id)
     assert again is not None
 
 
 def test_a_scratch_workspace_binds_nothing(board, operator, make_task, enroll):
     alpha, beta = enroll("alpha"), enroll("beta")
     task = make_task()
-    claim = _as(board, alpha).claim(operator, task.id)
+    claim = as_host(board, alpha).claim(operator, task.id)
     assert claim is not None
     board.set_workspace(worker(claim), task.id, path="/srv/scratch/t1", branch=None)
     board.reclaim(operator, task.id, reason="retry")
-    assert _as(board, beta).claim(operator, task.id) is not None
+    assert as_host(board, beta).claim(operator, task.id) is not None
 
 
 @pytest.mark.parametrize("form", ["next", "by id capped"])
@@ -223,7 +199,7 @@ def test_a_hosts_claim_and_completion_stay_one_round_trip(board, operator, make_
     task = make_task(label="gpu")
     if board.db.dialect != "postgresql":
         pytest.skip("round trips are PostgreSQL's")
-    host_board = _as(board, alpha)
+    host_board = as_host(board, alpha)
     kwargs: dict[str, Any] = (
         {} if form == "next" else {"task_id": task.id, "max_running": 5, "max_running_assignee": 5}
     )

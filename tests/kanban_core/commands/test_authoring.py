@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from kanban_core import TaskStatus, WorkspaceKind
+from kanban_core.commands import run_command
 from tests.kanban_core.commands.support import assert_ok, assert_usage_error, texts
 from tests.shapes import TASK_JSON_KEYS
 
@@ -307,3 +310,64 @@ class TestLinks:
 
     def test_a_malformed_id_is_a_usage_error(self, run_offline):
         assert_usage_error(run_offline(["link", "t1", "child"]), "usage: kanban link", "'child'")
+
+
+class TestReplace:
+    """``edit --host/--label/--any-host``: an admin's re-placement, said plainly."""
+
+    @pytest.fixture
+    def hosts(self, board, operator):
+        for name in ("alpha", "beta"):
+            board.enroll_host(operator, name=name, labels=(), secret=f"s-{name}", readmit=False)
+
+    def test_from_chat_it_needs_the_admin_role_whatever_the_surface(
+        self, hosts, make_ctx, make_task, board
+    ):
+        task = make_task(host="alpha")
+        for role in (None, "operator", "approver"):
+            ctx = dataclasses.replace(make_ctx(place=("telegram", "1", "")), role=role)
+            result = run_command(["edit", task.ref, "--host", "beta"], ctx)
+            assert result.errors == ("re-placing a task needs the admin role",)
+        admin = dataclasses.replace(make_ctx(place=("telegram", "1", "")), role="admin")
+        assert_ok(run_command(["edit", task.ref, "--host", "beta"], admin))
+
+    def test_a_worker_may_not_re_place(self, hosts, run, make_task, worker_on, board):
+        task = make_task(assignee="coder")
+        result = run(["edit", task.ref, "--any-host"], actor=worker_on(task))
+        assert result.exit_code == 1
+        assert "a worker may not re-place a task" in result.errors[0]
+
+    def test_the_worktree_left_behind_is_named_and_hidden_from_chat(
+        self, hosts, run, make_task, board, operator, make_ctx
+    ):
+        from kanban_core.board.validation import WorkspaceSpec
+        from tests.kanban_core.support import set_columns
+
+        task = make_task(workspace=WorkspaceSpec(WorkspaceKind.WORKTREE), repo="/srv/repo")
+        alpha = scalar_host(board, "alpha")
+        set_columns(
+            board, task.id, host_id=alpha, workspace_path="/srv/wt/t1", branch_name="kanban/t1"
+        )
+        board.revoke_host(operator, "alpha")
+
+        result = assert_ok(run(["edit", task.ref, "--host", "beta"]))
+
+        assert texts(result) == [
+            f"Re-placed {task.ref}: host 'alpha' → host 'beta'",
+            "Its worktree /srv/wt/t1 (branch kanban/t1) stays on the disk of host 'alpha': the "
+            "task is detached from it, and its next run makes a new worktree where it runs",
+            f"It is still blocked: `unblock {task.ref}` lets its new host claim it",
+        ]
+        other = make_task(workspace=WorkspaceSpec(WorkspaceKind.WORKTREE), repo="/srv/repo")
+        set_columns(board, other.id, host_id=scalar_host(board, "beta"), workspace_path="/b/t2")
+        ctx = dataclasses.replace(make_ctx(place=("telegram", "1", "")), role="admin")
+        said = texts(assert_ok(run_command(["edit", other.ref, "--any-host"], ctx)))
+        # A chat is never shown a server path.
+        assert said[1].startswith("Its worktree stays on the disk of host 'beta': ")
+        assert "/b/t2" not in " ".join(said)
+
+
+def scalar_host(board, name: str) -> int:
+    from tests.kanban_core.support import scalar
+
+    return int(scalar(board, "SELECT id FROM hosts WHERE name = :name", name=name))

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from kanban_core import Actor, Kanban, RunOutcome, TaskStatus
+from kanban_core.board.domain import BlockKind
 from kanban_core.board.hosts import HostIdentity
 from kanban_core.dispatch.dispatcher import Dispatcher
 from tests.kanban_core.dispatch.test_dispatcher import ConfigHolder, FakeSpawner, profile
@@ -98,3 +99,48 @@ def test_a_missing_hosts_run_is_reclaimed_when_its_lease_runs_out(
     assert leader.run_pass().reclaimed == []  # its lease still holds: it may yet report
     execute(board, "UPDATE tasks SET lease_expires_ms = lease_expires_ms - 3600000")
     assert leader.run_pass().reclaimed == [task.id]
+
+
+def test_a_revoked_hosts_bound_work_is_blocked_then_re_placed_and_run_by_the_new_host(
+    board, operator, make_task, spawner
+):
+    alpha = _enroll(board, operator, "alpha")
+    beta = _enroll(board, operator, "beta")
+    _enroll(board, operator, "gamma")
+    running = make_task(assignee="coder", host="alpha")
+    board.host = alpha
+    (started,) = _dispatcher(board, spawner, cap=1).run_pass().spawned
+    assert started.task_id == running.id
+    board.revoke_host(operator, "alpha")
+
+    # The leader reclaims the fenced run and, in the same pass, blocks what only alpha could
+    # run: it would otherwise sit in ready where no host may claim it.
+    board.host = None
+    report = _dispatcher(board, spawner, cap=0).run_pass()
+    assert report.reclaimed == [running.id]
+    assert report.stranded == [running.id]
+    assert report.to_json()["stranded"] == [f"t{running.id}"]
+    task = board.get(running.id)
+    assert (task.status, task.block_kind) == (TaskStatus.BLOCKED, BlockKind.PLACEMENT)
+
+    board.place(operator, running.id, host="beta")
+    board.unblock(operator, running.id)
+    board.host = _enroll_view(board, "gamma")
+    assert _dispatcher(board, spawner, cap=5).run_pass().spawned == []  # not gamma's
+    board.host = beta
+    (again,) = _dispatcher(board, spawner, cap=5).run_pass().spawned
+    assert again.task_id == running.id
+    assert (
+        scalar(
+            board,
+            "SELECT h.name FROM task_runs r JOIN hosts h ON h.id = r.host_id WHERE r.id = :id",
+            id=again.run_id,
+        )
+        == "beta"
+    )
+
+
+def _enroll_view(board: Kanban, name: str) -> HostIdentity:
+    """Another host's identity as its own host.json would give it (its enrolled secret)."""
+    host_id = scalar(board, "SELECT id FROM hosts WHERE name = :name", name=name)
+    return HostIdentity(int(host_id), name, f"s-{name}")
