@@ -172,12 +172,15 @@ def test_a_host_batch_takes_only_its_work_and_a_revoked_host_none(board, operato
     assert claimed == {mine, gpu, loose}
     assert rows(board, "SELECT DISTINCT host_id FROM task_runs") == [(beta.host_id,)]
 
+    spare = make_task().id
     board.revoke_host(operator, "alpha")
     board.host = alpha
-    assert board.claim_candidates(operator, [Candidate(theirs, None, None)]) == []
-    board.host = HostIdentity(alpha.host_id, "alpha", "guessed")
+    assert board.claim_candidates(operator, [Candidate(spare, None, None)]) == []
     assert board.claim_next(operator, 10) == []
-    assert board.get(theirs).status is TaskStatus.READY
+    board.host = HostIdentity(beta.host_id, "beta", "guessed")
+    assert board.claim_next(operator, 10) == []
+    assert board.get(spare).status is TaskStatus.READY
+    assert board.get(theirs).status is TaskStatus.BLOCKED  # bound to the revoked host
 
 
 @pytest.mark.parametrize(
