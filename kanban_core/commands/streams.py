@@ -7,10 +7,10 @@ context is not interactive (chat), they return a bounded snapshot and never bloc
 from __future__ import annotations
 
 import argparse
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kanban_core.board import late_commits
 from kanban_core.board.domain import Event, EventKind, TaskId, format_task_id
 from kanban_core.board.kanban import Kanban
 from kanban_core.commands import argtypes
@@ -21,11 +21,10 @@ from kanban_core.commands.result import CommandResult, Text
 from kanban_core.errors import UsageError
 
 SNAPSHOT_EVENTS = 20
-# PostgreSQL hands out event ids at insert time, not commit time, so a row with a smaller id can
-# become visible after a larger one was read. Re-reading a window below the cursor (and
-# skipping ids already shown) catches those late commits.
-_OVERLAP_IDS = 256
 _BATCH = 200
+#: Ids a follower remembers as shown: a repeat can only be an id below its cursor, and only one
+#: from the late-commit window (``late_commits``), which never holds more holes than this.
+_SHOWN = 2 * late_commits.MAX_HOLES
 
 
 def register(sub: Any) -> None:
@@ -145,21 +144,44 @@ def _follow(
     task_id: TaskId | None,
     wanted: Callable[[Event], bool],
 ) -> Iterator[CommandResult]:
-    floor = cursor  # at or below: already shown, or skipped on purpose (watch starts live)
-    recent_ids: deque[int] = deque(maxlen=4 * _OVERLAP_IDS)
+    """Yield the events after ``cursor`` as they commit, each once, until interrupted.
+
+    On PostgreSQL an event with an id below the cursor can commit after it was read past: the
+    follower keeps each id it skipped for the late-commit window and looks for it on every poll,
+    as the web board's hub does (``late_commits``). Every event is read, whatever the task, so a
+    skipped id is a real hole, never another task's event.
+    """
+    late = late_commits.may_commit_late(board.db)
+    holes = late_commits.Holes()
+    shown: dict[int, None] = {}  # insertion-ordered, bounded to the newest _SHOWN
+    if late:
+        # At or below the cursor: shown already, or skipped on purpose (watch starts live); the
+        # ids missing among the recent ones are writes still open, to be shown when they commit.
+        recent = late_commits.window_before(board.db, cursor, limit=late_commits.MAX_HOLES)
+        shown.update(dict.fromkeys(e.id for e in recent))
+        if recent:
+            holes.open(recent[0].id - 1, recent, shown)
     while True:
+        waiting = holes.pending() if late else []
+        events = late_commits.by_ids(board.db, waiting) if waiting else []
+        after = cursor
+        newer = board.events_after(after, limit=_BATCH)
+        if late:
+            holes.open(after, newer, shown)
         fresh = []
-        after = max(floor, cursor - _OVERLAP_IDS)
-        for event in board.events_after(after, task_id=task_id, limit=_BATCH + _OVERLAP_IDS):
-            if event.id in recent_ids:
-                continue
-            recent_ids.append(event.id)
+        for event in events + newer:
+            holes.fill(event.id)
             cursor = max(cursor, event.id)
-            if wanted(event):
+            if event.id in shown:
+                continue
+            shown[event.id] = None
+            if (task_id is None or event.task_id == task_id) and wanted(event):
                 fresh.append(Text(event_line(event, with_task=task_id is None)))
+        while len(shown) > _SHOWN:
+            del shown[next(iter(shown))]
         if fresh:
             yield CommandResult(blocks=tuple(fresh))
-        else:
+        elif len(newer) < _BATCH:
             ctx.sleep(interval)
 
 

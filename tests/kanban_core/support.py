@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from kanban_core import Actor, Claim, Kanban, TaskId
-from kanban_core.storage import Query
+from kanban_core.board.domain import EventKind
+from kanban_core.board.events import append as append_event
+from kanban_core.storage import Database, Query
 
 #: Every table the kernel writes, plus Alembic's version table.
 TABLES = (
@@ -83,3 +85,21 @@ def event_kinds(board: Kanban, task_id: TaskId) -> list[str]:
 def worker(claim: Claim, name: str = "claimer") -> Actor:
     """The actor of the worker holding ``claim``."""
     return Actor(name=name, run=claim.proof)
+
+
+class OpenWrite:
+    """A write transaction on a connection of its own that inserted an event and stays open.
+
+    On PostgreSQL its event has a smaller id than any committed after it, yet becomes visible
+    only at ``commit``: the late commit that followers of the log must not miss.
+    """
+
+    def __init__(self, board: Kanban, task_id: TaskId, text: str = "late") -> None:
+        self.db = Database(board.db.url)
+        self._tx = self.db.transaction(write=True)
+        tx = self._tx.__enter__()
+        self.event_id = append_event(tx, task_id, EventKind.COMMENTED, {"text": text})
+
+    def commit(self) -> None:
+        self._tx.__exit__(None, None, None)
+        self.db.close()

@@ -91,8 +91,8 @@ async def test_too_far_behind_is_told_to_reload(board, executor, monkeypatch) ->
 
 
 def test_holes_fill_expire_and_stay_bounded(monkeypatch) -> None:
+    from kanban_core.board import late_commits as late
     from kanban_core.board.domain import Event, TaskId
-    from web import late
 
     def event(event_id: int) -> Event:
         return Event(event_id, TaskId(1), None, "commented", None, 0)
@@ -106,7 +106,7 @@ def test_holes_fill_expire_and_stay_bounded(monkeypatch) -> None:
     from types import SimpleNamespace
 
     later = time.monotonic() + late.LATE_COMMIT_S + 2
-    monkeypatch.setattr("web.late.time", SimpleNamespace(monotonic=lambda: later))
+    monkeypatch.setattr(late, "time", SimpleNamespace(monotonic=lambda: later))
     assert holes.pending() == []  # past the window: those ids rolled back or never commit
     monkeypatch.setattr(late, "MAX_HOLES", 3)
     holes.open(0, [event(100)], seen=set())

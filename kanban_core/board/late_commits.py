@@ -4,26 +4,27 @@ PostgreSQL hands out event ids at insert, so a transaction that inserted id 7 ma
 another one's id 8 has been read: "everything after 8" then never shows 7. SQLite has one
 writer at a time, so there ids are commit order and none of this applies.
 
-Both places that follow the log by id close the hole with one bound, ``LATE_COMMIT_S``: how long
-a write transaction may stay open after inserting an event. An event is stamped with the
-database clock when its insert runs (``created_ms``), so an event that was still uncommitted
-when event N was read has ``created_ms`` no earlier than N's ``created_ms - LATE_COMMIT_S``:
+Every place that follows the log by id (the web board's hub and resuming browsers, the CLI's
+``tail`` and ``watch``) closes the hole with one bound, ``LATE_COMMIT_S``: how long a write
+transaction may stay open after inserting an event. An event is stamped with the database clock
+when its insert runs (``created_ms``), so an event that was still uncommitted when event N was
+read has ``created_ms`` no earlier than N's ``created_ms - LATE_COMMIT_S``:
 
-* a browser resuming from N is sent, besides everything after N, the events with an id up to N
-  stamped in that window (the page patches cards idempotently, so a repeat is harmless);
-* the hub remembers the ids it skipped (the holes below its cursor) for that long and looks for
-  them on every read.
+* a reader starting or resuming from N reads the events with an id up to N stamped in that
+  window (``window_before``): a browser is sent them again (the page patches cards
+  idempotently), a follower counts them as seen and the ids missing among them as holes;
+* a follower remembers the ids it skipped (the holes below its cursor, ``Holes``) for that long
+  and looks for them on every read (``by_ids``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
-from kanban_core import Kanban
 from kanban_core.board.domain import Event
 from kanban_core.board.rows import EVENT_COLUMNS, event_from_row
-from kanban_core.storage import Query
+from kanban_core.storage import Database, Query
 
 #: The longest a kernel write transaction is taken to stay open after inserting an event. The
 #: kernel's write transactions are a handful of statements (milliseconds; see the benchmarks),
@@ -31,39 +32,39 @@ from kanban_core.storage import Query
 #: hosts' leases treat a few seconds of silence as trouble already; 5 s covers that with room.
 #: An event committed later than this still reaches the board on its next reload.
 LATE_COMMIT_S = 5.0
-#: Holes the hub tracks at most (a gap larger than this is rolled-back ids, not open writes).
+#: Holes a follower tracks at most (a gap larger than this is rolled-back ids, not open writes).
 MAX_HOLES = 4096
 
 _WINDOW = Query(
-    "web_events_in_late_window",
+    "events_in_late_window",
     f"SELECT {EVENT_COLUMNS} FROM task_events WHERE id <= :since AND created_ms >= "
     "(SELECT created_ms FROM task_events WHERE id <= :since ORDER BY id DESC LIMIT 1) - :window_ms "
     "ORDER BY id LIMIT :limit",
 )
 _BY_IDS = Query(
-    "web_events_by_ids",
+    "events_by_ids",
     f"SELECT {EVENT_COLUMNS} FROM task_events WHERE id = ANY(:ids) ORDER BY id",
 )
 
 
-def may_commit_late(board: Kanban) -> bool:
+def may_commit_late(db: Database) -> bool:
     """Whether ids can become visible out of order on this database."""
-    return board.db.dialect == "postgresql"
+    return db.dialect == "postgresql"
 
 
-def window_before(board: Kanban, since: int, *, limit: int) -> list[Event]:
+def window_before(db: Database, since: int, *, limit: int) -> list[Event]:
     """Events with an id up to ``since`` stamped within ``LATE_COMMIT_S`` of it, oldest first."""
     params = {"since": since, "window_ms": int(LATE_COMMIT_S * 1000), "limit": limit}
-    return [event_from_row(row) for row in board.db.read(_WINDOW, params)]
+    return [event_from_row(row) for row in db.read(_WINDOW, params)]
 
 
-def by_ids(board: Kanban, ids: list[int]) -> list[Event]:
+def by_ids(db: Database, ids: list[int]) -> list[Event]:
     """The events among ``ids`` that are visible now (PostgreSQL only)."""
-    return [event_from_row(row) for row in board.db.read(_BY_IDS, {"ids": ids})]
+    return [event_from_row(row) for row in db.read(_BY_IDS, {"ids": ids})]
 
 
 class Holes:
-    """Ids below the hub's cursor it has not seen, each kept until it can no longer commit."""
+    """Ids below a follower's cursor it has not seen, each kept until it can no longer commit."""
 
     def __init__(self) -> None:
         self._until: dict[int, float] = {}  # id -> monotonic deadline, oldest first
@@ -71,11 +72,12 @@ class Holes:
     def __len__(self) -> int:
         return len(self._until)
 
-    def open(self, after: int, events: Iterable[Event], seen: set[int]) -> None:
+    def open(self, after: int, events: Iterable[Event], seen: Container[int]) -> None:
         """Note the ids skipped between ``after`` and each new event (read just now)."""
         # A skipped id was handed out before the event above it, which was visible when read;
         # so its transaction commits within LATE_COMMIT_S of now, or not at all. A second
-        # covers the change watch's wake-up and the hub's debounce after that commit.
+        # covers a follower's wake-up after that commit (the change watch and the hub's
+        # debounce, or a poll).
         deadline = time.monotonic() + LATE_COMMIT_S + 1.0
         previous = after
         for event in events:
