@@ -23,7 +23,7 @@ from kanban_core.commands.result import Table
 from kanban_core.commands.workspace_remote import to_args, to_argv
 from kanban_core.errors import ValidationError
 from tests.gitrepos import write
-from tests.kanban_core.support import rows, snapshot
+from tests.kanban_core.support import execute, rows, snapshot
 from tests.kanban_core.workspaces.interactive.conftest import Kit
 from tests.kanban_core.workspaces.interactive.test_ws_commands import (
     Run,
@@ -137,6 +137,27 @@ def test_a_terminal_waits_for_the_answer_from_the_other_host(
     assert result.exit_code == 0, result.errors
     assert text(result).startswith("sent to host build-2 (request 1):")
     assert "api" in text(result)
+
+
+def test_a_waiting_terminal_whose_finished_request_gc_removed_is_told_so(
+    board: Kanban, chat: Run, config_file: Path, two, kit: Kit
+) -> None:
+    board.host = two[1]
+    ws_id = chat("new", "Notes", "--repo", "api").data["workspace"]
+    board.host = two[0]
+
+    # build-2 answers, and a gc that keeps nothing runs before the terminal looks again.
+    def served_then_collected(_seconds: float) -> None:
+        _serve(board, config_file, two[1])
+        execute(board, "UPDATE exec_requests SET finished_ms = finished_ms - 1000")
+        board.gc(Actor("alice"), event_retention_days=0, log_retention_days=30)
+
+    result = _cli(board, config_file, served_then_collected)("status", "--ws", ws_id)
+    assert result.exit_code == 1
+    assert result.errors == (
+        "sent to host build-2 (request 1): it ended and gc removed it; see `kanban audit`",
+    )
+    assert rows(board, "SELECT count(*) FROM exec_requests") == [(0,)]
 
 
 def test_an_unenrolled_terminal_is_told_where_to_run_it(
