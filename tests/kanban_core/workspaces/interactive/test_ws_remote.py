@@ -121,12 +121,18 @@ def test_a_chat_diff_on_another_host_is_sent_there_once_and_run_there(
     assert (state, requester, role) == ("done", "telegram:1", "terminal")
 
 
+def _made_on_build_2(board: Kanban, chat: Run, two: tuple[HostIdentity, HostIdentity]) -> str:
+    """A workspace made on build-2; then build-1 acts. Returns its id."""
+    board.host = two[1]
+    ws_id: str = chat("new", "Notes", "--repo", "api").data["workspace"]
+    board.host = two[0]
+    return ws_id
+
+
 def test_a_terminal_waits_for_the_answer_from_the_other_host(
     board: Kanban, chat: Run, config_file: Path, two, kit: Kit
 ) -> None:
-    board.host = two[1]
-    ws_id = chat("new", "Notes", "--repo", "api").data["workspace"]
-    board.host = two[0]
+    ws_id = _made_on_build_2(board, chat, two)
 
     # While the terminal waits, build-2's gateway takes the request (played in its sleep).
     def build_2_serves(_seconds: float) -> None:
@@ -142,9 +148,7 @@ def test_a_terminal_waits_for_the_answer_from_the_other_host(
 def test_a_waiting_terminal_whose_finished_request_gc_removed_is_told_so(
     board: Kanban, chat: Run, config_file: Path, two, kit: Kit
 ) -> None:
-    board.host = two[1]
-    ws_id = chat("new", "Notes", "--repo", "api").data["workspace"]
-    board.host = two[0]
+    ws_id = _made_on_build_2(board, chat, two)
 
     # build-2 answers, and a gc that keeps nothing runs before the terminal looks again.
     def served_then_collected(_seconds: float) -> None:
