@@ -14,7 +14,7 @@ read has ``created_ms`` no earlier than N's ``created_ms - LATE_COMMIT_S``:
   window (``window_before``): a browser is sent them again (the page patches cards
   idempotently), a follower counts them as seen and the ids missing among them as holes;
 * a follower remembers the ids it skipped (the holes below its cursor, ``Holes``) for that long
-  and looks for them on every read (``by_ids``).
+  and looks for them on every read (``by_ids``); ``Follower`` is that, for a synchronous reader.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 from collections.abc import Container, Iterable
 
 from kanban_core.board.domain import Event
+from kanban_core.board.reads import EVENTS_AFTER
 from kanban_core.board.rows import EVENT_COLUMNS, event_from_row
 from kanban_core.storage import Database, Query
 
@@ -99,3 +100,55 @@ class Holes:
     def fill(self, event_id: int) -> None:
         """An event arrived: its id is no longer a hole."""
         self._until.pop(event_id, None)
+
+
+class Follower:
+    """A synchronous reader of the log from a cursor that returns each event once, late commits
+    included (the CLI's ``tail`` and ``watch``; the web board's hub does the same in asyncio).
+
+    Made before anything is shown from the log, so an event that commits meanwhile below the
+    cursor is a hole it finds, never one it counts as seen unshown.
+    """
+
+    def __init__(self, db: Database, cursor: int, *, batch: int = 200) -> None:
+        self.db = db
+        self.cursor = cursor
+        self.batch = batch
+        self._late = may_commit_late(db)
+        self._holes = Holes()
+        self._seen: dict[int, None] = {}  # insertion-ordered, bounded to the newest few
+        if self._late:
+            # At or below the cursor: seen (shown, or older than what is shown); the ids missing
+            # among the recent ones are writes still open, to be returned when they commit.
+            recent = window_before(db, cursor, limit=MAX_HOLES)
+            self.seen(e.id for e in recent)
+            if recent:
+                self._holes.open(recent[0].id - 1, recent, self._seen)
+
+    def seen(self, ids: Iterable[int]) -> None:
+        """Count these ids as returned already (a snapshot shown beside the follower)."""
+        self._seen.update(dict.fromkeys(ids))
+        while len(self._seen) > 2 * MAX_HOLES:  # a repeat is only ever a recent hole's id
+            del self._seen[next(iter(self._seen))]
+
+    def poll(self) -> tuple[list[Event], bool]:
+        """The events not returned before, oldest first, and whether the log was read to its end.
+
+        Every event is read, whatever its task, so a skipped id is a write still open (or
+        rolled back), never an event that a filter left out.
+        """
+        waiting = self._holes.pending() if self._late else []
+        filled = by_ids(self.db, waiting) if waiting else []
+        after = self.cursor
+        params = {"after": after, "limit": self.batch}
+        newer = [event_from_row(row) for row in self.db.read(EVENTS_AFTER, params)]
+        if self._late:
+            self._holes.open(after, newer, self._seen)
+        fresh = []
+        for event in filled + newer:
+            self._holes.fill(event.id)
+            self.cursor = max(self.cursor, event.id)
+            if event.id not in self._seen:
+                fresh.append(event)
+        self.seen(e.id for e in fresh)
+        return fresh, len(newer) < self.batch

@@ -22,9 +22,6 @@ from kanban_core.errors import UsageError
 
 SNAPSHOT_EVENTS = 20
 _BATCH = 200
-#: Ids a follower remembers as shown: a repeat can only be an id below its cursor, and only one
-#: from the late-commit window (``late_commits``), which never holds more holes than this.
-_SHOWN = 2 * late_commits.MAX_HOLES
 
 
 def register(sub: Any) -> None:
@@ -61,14 +58,17 @@ def tail(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     _check_numbers(args)
     task_id = args.task_id
     board = ctx.board()
+    snapshot_only = args.once or not ctx.interactive
+    # Before the snapshot: an event committed in between is either in it or found after it.
+    follower = None if snapshot_only else _follower(board)
     recent = board.recent_events(task_id=task_id, limit=args.limit)
     lines = [event_line(e) for e in recent] or [f"(no events yet for {format_task_id(task_id)})"]
-    if args.once or not ctx.interactive:
+    if follower is None:
         return CommandResult(blocks=tuple(Text(line) for line in lines))
-    cursor = recent[-1].id if recent else 0
+    follower.seen(e.id for e in recent)
     return CommandResult(
         blocks=tuple(Text(line) for line in lines),
-        follow=lambda: _follow(ctx, board, cursor, args.interval, task_id, lambda _e: True),
+        follow=lambda: _follow(ctx, follower, args.interval, task_id, lambda _e: True),
     )
 
 
@@ -101,11 +101,16 @@ def watch(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         shown = recent[-args.limit :]
         lines = [event_line(e, with_task=True) for e in shown] or ["(no matching events)"]
         return CommandResult(blocks=tuple(Text(line) for line in lines))
-    start = board.max_event_id()
+    follower = _follower(board)
     return CommandResult(
-        blocks=(Text(f"watching from event {start} (Ctrl-C to stop)"),),
-        follow=lambda: _follow(ctx, board, start, args.interval, None, wanted),
+        blocks=(Text(f"watching from event {follower.cursor} (Ctrl-C to stop)"),),
+        follow=lambda: _follow(ctx, follower, args.interval, None, wanted),
     )
+
+
+def _follower(board: Kanban) -> late_commits.Follower:
+    """A follower of the whole log from its newest event (a task's is filtered as it comes)."""
+    return late_commits.Follower(board.db, board.max_event_id(), batch=_BATCH)
 
 
 def _watch_task(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
@@ -138,50 +143,22 @@ def _watch_task(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def _follow(
     ctx: CommandContext,
-    board: Kanban,
-    cursor: int,
+    follower: late_commits.Follower,
     interval: float,
     task_id: TaskId | None,
     wanted: Callable[[Event], bool],
 ) -> Iterator[CommandResult]:
-    """Yield the events after ``cursor`` as they commit, each once, until interrupted.
-
-    On PostgreSQL an event with an id below the cursor can commit after it was read past: the
-    follower keeps each id it skipped for the late-commit window and looks for it on every poll,
-    as the web board's hub does (``late_commits``). Every event is read, whatever the task, so a
-    skipped id is a real hole, never another task's event.
-    """
-    late = late_commits.may_commit_late(board.db)
-    holes = late_commits.Holes()
-    shown: dict[int, None] = {}  # insertion-ordered, bounded to the newest _SHOWN
-    if late:
-        # At or below the cursor: shown already, or skipped on purpose (watch starts live); the
-        # ids missing among the recent ones are writes still open, to be shown when they commit.
-        recent = late_commits.window_before(board.db, cursor, limit=late_commits.MAX_HOLES)
-        shown.update(dict.fromkeys(e.id for e in recent))
-        if recent:
-            holes.open(recent[0].id - 1, recent, shown)
+    """Yield the wanted events as they commit, each once (late commits too), until interrupted."""
     while True:
-        waiting = holes.pending() if late else []
-        events = late_commits.by_ids(board.db, waiting) if waiting else []
-        after = cursor
-        newer = board.events_after(after, limit=_BATCH)
-        if late:
-            holes.open(after, newer, shown)
-        fresh = []
-        for event in events + newer:
-            holes.fill(event.id)
-            cursor = max(cursor, event.id)
-            if event.id in shown:
-                continue
-            shown[event.id] = None
-            if (task_id is None or event.task_id == task_id) and wanted(event):
-                fresh.append(Text(event_line(event, with_task=task_id is None)))
-        while len(shown) > _SHOWN:
-            del shown[next(iter(shown))]
+        events, caught_up = follower.poll()
+        fresh = [
+            Text(event_line(event, with_task=task_id is None))
+            for event in events
+            if (task_id is None or event.task_id == task_id) and wanted(event)
+        ]
         if fresh:
             yield CommandResult(blocks=tuple(fresh))
-        elif len(newer) < _BATCH:
+        elif caught_up:
             ctx.sleep(interval)
 
 
