@@ -97,12 +97,7 @@ class MaintenanceLoop:
                 log.warning("scheduled gc failed: %s", exc, extra={"action": "gc"})
             else:
                 if report is not None:
-                    log.info(
-                        "gc: %s event(s), %s delivery row(s) removed",
-                        report.events,
-                        report.deliveries,
-                        extra={"action": "gc"},
-                    )
+                    log.info("gc: %s", report.rows_line(), extra={"action": "gc"})
         if time.monotonic() >= self._next_logs:
             self._next_logs = time.monotonic() + interval_s
             removed = await self.executor.run(

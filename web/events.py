@@ -4,7 +4,7 @@ The change watch (the gateway's, or the web server's own) calls ``on_change``; t
 moment for the burst to settle, reads the new events once, keeps the newest in a ring and wakes
 every open stream. Streams never read the database themselves, except once when a browser
 resumes: from a cursor older than the ring, or on PostgreSQL for the late-commit window
-(``web.late``).
+(``kanban_core.board.late_commits``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 from gateway.executor import KernelExecutor
 from kanban_core import Kanban
+from kanban_core.board import late_commits as late
 from kanban_core.board.domain import Event
 from kanban_core.commands.chat_view import hide_paths
-from web import late
 
 log = logging.getLogger(__name__)
 #: How long a burst may keep arriving before it is read in one go (seconds).
@@ -66,10 +66,10 @@ class EventHub:
     async def run(self, stop: asyncio.Event) -> None:
         """Read and publish until ``stop`` is set."""
         self.cursor = self.floor = await self.executor.run(self.board.max_event_id)
-        if late.may_commit_late(self.board):
+        if late.may_commit_late(self.board.db):
             # Writes still open at start are holes below the cursor like any later ones.
             recent = await self.executor.run(
-                late.window_before, self.board, self.cursor, limit=RING
+                late.window_before, self.board.db, self.cursor, limit=RING
             )
             for event in recent:
                 self._remember(event.id)
@@ -97,16 +97,16 @@ class EventHub:
                 self._published.notify_all()
 
     async def _read(self) -> None:
-        waiting = self._holes.pending() if late.may_commit_late(self.board) else []
+        waiting = self._holes.pending() if late.may_commit_late(self.board.db) else []
         if waiting:
-            filled = await self.executor.run(late.by_ids, self.board, waiting)
+            filled = await self.executor.run(late.by_ids, self.board.db, waiting)
             self.reads += 1
             await self._publish(filled)
         while True:
             after = self.cursor
             events = await self.executor.run(self.board.events_after, after, limit=_BATCH)
             self.reads += 1
-            if late.may_commit_late(self.board):
+            if late.may_commit_late(self.board.db):
                 self._holes.open(after, events, self._seen)
             await self._publish(events)
             if len(events) < _BATCH:
@@ -170,11 +170,11 @@ class EventHub:
         """What a resuming browser missed; None when that is too much to send."""
         ring = [event for _, event in self._ring]
         # On PostgreSQL an event with an id up to ``since`` may have committed after the browser
-        # read ``since``: send again the ones stamped in the late-commit window (web.late).
+        # read ``since``: send again the ones stamped in the late-commit window (late_commits).
         replay: list[dict[str, Any]] = []
-        if late.may_commit_late(self.board):
+        if late.may_commit_late(self.board.db):
             window = await self.executor.run(
-                late.window_before, self.board, since, limit=MAX_CATCH_UP + 1
+                late.window_before, self.board.db, since, limit=MAX_CATCH_UP + 1
             )
             if len(window) > MAX_CATCH_UP:
                 return None

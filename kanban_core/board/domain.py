@@ -422,6 +422,15 @@ class GcReport:
     log_files: int
     workspaces: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    exec_requests: int = 0  # finished execution requests past the event retention
+    exec_nonces: int = 0  # spent nonces no request can still carry
+
+    def rows_line(self) -> str:
+        """The board rows removed, in words (the scheduled run's summary and log line)."""
+        return (
+            f"{self.events} event(s), {self.deliveries} delivery row(s), "
+            f"{self.exec_requests} exec request(s), {self.exec_nonces} spent nonce(s) removed"
+        )
 
 
 def _seconds(ms: int | None) -> int | None:

@@ -40,6 +40,9 @@ class ExecState(enum.StrEnum):
 FINAL_STATES = frozenset({ExecState.DONE, ExecState.FAILED, ExecState.EXPIRED, ExecState.REFUSED})
 #: The platform a terminal's request is recorded under (nothing is sent back; the CLI waits).
 CLI_PLATFORM = "cli"
+#: The longest expiry a request may have (``workspaces.request_expiry_seconds`` is capped here):
+#: gc forgets a spent nonce only once every request that could carry it has expired.
+MAX_REQUEST_EXPIRY_S = 86_400
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,10 @@ with its secret, as a task claim does) and spends each nonce in the same transac
 request is run at most once: a row set back to pending, or re-inserted after it was purged,
 finds its nonce spent and is refused (and audited). A running row is never claimed again;
 after the executor's restart it is reported failed ("interrupted") instead (see the README).
+
+A claim checks a request's expiry before its nonce, so a nonce matters only while a request
+carrying it could still be unexpired: gc forgets nonces spent longer ago than the longest
+expiry (plus a margin), and finished requests older than the event retention.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from kanban_core.board.domain import EventKind, TaskId
 from kanban_core.board.exec_records import (
     CLI_PLATFORM,
     FINAL_STATES,
+    MAX_REQUEST_EXPIRY_S,
     ExecCommand,
     ExecRequest,
     ExecState,
@@ -36,6 +41,11 @@ from kanban_core.storage import Query, Transaction
 MAX_ARGS_BYTES = 64 * 1024
 #: Result text kept on the row (the chat reply carries its own, bounded by the platform).
 MAX_RESULT_CHARS = 200_000
+#: How long gc keeps a spent nonce: a request is claimed before its expiry, at most
+#: ``MAX_REQUEST_EXPIRY_S`` after it was made, so once that has passed since the nonce was spent
+#: any copy of the request is refused as expired before its nonce is looked at. The margin covers
+#: a database clock that steps back.
+NONCE_KEEP_MS = (MAX_REQUEST_EXPIRY_S + 86_400) * 1000
 
 
 _COLUMNS = (
@@ -98,6 +108,16 @@ _OVERDUE = Query(
 )
 
 
+_PURGE_NONCES = Query(
+    "exec_purge_nonces", "DELETE FROM exec_nonces WHERE used_ms < {now} - :keep_ms"
+)
+_PURGE_FINISHED = Query(
+    "exec_purge_finished",
+    "DELETE FROM exec_requests WHERE state IN ('done', 'failed', 'expired', 'refused') "
+    "AND finished_ms < :cutoff",
+)
+
+
 _ANY_PENDING = Query(
     "exec_any_pending",
     "SELECT 1 FROM exec_requests WHERE target_host_id = :host_id AND state = 'pending' LIMIT 1",
@@ -139,6 +159,10 @@ def create(
 
     A revoked host is refused at once: nothing would ever take the request.
     """
+    if not 0 <= ttl_ms <= MAX_REQUEST_EXPIRY_S * 1000:
+        raise ValidationError(
+            f"a request's expiry must be between 0 and {MAX_REQUEST_EXPIRY_S} seconds"
+        )
     if host.revoked:
         raise ValidationError(
             f"host {host.name!r} was revoked; workspace {workspace_id} lives on its disk and "
@@ -272,6 +296,17 @@ def recover_interrupted(tx: Transaction, host_id: int, *, claimer: str) -> list[
         if settle(tx, int(request_id), ExecState.FAILED, text):
             failed.append(int(request_id))
     return failed
+
+
+def collect(tx: Transaction, *, finished_before_ms: int) -> tuple[int, int]:
+    """gc: delete requests finished before the cutoff, and nonces no request can still use.
+
+    Returns (requests, nonces) removed. Pending and running requests are never touched; the
+    audit log keeps every request's end after its row is gone.
+    """
+    requests = tx.execute(_PURGE_FINISHED, {"cutoff": finished_before_ms})
+    nonces = tx.execute(_PURGE_NONCES, {"keep_ms": NONCE_KEEP_MS})
+    return requests, nonces
 
 
 def expire_overdue(tx: Transaction, *, limit: int = 100) -> list[int]:

@@ -938,17 +938,16 @@ class Kanban:
     # -- maintenance ------------------------------------------------------------------------
 
     def gc(self, actor: Actor, *, event_retention_days: int, log_retention_days: int) -> GcReport:
-        """The board's part of gc: old events/deliveries of finished tasks and old worker logs."""
+        """The board's part of gc: old events/deliveries of finished tasks, finished execution
+        requests and spent nonces, and old worker logs."""
         _require_operator(actor, "gc")
         for days in (event_retention_days, log_retention_days):
             if not 0 <= days <= _MAX_RETENTION_DAYS:
                 raise ValidationError(f"retention days must be between 0 and {_MAX_RETENTION_DAYS}")
         with self.db.transaction(write=True) as tx:
-            removed_events, deliveries = maintenance.collect(
-                tx, event_retention_days=event_retention_days
-            )
+            report = maintenance.collect(tx, event_retention_days=event_retention_days)
         logs = maintenance.collect_logs(self.settings.logs_dir, retention_days=log_retention_days)
-        return GcReport(events=removed_events, deliveries=deliveries, log_files=logs)
+        return replace(report, log_files=logs)
 
     def scheduled_gc(
         self, *, owner: str, interval_ms: int, event_retention_days: int
@@ -958,13 +957,9 @@ class Kanban:
         with self.db.transaction(write=True) as tx:
             if not maintenance.claim_run(tx, GC_JOB, owner=owner, interval_ms=interval_ms):
                 return None
-            removed_events, deliveries = maintenance.collect(
-                tx, event_retention_days=event_retention_days
-            )
-            maintenance.note_run(
-                tx, GC_JOB, f"{removed_events} event(s), {deliveries} delivery row(s) removed"
-            )
-        return GcReport(events=removed_events, deliveries=deliveries, log_files=0)
+            report = maintenance.collect(tx, event_retention_days=event_retention_days)
+            maintenance.note_run(tx, GC_JOB, report.rows_line())
+        return report
 
     def maintenance_runs(self) -> builtins.list[maintenance.MaintenanceRun]:
         """When each scheduled maintenance job last ran, and by whom."""

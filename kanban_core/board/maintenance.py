@@ -1,5 +1,6 @@
-"""Garbage collection (old events and deliveries of finished tasks, old worker logs) and the
-record of scheduled maintenance runs that keeps each job to one run per interval."""
+"""Garbage collection (old events and deliveries of finished tasks, finished execution requests
+and spent nonces, old worker logs) and the record of scheduled maintenance runs that keeps each
+job to one run per interval."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kanban_core.board import exec_requests
+from kanban_core.board.domain import GcReport
 from kanban_core.storage import Query, Transaction
 
 _DAY_MS = 86_400_000
@@ -30,12 +33,20 @@ _NOW = Query("gc_now", "SELECT {now}")
 LOG_NAME = re.compile(r"t[0-9]+\.log(?:\.[0-9]+)?")
 
 
-def collect(tx: Transaction, *, event_retention_days: int) -> tuple[int, int]:
-    """Delete old deliveries and events of done/archived tasks; returns (events, deliveries)."""
+def collect(tx: Transaction, *, event_retention_days: int) -> GcReport:
+    """Delete old deliveries and events of done/archived tasks, finished execution requests as
+    old (the audit log keeps their ends), and spent nonces past use; no log files."""
     cutoff = int(tx.scalar(_NOW)) - event_retention_days * _DAY_MS
     deliveries = tx.execute(_DELETE_DELIVERIES, {"cutoff": cutoff})
     removed_events = tx.execute(_DELETE_EVENTS, {"cutoff": cutoff})
-    return removed_events, deliveries
+    requests, nonces = exec_requests.collect(tx, finished_before_ms=cutoff)
+    return GcReport(
+        events=removed_events,
+        deliveries=deliveries,
+        log_files=0,
+        exec_requests=requests,
+        exec_nonces=nonces,
+    )
 
 
 def collect_logs(logs_dir: Path, *, retention_days: int) -> int:

@@ -21,9 +21,11 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "gc",
-        help="delete old events, deliveries, worker logs and archived tasks' workspaces",
-        description="Delete events and deliveries of done/archived tasks and worker logs older "
-        "than the retention, and the workspaces of archived tasks that are provably ours and "
+        help="delete old events, deliveries, exec requests, worker logs and archived tasks' "
+        "workspaces",
+        description="Delete events and deliveries of done/archived tasks, finished execution "
+        "requests and worker logs older than the retention, spent nonces no request can still "
+        "use, and the workspaces of archived tasks that are provably ours and "
         "hold no unsaved work (dir: workspaces are never touched).",
     )
     # Defaults: config.yaml's maintenance section (what the leader's scheduled gc uses).
@@ -64,6 +66,7 @@ def gc(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     )
     return text(
         f"GC complete: {report.events} event row(s), {report.deliveries} delivery row(s), "
+        f"{report.exec_requests} exec request(s), {report.exec_nonces} spent nonce(s), "
         f"{report.log_files} log file(s), {report.workspaces} workspace(s) removed",
         *report.notes,
     )

@@ -7,10 +7,10 @@ context is not interactive (chat), they return a bounded snapshot and never bloc
 from __future__ import annotations
 
 import argparse
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kanban_core.board import late_commits
 from kanban_core.board.domain import Event, EventKind, TaskId, format_task_id
 from kanban_core.board.kanban import Kanban
 from kanban_core.commands import argtypes
@@ -21,10 +21,6 @@ from kanban_core.commands.result import CommandResult, Text
 from kanban_core.errors import UsageError
 
 SNAPSHOT_EVENTS = 20
-# PostgreSQL hands out event ids at insert time, not commit time, so a row with a smaller id can
-# become visible after a larger one was read. Re-reading a window below the cursor (and
-# skipping ids already shown) catches those late commits.
-_OVERLAP_IDS = 256
 _BATCH = 200
 
 
@@ -62,14 +58,17 @@ def tail(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     _check_numbers(args)
     task_id = args.task_id
     board = ctx.board()
+    snapshot_only = args.once or not ctx.interactive
+    # Before the snapshot: an event committed in between is either in it or found after it.
+    follower = None if snapshot_only else _follower(board)
     recent = board.recent_events(task_id=task_id, limit=args.limit)
     lines = [event_line(e) for e in recent] or [f"(no events yet for {format_task_id(task_id)})"]
-    if args.once or not ctx.interactive:
+    if follower is None:
         return CommandResult(blocks=tuple(Text(line) for line in lines))
-    cursor = recent[-1].id if recent else 0
+    follower.seen(e.id for e in recent)
     return CommandResult(
         blocks=tuple(Text(line) for line in lines),
-        follow=lambda: _follow(ctx, board, cursor, args.interval, task_id, lambda _e: True),
+        follow=lambda: _follow(ctx, follower, args.interval, task_id, lambda _e: True),
     )
 
 
@@ -102,11 +101,16 @@ def watch(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         shown = recent[-args.limit :]
         lines = [event_line(e, with_task=True) for e in shown] or ["(no matching events)"]
         return CommandResult(blocks=tuple(Text(line) for line in lines))
-    start = board.max_event_id()
+    follower = _follower(board)
     return CommandResult(
-        blocks=(Text(f"watching from event {start} (Ctrl-C to stop)"),),
-        follow=lambda: _follow(ctx, board, start, args.interval, None, wanted),
+        blocks=(Text(f"watching from event {follower.cursor} (Ctrl-C to stop)"),),
+        follow=lambda: _follow(ctx, follower, args.interval, None, wanted),
     )
+
+
+def _follower(board: Kanban) -> late_commits.Follower:
+    """A follower of the whole log from its newest event (a task's is filtered as it comes)."""
+    return late_commits.Follower(board.db, board.max_event_id(), batch=_BATCH)
 
 
 def _watch_task(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
@@ -139,27 +143,22 @@ def _watch_task(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def _follow(
     ctx: CommandContext,
-    board: Kanban,
-    cursor: int,
+    follower: late_commits.Follower,
     interval: float,
     task_id: TaskId | None,
     wanted: Callable[[Event], bool],
 ) -> Iterator[CommandResult]:
-    floor = cursor  # at or below: already shown, or skipped on purpose (watch starts live)
-    recent_ids: deque[int] = deque(maxlen=4 * _OVERLAP_IDS)
+    """Yield the wanted events as they commit, each once (late commits too), until interrupted."""
     while True:
-        fresh = []
-        after = max(floor, cursor - _OVERLAP_IDS)
-        for event in board.events_after(after, task_id=task_id, limit=_BATCH + _OVERLAP_IDS):
-            if event.id in recent_ids:
-                continue
-            recent_ids.append(event.id)
-            cursor = max(cursor, event.id)
-            if wanted(event):
-                fresh.append(Text(event_line(event, with_task=task_id is None)))
+        events, caught_up = follower.poll()
+        fresh = [
+            Text(event_line(event, with_task=task_id is None))
+            for event in events
+            if (task_id is None or event.task_id == task_id) and wanted(event)
+        ]
         if fresh:
             yield CommandResult(blocks=tuple(fresh))
-        else:
+        elif caught_up:
             ctx.sleep(interval)
 
 

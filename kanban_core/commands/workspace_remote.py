@@ -237,21 +237,23 @@ def _wait(ctx: CommandContext, request_id: int, ttl_s: int, line: str) -> Comman
     while True:
         with board.db.transaction(write=False) as tx:
             request = exec_requests.get(tx, request_id)
-        assert request is not None
-        if request.state in records.FINAL_STATES:
+        if request is None or request.state in records.FINAL_STATES:
             return _answer(request, line)
         if time.monotonic() >= deadline:
             with board.db.transaction(write=True) as tx:
                 exec_requests.expire_overdue(tx)
                 request = exec_requests.get(tx, request_id)
-            assert request is not None
-            if request.state in records.FINAL_STATES:
+            if request is None or request.state in records.FINAL_STATES:
                 return _answer(request, line)
             deadline = time.monotonic() + 1.0  # running: the host finishes or is seen missing
         ctx.sleep(POLL_S)
 
 
-def _answer(request: records.ExecRequest, line: str) -> CommandResult:
+def _answer(request: records.ExecRequest | None, line: str) -> CommandResult:
+    if request is None:  # only a gc with no retention removes a finished request this soon
+        return CommandResult(
+            exit_code=1, errors=(f"{line}: it ended and gc removed it; see `kanban audit`",)
+        )
     text = request.result or ""
     if request.state is records.ExecState.DONE:
         code = request.exit_code or 0

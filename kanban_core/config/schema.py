@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from kanban_core.board.exec_records import MAX_REQUEST_EXPIRY_S
 from kanban_core.board.validation import clean_name, parse_duration, parse_workspace
 from kanban_core.config.model import Section
 from kanban_core.errors import KanbanError
@@ -333,8 +334,9 @@ class WorkspacesSection(Section):
     github: GitHubSection = Field(default_factory=GitHubSection)
     archive: ArchiveSection = Field(default_factory=ArchiveSection)
     script_timeout_seconds: NonNegative = 600
-    #: How long a command sent to the host holding a workspace waits to be run there.
-    request_expiry_seconds: Positive = 120
+    #: How long a command sent to the host holding a workspace waits to be run there (at most a
+    #: day: gc forgets spent nonces on that bound).
+    request_expiry_seconds: Annotated[int, Field(gt=0, le=MAX_REQUEST_EXPIRY_S)] = 120
     repos: dict[RepoSlug, RepoSection] = Field(default_factory=dict)
     #: Directories chat may name with ``--workspace dir:<name>`` (chat never names a path).
     dirs: dict[DirName, AbsolutePath] = Field(default_factory=dict)
@@ -358,7 +360,8 @@ class MaintenanceSection(Section):
 
     # How often the leader runs gc (fractions allowed: 0.5 is every half hour).
     gc_interval_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24.0
-    # What gc keeps: events and deliveries of finished tasks, and worker logs, this recent.
+    # What gc keeps: events and deliveries of finished tasks, finished execution requests, and
+    # worker logs, this recent.
     event_retention_days: Positive = 30
     log_retention_days: Positive = 30
 

@@ -1192,7 +1192,8 @@ def test_gc(sqlite_cli: Cli) -> None:
     cli.ok("comment", live, "keep me")
     assert (
         cli.ok("gc").out
-        == "GC complete: 0 event row(s), 0 delivery row(s), 0 log file(s), 0 workspace(s) removed\n"
+        == "GC complete: 0 event row(s), 0 delivery row(s), 0 exec request(s), 0 spent nonce(s), "
+        "0 log file(s), 0 workspace(s) removed\n"
     )
     logs = cli.home / "logs"
     logs.mkdir()
@@ -1203,7 +1204,8 @@ def test_gc(sqlite_cli: Cli) -> None:
             os.utime(logs / name, (old, old))
     out = cli.ok("gc", "--event-retention-days", "0").out
     assert out == (
-        "GC complete: 2 event row(s), 0 delivery row(s), 2 log file(s), 0 workspace(s) removed\n"
+        "GC complete: 2 event row(s), 0 delivery row(s), 0 exec request(s), 0 spent nonce(s), "
+        "2 log file(s), 0 workspace(s) removed\n"
     )
     assert sorted(p.name for p in logs.iterdir()) == ["notes.txt", "t2.log"]
     assert cli.show(done)["events"] == []

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from kanban_core import Actor, Claim, Kanban, TaskId
+from kanban_core.board.domain import EventKind
+from kanban_core.board.events import append as append_event
 from kanban_core.board.hosts import HostIdentity
-from kanban_core.storage import Query
+from kanban_core.storage import Database, Query
 
 #: Every table the kernel writes, plus Alembic's version table.
 TABLES = (
@@ -90,3 +92,21 @@ def as_host(board: Kanban, host: HostIdentity | None) -> Kanban:
     """The same board, seen by a claimer acting as ``host`` (None: the implicit host)."""
     board.host = host
     return board
+
+
+class OpenWrite:
+    """A write transaction on a connection of its own that inserted an event and stays open.
+
+    On PostgreSQL its event has a smaller id than any committed after it, yet becomes visible
+    only at ``commit``: the late commit that followers of the log must not miss.
+    """
+
+    def __init__(self, board: Kanban, task_id: TaskId, text: str = "late") -> None:
+        self.db = Database(board.db.url)
+        self._tx = self.db.transaction(write=True)
+        tx = self._tx.__enter__()
+        self.event_id = append_event(tx, task_id, EventKind.COMMENTED, {"text": text})
+
+    def commit(self) -> None:
+        self._tx.__exit__(None, None, None)
+        self.db.close()

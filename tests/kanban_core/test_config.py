@@ -123,3 +123,14 @@ def test_a_profile_turns_live_progress_off_or_sets_its_interval(tmp_path):
     path.write_text("assignees:\n  fast:\n    command: [a]\n    progress: {interval_seconds: 0}\n")
     with pytest.raises(ValidationError, match=r"assignees\.fast\.progress\.interval_seconds"):
         load_config(path, {})
+
+
+def test_a_request_expiry_longer_than_a_day_is_refused(tmp_path):
+    # gc forgets spent nonces a day after the longest expiry: a longer one would outlive it.
+    path = tmp_path / "config.yaml"
+    path.write_text("workspaces:\n  request_expiry_seconds: 86401\n")
+    with pytest.raises(ValidationError, match=r"workspaces\.request_expiry_seconds") as info:
+        load_board_config(path, {})
+    assert "86400" in str(info.value)
+    path.write_text("workspaces:\n  request_expiry_seconds: 86400\n")
+    assert load_board_config(path, {}).db_url is None

@@ -88,26 +88,3 @@ async def test_too_far_behind_is_told_to_reload(board, executor, monkeypatch) ->
     assert sse_frame(None) == b": keepalive\n\n"
     stop.set()
     await task
-
-
-def test_holes_fill_expire_and_stay_bounded(monkeypatch) -> None:
-    from kanban_core.board.domain import Event, TaskId
-    from web import late
-
-    def event(event_id: int) -> Event:
-        return Event(event_id, TaskId(1), None, "commented", None, 0)
-
-    holes = late.Holes()
-    holes.open(10, [event(12), event(15)], seen={12, 15})
-    assert holes.pending() == [11, 13, 14]
-    holes.fill(13)
-    assert holes.pending() == [11, 14]
-    import time
-    from types import SimpleNamespace
-
-    later = time.monotonic() + late.LATE_COMMIT_S + 2
-    monkeypatch.setattr("web.late.time", SimpleNamespace(monotonic=lambda: later))
-    assert holes.pending() == []  # past the window: those ids rolled back or never commit
-    monkeypatch.setattr(late, "MAX_HOLES", 3)
-    holes.open(0, [event(100)], seen=set())
-    assert holes.pending() == [97, 98, 99]  # a huge gap is rolled-back ids: keep the newest

@@ -17,9 +17,7 @@ import pytest
 
 from gateway.access import AccessPolicy
 from kanban_core import Actor, Kanban, KernelSettings
-from kanban_core.board.domain import EventKind, TaskId
-from kanban_core.board.events import append as append_event
-from kanban_core.storage import Database
+from tests.kanban_core.support import OpenWrite
 from tests.web.conftest import USERS
 from tests.web.support import LiveBoard, live_board
 
@@ -156,20 +154,6 @@ def test_stopping_ends_open_streams(file_board: Kanban) -> None:
     # live_board's exit waits for the server thread: open streams did not hold it up.
     assert time.monotonic() - started < 10
     stream.close()
-
-
-class OpenWrite:
-    """A write transaction on a connection of its own that inserted an event and stays open."""
-
-    def __init__(self, board: Kanban, task_id: TaskId) -> None:
-        self.db = Database(board.db.url)
-        self._tx = self.db.transaction(write=True)
-        tx = self._tx.__enter__()
-        self.event_id = append_event(tx, task_id, EventKind.COMMENTED, {"text": "late"})
-
-    def commit(self) -> None:
-        self._tx.__exit__(None, None, None)
-        self.db.close()
 
 
 def _frames_until(stream: Stream, event_id: int) -> list[int]:

@@ -10,6 +10,7 @@ import pytest
 from kanban_core import Actor, Kanban, KernelSettings
 from kanban_core.board import exec_requests as xr
 from kanban_core.board.exec_records import (
+    MAX_REQUEST_EXPIRY_S,
     ExecCommand,
     ExecRequest,
     ExecState,
@@ -252,3 +253,144 @@ def test_racing_claimers_of_one_host_take_each_request_once(fresh_url, tmp_path,
         results = list(pool.map(claimer, range(4)))
     everything = [i for taken in results for i in taken]
     assert sorted(everything) == list(range(1, 41))  # each exactly once
+
+
+def test_an_expiry_beyond_the_longest_is_refused_and_nothing_is_written(board, make_task, hosts):
+    task = make_task()
+    before = snapshot(board)
+    for ttl_ms in (MAX_REQUEST_EXPIRY_S * 1000 + 1, -1):
+        with pytest.raises(ValidationError, match="expiry must be between 0 and 86400 seconds"):
+            _create(board, task.id, hosts[1], ttl_ms=ttl_ms)
+    assert snapshot(board) == before
+
+
+# -- gc: spent nonces and finished requests -----------------------------------------------------
+
+_COPY_COLUMNS = (
+    "command, args, workspace_id, task_id, target_host_id, requester_host_id, platform, "
+    "user_id, user_name, chat_id, thread_id, role, nonce, created_ms, expires_ms"
+)
+
+
+def _done(board: Kanban, task_id: int, host: HostIdentity, key: str) -> int:
+    """A request made, claimed (its nonce spent) and finished."""
+    request_id, _ = _create(board, task_id, host, key=key)
+    [taken] = _claim(board, host)
+    assert taken.id == request_id
+    with board.db.transaction(write=True) as tx:
+        assert xr.settle(tx, request_id, ExecState.DONE, "ok", exit_code=0)
+    return request_id
+
+
+def _age_request(board: Kanban, request_id: int, ms: int) -> None:
+    """Pretend the request was made, claimed and finished ``ms`` earlier."""
+    _exec(
+        board,
+        "UPDATE exec_requests SET created_ms = created_ms - :ms, expires_ms = expires_ms - :ms, "
+        "claimed_ms = claimed_ms - :ms, finished_ms = finished_ms - :ms WHERE id = :id",
+        id=request_id,
+        ms=ms,
+    )
+    _exec(
+        board,
+        "UPDATE exec_nonces SET used_ms = used_ms - :ms WHERE request_id = :id",
+        id=request_id,
+        ms=ms,
+    )
+
+
+def _gc(board: Kanban, operator: Actor, days: int) -> tuple[int, int]:
+    report = board.gc(operator, event_retention_days=days, log_retention_days=30)
+    return report.exec_requests, report.exec_nonces
+
+
+def test_gc_forgets_nonces_past_the_longest_expiry_and_keeps_fresh_ones(
+    board, make_task, hosts, operator
+):
+    task = make_task()
+    old = _done(board, task.id, hosts[1], "old")
+    fresh = _done(board, task.id, hosts[1], "fresh")
+    _age_request(board, old, xr.NONCE_KEEP_MS + 60_000)
+    # Just inside the bound: a copy of this one might still be unexpired somewhere.
+    _age_request(board, fresh, xr.NONCE_KEEP_MS - 60_000)
+
+    assert _gc(board, operator, days=30) == (0, 1)  # both rows are younger than the retention
+    assert rows(board, "SELECT request_id FROM exec_nonces") == [(fresh,)]
+    assert _gc(board, operator, days=30) == (0, 0)
+
+
+def test_a_request_set_back_to_pending_after_its_nonce_was_purged_is_expired_unrun(
+    board, make_task, hosts, operator
+):
+    task = make_task()
+    request_id = _done(board, task.id, hosts[1], "k")
+    _age_request(board, request_id, xr.NONCE_KEEP_MS + 60_000)
+    assert _gc(board, operator, days=30) == (0, 1)
+    _exec(board, "UPDATE exec_requests SET state = 'pending' WHERE id = :id", id=request_id)
+
+    assert _claim(board, hosts[1]) == []  # the expiry refuses it before the nonce is looked at
+    state, result = _state(board, request_id)
+    assert state == "expired"
+    assert result == f"request {request_id} expired unrun: the host did not take it in time"
+    assert rows(board, "SELECT count(*) FROM exec_nonces") == [(0,)]  # never spent again
+
+
+def test_a_copy_of_a_request_whose_row_and_nonce_gc_removed_is_expired_unrun(
+    board, make_task, hosts, operator
+):
+    task = make_task()
+    request_id = _done(board, task.id, hosts[1], "k")
+    _age_request(board, request_id, xr.NONCE_KEEP_MS + 60_000)
+    [original] = rows(
+        board, f"SELECT {_COPY_COLUMNS} FROM exec_requests WHERE id = :id", id=request_id
+    )
+    assert _gc(board, operator, days=1) == (1, 1)  # finished 3 days ago, retention 1 day
+    assert rows(board, "SELECT count(*) FROM exec_requests") == [(0,)]
+
+    values = ", ".join(f":c{n}" for n in range(len(original)))
+    _exec(
+        board,
+        f"INSERT INTO exec_requests ({_COPY_COLUMNS}, idempotency_key, state) "
+        f"VALUES ({values}, 'copy', 'pending')",
+        **{f"c{n}": value for n, value in enumerate(original)},
+    )
+    assert _claim(board, hosts[1]) == []
+    [(state, result)] = rows(
+        board, "SELECT state, result FROM exec_requests WHERE idempotency_key = 'copy'"
+    )
+    assert state == "expired"
+    assert "expired unrun" in result
+
+
+def test_gc_removes_finished_requests_past_the_retention_only(board, make_task, hosts, operator):
+    task = make_task()
+    old_done = _done(board, task.id, hosts[1], "old")
+    fresh_done = _done(board, task.id, hosts[1], "fresh")
+    running, _ = _create(board, task.id, hosts[1], key="running")
+    _claim(board, hosts[1])
+    pending, _ = _create(
+        board, task.id, hosts[1], key="pending", ttl_ms=MAX_REQUEST_EXPIRY_S * 1000
+    )
+    for request_id in (old_done, running, pending):
+        _age_request(board, request_id, 10 * 86_400_000)
+    audited = rows(board, "SELECT text, detail FROM audit_log ORDER BY id")
+
+    assert _gc(board, operator, days=7) == (1, 2)  # old_done's and running's nonces too
+    assert rows(board, "SELECT id, state FROM exec_requests ORDER BY id") == [
+        (fresh_done, "done"),
+        (running, "running"),
+        (pending, "pending"),
+    ]
+    assert rows(board, "SELECT text, detail FROM audit_log ORDER BY id")[: len(audited)] == audited
+
+
+def test_the_scheduled_gc_collects_nonces_and_says_so(board, make_task, hosts):
+    task = make_task()
+    request_id = _done(board, task.id, hosts[1], "k")
+    _age_request(board, request_id, xr.NONCE_KEEP_MS + 60_000)
+    report = board.scheduled_gc(owner="gw-a", interval_ms=60_000, event_retention_days=30)
+    assert report is not None
+    assert (report.exec_requests, report.exec_nonces) == (0, 1)
+    (run,) = board.maintenance_runs()
+    assert run.summary is not None
+    assert "0 exec request(s), 1 spent nonce(s) removed" in run.summary

@@ -31,7 +31,8 @@ class TestGc:
         result = assert_ok(run(["gc"]))
 
         assert texts(result) == [
-            "GC complete: 0 event row(s), 0 delivery row(s), 0 log file(s), 0 workspace(s) removed"
+            "GC complete: 0 event row(s), 0 delivery row(s), 0 exec request(s), "
+            "0 spent nonce(s), 0 log file(s), 0 workspace(s) removed"
         ]
 
     def test_old_worker_logs_go_and_other_files_stay(self, run, board):

@@ -13,6 +13,7 @@ from tests.kanban_core.commands.support import (
     scripted_sleep,
     texts,
 )
+from tests.kanban_core.support import OpenWrite
 
 
 def _kinds(lines: list[str], *, with_task: bool = False) -> list[str]:
@@ -224,3 +225,62 @@ class TestWatchFollow:
 
         assert result.follow is None
         assert not texts(result)[0].startswith("watching from event")
+
+
+# -- late commits (PostgreSQL) ----------------------------------------------------------------
+
+only_postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+#: More ids than any fixed look-back below the cursor would cover.
+FAR = 300
+
+
+@only_postgresql
+@pytest.mark.parametrize("verb", ["tail", "watch"])
+def test_an_event_committed_after_a_higher_id_was_read_is_shown_once(
+    run, board, operator, make_task, verb
+):
+    task = make_task()
+    writes: list[OpenWrite] = []
+
+    def open_then_commit_above() -> None:
+        # A second connection inserts an event and keeps its transaction open: a smaller id,
+        # not yet visible. Then events with higher ids commit and are read past it.
+        writes.append(OpenWrite(board, task.id, "late one"))
+        for n in range(FAR):
+            board.comment(operator, task.id, f"above {n}")
+
+    def commit_the_late_one() -> None:
+        newest = board.max_event_id()
+        assert writes[0].event_id < newest - FAR + 1  # read past: far below the cursor
+        writes[0].commit()
+
+    sleep, _ = scripted_sleep(open_then_commit_above, commit_the_late_one, lambda: None)
+    argv = ["tail", task.ref] if verb == "tail" else ["watch"]
+
+    result = assert_ok(run(argv, interactive=True, sleep=sleep))
+
+    lines = _followed_lines(drain(result))
+    assert len(lines) == FAR + 1
+    assert _kinds(lines, with_task=verb == "watch") == ["commented"] * (FAR + 1)
+    assert '"text":"late one"' in lines[-1]  # shown when it committed, and only then
+    assert sum('"late one"' in line for line in lines) == 1
+    assert len(writes) == 1
+
+
+@only_postgresql
+@pytest.mark.parametrize("verb", ["tail", "watch"])
+def test_a_write_open_when_following_starts_is_shown_once_when_it_commits(
+    run, board, operator, make_task, verb
+):
+    task = make_task()
+    open_write = OpenWrite(board, task.id, "open at start")
+    board.comment(operator, task.id, "committed before the start")  # a higher id, visible
+    sleep, _ = scripted_sleep(open_write.commit, lambda: None)
+    argv = ["tail", task.ref] if verb == "tail" else ["watch"]
+
+    result = assert_ok(run(argv, interactive=True, sleep=sleep))
+
+    assert all("open at start" not in line for line in texts(result))  # not visible yet
+    lines = _followed_lines(drain(result))
+    assert len(lines) == 1
+    assert '"text":"open at start"' in lines[0]

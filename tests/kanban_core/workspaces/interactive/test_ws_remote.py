@@ -23,7 +23,7 @@ from kanban_core.commands.result import Table
 from kanban_core.commands.workspace_remote import to_args, to_argv
 from kanban_core.errors import ValidationError
 from tests.gitrepos import write
-from tests.kanban_core.support import rows, snapshot
+from tests.kanban_core.support import execute, rows, snapshot
 from tests.kanban_core.workspaces.interactive.conftest import Kit
 from tests.kanban_core.workspaces.interactive.test_ws_commands import (
     Run,
@@ -135,12 +135,18 @@ def test_a_chat_diff_on_another_host_is_sent_there_once_and_run_there(
     assert (state, requester, role) == ("done", "telegram:1", "terminal")
 
 
+def _made_on_build_2(board: Kanban, chat: Run, two: tuple[HostIdentity, HostIdentity]) -> str:
+    """A workspace made on build-2; then build-1 acts. Returns its id."""
+    board.host = two[1]
+    ws_id: str = chat("new", "Notes", "--repo", "api").data["workspace"]
+    board.host = two[0]
+    return ws_id
+
+
 def test_a_terminal_waits_for_the_answer_from_the_other_host(
     board: Kanban, chat: Run, config_file: Path, two, kit: Kit
 ) -> None:
-    board.host = two[1]
-    ws_id = chat("new", "Notes", "--repo", "api").data["workspace"]
-    board.host = two[0]
+    ws_id = _made_on_build_2(board, chat, two)
 
     # While the terminal waits, build-2's gateway takes the request (played in its sleep).
     def build_2_serves(_seconds: float) -> None:
@@ -151,6 +157,25 @@ def test_a_terminal_waits_for_the_answer_from_the_other_host(
     assert result.exit_code == 0, result.errors
     assert text(result).startswith("sent to host build-2 (request 1):")
     assert "api" in text(result)
+
+
+def test_a_waiting_terminal_whose_finished_request_gc_removed_is_told_so(
+    board: Kanban, chat: Run, config_file: Path, two, kit: Kit
+) -> None:
+    ws_id = _made_on_build_2(board, chat, two)
+
+    # build-2 answers, and a gc that keeps nothing runs before the terminal looks again.
+    def served_then_collected(_seconds: float) -> None:
+        _serve(board, config_file, two[1])
+        execute(board, "UPDATE exec_requests SET finished_ms = finished_ms - 1000")
+        board.gc(Actor("alice"), event_retention_days=0, log_retention_days=30)
+
+    result = _cli(board, config_file, served_then_collected)("status", "--ws", ws_id)
+    assert result.exit_code == 1
+    assert result.errors == (
+        "sent to host build-2 (request 1): it ended and gc removed it; see `kanban audit`",
+    )
+    assert rows(board, "SELECT count(*) FROM exec_requests") == [(0,)]
 
 
 def test_an_unenrolled_terminal_is_told_where_to_run_it(

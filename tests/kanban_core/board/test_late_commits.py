@@ -1,0 +1,82 @@
+"""late_commits: the holes below a follower's cursor, and the follower that finds late commits."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from kanban_core import Actor, Kanban
+from kanban_core.board import late_commits as late
+from kanban_core.board.domain import Event, TaskId
+from tests.kanban_core.support import OpenWrite
+
+only_postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+
+def _event(event_id: int) -> Event:
+    return Event(event_id, TaskId(1), None, "commented", None, 0)
+
+
+def test_holes_fill_expire_and_stay_bounded(monkeypatch) -> None:
+    holes = late.Holes()
+    holes.open(10, [_event(12), _event(15)], seen={12, 15})
+    assert holes.pending() == [11, 13, 14]
+    holes.fill(13)
+    assert holes.pending() == [11, 14]
+
+    later = time.monotonic() + late.LATE_COMMIT_S + 2
+    monkeypatch.setattr(late, "time", SimpleNamespace(monotonic=lambda: later))
+    assert holes.pending() == []  # past the window: those ids rolled back or never commit
+    monkeypatch.setattr(late, "MAX_HOLES", 3)
+    holes.open(0, [_event(100)], seen=set())
+    assert holes.pending() == [97, 98, 99]  # a huge gap is rolled-back ids: keep the newest
+
+
+def _ids(follower: late.Follower) -> list[int]:
+    events, _ = follower.poll()
+    return [e.id for e in events]
+
+
+def test_the_follower_returns_each_new_event_once_in_batches(
+    board: Kanban, operator: Actor, make_task
+) -> None:
+    task = make_task()
+    follower = late.Follower(board.db, board.max_event_id(), batch=2)
+    for n in range(3):
+        board.comment(operator, task.id, f"c{n}")
+    wanted = [e.id for e in board.events_after(follower.cursor)]
+
+    first, caught_up = follower.poll()
+    assert ([e.id for e in first], caught_up) == (wanted[:2], False)
+    assert follower.poll() == (board.events_after(wanted[1]), True)
+    assert follower.poll() == ([], True)
+
+
+def test_ids_counted_as_seen_are_not_returned(board: Kanban, operator: Actor, make_task) -> None:
+    task = make_task()
+    follower = late.Follower(board.db, board.max_event_id())
+    board.comment(operator, task.id, "shown in a snapshot")
+    follower.seen([board.max_event_id()])
+    assert _ids(follower) == []
+
+
+@only_postgresql
+def test_the_follower_finds_a_late_commit_below_its_cursor_once(
+    board: Kanban, operator: Actor, make_task
+) -> None:
+    task = make_task()
+    open_at_start = OpenWrite(board, task.id, "open at start")
+    board.comment(operator, task.id, "visible at start")
+    follower = late.Follower(board.db, board.max_event_id())
+    opened_later = OpenWrite(board, task.id, "opened later")
+    board.comment(operator, task.id, "committed above it")
+    above = board.max_event_id()
+
+    assert _ids(follower) == [above]  # read past the open write's smaller id
+    opened_later.commit()
+    open_at_start.commit()
+    assert _ids(follower) == [open_at_start.event_id, opened_later.event_id]
+    assert _ids(follower) == []
+    assert follower.cursor == above
