@@ -1,4 +1,5 @@
-"""Fixtures of the chaos matrix: a fresh PostgreSQL board, enrolled hosts, a cluster to restart."""
+"""Fixtures of the chaos matrix: enrolled hosts, a PostgreSQL cluster to restart (the board is
+``board_url``, shared with the e2e tests)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from kanban_core.storage import Database
-from kanban_core.storage.migrate import ensure_schema
-from tests.conftest import PG_URL, create_pg_database, drop_pg_database
+from tests.conftest import PG_URL
 from tests.e2e import test_telegram as telegram_e2e
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.pg_cluster import PgCluster
@@ -25,27 +24,6 @@ if TYPE_CHECKING:
 anyio_backend = telegram_e2e.anyio_backend
 _ptb_timedelta = telegram_e2e._ptb_timedelta
 fake = telegram_e2e.fake
-
-
-def fresh_board(admin_url: str) -> str:
-    """A new database on ``admin_url``'s cluster, at the current schema."""
-    url = create_pg_database() if admin_url == PG_URL else admin_url
-    db = Database(url)
-    ensure_schema(db)
-    db.close()
-    return url
-
-
-@pytest.fixture
-def board_url() -> Iterator[str]:
-    """A new database on the shared PostgreSQL, dropped afterwards."""
-    if not PG_URL:
-        pytest.skip("the chaos matrix runs on PostgreSQL (set KANBAN_TEST_PG_URL)")
-    url = fresh_board(PG_URL)
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 @pytest.fixture

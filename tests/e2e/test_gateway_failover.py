@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +23,6 @@ import yaml
 
 from kanban_core.board import leases
 from kanban_core.storage import Database
-from kanban_core.storage.migrate import ensure_schema
-from tests.conftest import PG_URL, create_pg_database, drop_pg_database
 from tests.e2e import test_telegram as telegram_e2e
 from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 from tests.support.network import until
@@ -56,20 +54,6 @@ class Gateway:
 
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
-
-
-@pytest.fixture
-def board_url() -> Iterator[str]:
-    if not PG_URL:
-        pytest.skip("several gateways share a PostgreSQL board (set KANBAN_TEST_PG_URL)")
-    url = create_pg_database()
-    db = Database(url)
-    ensure_schema(db)
-    db.close()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,6 @@ import pytest
 import yaml
 
 from kanban_core.storage import Database, Query
-from kanban_core.storage.migrate import ensure_schema
-from tests.conftest import PG_URL, create_pg_database, drop_pg_database
 from tests.e2e import test_telegram as telegram_e2e
 from tests.gitrepos import GIT_ENV, git, make_repo, write
 from tests.support.fake_telegram import ALICE_ID, FakeTelegram, Sent
@@ -94,20 +92,6 @@ class Host:
 
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
-
-
-@pytest.fixture
-def board_url() -> Iterator[str]:
-    if not PG_URL:
-        pytest.skip("several hosts share a PostgreSQL board (set KANBAN_TEST_PG_URL)")
-    url = create_pg_database()
-    db = Database(url)
-    ensure_schema(db)
-    db.close()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 def _config(fake: FakeTelegram, name: str, tmp_path: Path, repo: Path) -> dict[str, Any]:
