@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from tests.chaos.conftest import enroll
 from tests.e2e import test_telegram as telegram_e2e
 from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 from tests.support.network import until
-from tests.support.processes import alive
+from tests.support.processes import alive, spawn_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN_ENV = telegram_e2e.TOKEN_ENV
@@ -177,20 +176,7 @@ class Cluster:
             "PTB_TIMEDELTA": "1",
             TOKEN_ENV: self.fake.token,
         }
-        with host.log.open("ab") as stderr:
-            host.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "gateway",
-                "--log-level",
-                "INFO",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env=host.env,
-                cwd=host.home,
-            )
+        host.process = await spawn_gateway(host.env, host.log, cwd=host.home, append=True)
         return host
 
     async def kill(self, name: str) -> float:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from kanban_core.storage import Database
 from tests.e2e import test_telegram as telegram_e2e
 from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 from tests.support.network import until
+from tests.support.processes import spawn_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -84,20 +83,7 @@ async def launch(fake: FakeTelegram, board_url: str, tmp_path: Path) -> AsyncIte
             TOKEN_ENV: fake.token,
         }
         log = tmp_path / f"{name}.log"
-        with log.open("wb") as stderr:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "gateway",
-                "--log-level",
-                "INFO",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env=env,
-                cwd=tmp_path,
-            )
+        process = await spawn_gateway(env, log, cwd=tmp_path)
         gateway = Gateway(name, process, log)
         started.append(gateway)
         return gateway

@@ -32,6 +32,7 @@ from tests.e2e import test_telegram as telegram_e2e
 from tests.gitrepos import GIT_ENV, git, make_repo, write
 from tests.support.fake_telegram import ALICE_ID, FakeTelegram, Sent
 from tests.support.network import until
+from tests.support.processes import spawn_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -67,20 +68,7 @@ class Host:
         )
 
     async def start(self) -> None:
-        with self.log.open("ab") as stderr:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "gateway",
-                "--log-level",
-                "INFO",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env=self.env,
-                cwd=self.home,
-            )
+        self.process = await spawn_gateway(self.env, self.log, cwd=self.home, append=True)
         await until(lambda: "gateway ready" in self.text(), WAIT)
 
     async def stop(self) -> None:
