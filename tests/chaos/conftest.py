@@ -1,24 +1,18 @@
-"""Fixtures of the chaos matrix: enrolled hosts, a PostgreSQL cluster to restart (the board is
-``board_url``, shared with the e2e tests)."""
+"""Fixtures of the chaos matrix: the fake Bot API, the hosts, a PostgreSQL cluster to restart
+(the board is ``board_url``, shared with the e2e tests)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import PG_URL
 from tests.e2e import test_telegram as telegram_e2e
+from tests.support.cluster import Cluster
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.pg_cluster import PgCluster
-
-if TYPE_CHECKING:
-    from tests.chaos.hosts import Cluster
 
 # The hosts' chat: the loopback fake Bot API, on the asyncio loop of the e2e tests.
 anyio_backend = telegram_e2e.anyio_backend
@@ -39,27 +33,9 @@ def pg_cluster(tmp_path: Path) -> Iterator[PgCluster]:
         cluster.stop()
 
 
-def enroll(home: Path, db_url: str, name: str, *labels: str) -> None:
-    """``kanban host enroll --name NAME`` in ``home``, as an admin at that host's terminal."""
-    home.mkdir(parents=True, exist_ok=True)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "KANBAN_HOME": str(home),
-        "KANBAN_DB_URL": db_url,
-    }
-    argv = [sys.executable, "-m", "kanban_core", "host", "enroll", "--name", name]
-    for label in labels:
-        argv += ["--label", label]
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-
-
 @pytest.fixture
 async def cluster(fake: FakeTelegram, tmp_path: Path) -> AsyncIterator[Cluster]:
     """This test's hosts, every one of their processes killed at the end."""
-    from tests.chaos.hosts import Cluster  # hosts imports ``enroll`` from here
-
     hosts = Cluster(fake, tmp_path)
     try:
         yield hosts

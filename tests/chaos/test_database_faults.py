@@ -25,20 +25,20 @@ from tests.chaos.board import (
     all_sent,
     assert_each_notice_once,
     create_task,
-    lease_owner,
     runs_of,
     status,
     task_running_on_a,
-    wait_owner,
 )
-from tests.chaos.hosts import (
+from tests.conftest import at_schema
+from tests.support.cluster import (
     LEASE_S,
     REDO_BOUND_S,
     RUN_LEASE_S,
     START_TIMEOUT_S,
     Cluster,
+    lease_owner,
+    wait_owner,
 )
-from tests.conftest import at_schema
 from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 from tests.support.network import until
 from tests.support.pg_cluster import PgCluster

@@ -22,7 +22,7 @@ import yaml
 from kanban_core.board import leases
 from kanban_core.storage import Database
 from tests.e2e import test_telegram as telegram_e2e
-from tests.support.fake_telegram import ALICE_ID, FakeTelegram
+from tests.support.fake_telegram import ALICE_ID, TOKEN_ENV, FakeTelegram
 from tests.support.network import until
 from tests.support.processes import spawn_gateway
 
@@ -31,7 +31,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 anyio_backend = telegram_e2e.anyio_backend
 _ptb_timedelta = telegram_e2e._ptb_timedelta
 fake = telegram_e2e.fake
-TOKEN_ENV = telegram_e2e.TOKEN_ENV
 Launch = Callable[..., Awaitable["Gateway"]]
 LEASE_S = 2
 #: A standby tries at least every second; a platform's start takes a moment more.

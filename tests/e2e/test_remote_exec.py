@@ -30,7 +30,7 @@ import yaml
 from kanban_core.storage import Database, Query
 from tests.e2e import test_telegram as telegram_e2e
 from tests.gitrepos import GIT_ENV, git, make_repo, write
-from tests.support.fake_telegram import ALICE_ID, FakeTelegram, Sent
+from tests.support.fake_telegram import ALICE_ID, TOKEN_ENV, FakeTelegram, Sent
 from tests.support.network import until
 from tests.support.processes import spawn_gateway
 
@@ -39,7 +39,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 anyio_backend = telegram_e2e.anyio_backend
 _ptb_timedelta = telegram_e2e._ptb_timedelta
 fake = telegram_e2e.fake
-TOKEN_ENV = telegram_e2e.TOKEN_ENV
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_AGENT = ROOT / "tests" / "support" / "fake_agent.py"
 LEASE_S = 2
