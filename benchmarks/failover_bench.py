@@ -17,8 +17,7 @@ from pathlib import Path
 from benchmarks.backends import Backend
 from benchmarks.sizes import Sizes
 from benchmarks.timing import Progress
-from tests.chaos.board import wait_owner
-from tests.chaos.hosts import START_TIMEOUT_S, Cluster
+from tests.support.cluster import START_TIMEOUT_S, Cluster, wait_owner
 from tests.support.fake_telegram import ALICE_ID, FakeTelegram, running
 from tests.support.network import until
 

@@ -46,10 +46,7 @@ def pg_database_url() -> Iterator[str]:
     name = f"kanban_test_{uuid.uuid4().hex[:10]}"
     admin = psycopg.connect(PG_URL, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
-    url = PG_URL.rsplit("/", 1)[0] + "/" + name
-    db = Database(url)
-    ensure_schema(db)
-    db.close()
+    url = at_schema(PG_URL.rsplit("/", 1)[0] + "/" + name)
     try:
         yield url
     finally:
@@ -72,6 +69,26 @@ def drop_pg_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     with psycopg.connect(PG_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def at_schema(url: str) -> str:
+    """``url``, its database brought to the current schema."""
+    db = Database(url)
+    ensure_schema(db)
+    db.close()
+    return url
+
+
+@pytest.fixture
+def board_url() -> Iterator[str]:
+    """A board several gateways or hosts share: a new PostgreSQL database, dropped afterwards."""
+    if not PG_URL:
+        pytest.skip("several processes share a PostgreSQL board (set KANBAN_TEST_PG_URL)")
+    url = at_schema(create_pg_database())
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
 
 
 @pytest.fixture

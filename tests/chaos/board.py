@@ -7,19 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 
-from tests.chaos.hosts import LEASE_S, START_TIMEOUT_S, Cluster, Host
+from tests.support.cluster import LEASE_S, START_TIMEOUT_S, Cluster, Host, query, wait_owner
 from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 from tests.support.network import until
-
-
-def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, connect_timeout=5) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def admin(url: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -62,26 +55,6 @@ def runs_of(url: str, task_id: int) -> list[tuple[int, str | None, str]]:
             (task_id,),
         )
     ]
-
-
-def lease_owner(url: str, name: str) -> str | None:
-    rows = query(
-        url,
-        "SELECT owner FROM leases WHERE name = %s AND expires_ms > "
-        "(extract(epoch from clock_timestamp()) * 1000)::bigint",
-        (name,),
-    )
-    return str(rows[0][0]) if rows else None
-
-
-async def wait_owner(url: str, lease: str, host: Host, timeout: float) -> None:  # noqa: ASYNC109
-    def held() -> bool:
-        return host.running() and host.owner_prefix in (lease_owner(url, lease) or "")
-
-    try:
-        await until(held, timeout)
-    except AssertionError as exc:
-        raise AssertionError(f"{host.name} did not take {lease}:\n{host.text()[-3000:]}") from exc
 
 
 def deliveries(url: str, task_id: int) -> list[tuple[str, str]]:

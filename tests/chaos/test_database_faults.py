@@ -25,19 +25,19 @@ from tests.chaos.board import (
     all_sent,
     assert_each_notice_once,
     create_task,
-    lease_owner,
     runs_of,
     status,
     task_running_on_a,
-    wait_owner,
 )
-from tests.chaos.conftest import fresh_board
-from tests.chaos.hosts import (
+from tests.conftest import at_schema
+from tests.support.cluster import (
     LEASE_S,
     REDO_BOUND_S,
     RUN_LEASE_S,
     START_TIMEOUT_S,
     Cluster,
+    lease_owner,
+    wait_owner,
 )
 from tests.support.fake_telegram import ALICE_ID, FakeTelegram
 from tests.support.network import until
@@ -89,7 +89,7 @@ def survived(cluster: Cluster, url: str, task_id: int) -> None:
 async def test_postgresql_restarted_mid_run(
     fake: FakeTelegram, pg_cluster: PgCluster, cluster: Cluster, tmp_path: Path
 ) -> None:
-    url = fresh_board(pg_cluster.url)
+    url = at_schema(pg_cluster.url)
     a, b, task, _ = await task_running_on_a(cluster, url, tmp_path, "outlive a database restart")
 
     restarted = time.monotonic()
@@ -111,7 +111,7 @@ async def test_postgresql_restarted_mid_run(
 async def test_postgresql_down_past_every_lease_mid_run(
     fake: FakeTelegram, pg_cluster: PgCluster, cluster: Cluster, tmp_path: Path
 ) -> None:
-    url = fresh_board(pg_cluster.url)
+    url = at_schema(pg_cluster.url)
     a, b, task, _ = await task_running_on_a(cluster, url, tmp_path, "outlive a database outage")
 
     # Down for longer than the platform, leader and run leases: every gateway must stop its

@@ -36,7 +36,7 @@ from kanban_core.config import load_config
 from kanban_core.dispatch.dispatcher import Dispatcher
 from kanban_core.dispatch.spawn import WorkerSpec
 from kanban_core.storage import Query
-from tests.chaos.conftest import enroll
+from tests.support.cluster import enroll
 
 pytestmark = [pytest.mark.chaos, pytest.mark.stress]
 

@@ -26,12 +26,12 @@ from tests.chaos.board import (
     start_standby,
     status,
     task_running_on_a,
-    wait_owner,
 )
-from tests.chaos.hosts import (
+from tests.support.cluster import (
     NOTIFY_CLAIM_S,
     REDO_BOUND_S,
     Cluster,
+    wait_owner,
 )
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.network import until

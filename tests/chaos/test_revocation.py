@@ -20,7 +20,7 @@ from tests.chaos.board import (
     status,
     task_running_on_a,
 )
-from tests.chaos.hosts import (
+from tests.support.cluster import (
     REDO_BOUND_S,
     Cluster,
 )

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ import yaml
 
 from kanban_core import Kanban, KernelSettings
 from tests.support.fake_telegram import ALICE_ID, TOKEN, FakeTelegram, Sent
+from tests.support.processes import spawn_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"
@@ -93,18 +93,9 @@ class Gateway:
 
     async def start(self, fake: FakeTelegram) -> None:
         polls = len(fake.calls_of("getUpdates"))
-        with self.log.open("ab") as stderr:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "gateway",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env=self.env,
-                cwd=self.tmp_path,
-            )
+        self.process = await spawn_gateway(
+            self.env, self.log, cwd=self.tmp_path, log_level=None, append=True
+        )
         await fake.wait_for(lambda: len(fake.calls_of("getUpdates")) > polls, WAIT)
 
     async def stop(self) -> int:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,18 +21,16 @@ import yaml
 
 from kanban_core.board import leases
 from kanban_core.storage import Database
-from kanban_core.storage.migrate import ensure_schema
-from tests.conftest import PG_URL, create_pg_database, drop_pg_database
 from tests.e2e import test_telegram as telegram_e2e
-from tests.support.fake_telegram import ALICE_ID, FakeTelegram
+from tests.support.fake_telegram import ALICE_ID, TOKEN_ENV, FakeTelegram
 from tests.support.network import until
+from tests.support.processes import spawn_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 anyio_backend = telegram_e2e.anyio_backend
 _ptb_timedelta = telegram_e2e._ptb_timedelta
 fake = telegram_e2e.fake
-TOKEN_ENV = telegram_e2e.TOKEN_ENV
 Launch = Callable[..., Awaitable["Gateway"]]
 LEASE_S = 2
 #: A standby tries at least every second; a platform's start takes a moment more.
@@ -56,20 +52,6 @@ class Gateway:
 
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
-
-
-@pytest.fixture
-def board_url() -> Iterator[str]:
-    if not PG_URL:
-        pytest.skip("several gateways share a PostgreSQL board (set KANBAN_TEST_PG_URL)")
-    url = create_pg_database()
-    db = Database(url)
-    ensure_schema(db)
-    db.close()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 @pytest.fixture
@@ -100,20 +82,7 @@ async def launch(fake: FakeTelegram, board_url: str, tmp_path: Path) -> AsyncIte
             TOKEN_ENV: fake.token,
         }
         log = tmp_path / f"{name}.log"
-        with log.open("wb") as stderr:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "gateway",
-                "--log-level",
-                "INFO",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env=env,
-                cwd=tmp_path,
-            )
+        process = await spawn_gateway(env, log, cwd=tmp_path)
         gateway = Gateway(name, process, log)
         started.append(gateway)
         return gateway

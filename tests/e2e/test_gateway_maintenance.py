@@ -24,7 +24,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 anyio_backend = failover.anyio_backend
 _ptb_timedelta = failover._ptb_timedelta
 fake = failover.fake
-board_url = failover.board_url
 launch = failover.launch
 GC_HOURS = 0.001  # 3.6 s
 INTERVAL_MS = int(GC_HOURS * 3_600_000)

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,19 +29,17 @@ import pytest
 import yaml
 
 from kanban_core.storage import Database, Query
-from kanban_core.storage.migrate import ensure_schema
-from tests.conftest import PG_URL, create_pg_database, drop_pg_database
 from tests.e2e import test_telegram as telegram_e2e
 from tests.gitrepos import GIT_ENV, git, make_repo, write
-from tests.support.fake_telegram import ALICE_ID, FakeTelegram, Sent
+from tests.support.fake_telegram import ALICE_ID, TOKEN_ENV, FakeTelegram, Sent
 from tests.support.network import until
+from tests.support.processes import spawn_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 anyio_backend = telegram_e2e.anyio_backend
 _ptb_timedelta = telegram_e2e._ptb_timedelta
 fake = telegram_e2e.fake
-TOKEN_ENV = telegram_e2e.TOKEN_ENV
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_AGENT = ROOT / "tests" / "support" / "fake_agent.py"
 LEASE_S = 2
@@ -70,20 +68,7 @@ class Host:
         )
 
     async def start(self) -> None:
-        with self.log.open("ab") as stderr:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "gateway",
-                "--log-level",
-                "INFO",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env=self.env,
-                cwd=self.home,
-            )
+        self.process = await spawn_gateway(self.env, self.log, cwd=self.home, append=True)
         await until(lambda: "gateway ready" in self.text(), WAIT)
 
     async def stop(self) -> None:
@@ -95,20 +80,6 @@ class Host:
 
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
-
-
-@pytest.fixture
-def board_url() -> Iterator[str]:
-    if not PG_URL:
-        pytest.skip("several hosts share a PostgreSQL board (set KANBAN_TEST_PG_URL)")
-    url = create_pg_database()
-    db = Database(url)
-    ensure_schema(db)
-    db.close()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 def _config(fake: FakeTelegram, name: str, tmp_path: Path, repo: Path) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from tests.support.fake_telegram import (
     BOT_ID,
     BOT_USERNAME,
     TOKEN,
+    TOKEN_ENV,
     FakeTelegram,
     parse_telegram_html,
     running,
@@ -43,7 +44,6 @@ from tests.support.fake_telegram import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
-TOKEN_ENV = "KANBAN_TEST_TELEGRAM_TOKEN"  # noqa: S105 - a variable name
 GROUP = -1001234
 FORUM = -1005678
 TOPIC = 77

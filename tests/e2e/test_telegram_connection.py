@@ -10,7 +10,7 @@ import pytest
 from adapters.telegram import create
 from gateway import AdapterError
 from tests.e2e import test_telegram as telegram_e2e
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import TOKEN_ENV, FakeTelegram
 from tests.support.network import Relay, closed_port, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -18,7 +18,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 anyio_backend = telegram_e2e.anyio_backend
 _ptb_timedelta = telegram_e2e._ptb_timedelta
 fake = telegram_e2e.fake
-TOKEN_ENV = telegram_e2e.TOKEN_ENV
 
 
 @pytest.fixture

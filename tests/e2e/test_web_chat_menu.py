@@ -24,7 +24,7 @@ from gateway.surfaces import SurfaceContext, surface_menu
 from kanban_core import Kanban, KernelSettings
 from tests.e2e import test_discord as discord_e2e, test_telegram as telegram_e2e
 from tests.e2e.fake_discord import DM_CHANNEL_ID, EPHEMERAL, USER_ID, FakeDiscord
-from tests.support.fake_telegram import ALICE_ID, FakeTelegram
+from tests.support.fake_telegram import ALICE_ID, TOKEN_ENV, FakeTelegram
 from tests.support.network import closed_port
 from tests.support.processes import start_gateway
 from web import store
@@ -155,13 +155,13 @@ async def test_kanban_gateway_puts_web_in_the_telegram_menu_and_answers_it(
     config["web"] |= {"enabled": True, "port": closed_port()}
     config["platforms"]["telegram"] |= {
         "enabled": True,
-        "token_env": telegram_e2e.TOKEN_ENV,
+        "token_env": TOKEN_ENV,
         "api_base_url": telegram_fake.base_url,
         "poll_timeout": 1,
     }
     config["access"]["users"] = {f"telegram:{ALICE_ID}": "operator"}
     (home / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    env = {"PTB_TIMEDELTA": "1", telegram_e2e.TOKEN_ENV: telegram_fake.token}
+    env = {"PTB_TIMEDELTA": "1", TOKEN_ENV: telegram_fake.token}
     log = tmp_path / "gateway.log"
     process = await start_gateway(home, log, env)
     try:

@@ -21,6 +21,8 @@ from aiohttp.web_request import FileField
 T = TypeVar("T")
 
 TOKEN = "123456:TEST-fake-token-never-real"  # noqa: S105 - the fake's own
+#: The variable a gateway's config names for the bot token (``token_env``): the fake's, above.
+TOKEN_ENV = "KANBAN_TEST_TELEGRAM_TOKEN"  # noqa: S105 - a variable name
 BOT_ID = 999000
 BOT_USERNAME = "kanban_test_bot"
 BOT_USER = {

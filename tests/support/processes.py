@@ -1,4 +1,4 @@
-"""Waiting on subprocesses in tests: their output lines, their liveness, any condition."""
+"""Subprocesses in tests: starting a gateway, waiting on output lines, liveness, any condition."""
 
 from __future__ import annotations
 
@@ -113,6 +113,32 @@ def host_pid(noted: int, marker: str, argv_contains: str = "") -> int:
     raise AssertionError(f"no live process noted pid {noted} with {marker} in its environment")
 
 
+async def spawn_gateway(
+    env: Mapping[str, str],
+    log: Path,
+    *,
+    cwd: Path,
+    log_level: str | None = "INFO",
+    append: bool = False,
+) -> asyncio.subprocess.Process:
+    """``kanban gateway`` with ``env`` as its whole environment, stderr to ``log`` (appended to
+    with ``append``, as a restarted host keeps one log), at ``log_level`` (None: its default)."""
+    level = () if log_level is None else ("--log-level", log_level)
+    with log.open("ab" if append else "wb") as stderr:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "gateway",
+            *level,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=env,
+            cwd=cwd,
+        )
+
+
 async def start_gateway(
     home: Path, log: Path, env: Mapping[str, str] = {}
 ) -> asyncio.subprocess.Process:
@@ -124,15 +150,4 @@ async def start_gateway(
         "KANBAN_HOME": str(home),
         **env,
     }
-    with log.open("wb") as stderr:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "gateway",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=environ,
-            cwd=home.parent,
-        )
+    return await spawn_gateway(environ, log, cwd=home.parent, log_level=None)

@@ -1,4 +1,7 @@
-"""Simulated hosts for the chaos matrix: each a ``kanban gateway`` process group of its own.
+"""Simulated hosts on one board, each a ``kanban gateway`` process group of its own.
+
+The chaos matrix's harness and the failover benchmark's: it lives with the other fakes, as the
+benchmarks may import ``tests.support`` but no test package.
 
 A host has its own ``$KANBAN_HOME`` (config.example.yaml as a user adapts it, and the host
 enrollment ``kanban host enroll`` wrote there) and its own road to the board (the database URL,
@@ -23,16 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
 
-from tests.chaos.conftest import enroll
-from tests.e2e import test_telegram as telegram_e2e
-from tests.support.fake_telegram import ALICE_ID, FakeTelegram
+from tests.support.fake_telegram import ALICE_ID, TOKEN_ENV, FakeTelegram
 from tests.support.network import until
-from tests.support.processes import alive
+from tests.support.processes import alive, spawn_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN_ENV = telegram_e2e.TOKEN_ENV
 LEASE_S = 2
 RUN_LEASE_S = 3
 NOTIFY_CLAIM_S = 3
@@ -57,6 +58,22 @@ done = subprocess.run(
 (state / f".{stem}.tmp").write_text(f"{done.returncode}\\n{done.stderr}")
 (state / f".{stem}.tmp").replace(state / f"{stem}.result")
 """
+
+
+def enroll(home: Path, db_url: str, name: str, *labels: str) -> None:
+    """``kanban host enroll --name NAME`` in ``home``, as an admin at that host's terminal."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "KANBAN_HOME": str(home),
+        "KANBAN_DB_URL": db_url,
+    }
+    argv = [sys.executable, "-m", "kanban_core", "host", "enroll", "--name", name]
+    for label in labels:
+        argv += ["--label", label]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 @dataclass
@@ -177,20 +194,7 @@ class Cluster:
             "PTB_TIMEDELTA": "1",
             TOKEN_ENV: self.fake.token,
         }
-        with host.log.open("ab") as stderr:
-            host.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "gateway",
-                "--log-level",
-                "INFO",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env=host.env,
-                cwd=host.home,
-            )
+        host.process = await spawn_gateway(host.env, host.log, cwd=host.home, append=True)
         return host
 
     async def kill(self, name: str) -> float:
@@ -229,3 +233,32 @@ class Cluster:
             host.kill()
             if host.process is not None and host.process.returncode is None:
                 await host.process.wait()
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` on the board, read from outside the hosts."""
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def lease_owner(url: str, name: str) -> str | None:
+    """The owner of lease ``name`` while it is live, by the database's clock."""
+    rows = query(
+        url,
+        "SELECT owner FROM leases WHERE name = %s AND expires_ms > "
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint",
+        (name,),
+    )
+    return str(rows[0][0]) if rows else None
+
+
+async def wait_owner(url: str, lease: str, host: Host, timeout: float) -> None:  # noqa: ASYNC109
+    """Wait until ``host``'s gateway holds ``lease``; fail with its log if it dies or times out."""
+
+    def held() -> bool:
+        return host.running() and host.owner_prefix in (lease_owner(url, lease) or "")
+
+    try:
+        await until(held, timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{host.name} did not take {lease}:\n{host.text()[-3000:]}") from exc
