@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from kanban_core.board.domain import TaskId, format_run_id, format_task_id, parse_task_id
+from kanban_core.board.domain import Claim, TaskId, format_run_id, format_task_id, parse_task_id
 from kanban_core.commands import argtypes
 from kanban_core.commands.context import CommandContext
 from kanban_core.commands.result import CommandResult, Text, text
@@ -25,6 +25,12 @@ def register(sub: Any) -> None:
     p.add_argument("task_id", nargs="?", type=argtypes.task_id, help="the task (omit with --next)")
     p.add_argument("--next", action="store_true", help="claim the highest-priority ready task")
     p.add_argument("--assignee", help="with --next: only this assignee's tasks")
+    p.add_argument(
+        "--count",
+        type=int,
+        metavar="N",
+        help="with --next: claim up to N ready tasks at once, each its own run and token",
+    )
     p.add_argument("--ttl", type=int, metavar="SECONDS", help="lease length (default 900)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=claim)
@@ -101,6 +107,8 @@ def claim(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         raise UsageError("give a task id or --next (not both)")
     if args.assignee and not args.next:
         raise UsageError("--assignee goes with --next")
+    if args.count is not None:
+        return _claim_many(ctx, args)
     task_id = None if args.next else args.task_id
     granted = ctx.board().claim(ctx.actor, task_id, ttl_s=args.ttl, assignee=args.assignee)
     if granted is None:
@@ -110,7 +118,25 @@ def claim(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         return CommandResult(
             exit_code=1, errors=(f"cannot claim {task.ref}: it is {task.status.value}",)
         )
-    data = {
+    if args.json:
+        return CommandResult(data=_claim_data(granted), as_json=True)
+    return text(*_claim_lines(granted))
+
+
+def _claim_many(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``claim --next --count N``: one batch; a script runs each claimed task as its worker."""
+    if not args.next:
+        raise UsageError("--count goes with --next")
+    claims = ctx.board().claim_next(ctx.actor, args.count, ttl_s=args.ttl, assignee=args.assignee)
+    if not claims:
+        return CommandResult(exit_code=1, errors=("nothing is ready to claim",))
+    if args.json:
+        return CommandResult(data={"claims": [_claim_data(c) for c in claims]}, as_json=True)
+    return text(*(line for c in claims for line in _claim_lines(c)))
+
+
+def _claim_data(granted: Claim) -> dict[str, Any]:
+    return {
         "task_id": granted.task.ref,
         "run_id": granted.run_id,
         "run_token": granted.token,
@@ -119,9 +145,10 @@ def claim(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         "workspace_kind": granted.task.workspace_kind.value,
         "workspace_path": granted.task.workspace_path,
     }
-    if args.json:
-        return CommandResult(data=data, as_json=True)
-    return text(
+
+
+def _claim_lines(granted: Claim) -> tuple[str, str]:
+    return (
         f"Claimed {granted.task.ref}  (run {format_run_id(granted.run_id)}, "
         f"attempt {granted.attempt})",
         f"export KANBAN_TASK={granted.task.ref} KANBAN_RUN_ID={granted.run_id} "

@@ -56,6 +56,35 @@ class TestClaim:
         assert texts(mine)[0].startswith(f"Claimed {high.ref}  ")
         assert texts(anyone)[0].startswith(f"Claimed {other.ref}  ")
 
+    def test_claim_a_batch_each_with_its_own_token(self, run, board, make_task):
+        low = make_task(assignee="coder", priority=1)
+        high = make_task(assignee="coder", priority=9)
+        make_task(assignee="reviewer")
+
+        result = assert_ok(
+            run(["claim", "--next", "--assignee", "coder", "--count", "5", "--json"])
+        )
+
+        claims = result.data["claims"]
+        assert [c["task_id"] for c in claims] == [high.ref, low.ref]
+        assert len({c["run_token"] for c in claims}) == 2
+        for claimed, task in zip(claims, (high, low), strict=True):
+            (run_row,) = board.runs(task.id)
+            assert claimed["run_id"] == run_row.id
+        assert texts(assert_ok(run(["claim", "--next", "--count", "3"])))[0].startswith("Claimed ")
+        assert run(["claim", "--next", "--count", "3"]).errors == ("nothing is ready to claim",)
+
+    @pytest.mark.parametrize(
+        "argv",
+        [["claim", "t1", "--count", "2"], ["claim", "--next", "--count", "0"]],
+    )
+    def test_a_bad_batch_is_refused(self, run, board, make_task, argv):
+        task = make_task()
+        result = run(argv)
+        assert result.exit_code != 0
+        assert result.errors
+        assert _status(board, task) is TaskStatus.READY
+
     def test_nothing_ready(self, run, make_task):
         make_task(triage=True)
 
