@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -333,3 +337,29 @@ def test_unarchive_travels_with_its_workspace_as_the_positional_word() -> None:
     assert to_argv(ExecCommand.UNARCHIVE, {}, "ws-1") == ["ws", "unarchive", "ws-1"]
     with pytest.raises(ValidationError, match="unknown arguments: delete_branch"):
         to_argv(ExecCommand.UNARCHIVE, {"delete_branch": True}, "ws-1")
+
+
+@pytest.mark.parametrize(("asker", "signalled"), [(0, False), (1, True)])
+def test_stop_signals_the_supervisor_only_on_the_host_that_runs_it(
+    board: Kanban, chat: Run, two, kit: Kit, asker: int, signalled: bool
+) -> None:
+    # Both hosts play on this machine, so they share its hostname: the pid is checked against
+    # the run's enrolled host, not the hostname alone.
+    board.host = two[1]
+    ws_id = chat("new", "Notes", "--repo", "api").data["workspace"]
+    ws = kit.get(ws_id)
+    claim = kit.claim(ws)
+    supervisor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        board.set_worker(ws.task_id, claim.run_id, pid=supervisor.pid, host=socket.gethostname())
+        board.host = two[asker]
+        assert f"{ws_id}: stopped turn" in text(chat("stop", "--ws", ws_id))
+        assert rows(board, "SELECT count(*) FROM exec_requests") == [(0,)]  # the board's act
+        if signalled:
+            assert supervisor.wait(timeout=10) == -signal.SIGTERM
+        else:
+            with pytest.raises(subprocess.TimeoutExpired):
+                supervisor.wait(timeout=0.5)  # build-2's supervisor finds its run ended itself
+    finally:
+        supervisor.kill()
+        supervisor.wait()
