@@ -185,6 +185,14 @@ _EXEC_ROW = (
 )
 
 
+_EXEC_NEXT = (
+    "INSERT INTO exec_requests (command, args, workspace_id, task_id, target_host_id, platform, "
+    "user_id, user_name, chat_id, role, nonce, idempotency_key, state, created_ms, expires_ms) "
+    "VALUES ('status', '{}', 'ws-1', 1, 4, 'cli', 'cli:a', 'a', 'a', 'terminal', 'n-next', "
+    "'n-next', 'pending', 1, 2) RETURNING id"
+)
+
+
 def _exec_insert(db: Database, request_id: int, command: str) -> None:
     with db.transaction(write=True) as tx:
         params = {"id": request_id, "command": command, "nonce": f"n{request_id}"}
@@ -220,6 +228,9 @@ def test_0021_admits_unarchive_requests_and_keeps_the_rows(fresh_url):
                 )
             )
         _exec_insert(db, 7, "diff")
+        _exec_insert(db, 12, "status")
+        with db.transaction(write=True) as tx:  # gone, but its id was handed out
+            tx.execute(Query("drop_12", "DELETE FROM exec_requests WHERE id = 12"))
         with pytest.raises(Exception, match=_CHECK):
             _exec_insert(db, 8, "unarchive")  # 0020's CHECK refuses it
 
@@ -229,11 +240,15 @@ def test_0021_admits_unarchive_requests_and_keeps_the_rows(fresh_url):
         with pytest.raises(Exception, match=_CHECK):
             _exec_insert(db, 9, "rm -rf /")  # the CHECK is still there, one name wider
         assert "pending" in _open_index(db)  # the partial index kept its WHERE
-        if db.dialect == "sqlite":  # the rebuilt table keeps AUTOINCREMENT: ids never reused
+        if db.dialect == "sqlite":  # the rebuilt table keeps AUTOINCREMENT and its sequence
             assert "exec_requests" in autoincrement_tables(db)
+            with db.transaction(write=True) as tx:
+                made = tx.scalar(Query("exec_next", _EXEC_NEXT))
+            assert made == 13  # never 9: id 12 was handed out before
 
         migrate_to(db, "0020")  # the unarchive row cannot stay under the narrower CHECK
-        assert _exec_rows(db) == [(7, "diff", "pending")]
+        assert _exec_rows(db)[0] == (7, "diff", "pending")
+        assert "unarchive" not in {command for _id, command, _state in _exec_rows(db)}
         assert "pending" in _open_index(db)
         with pytest.raises(Exception, match=_CHECK):
             _exec_insert(db, 11, "unarchive")
