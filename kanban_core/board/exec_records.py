@@ -20,6 +20,7 @@ class ExecCommand(enum.StrEnum):
     ATTACH = "attach"
     RUN = "run"
     DELETE = "delete"
+    UNARCHIVE = "unarchive"
     FOLLOW_UP = "follow-up"
     NEW_SESSION = "new-session"
     APPROVE = "approve"

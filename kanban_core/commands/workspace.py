@@ -77,11 +77,14 @@ def register(sub: Any) -> None:
         ("pin", "list it first"),
         ("unpin", "stop listing it first"),
         ("archive", "hide it; worktrees, branches and history stay"),
-        ("unarchive", "bring it back (recreating removed worktrees)"),
     ):
         p = verbs.add_parser(name, help=helptext)
         _ws_arg(p, positional=True)
         p.set_defaults(handler=lifecycle, action=name)
+
+    p = verbs.add_parser("unarchive", help="bring it back (recreating removed worktrees)")
+    _ws_arg(p, positional=True)
+    p.set_defaults(handler=unarchive)
 
     p = verbs.add_parser("rename", help="change the display name")
     p.add_argument("name")
@@ -197,27 +200,32 @@ def listing(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 
 def lifecycle(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
-    """``ws use|pin|unpin|archive|unarchive``."""
+    """``ws use|pin|unpin|archive``: the board only, so they run wherever they are asked."""
     svc = service(ctx)
     ws = svc.resolve(args.ws, caller(ctx).place)
     who = caller(ctx)
-    notes: list[str] = []
     if args.action == "use":
         svc.use(ws, who)
         done = f"this chat now talks to {ws.id} — {ws.name}"
     elif args.action in ("pin", "unpin"):
         svc.pin(ws, args.action == "pin", who)
         done = f"{ws.id} {args.action}ned"
-    elif args.action == "archive":
+    else:
         svc.archive(ws, who)
         done = (
             f"{ws.id} archived: hidden from /ws list; worktrees, branch {ws.branch} and the "
             "sessions are kept (/ws unarchive brings it back)"
         )
-    else:
-        notes = svc.unarchive(ws, who)
-        done = f"{ws.id} unarchived"
-    return CommandResult(blocks=tuple(Text(line) for line in (done, *notes)))
+    return CommandResult(blocks=(Text(done),))
+
+
+@on_workspace_host(ExecCommand.UNARCHIVE)
+def unarchive(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
+    """``ws unarchive``: on the workspace's host, which recreates removed worktrees on its disk."""
+    svc = service(ctx)
+    ws = workspace(ctx, args, svc)
+    notes = svc.unarchive(ws, caller(ctx))
+    return CommandResult(blocks=tuple(Text(line) for line in (f"{ws.id} unarchived", *notes)))
 
 
 def rename(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:

@@ -50,6 +50,7 @@ SPECS: dict[ExecCommand, ArgSpec] = {
     ExecCommand.ATTACH: ArgSpec(("ref",), _REPO, {"force_attach": "--force-attach"}),
     ExecCommand.RUN: ArgSpec(("script",), _REPO),
     ExecCommand.DELETE: ArgSpec(flags={"delete_branch": "--delete-branch"}),
+    ExecCommand.UNARCHIVE: ArgSpec(),
     ExecCommand.FOLLOW_UP: ArgSpec(("message",), {"executor": "--executor"}),
     ExecCommand.NEW_SESSION: ArgSpec(("message",), {"name": "--name", "executor": "--executor"}),
     ExecCommand.APPROVE: ArgSpec(("request",), {"nonce": "--nonce"}),
@@ -59,7 +60,7 @@ SPECS: dict[ExecCommand, ArgSpec] = {
 META = frozenset({"_budget"})
 #: Commands whose workspace is named by a positional word rather than ``--ws``, and those that
 #: name none (an approval knows its workspace).
-_WS_POSITIONAL = frozenset({ExecCommand.DELETE})
+_WS_POSITIONAL = frozenset({ExecCommand.DELETE, ExecCommand.UNARCHIVE})
 _WS_IMPLIED = frozenset({ExecCommand.APPROVE, ExecCommand.DENY})
 
 

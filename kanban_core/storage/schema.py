@@ -626,7 +626,7 @@ maintenance_runs = Table(
     Column("summary", Text, nullable=True),
 )
 
-# -- execution requests: commands sent to the host holding a workspace (migration 0017) ------
+# -- execution requests: commands sent to the host holding a workspace (0017; unarchive: 0021) -
 # A nonce is spent (exec_nonces) when a request is claimed, so a request set back to pending,
 # or re-inserted after the original was purged, is refused instead of run again.
 exec_requests = Table(
@@ -659,7 +659,7 @@ exec_requests = Table(
     UniqueConstraint("nonce", name="uq_exec_requests_nonce"),
     CheckConstraint(
         "command IN ('status', 'diff', 'commit', 'push', 'pr', 'attach', 'run', 'delete', "
-        "'follow-up', 'new-session', 'approve', 'deny')",
+        "'follow-up', 'new-session', 'approve', 'deny', 'unarchive')",
         name="ck_exec_requests_command",
     ),
     UniqueConstraint("idempotency_key", name="uq_exec_requests_key"),

@@ -4,7 +4,8 @@ Two ``kanban gateway`` processes, each with its own ``$KANBAN_HOME`` and enrolle
 PostgreSQL board; gateway A runs the Telegram connection (the real python-telegram-bot against
 the loopback fake), host B holds a workspace made there with ``kanban ws new`` in a real git
 repository. ``/kanban ws diff`` and a confirmed commit sent to A run on B and come back to the
-chat, as does a follow-up (the agent's turn runs on B) and a terminal's `kanban ws status` on A;
+chat, as does a follow-up (the agent's turn runs on B), an unarchive (B recreates the worktree)
+and a terminal's `kanban ws status` on A;
 a request asked while B is stopped runs once after B's restart; a replay is refused; one running
 when B is killed (kill -9) is reported interrupted after the restart and not run again; a
 request for a missing host expires with a message; a revoked host is refused at once.
@@ -16,6 +17,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -253,6 +255,20 @@ async def test_chat_commands_on_host_a_run_on_host_b_and_are_answered(
     summed = await _answer(fake, summary_id)
     assert "repo api" in summed.text, summed.text
 
+    # Archive touches only the board: asked on A, it is done there at once. Unarchive recreates
+    # removed worktrees, so it is sent to B, which recreates this one on its disk.
+    await until(lambda: _open_turns(board_url, ws_id) == 0, WAIT)
+    archived = a.kanban("ws", "archive", ws_id)
+    assert archived.returncode == 0, archived.stderr
+    assert "archived" in archived.stdout
+    assert "sent to host" not in archived.stdout
+    shutil.rmtree(worktree)
+    unarchive_id = await _ask(fake, f"/kanban ws unarchive {ws_id}")
+    unarchived = await _answer(fake, unarchive_id)
+    assert f"{ws_id} unarchived" in unarchived.text, unarchived.text
+    assert "recreated from branch" in unarchived.text, unarchived.text
+    assert git(Path(worktree), "rev-parse", "--abbrev-ref", "HEAD").startswith("kanban/")
+
     # B stopped: the request waits; after B's restart it runs, once.
     await b.stop()
     write(Path(worktree) / "LATER.md", "after the restart\n")
@@ -315,6 +331,15 @@ async def test_chat_commands_on_host_a_run_on_host_b_and_are_answered(
         (0,)
     ]
     assert fake.token not in a.text() + b.text()
+
+
+def _open_turns(url: str, ws_id: str) -> int:
+    sql = (
+        "SELECT count(*) FROM workspace_turns WHERE workspace_id = :ws "
+        "AND status IN ('pending', 'running')"
+    )
+    [(count,)] = _rows(url, sql, ws=ws_id)
+    return int(count)
 
 
 def _replies(fake: FakeTelegram, request_id: int) -> list[Sent]:

@@ -427,6 +427,7 @@ def test_a_workspace_on_another_host_says_where_its_disk_is(
                 )
         opener.click()
         page.locator(".ws-host", has_text="on host build-2").wait_for()
+        assert "unarchive need its disk" in page.locator(".ws-host").inner_text()
 
 
 def test_a_workspace_lists_its_sessions_shows_one_s_messages_and_switches(

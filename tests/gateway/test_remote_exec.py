@@ -131,3 +131,23 @@ async def test_unreadable_arguments_fail_the_request_without_running_it(
     [(state, result)] = _states(board)
     assert state == "failed"
     assert "unknown arguments: _unreadable" in result
+
+
+def test_every_command_another_host_may_be_asked_has_a_role_here() -> None:
+    # A command with none would be refused on every target ("not offered"): never run.
+    policy = AccessPolicy()
+    needed = {command: policy.needed("ws", command.value, None) for command in ExecCommand}
+    assert None not in needed.values()
+    assert needed[ExecCommand.UNARCHIVE] == Role.OPERATOR
+
+
+async def test_an_unarchive_from_a_viewer_is_refused_on_the_target(
+    board: Kanban, executor: KernelExecutor, make_task, two
+) -> None:
+    task = make_task()
+    _ask(board, task.id, two[1], ALICE, ExecCommand.UNARCHIVE)
+    access = AccessPolicy(users={"telegram:42": Role.VIEWER})
+    await _one_pass(ExecLoop(board, access, executor, claimer="gw", environ={}))
+    assert _states(board) == [
+        ("refused", "refused on host build-2: telegram:42 lacks the role here")
+    ]

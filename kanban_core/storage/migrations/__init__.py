@@ -22,6 +22,7 @@ REVISIONS: tuple[str, ...] = (
     "0018",
     "0019",
     "0020",
+    "0021",
 )
 HEAD = REVISIONS[-1]
 #: The head as SQLite's ``user_version`` stamps it: its position in REVISIONS, counted from 1.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import uuid
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
@@ -150,7 +149,8 @@ class SessionOps:
     def stop(self, ws: Workspace, caller: Caller) -> str:
         """Stop the running (or waiting) turn; its queue pauses until someone chooses."""
         reason = f"stopped by {caller.name}"
-        pid_host: tuple[int | None, str | None] = (None, None)
+        signal_pid: int | None = None
+        here = self.board.host.host_id if self.board.host is not None else None
         with store.writing(self.board.db, ws.id) as tx:
             turn = store.active_turn(tx, ws.id)
             if turn is None:
@@ -159,9 +159,8 @@ class SessionOps:
             notice = tasklink.stop_notice(reason, by=caller.name, ws_id=ws.id, queued=waiting)
             current = tasklink.current_run(tx, ws.task_id)
             if current is not None:
-                run_id, pid, host = current
-                tasklink.stop_run(tx, ws.task_id, run_id, notice)
-                pid_host = (pid, host)
+                tasklink.stop_run(tx, ws.task_id, current.run_id, notice)
+                signal_pid = current.pid if current.signalable(here) else None
             else:
                 tasklink.park(tx, ws.task_id, notice)
             store.end_turn(tx, turn.id, TurnStatus.CANCELLED, reason, None)
@@ -172,12 +171,11 @@ class SessionOps:
             approvals.audit(
                 tx, ws_id=ws.id, op="stop", principal=caller.principal, outcome="ok", detail=turn.id
             )
-        pid, host = pid_host
-        if pid and host == socket.gethostname():
+        if signal_pid is not None:
             # The supervisor stops the agent's whole process group (SIGTERM, then SIGKILL
             # after the grace period); elsewhere its next heartbeat finds the run ended.
             with suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(signal_pid, signal.SIGTERM)
         return f"{ws.id}: stopped turn {turn.id}"
 
     def queue(self, ws: Workspace) -> list[tuple[Session, list[Any]]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from dataclasses import dataclass
 from typing import Any
 
 from kanban_core.board import events, runs
@@ -32,7 +34,7 @@ _STOP = Query(
 )
 _CURRENT_RUN = Query(
     "turn_current_run",
-    "SELECT t.current_run_id, r.worker_pid, r.worker_host FROM tasks t "
+    "SELECT t.current_run_id, r.worker_pid, r.worker_host, r.host_id FROM tasks t "
     "LEFT JOIN task_runs r ON r.id = t.current_run_id WHERE t.id = :id AND t.status = 'running'",
 )
 _RUN_END = Query(
@@ -69,12 +71,32 @@ def park(tx: Transaction, task_id: TaskId, notice: dict[str, Any]) -> bool:
     return False
 
 
-def current_run(tx: Transaction, task_id: TaskId) -> tuple[RunId, int | None, str | None] | None:
-    """The running task's run id and its supervisor's pid and host."""
+@dataclass(frozen=True, slots=True)
+class CurrentRun:
+    """A running task's run: its supervisor's pid and machine, and the host that claimed it."""
+
+    run_id: RunId
+    pid: int | None
+    machine: str | None  # the supervisor's hostname
+    host_id: int | None  # the enrolled host that claimed it; None: the implicit host
+
+    def signalable(self, here: int | None) -> bool:
+        """Whether a process of enrolled host ``here`` may signal the supervisor's pid.
+
+        A pid means something only on its own machine; two enrolled hosts may share a
+        hostname, so the claiming host must be this one too (elsewhere, the supervisor's next
+        heartbeat finds its run ended and stops the agent itself).
+        """
+        return bool(self.pid) and self.host_id == here and self.machine == socket.gethostname()
+
+
+def current_run(tx: Transaction, task_id: TaskId) -> CurrentRun | None:
+    """The running task's run, or None."""
     row = tx.fetchone(_CURRENT_RUN, {"id": task_id})
     if row is None or row[0] is None:
         return None
-    return RunId(int(row[0])), row[1], row[2]
+    host_id = None if row[3] is None else int(row[3])
+    return CurrentRun(RunId(int(row[0])), row[1], row[2], host_id)
 
 
 def stop_run(tx: Transaction, task_id: TaskId, run_id: RunId, notice: dict[str, Any]) -> bool:

@@ -167,7 +167,7 @@ def begin(board: Kanban, task_id: TaskId, run_id: RunId) -> TurnContext | None:
     heads = _snapshot(ws)
     with store.writing(board.db, ws.id) as tx:
         current = tasklink.current_run(tx, task_id)
-        if current is None or current[0] != run_id:
+        if current is None or current.run_id != run_id:
             # A /stop (or a reclaim) ended the run between the claim and this start: no turn.
             raise KanbanError(f"run {run_id} of t{task_id} already ended; no turn started")
         turn = store.active_turn(tx, ws.id)

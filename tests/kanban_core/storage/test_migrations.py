@@ -173,3 +173,84 @@ def test_migrating_to_an_unknown_revision_is_refused(fresh_url):
         assert schema_version(db) is None
     finally:
         db.close()
+
+
+#: A CHECK violation names the constraint (sqlite3 and psycopg raise their own classes).
+_CHECK = "ck_exec_requests_command"
+_EXEC_ROW = (
+    "INSERT INTO exec_requests (id, command, args, workspace_id, task_id, target_host_id, "
+    "platform, user_id, user_name, chat_id, role, nonce, idempotency_key, state, created_ms, "
+    "expires_ms) VALUES (:id, :command, '{}', 'ws-1', 1, 4, 'telegram', 'telegram:1', 'alice', "
+    "'100', 'operator', :nonce, :nonce, 'pending', 1, 2)"
+)
+
+
+_EXEC_NEXT = (
+    "INSERT INTO exec_requests (command, args, workspace_id, task_id, target_host_id, platform, "
+    "user_id, user_name, chat_id, role, nonce, idempotency_key, state, created_ms, expires_ms) "
+    "VALUES ('status', '{}', 'ws-1', 1, 4, 'cli', 'cli:a', 'a', 'a', 'terminal', 'n-next', "
+    "'n-next', 'pending', 1, 2) RETURNING id"
+)
+
+
+def _exec_insert(db: Database, request_id: int, command: str) -> None:
+    with db.transaction(write=True) as tx:
+        params = {"id": request_id, "command": command, "nonce": f"n{request_id}"}
+        tx.execute(Query("seed_exec", _EXEC_ROW), params)
+
+
+def _exec_rows(db: Database) -> list[tuple[object, ...]]:
+    with db.transaction(write=False) as tx:
+        probe = Query("exec_rows", "SELECT id, command, state FROM exec_requests ORDER BY id")
+        return [tuple(r) for r in tx.fetchall(probe)]
+
+
+def _open_index(db: Database) -> str:
+    probe = (
+        "SELECT sql FROM sqlite_master WHERE name = 'ix_exec_requests_open'"
+        if db.dialect == "sqlite"
+        else "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_exec_requests_open'"
+    )
+    with db.transaction(write=False) as tx:
+        return str(tx.scalar(Query("exec_open_index", probe)))
+
+
+def test_0021_admits_unarchive_requests_and_keeps_the_rows(fresh_url):
+    db = Database(fresh_url)
+    try:
+        migrate_to(db, "0020")
+        with db.transaction(write=True) as tx:
+            tx.execute(
+                Query(
+                    "seed_host",
+                    "INSERT INTO hosts (id, name, secret_hash, enrolled_ms) "
+                    "VALUES (4, 'build-2', 'h', 1)",
+                )
+            )
+        _exec_insert(db, 7, "diff")
+        _exec_insert(db, 12, "status")
+        with db.transaction(write=True) as tx:  # gone, but its id was handed out
+            tx.execute(Query("drop_12", "DELETE FROM exec_requests WHERE id = 12"))
+        with pytest.raises(Exception, match=_CHECK):
+            _exec_insert(db, 8, "unarchive")  # 0020's CHECK refuses it
+
+        migrate_to(db, "0021")
+        assert _exec_rows(db) == [(7, "diff", "pending")]
+        _exec_insert(db, 8, "unarchive")
+        with pytest.raises(Exception, match=_CHECK):
+            _exec_insert(db, 9, "rm -rf /")  # the CHECK is still there, one name wider
+        assert "pending" in _open_index(db)  # the partial index kept its WHERE
+        if db.dialect == "sqlite":  # the rebuilt table keeps AUTOINCREMENT and its sequence
+            assert "exec_requests" in autoincrement_tables(db)
+            with db.transaction(write=True) as tx:
+                made = tx.scalar(Query("exec_next", _EXEC_NEXT))
+            assert made == 13  # never 9: id 12 was handed out before
+
+        migrate_to(db, "0020")  # the unarchive row cannot stay under the narrower CHECK
+        assert _exec_rows(db)[0] == (7, "diff", "pending")
+        assert "unarchive" not in {command for _id, command, _state in _exec_rows(db)}
+        assert "pending" in _open_index(db)
+        with pytest.raises(Exception, match=_CHECK):
+            _exec_insert(db, 11, "unarchive")
+    finally:
+        db.close()

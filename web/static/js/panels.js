@@ -232,8 +232,8 @@ async function workspaceDetail(ctx, id, box) {
     box.replaceChildren(
       h("h3", {}, `${ws.name || ws.id} · ${ws.status || ""}`),
       h("p", { class: "muted" }, `task ${ws.task || ""} · branch ${ws.branch || ""}${ws.pinned ? " · pinned" : ""}${ws.archived ? " · archived" : ""}`),
-      // A workspace on another host: its disk (status, diff, changed files) is answered there.
-      ws.local === false ? h("p", { class: "muted ws-host" }, `on host ${ws.host}: status, diff and changed files are read on its disk (ask in chat or a terminal)`) : null,
+      // A workspace on another host: its disk (status, diff, changed files, unarchive) is there.
+      ws.local === false ? h("p", { class: "muted ws-host" }, `on host ${ws.host}: status, diff, changed files and unarchive need its disk (ask in chat or a terminal)`) : null,
       h("div", { class: "row" }, lifecycle, stop, summary),
       sessionList(ctx, ws, out, () => workspaceDetail(ctx, id, box)),
       queueList(ws),

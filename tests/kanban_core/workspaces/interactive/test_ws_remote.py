@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from kanban_core.commands import CommandContext, CommandResult, run_command
 from kanban_core.commands.result import Table
 from kanban_core.commands.workspace_remote import to_args, to_argv
 from kanban_core.errors import ValidationError
+from kanban_core.workspaces.interactive import reconcile
 from tests.gitrepos import write
 from tests.kanban_core.support import execute, rows, snapshot
 from tests.kanban_core.workspaces.interactive.conftest import Kit
@@ -230,3 +235,156 @@ def test_the_web_board_is_told_to_ask_in_chat_and_nothing_is_queued(
     [error] = _web(board, config_file, "diff", "--ws", ws_id).errors
     assert error.startswith(f"workspace {ws_id} is on host 'build-2'; ask in chat")
     assert snapshot(board) == before
+
+
+# -- unarchive recreates worktrees: on the workspace's host only ------------------------------
+
+
+@pytest.fixture
+def swept(board: Kanban, chat: Run, two, kit: Kit) -> tuple[str, Path]:
+    """A workspace made on build-2, stopped and archived from build-1 (the board only: they run
+    there at once), its clean worktree removed by build-2's retention sweep; build-1 acts next."""
+    board.host = two[1]
+    ws_id = chat("new", "Notes", "--repo", "api").data["workspace"]
+    worktree = kit.get(ws_id).repos[0].worktree
+    board.host = two[0]
+    assert "stopped turn" in text(chat("stop", "--ws", ws_id))  # its first turn, not yet run
+    archived = chat("archive", ws_id)
+    assert text(archived).startswith(f"{ws_id} archived"), archived.errors
+    assert rows(board, "SELECT count(*) FROM exec_requests") == [(0,)]
+    board.host = two[1]
+    assert reconcile.sweep_archived(board, after_s=0)
+    assert not worktree.exists()
+    board.host = two[0]
+    return ws_id, worktree
+
+
+def test_unarchive_asked_on_another_host_recreates_the_worktree_there_not_here(
+    board: Kanban, chat: Run, config_file: Path, two, kit: Kit, swept: tuple[str, Path]
+) -> None:
+    ws_id, worktree = swept
+    container = sorted(worktree.parent.iterdir())  # what the sweep left beside the repository
+    asked = chat("unarchive", ws_id, key="telegram:100:90")
+    again = chat("unarchive", ws_id, key="telegram:100:90")  # the platform redelivered it
+    assert (text(asked), asked.data) == ("sent to host build-2 (request 1)", {"exec_request": 1})
+    assert text(again) == "already sent to host build-2 (request 1)"
+    # Nothing happened on build-1: no directory at the worktree's path, still archived.
+    assert not worktree.exists()
+    assert sorted(worktree.parent.iterdir()) == container
+    assert kit.get(ws_id).archived
+    assert rows(board, "SELECT command, workspace_id, state FROM exec_requests") == [
+        ("unarchive", ws_id, "pending")
+    ]
+
+    assert _serve(board, config_file, two[0]) == []  # not build-1's to run
+    assert not worktree.exists()
+    [result] = _serve(board, config_file, two[1])
+    assert result.exit_code == 0, result.errors
+    said = text(result)
+    assert said.startswith(f"{ws_id} unarchived")
+    assert "the worktree of api was missing; it was recreated from branch" in said
+    assert worktree.is_dir()
+    assert not kit.get(ws_id).archived
+    [(state, command)] = rows(board, "SELECT state, command FROM exec_requests")
+    assert (state, command) == ("done", "unarchive")
+
+
+def test_a_terminal_unarchive_waits_for_the_workspace_host(
+    board: Kanban, config_file: Path, two, kit: Kit, swept: tuple[str, Path]
+) -> None:
+    ws_id, worktree = swept
+    seen_before_b: list[bool] = []
+
+    def build_2_serves(_seconds: float) -> None:
+        seen_before_b.append(worktree.exists())
+        _serve(board, config_file, two[1])
+
+    result = _cli(board, config_file, build_2_serves)("unarchive", ws_id)
+    assert result.exit_code == 0, result.errors
+    assert text(result).startswith(f"sent to host build-2 (request 1):\n{ws_id} unarchived")
+    assert seen_before_b == [False]  # build-1 made nothing while it waited
+    assert worktree.is_dir()
+
+
+@pytest.mark.parametrize("where", ["revoked host", "web", "unenrolled terminal"])
+def test_an_unarchive_that_cannot_be_sent_changes_nothing_anywhere(
+    board: Kanban, chat: Run, config_file: Path, swept: tuple[str, Path], where: str
+) -> None:
+    ws_id, worktree = swept
+    if where == "revoked host":
+        board.revoke_host(Actor("alice"), "build-2")
+    before = snapshot(board)
+    if where == "web":
+        result = _web(board, config_file, "unarchive", ws_id)
+        reason = f"workspace {ws_id} is on host 'build-2'; ask in chat or in a terminal"
+    elif where == "unenrolled terminal":
+        board.host = None
+        result = _cli(board, config_file, lambda _s: None)("unarchive", ws_id)
+        reason = f"workspace {ws_id} is on host 'build-2'; run this there, or enroll"
+    else:
+        result = chat("unarchive", ws_id)
+        reason = f"host 'build-2' was revoked; workspace {ws_id} lives on its disk"
+    assert result.exit_code == 1
+    [error] = result.errors
+    assert error.startswith(reason)
+    assert snapshot(board) == before  # still archived, nothing queued
+    assert not worktree.exists()
+
+
+@pytest.mark.parametrize(
+    "verbs",
+    [
+        [("stop", "--ws"), ("archive",)],  # archive refuses a running turn
+        [("pin",), ("unpin",), ("use",)],
+        [("rename", "Renamed", "--ws"), ("repo", "--ws")],
+        [("sessions", "--ws"), ("queue", "--ws"), ("queue", "clear", "--ws")],
+    ],
+)
+def test_verbs_of_the_board_only_run_where_asked_and_touch_no_disk(
+    board: Kanban, chat: Run, two, kit: Kit, verbs: list[tuple[str, ...]]
+) -> None:
+    board.host = two[1]
+    ws_id = chat("new", "Notes", "--repo", "api").data["workspace"]
+    worktree = kit.get(ws_id).repos[0].worktree
+    worktree.rename(worktree.with_name("aside"))  # a verb that recreated it here would show
+    board.host = two[0]
+    for argv in verbs:
+        result = chat(*argv, ws_id)
+        assert result.exit_code == 0, (argv, result.errors)
+        assert "sent to host" not in text(result)
+    assert rows(board, "SELECT count(*) FROM exec_requests") == [(0,)]
+    assert not worktree.exists()
+
+
+def test_unarchive_travels_with_its_workspace_as_the_positional_word() -> None:
+    ns = argparse.Namespace(ws="t12", action="unarchive")
+    assert to_args(ExecCommand.UNARCHIVE, ns) == {}
+    assert to_argv(ExecCommand.UNARCHIVE, {}, "ws-1") == ["ws", "unarchive", "ws-1"]
+    with pytest.raises(ValidationError, match="unknown arguments: delete_branch"):
+        to_argv(ExecCommand.UNARCHIVE, {"delete_branch": True}, "ws-1")
+
+
+@pytest.mark.parametrize(("asker", "signalled"), [(0, False), (1, True)])
+def test_stop_signals_the_supervisor_only_on_the_host_that_runs_it(
+    board: Kanban, chat: Run, two, kit: Kit, asker: int, signalled: bool
+) -> None:
+    # Both hosts play on this machine, so they share its hostname: the pid is checked against
+    # the run's enrolled host, not the hostname alone.
+    board.host = two[1]
+    ws_id = chat("new", "Notes", "--repo", "api").data["workspace"]
+    ws = kit.get(ws_id)
+    claim = kit.claim(ws)
+    supervisor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        board.set_worker(ws.task_id, claim.run_id, pid=supervisor.pid, host=socket.gethostname())
+        board.host = two[asker]
+        assert f"{ws_id}: stopped turn" in text(chat("stop", "--ws", ws_id))
+        assert rows(board, "SELECT count(*) FROM exec_requests") == [(0,)]  # the board's act
+        if signalled:
+            assert supervisor.wait(timeout=10) == -signal.SIGTERM
+        else:
+            with pytest.raises(subprocess.TimeoutExpired):
+                supervisor.wait(timeout=0.5)  # build-2's supervisor finds its run ended itself
+    finally:
+        supervisor.kill()
+        supervisor.wait()
