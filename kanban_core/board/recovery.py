@@ -52,7 +52,7 @@ _EXPIRED = Query(
 )
 _OVERDUE = Query(
     "overdue_runs",
-    "SELECT t.id, t.current_run_id, r.worker_pid, r.worker_host, r.max_runtime_s "
+    "SELECT t.id, t.current_run_id, r.worker_pid, r.worker_host, r.max_runtime_s, r.host_id "
     "FROM tasks t {index:ix_tasks_deadline} JOIN task_runs r ON r.id = t.current_run_id "
     "WHERE t.status = 'running' AND t.deadline_ms < {now} - :grace_ms "
     "ORDER BY t.deadline_ms LIMIT :limit",
@@ -105,6 +105,8 @@ class OverdueRun:
     pid: int | None
     host: str | None
     max_runtime_s: int | None
+    #: The enrolled host that claimed it (None: the implicit host).
+    host_id: int | None = None
 
 
 _OUTCOME_EVENT = {
@@ -180,7 +182,7 @@ def revoked_hosts_runs(tx: Transaction, *, limit: int = 100) -> list[tuple[TaskI
 def overdue_runs(tx: Transaction, *, grace_ms: int, limit: int = 100) -> list[OverdueRun]:
     """Running tasks past their deadline by more than ``grace_ms``."""
     return [
-        OverdueRun(TaskId(r[0]), RunId(r[1]), r[2], r[3], r[4])
+        OverdueRun(TaskId(r[0]), RunId(r[1]), r[2], r[3], r[4], r[5])
         for r in tx.fetchall(_OVERDUE, {"grace_ms": grace_ms, "limit": limit})
     ]
 

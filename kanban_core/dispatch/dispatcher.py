@@ -23,7 +23,7 @@ from kanban_core.board import hosts
 from kanban_core.board.batch_claims import Candidate
 from kanban_core.board.domain import Actor, Claim, RunId, RunOutcome, TaskId, format_task_id
 from kanban_core.board.kanban import Kanban
-from kanban_core.board.recovery import FailurePolicy
+from kanban_core.board.recovery import FailurePolicy, OverdueRun
 from kanban_core.config import KanbanConfig
 from kanban_core.dispatch import health
 from kanban_core.dispatch.logs import log_path, tail
@@ -275,8 +275,14 @@ class Dispatcher:
                 report.timed_out,
                 report,
             )
-            if run.pid and run.host == self.host:
+            if run.pid and self._runs_here(run):
                 _kill_group(run.pid, config.dispatcher.terminate_grace_seconds)
+
+    def _runs_here(self, run: OverdueRun) -> bool:
+        """Whether the run's supervisor is a process of this machine: claimed by this enrolled
+        host (two hosts may share a hostname) and started under this hostname."""
+        mine = None if self.board.host is None else self.board.host.host_id
+        return run.host_id == mine and run.host == self.host
 
     def _record(
         self,

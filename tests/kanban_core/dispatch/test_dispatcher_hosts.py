@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 
 import pytest
@@ -144,3 +145,41 @@ def _enroll_view(board: Kanban, name: str) -> HostIdentity:
     """Another host's identity as its own host.json would give it (its enrolled secret)."""
     host_id = scalar(board, "SELECT id FROM hosts WHERE name = :name", name=name)
     return HostIdentity(int(host_id), name, f"s-{name}")
+
+
+def test_an_overdue_run_is_killed_only_by_the_host_that_claimed_it(
+    board, operator, make_task, spawner, tmp_path
+):
+    """Two enrolled hosts may share a hostname: a pid recorded by one means nothing on the
+    other, so only the claiming host's leader signals it."""
+    alpha, beta = _enroll(board, operator, "alpha"), _enroll(board, operator, "beta")
+    board.host = beta
+    task = make_task(assignee="coder", max_runtime_s=1)
+    _dispatcher(board, spawner, cap=1).run_pass()
+    supervisor = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        execute(board, "UPDATE task_runs SET worker_pid = :pid", pid=supervisor.pid)
+        execute(board, "UPDATE tasks SET deadline_ms = {now} - 3600000 WHERE id = :id", id=task.id)
+
+        board.host = alpha
+        assert _dispatcher(board, spawner, cap=0).run_pass().timed_out == [task.id]
+        assert supervisor.poll() is None  # alpha's machine has no such supervisor
+
+        board.host = beta
+        again = make_task(assignee="coder", max_runtime_s=1)
+        execute(board, "UPDATE tasks SET not_before_ms = NULL WHERE id = :id", id=task.id)
+        execute(board, "UPDATE tasks SET status = 'archived' WHERE id = :id", id=task.id)
+        _dispatcher(board, spawner, cap=1).run_pass()
+        execute(
+            board,
+            "UPDATE task_runs SET worker_pid = :pid WHERE task_id = :id",
+            pid=supervisor.pid,
+            id=again.id,
+        )
+        execute(board, "UPDATE tasks SET deadline_ms = {now} - 3600000 WHERE id = :id", id=again.id)
+        assert _dispatcher(board, spawner, cap=0).run_pass().timed_out == [again.id]
+        assert supervisor.wait(timeout=30) != 0  # beta's own supervisor is stopped
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
