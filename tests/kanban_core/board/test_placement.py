@@ -45,7 +45,9 @@ def test_revoking_a_host_blocks_the_ready_and_waiting_tasks_bound_to_it(
         assert event["host"] == "alpha"
         reason = str(event["reason"])
         assert "bound to host 'alpha', which was revoked" in reason
-        assert f"kanban edit t{task_id} --host H" in reason
+        # Read in a terminal, in chat (/kanban edit) and on the web: the verb alone.
+        assert f"re-place it (`edit t{task_id} --host H`, --label L or --any-host)" in reason
+        assert "kanban" not in reason
     for task_id in (parent.id, elsewhere.id, loose.id):
         assert board.get(task_id).status is TaskStatus.READY
     # The asking chat hears of it like of any block.
@@ -91,7 +93,7 @@ def test_unblock_is_refused_while_the_task_is_bound_to_the_revoked_host(
     task = make_task(host="alpha")
     board.revoke_host(operator, "alpha")
     before = snapshot(board)
-    with pytest.raises(InvalidTransition, match="re-place it first"):
+    with pytest.raises(InvalidTransition, match=r"re-place it \(`edit t\d+ --host H`.*\) first"):
         board.unblock(operator, task.id)
     assert snapshot(board) == before
 
