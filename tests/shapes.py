@@ -32,11 +32,13 @@ TASK_JSON_KEYS = frozenset(
         "paused_until",
         "max_cost_usd",
         "max_tokens",
+        "host",
+        "label",
     }
 )
 
 #: The task keys of the reference's shapes (ours add the repo, the branch, the usage-limit
-#: pause and the budget).
+#: pause, the budget and the placement).
 REFERENCE_TASK_KEYS = TASK_JSON_KEYS - {
     "repo",
     "branch_name",
@@ -44,6 +46,8 @@ REFERENCE_TASK_KEYS = TASK_JSON_KEYS - {
     "paused_until",
     "max_cost_usd",
     "max_tokens",
+    "host",
+    "label",
 }
 
 #: Every key of a run's JSON (``runs --json``, ``show --json``'s runs, ``Run.to_json``).

@@ -65,16 +65,14 @@ class EventHub:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read and publish until ``stop`` is set."""
-        self.cursor = self.floor = await self.executor.run(self.board.max_event_id)
-        if late.may_commit_late(self.board.db):
-            # Writes still open at start are holes below the cursor like any later ones.
-            recent = await self.executor.run(
-                late.window_before, self.board.db, self.cursor, limit=RING
-            )
-            for event in recent:
-                self._remember(event.id)
-            if recent:
-                self._holes.open(recent[0].id - 1, recent, self._seen)
+        # The newest id and the late window below it from one snapshot (PostgreSQL): writes
+        # still open then are holes below the cursor like any later ones.
+        self.cursor, recent = await self.executor.run(late.start, self.board.db, limit=RING)
+        self.floor = self.cursor
+        for event in recent:
+            self._remember(event.id)
+        if recent:
+            self._holes.open(recent[0].id - 1, recent, self._seen)
         self.started.set()
         stopping = asyncio.ensure_future(stop.wait())
         try:

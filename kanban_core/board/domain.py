@@ -210,6 +210,10 @@ class Task:
     pause_reason: str | None = None
     max_cost_micro_usd: int | None = None
     max_tokens: int | None = None
+    #: Where it may run (``create --host/--label``, ``edit``): the host's name, or a label any
+    #: host carrying it matches; neither: any host (on a board without enrolled hosts, this one).
+    host: str | None = None
+    host_label: str | None = None
 
     @property
     def ref(self) -> str:
@@ -248,6 +252,8 @@ class Task:
             "paused_until": _seconds(self.not_before_ms) if self.pause_reason else None,
             "max_cost_usd": usd(self.max_cost_micro_usd),
             "max_tokens": self.max_tokens,
+            "host": self.host,
+            "label": self.host_label,
         }
 
 

@@ -10,9 +10,12 @@ transaction may stay open after inserting an event. An event is stamped with the
 when its insert runs (``created_ms``), so an event that was still uncommitted when event N was
 read has ``created_ms`` no earlier than N's ``created_ms - LATE_COMMIT_S``:
 
-* a reader starting or resuming from N reads the events with an id up to N stamped in that
-  window (``window_before``): a browser is sent them again (the page patches cards
-  idempotently), a follower counts them as seen and the ids missing among them as holes;
+* a reader starting from the newest event reads its id and the events stamped in that window
+  below it in one statement (``start``), so one snapshot: an event that commits between two
+  reads would otherwise count as seen without ever being shown. It counts them as seen and the
+  ids missing among them as holes;
+* a browser resuming from N is sent again the events with an id up to N stamped in that window
+  (``window_before``; the page patches cards idempotently);
 * a follower remembers the ids it skipped (the holes below its cursor, ``Holes``) for that long
   and looks for them on every read (``by_ids``); ``Follower`` is that, for a synchronous reader.
 """
@@ -23,7 +26,7 @@ import time
 from collections.abc import Container, Iterable
 
 from kanban_core.board.domain import Event
-from kanban_core.board.reads import EVENTS_AFTER
+from kanban_core.board.reads import EVENTS_AFTER, MAX_EVENT, max_event_id_of
 from kanban_core.board.rows import EVENT_COLUMNS, event_from_row
 from kanban_core.storage import Database, Query
 
@@ -42,6 +45,16 @@ _WINDOW = Query(
     "(SELECT created_ms FROM task_events WHERE id <= :since ORDER BY id DESC LIMIT 1) - :window_ms "
     "ORDER BY id LIMIT :limit",
 )
+_E_COLUMNS = ", ".join(f"e.{name.strip()}" for name in EVENT_COLUMNS.split(","))
+# The newest id and the window below it in one statement, so from one snapshot (PostgreSQL reads
+# each statement of a transaction from a snapshot of its own). No events: one row (0, NULLs...).
+_START = Query(
+    "events_start_window",
+    "WITH top AS (SELECT COALESCE(max(id), 0) AS id FROM task_events) "
+    f"SELECT top.id, {_E_COLUMNS} FROM top LEFT JOIN task_events e ON e.id <= top.id "
+    "AND e.created_ms >= (SELECT n.created_ms FROM task_events n WHERE n.id = top.id) - :window_ms "
+    "ORDER BY e.id LIMIT :limit",
+)
 _BY_IDS = Query(
     "events_by_ids",
     f"SELECT {EVENT_COLUMNS} FROM task_events WHERE id = ANY(:ids) ORDER BY id",
@@ -57,6 +70,16 @@ def window_before(db: Database, since: int, *, limit: int) -> list[Event]:
     """Events with an id up to ``since`` stamped within ``LATE_COMMIT_S`` of it, oldest first."""
     params = {"since": since, "window_ms": int(LATE_COMMIT_S * 1000), "limit": limit}
     return [event_from_row(row) for row in db.read(_WINDOW, params)]
+
+
+def start(db: Database, *, limit: int) -> tuple[int, list[Event]]:
+    """The newest event id and the events up to it stamped within ``LATE_COMMIT_S`` of it, oldest
+    first, read as one snapshot (on SQLite, where ids are commit order, the id alone)."""
+    if not may_commit_late(db):
+        return max_event_id_of(db.read(MAX_EVENT)), []
+    params = {"window_ms": int(LATE_COMMIT_S * 1000), "limit": limit}
+    rows = db.read(_START, params)
+    return int(rows[0][0]), [event_from_row(row[1:]) for row in rows if row[1] is not None]
 
 
 def by_ids(db: Database, ids: list[int]) -> list[Event]:
@@ -107,10 +130,14 @@ class Follower:
     included (the CLI's ``tail`` and ``watch``; the web board's hub does the same in asyncio).
 
     Made before anything is shown from the log, so an event that commits meanwhile below the
-    cursor is a hole it finds, never one it counts as seen unshown.
+    cursor is a hole it finds, never one it counts as seen unshown. ``at_newest`` starts from the
+    newest event; a cursor handed in is read with its window separately, so only one that nobody
+    was shown events up to (a cursor of the caller's own making) belongs there.
     """
 
-    def __init__(self, db: Database, cursor: int, *, batch: int = 200) -> None:
+    def __init__(
+        self, db: Database, cursor: int, *, batch: int = 200, recent: list[Event] | None = None
+    ) -> None:
         self.db = db
         self.cursor = cursor
         self.batch = batch
@@ -120,10 +147,17 @@ class Follower:
         if self._late:
             # At or below the cursor: seen (shown, or older than what is shown); the ids missing
             # among the recent ones are writes still open, to be returned when they commit.
-            recent = window_before(db, cursor, limit=MAX_HOLES)
+            if recent is None:
+                recent = window_before(db, cursor, limit=MAX_HOLES)
             self.seen(e.id for e in recent)
             if recent:
                 self._holes.open(recent[0].id - 1, recent, self._seen)
+
+    @classmethod
+    def at_newest(cls, db: Database, *, batch: int = 200) -> Follower:
+        """A follower from the newest event: its id and the late window read as one snapshot."""
+        cursor, recent = start(db, limit=MAX_HOLES)
+        return cls(db, cursor, batch=batch, recent=recent)
 
     def seen(self, ids: Iterable[int]) -> None:
         """Count these ids as returned already (a snapshot shown beside the follower)."""

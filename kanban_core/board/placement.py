@@ -3,7 +3,7 @@
 A task bound to a host (named by ``--host``, or where its worktree or ``dir:`` workspace was
 made) can be claimed by that host only. Once the host is revoked nobody can claim it, so it is
 blocked with kind ``placement`` and a reason saying what to do — never left silently in ready.
-Only an admin's re-placement (``kanban edit T --host/--label/--any-host``) clears the binding;
+Only an admin's re-placement (``edit T --host/--label/--any-host``) clears the binding;
 until then ``unblock`` is refused, and nothing lifts the block by itself.
 """
 
@@ -78,19 +78,25 @@ class Replaced:
 
 
 def stranded_reason(task_id: TaskId, host: str, workspace_id: str | None) -> str:
-    """Why a task bound to a revoked host is blocked, and what to do about it."""
+    """Why a task bound to a revoked host is blocked, and what to do about it.
+
+    Stored once (the block's reason) and read in a terminal, in chat and on the web board, so
+    the commands are named by their verbs alone: ``kanban edit`` in one, ``/kanban edit`` in
+    another.
+    """
     ref = format_task_id(task_id)
     if workspace_id is not None:
         return (
             f"its workspace {workspace_id} is on host {host!r}'s disk, and that host was "
-            f"revoked; it cannot run anywhere else: archive the task (`kanban archive {ref}`) "
-            f"and the workspace (`ws archive {workspace_id}`), and start a new workspace on "
-            "another host"
+            f"revoked; it cannot run anywhere else: archive the task (`archive {ref}`) and the "
+            f"workspace (`ws archive {workspace_id}`), and start a new workspace on another host"
         )
-    return (
-        f"bound to host {host!r}, which was revoked; re-place it with "
-        f"`kanban edit {ref} --host H` (or --label L, or --any-host), then unblock it"
-    )
+    return f"bound to host {host!r}, which was revoked; {replace_hint(ref)}, then unblock it"
+
+
+def replace_hint(ref: str) -> str:
+    """How an admin re-places a task, by the verb alone (every surface reads it)."""
+    return f"re-place it (`edit {ref} --host H`, --label L or --any-host)"
 
 
 def stranded(tx: Transaction, *, limit: int = 100) -> list[tuple[TaskId, str, str | None]]:
@@ -142,7 +148,7 @@ def check_unblockable(tx: Transaction, task_id: TaskId) -> None:
             )
         raise InvalidTransition(
             f"cannot unblock {ref}: it is bound to host {bound.host!r}, which was revoked; "
-            f"re-place it first (`kanban edit {ref} --host H`, --label L or --any-host)"
+            f"{replace_hint(ref)} first"
         )
 
 

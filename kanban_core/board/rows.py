@@ -25,7 +25,10 @@ TASK_COLUMNS = (
     "workspace_path, created_by, created_ms, updated_ms, started_ms, completed_ms, result, "
     "skills, max_runtime_s, idempotency_key, attempts, current_run_id, lease_expires_ms, "
     "consecutive_failures, last_failure_error, repo, branch_name, not_before_ms, "
-    "pause_reason, max_cost_micro_usd, max_tokens"
+    "pause_reason, max_cost_micro_usd, max_tokens, host_label, "
+    # The placement's host by name (one primary-key look-up; hosts has no host_id column, so
+    # host_id is the task's, whether read from tasks, a RETURNING or a claim function's rows).
+    "(SELECT name FROM hosts WHERE hosts.id = host_id)"
 )
 RUN_COLUMNS = (
     "id, task_id, attempt, profile, claimer, status, outcome, started_ms, ended_ms, "
@@ -76,6 +79,8 @@ def task_from_row(row: tuple[Any, ...]) -> Task:
         row[27],
         row[28],
         row[29],
+        host=row[31],
+        host_label=row[30],
     )
 
 

@@ -92,8 +92,8 @@ def hosts(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         if blocked:
             refs = " ".join(format_task_id(t) for t in blocked)
             lines.append(
-                f"Blocked {len(blocked)} task(s) bound to it: {refs} — re-place each with "
-                "`kanban edit ID --host H` (or --label L, --any-host), then unblock it"
+                f"Blocked {len(blocked)} task(s) bound to it: {refs} — re-place each "
+                "(`edit ID --host H`, --label L or --any-host), then unblock it"
             )
         return text(*lines)
     if args.name:

@@ -7,6 +7,7 @@ from typing import Any
 
 from kanban_core.board.domain import (
     Run,
+    Task,
     TaskDetail,
     TaskStatus,
     format_run_id,
@@ -143,6 +144,7 @@ def _facts(detail: TaskDetail, *, paths: bool) -> Table:
         ("priority", str(task.priority)),
         ("tenant", task.tenant or "-"),
         ("workspace", task.workspace_kind.value + where),
+        *_placement_facts(task),
         ("created", f"{timestamp(task.created_ms)} by {task.created_by}"),
         ("started", timestamp(task.started_ms)),
         ("completed", timestamp(task.completed_ms)),
@@ -165,6 +167,13 @@ def _facts(detail: TaskDetail, *, paths: bool) -> Table:
     if detail.children:
         facts.append(("children", " ".join(format_task_id(c) for c in detail.children)))
     return Table(("field", "value"), tuple(facts), show_header=False)
+
+
+def _placement_facts(task: Task) -> list[tuple[str, str]]:
+    """``host: build-2`` or ``label: gpu``; nothing for work any host may run."""
+    if task.host is not None:
+        return [("host", task.host)]
+    return [("label", task.host_label)] if task.host_label is not None else []
 
 
 def _usage_facts(detail: TaskDetail) -> list[tuple[str, str]]:

@@ -110,7 +110,7 @@ def watch(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
 
 def _follower(board: Kanban) -> late_commits.Follower:
     """A follower of the whole log from its newest event (a task's is filtered as it comes)."""
-    return late_commits.Follower(board.db, board.max_event_id(), batch=_BATCH)
+    return late_commits.Follower.at_newest(board.db, batch=_BATCH)
 
 
 def _watch_task(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:

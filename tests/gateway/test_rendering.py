@@ -11,6 +11,7 @@ from gateway.messages import Button, Document, Heading, Paragraph, Preformatted
 from gateway.rendering import event_document, result_document
 from kanban_core import TaskId
 from kanban_core.board.deliveries import Delivery
+from kanban_core.board.placement import stranded_reason
 from kanban_core.commands import CommandResult
 from kanban_core.commands.result import Action, FileOut, Heading as ResultHeading, Table, Text
 
@@ -217,7 +218,8 @@ def test_result_actions_and_files_reach_the_document():
 
 
 def test_a_placement_block_says_why_and_offers_no_unblock():
-    reason = "bound to host 'alpha', which was revoked; re-place it with `kanban edit t7 --host H`"
+    reason = stranded_reason(TaskId(7), "alpha", None)
+    assert "re-place it (`edit t7 --host H`" in reason  # the verb alone: it reads right in chat
     doc = event_document(
         delivery("blocked", {"reason": reason, "kind": "placement", "host": "alpha"})
     )

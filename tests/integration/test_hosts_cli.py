@@ -172,7 +172,7 @@ def test_a_revoked_hosts_bound_task_is_blocked_and_an_admin_re_places_it(
     bound = cli.create("only alpha", "--host", "alpha")
 
     out = cli.ok("hosts", "revoke", "alpha").out
-    assert f"Blocked 1 task(s) bound to it: {bound}" in out
+    assert f"Blocked 1 task(s) bound to it: {bound} — re-place each (`edit ID --host H`" in out
     task = cli.task(bound)
     assert (task["status"], task["block_kind"]) == ("blocked", "placement")
 
@@ -183,7 +183,7 @@ def test_a_revoked_hosts_bound_task_is_blocked_and_an_admin_re_places_it(
             (["edit", bound, "--host", "ghost"], 1, "no host named 'ghost'"),
             (["edit", bound, "--host", "beta", "--title", "x"], 2, "re-place a task on its own"),
             (["edit", bound, "--host", "beta", "--any-host"], 2, "not allowed with"),
-            (["unblock", bound], 1, "re-place it first"),
+            (["unblock", bound], 1, f"re-place it (`edit {bound} --host H`"),
             (["create", "x", "--host", "alpha"], 1, "host 'alpha' is revoked"),
         ]
     )

@@ -110,3 +110,16 @@ class OpenWrite:
     def commit(self) -> None:
         self._tx.__exit__(None, None, None)
         self.db.close()
+
+    def commit_after_next_read(self, board: Kanban) -> None:
+        """Commit right after the next statement the board reads on its own (``Database.read``):
+        where a reader that took two statements for one snapshot would see it between them."""
+        db = board.db
+
+        def read_then_commit(query: Query, params: Any = None) -> Any:
+            del db.read  # the class's own again
+            rows = db.read(query, params or {})
+            self.commit()
+            return rows
+
+        db.read = read_then_commit  # type: ignore[method-assign]

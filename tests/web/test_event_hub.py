@@ -9,6 +9,7 @@ import pytest
 
 from gateway.executor import KernelExecutor
 from kanban_core import Actor, Kanban
+from tests.kanban_core.support import OpenWrite
 from tests.support.network import until
 from web import events
 from web.events import EventHub, sse_frame
@@ -86,5 +87,22 @@ async def test_too_far_behind_is_told_to_reload(board, executor, monkeypatch) ->
     assert first == {"reset": True}
     assert sse_frame(first) == b"event: reset\ndata: {}\n\n"
     assert sse_frame(None) == b": keepalive\n\n"
+    stop.set()
+    await task
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_write_that_commits_while_the_hub_starts_is_published(board, executor) -> None:
+    made = board.create(ALICE, title="x").task
+    starting = OpenWrite(board, made.id, "commits while the hub starts")
+    board.comment(ALICE, made.id, "committed above it")
+    starting.commit_after_next_read(board)
+    hub, stop, task = await _started(board, executor)
+    assert hub.cursor > starting.event_id
+
+    waiting = asyncio.create_task(_take(hub.stream(None), 1))
+    await asyncio.sleep(0)
+    hub.on_change()
+    assert [e["id"] for e in await waiting] == [starting.event_id]
     stop.set()
     await task

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from kanban_core import Actor, Kanban
 
 
@@ -157,6 +159,19 @@ def test_config_and_detail_shapes(signed_in, board: Kanban) -> None:
     detail = client.get(f"/api/tasks/t{task.id}").json()
     assert set(detail) >= {"task", "parents", "children", "comments", "events", "runs", "log_tail"}
     assert detail["task"]["id"] == f"t{task.id}"
+    assert (detail["task"]["host"], detail["task"]["label"]) == (None, None)
+
+
+def test_the_detail_names_where_a_task_may_run(signed_in, board: Kanban) -> None:
+    alice = Actor(name="alice")
+    board.enroll_host(
+        alice, name="build-2", labels=["gpu"], secret=secrets.token_hex(8), readmit=False
+    )
+    on_host = board.create(alice, title="on build-2", host="build-2").task
+    on_label = board.create(alice, title="on a gpu", label="gpu").task
+    client = signed_in("telegram:2")
+    shown = [client.get(f"/api/tasks/{t.ref}").json()["task"] for t in (on_host, on_label)]
+    assert [(t["host"], t["label"]) for t in shown] == [("build-2", None), (None, "gpu")]
 
 
 def test_finished_columns_send_the_newest_cards_and_the_true_count(signed_in, board) -> None:

@@ -80,3 +80,34 @@ def test_the_follower_finds_a_late_commit_below_its_cursor_once(
     assert _ids(follower) == [open_at_start.event_id, opened_later.event_id]
     assert _ids(follower) == []
     assert follower.cursor == above
+
+
+@only_postgresql
+def test_a_write_that_commits_while_the_follower_starts_is_returned(
+    board: Kanban, operator: Actor, make_task
+) -> None:
+    task = make_task()
+    starting = OpenWrite(board, task.id, "commits while the follower starts")
+    board.comment(operator, task.id, "committed above it")
+    starting.commit_after_next_read(board)
+
+    follower = late.Follower.at_newest(board.db)
+
+    assert follower.cursor == board.max_event_id() > starting.event_id
+    assert _ids(follower) == [starting.event_id]  # a hole at the start, filled now
+    assert _ids(follower) == []
+
+
+def test_start_reads_the_newest_id_and_its_window(
+    board: Kanban, operator: Actor, make_task
+) -> None:
+    assert late.start(board.db, limit=10) == (0, [])
+    task = make_task()
+    board.comment(operator, task.id, "newest")
+    newest, window = late.start(board.db, limit=10)
+    assert newest == board.max_event_id()
+    if late.may_commit_late(board.db):
+        assert window == late.window_before(board.db, newest, limit=10)
+        assert window[-1].id == newest
+    else:
+        assert window == []  # ids are commit order: nothing below the cursor can come late

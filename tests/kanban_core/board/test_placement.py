@@ -45,7 +45,9 @@ def test_revoking_a_host_blocks_the_ready_and_waiting_tasks_bound_to_it(
         assert event["host"] == "alpha"
         reason = str(event["reason"])
         assert "bound to host 'alpha', which was revoked" in reason
-        assert f"kanban edit t{task_id} --host H" in reason
+        # Read in a terminal, in chat (/kanban edit) and on the web: the verb alone.
+        assert f"re-place it (`edit t{task_id} --host H`, --label L or --any-host)" in reason
+        assert "kanban" not in reason
     for task_id in (parent.id, elsewhere.id, loose.id):
         assert board.get(task_id).status is TaskStatus.READY
     # The asking chat hears of it like of any block.
@@ -91,7 +93,7 @@ def test_unblock_is_refused_while_the_task_is_bound_to_the_revoked_host(
     task = make_task(host="alpha")
     board.revoke_host(operator, "alpha")
     before = snapshot(board)
-    with pytest.raises(InvalidTransition, match="re-place it first"):
+    with pytest.raises(InvalidTransition, match=r"re-place it \(`edit t\d+ --host H`.*\) first"):
         board.unblock(operator, task.id)
     assert snapshot(board) == before
 
@@ -119,6 +121,10 @@ def test_re_placing_on_a_live_host_lets_only_that_host_claim_it_once_unblocked(
     claim = as_host(board, beta).claim(operator, None)
     assert claim is not None
     assert claim.task.id == task.id
+    # The task as read back names its host (the claim's own rows, a read and a list alike).
+    assert (claim.task.host, claim.task.host_label) == ("beta", None)
+    assert board.get(task.id).host == "beta"
+    assert [t.host for t in board.list() if t.id == task.id] == ["beta"]
 
 
 def test_any_host_and_a_label_re_place_too(board, operator, make_task, enroll):
@@ -128,7 +134,10 @@ def test_any_host_and_a_label_re_place_too(board, operator, make_task, enroll):
     board.revoke_host(operator, "alpha")
 
     assert board.place(operator, first.id, any_host=True).after.describe() == "any host"
-    assert board.place(operator, second.id, label="gpu").after.describe() == "label 'gpu'"
+    on_label = board.place(operator, second.id, label="gpu")
+    assert on_label.after.describe() == "label 'gpu'"
+    assert (on_label.task.host, on_label.task.host_label) == (None, "gpu")
+    assert (board.get(first.id).host, board.get(first.id).host_label) == (None, None)
     board.unblock(operator, first.id)
     board.unblock(operator, second.id)
     assert as_host(board, None).claim(operator, second.id) is None

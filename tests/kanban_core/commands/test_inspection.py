@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from kanban_core import Actor, BlockKind
@@ -216,6 +218,32 @@ class TestShow:
         assert [c["body"] for c in result.data["comments"]] == ["hello"]
         assert [e["kind"] for e in result.data["events"]] == ["created", "commented"]
         assert result.data["runs"] == []
+
+    def test_the_placement_is_shown_by_host_name_or_label(self, run, board, operator, make_task):
+        board.enroll_host(
+            operator, name="build-2", labels=["gpu"], secret=secrets.token_hex(8), readmit=False
+        )
+        on_host = make_task(host="build-2")
+        on_label = make_task(label="gpu")
+        anywhere = make_task()
+        chat = ("telegram", "100", "")
+
+        for place in (None, chat):
+            assert facts_of(tables(run(["show", on_host.ref], place=place))[0])["host"] == "build-2"
+            on_gpu = facts_of(tables(run(["show", on_label.ref], place=place))[0])
+            assert (on_gpu["label"], "host" in on_gpu) == ("gpu", False)
+        assert not {"host", "label"} & set(facts_of(tables(run(["show", anywhere.ref]))[0]))
+        shown = {
+            ref: run(["show", ref, "--json"]).data["task"]
+            for ref in (on_host.ref, on_label.ref, anywhere.ref)
+        }
+        placed = [
+            (shown[t.ref]["host"], shown[t.ref]["label"]) for t in (on_host, on_label, anywhere)
+        ]
+        assert placed == [("build-2", None), (None, "gpu"), (None, None)]
+        listed = {t["id"]: (t["host"], t["label"]) for t in run(["list", "--json"]).data}
+        assert [listed[t.ref] for t in (on_host, on_label, anywhere)] == placed
+        assert "build-2" in output(run(["show", on_host.ref]))
 
     def test_chat_sees_no_server_paths_the_terminal_does(self, run, make_task, tmp_path):
         from kanban_core.board.domain import WorkspaceKind

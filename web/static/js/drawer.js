@@ -87,9 +87,17 @@ function metaEditor(ctx, task) {
     { class: "meta-row" },
     h("span", { class: `pill status status-${task.status}` }, task.status + (task.block_kind ? ` (${task.block_kind})` : "")),
     task.tenant ? h("span", { class: "pill tenant" }, task.tenant) : null,
+    placementPill(task),
     h("label", {}, "Assignee ", assignee),
     h("label", {}, "Priority ", priority),
   );
+}
+
+// Where it may run: one host, or the hosts carrying a label; nothing when any host may.
+function placementPill(task) {
+  if (task.host) return h("span", { class: "pill placement", title: "Runs only on this host" }, `host: ${task.host}`);
+  if (task.label) return h("span", { class: "pill placement", title: "Runs on hosts with this label" }, `label: ${task.label}`);
+  return null;
 }
 
 function bodyEditor(ctx, task) {
