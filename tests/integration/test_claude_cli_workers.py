@@ -102,7 +102,8 @@ def test_the_policy_decides_reads_inside_and_edits_outside_and_the_stream_is_fol
         {"todo": [["read the notes", "in_progress"], ["finish", "pending"]]},
         {"say": "Looking at the notes first."},
         {"tool": "Read", "input": {"file_path": "notes.md"}, "record": "inside"},
-        {"idle": 0.7},  # past the progress interval: the next line emits a snapshot
+        {"idle": 0.7},  # past the progress interval: the next line emits a snapshot,
+        {"say": "Read it; now the edit."},  # this one, while the tool is still Read
         {"tool": "Edit", "input": {"file_path": "/etc/passwd", "old_string": "a"}, "record": "out"},
         {"tool": "mcp__kanban__kanban_heartbeat", "input": {"note": "x"}, "record": "own"},
         {"garbage": "not json at all {"},
@@ -149,7 +150,7 @@ def test_the_policy_decides_reads_inside_and_edits_outside_and_the_stream_is_fol
         {"content": "read the notes", "status": "in_progress"},
         {"content": "finish", "status": "pending"},
     ]
-    assert any(s["tool"] == "Read: notes.md" for s in snapshots)
+    assert any(s["tool"] == "Read: notes.md" for s in snapshots), snapshots
 
 
 def test_claude_still_working_after_its_verdict_may_print_its_final_cost(claude):
