@@ -20,7 +20,8 @@ def gc(
         actor, event_retention_days=event_retention_days, log_retention_days=log_retention_days
     )
     archived = board.list(TaskFilter(status=TaskStatus.ARCHIVED))
-    removals = collect_workspaces(archived, board.settings.home)
+    here = None if board.host is None else board.host.name
+    removals = collect_workspaces(archived, board.settings.home, host=here)
     return replace(
         report,
         workspaces=sum(1 for r in removals if r.removed),
@@ -31,14 +32,30 @@ def gc(
     )
 
 
-def collect_workspaces(archived: list[Task], home: Path) -> list[Removal]:
+def collect_workspaces(
+    archived: list[Task], home: Path, *, host: str | None = None
+) -> list[Removal]:
     """Remove the managed workspaces of archived tasks that are provably ours and hold no work.
 
     Scratch directories go when their marker names the task; worktrees only when clean, pushed
-    or merged, and made by us; ``dir:`` workspaces are the user's and are never touched.
+    or merged, made by us, and on this machine: a task bound to another host than ``host``
+    (this machine's enrollment; None: the implicit host) has its worktree on that host's disk,
+    and whatever lies at that path here is not it. ``dir:`` workspaces are the user's and are
+    never touched.
     """
     removals = []
     for task in archived:
+        if task.workspace_kind is WorkspaceKind.WORKTREE and task.host not in (None, host):
+            if task.workspace_path:
+                removals.append(
+                    Removal(
+                        task.id,
+                        Path(task.workspace_path),
+                        removed=False,
+                        reason=f"on host {task.host}'s disk (gc there removes it)",
+                    )
+                )
+            continue
         if task.workspace_kind is WorkspaceKind.SCRATCH:
             removal = places.remove_scratch(task.id, home)
         elif task.workspace_kind is WorkspaceKind.WORKTREE and task.workspace_path:

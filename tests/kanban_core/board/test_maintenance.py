@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kanban_core import Actor, Kanban, PermissionDenied, TaskId, ValidationError
-from kanban_core.board.domain import GcReport
+from kanban_core.board.domain import GcReport, WorkspaceKind
 from kanban_core.board.maintenance import collect_logs
 from tests.kanban_core.support import DAY_MS, count, execute, rows, worker
 
@@ -275,3 +275,45 @@ def test_a_failed_scheduled_gc_leaves_the_interval_unclaimed(board, monkeypatch)
     with pytest.raises(ValidationError):
         board.scheduled_gc(owner="gw-a", interval_ms=60_000, event_retention_days=30)
     assert board.maintenance_runs() == []
+
+
+def test_gc_leaves_a_worktree_bound_to_another_host_to_that_host(
+    board, operator, make_task, tmp_path
+):
+    """A worktree task bound to build-2 has its files on build-2's disk: gc on build-1 finds
+    a path that is not that worktree (here: a real removable worktree at the same path) and
+    must leave it alone; gc on build-2 removes it."""
+    from kanban_core.board.validation import WorkspaceSpec
+    from kanban_core.workspaces import cleanup, places
+    from kanban_core.workspaces.worktrees import ensure_worktree
+    from tests.gitrepos import make_repo
+
+    one, two = (
+        board.enroll_host(operator, name=name, labels=(), secret=f"s-{name}", readmit=False)
+        for name in ("build-1", "build-2")
+    )
+    repo = make_repo(tmp_path, "proj", "hello\n")
+    task = make_task(workspace=WorkspaceSpec(WorkspaceKind.WORKTREE), repo=str(repo))
+    board.host = two
+    claim = board.claim(operator, task.id)
+    assert claim is not None
+    path, branch, _ = ensure_worktree(
+        repo,
+        task=board.get(task.id),
+        root=places.worktree_root(board.settings.home),
+        allow_dirty_base=False,
+    )
+    board.set_workspace(worker(claim), task.id, path=str(path), branch=branch)
+    board.complete(worker(claim), task.id, result="done")
+    board.archive(operator, task.id)
+
+    board.host = one
+    report = cleanup.gc(board, operator, event_retention_days=30, log_retention_days=30)
+    assert report.workspaces == 0
+    assert path.is_dir()
+    assert any(f"t{task.id}" in n and "on host build-2's disk" in n for n in report.notes)
+
+    board.host = two
+    report = cleanup.gc(board, operator, event_retention_days=30, log_retention_days=30)
+    assert report.workspaces == 1, report.notes
+    assert not path.exists()
