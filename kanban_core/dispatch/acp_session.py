@@ -29,6 +29,8 @@ from kanban_core.dispatch.progress_tracker import ProgressTracker
 LINE_LIMIT_BYTES = 8 * 1024 * 1024
 #: What one log line keeps of anything the agent sends.
 _LOG_CHARS = 500
+#: How long a "cancelled" answer waits for session/cancel to go out first.
+_CANCEL_ORDER_S = 5.0
 _PATH_KEYS = ("path", "file_path", "filePath", "notebook_path", "abs_path", "target", "destination")
 _COMMAND_KEYS = ("command", "cmd")
 
@@ -152,6 +154,9 @@ class _Client:
         self._reporting = asyncio.Lock()
         self._sink = progress[0] if progress else None
         self.replaying = False  # session/load replays the earlier turns: not this turn's news
+        #: Set once ``session/cancel`` went out (or the session is over): ACP has the client
+        #: cancel the turn first and only then answer its pending requests "cancelled".
+        self.cancel_sent = asyncio.Event()
         # The SDK hands each notification to its own task: one at a time, in the order sent,
         # or a later usage report could be recorded before an earlier one (and be undone).
         self._in_order = asyncio.Lock()
@@ -173,6 +178,13 @@ class _Client:
             return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
         answer = await asyncio.to_thread(self.asker.ask, ask, self.cancelled)
         stopping = self.cancelled.is_set() or answer.withdrawn
+        if stopping:
+            # Withdrawn because the run is stopping: end the turn first (the session loop sends
+            # session/cancel), so the agent is not answered "cancelled" while its turn still
+            # looks alive to it, and then ends it on its own without ever hearing why.
+            self.cancelled.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.cancel_sent.wait(), _CANCEL_ORDER_S)
         option = None if stopping else choose_option(options, answer.verdict)
         verdict = "cancelled" if stopping else answer.verdict.value
         self.log(f"permission {ask.tool_kind} {ask.summary!r}: {verdict}")
@@ -346,6 +358,7 @@ async def _session(
         if prompt not in done:
             log("cancelling the agent's turn")
             await connection.cancel(session_id=session_id)
+            client.cancel_sent.set()
             # The agent answers the prompt with stopReason "cancelled"; a broken one may not.
             await asyncio.wait({prompt}, timeout=5)
         if prompt.done() and prompt.exception() is None:
@@ -374,6 +387,7 @@ async def _session(
     except Exception as exc:  # noqa: BLE001 - the agent broke the protocol or went away
         result.error = _bounded(f"{type(exc).__name__}: {exc}")
     finally:
+        client.cancel_sent.set()  # nothing more will be cancelled: no answer waits on it
         client.flush_message()
         await client.emit_progress(final=True)  # the final state, before the terminal event
         cancel.set()

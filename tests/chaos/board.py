@@ -34,13 +34,19 @@ def admin(url: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def create_task(url: str, root: Path, title: str, *options: str) -> int:
-    """``kanban create`` for the chaos agent, with ALICE's chat subscribed to it."""
-    made = admin(url, root, "create", title, "--assignee", "chaos", "--json", *options)
+    """``kanban create`` for the chaos agent, with ALICE's chat subscribed to it.
+
+    Made in triage, subscribed, then accepted: a live dispatcher may otherwise run a ready
+    task to its end before the subscription lands (which a finished task refuses).
+    """
+    made = admin(url, root, "create", title, "--assignee", "chaos", "--triage", "--json", *options)
     assert made.returncode == 0, made.stderr
     task_id = int(str(json.loads(made.stdout)["id"]).lstrip("t"))
     chat = ("--platform", "telegram", "--chat-id", str(ALICE_ID))
     subscribed = admin(url, root, "notify-subscribe", str(task_id), *chat)
     assert subscribed.returncode == 0, subscribed.stderr
+    accepted = admin(url, root, "accept", str(task_id))
+    assert accepted.returncode == 0, accepted.stderr
     return task_id
 
 

@@ -120,8 +120,12 @@ class Project:
         path = self.agent_dir / f"waiting-{name}"
         if not path.exists():
             return None
-        # The agent noted its pid inside its sandbox's own pid namespace.
-        noted = int(path.read_text(encoding="utf-8"))
+        # The agent noted its pid inside its sandbox's own pid namespace (an empty file: it
+        # is writing it right now).
+        text = path.read_text(encoding="utf-8").strip()
+        if not text:
+            return None
+        noted = int(text)
         return host_pid(noted, f"FAKE_AGENT_DIR={self.agent_dir}", f"wait {name}")
 
 

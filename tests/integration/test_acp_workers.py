@@ -178,6 +178,8 @@ def test_a_run_timed_out_while_its_request_waits_withdraws_the_request(acp):
     assert run.outcome.value == "timed_out"
     assert acp.board.permission(request.ref).status is PermissionStatus.CANCELLED
     assert acp.recorded("answer") == {"outcome": "cancelled"}
+    # ACP's order: the turn is cancelled first, then its pending request answered "cancelled".
+    assert acp.recorded("answer_order") == {"cancelled_first": True}
 
 
 # -- usage limits and budgets ---------------------------------------------------------------

@@ -138,6 +138,11 @@ class FakeAgent:
                 outcome = answer.outcome
                 chosen = getattr(outcome, "option_id", None) or outcome.outcome
                 self._record(step.get("record", "ask"), {"outcome": chosen})
+                # Whether the client had cancelled the turn before this answer arrived.
+                self._record(
+                    f"{step.get('record', 'ask')}_order",
+                    {"cancelled_first": self.cancelled.is_set()},
+                )
                 self._record(f"{step.get('record', 'ask')}_meta", answer.field_meta or {})
             elif "run" in step:
                 done = await asyncio.to_thread(

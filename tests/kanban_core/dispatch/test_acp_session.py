@@ -182,6 +182,24 @@ def test_a_cancel_while_a_request_waits_cancels_the_request_and_the_turn(session
     assert run.recorded("cancelled") == {}
 
 
+class _WithdrawingAsker:
+    """The board withdrew the request (its run was stopped elsewhere), before any cancel here."""
+
+    def ask(self, ask: AgentAsk, cancelled: threading.Event) -> Answer:
+        del ask, cancelled
+        return Answer(Verdict.DENY, "withdrawn", withdrawn=True)
+
+
+def test_a_withdrawn_request_cancels_the_turn_before_it_is_answered(session):
+    run = session(
+        [{"ask": {"kind": "execute", "title": "x"}, "record": "answer"}], _WithdrawingAsker()
+    )
+    run.finish()
+    assert run.recorded("cancelled") == {}  # session/cancel went out
+    assert run.recorded("answer") == {"outcome": "cancelled"}
+    assert run.recorded("answer_order") == {"cancelled_first": True}
+
+
 def test_a_line_that_is_not_json_rpc_does_not_end_the_session(session):
     run = session([{"garbage": "this is not json"}, {"say": "still here"}])
     result = run.finish()
