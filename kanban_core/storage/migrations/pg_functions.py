@@ -50,6 +50,22 @@ _ASSIGNEE_UP_TO_CAP = """(CASE WHEN v_assignee IS NULL THEN (
 # parameters compared with ``not_before_ms``) cost more to plan than to run.
 _GENERIC_PLANS = "\nSET plan_cache_mode = force_generic_plan"
 
+# What a claim writes on the task row (both claims' functions): running, under a lease, its
+# run's id allocated here so the run row is inserted with it.
+_TAKE = """UPDATE tasks SET status = 'running', attempts = attempts + 1,
+    current_run_id = nextval(pg_get_serial_sequence('task_runs', 'id')),
+    lease_owner = p_claimer, lease_expires_ms = v_now + p_ttl_ms, heartbeat_ms = v_now,
+    started_ms = COALESCE(started_ms, v_now), updated_ms = v_now,
+    deadline_ms = CASE WHEN max_runtime_s IS NULL THEN NULL
+                  ELSE v_now + max_runtime_s * 1000 END,
+    pause_reason = NULL"""
+
+
+def _take(indent: str) -> str:
+    """``_TAKE`` for a statement that starts at ``indent`` (its other lines one level in)."""
+    return _TAKE.replace("\n", "\n" + indent)
+
+
 _CLAIM_TEMPLATE = """
 CREATE{or_replace} FUNCTION kanban_claim(
     p_claimer text, p_ttl_ms bigint, p_token_hash text, p_task_id bigint, p_assignee text,
@@ -95,13 +111,7 @@ BEGIN{host_check}
     IF p_max_running_assignee IS NOT NULL AND {assignee_count} >= p_max_running_assignee THEN
         RETURN;
     END IF;
-    UPDATE tasks SET status = 'running', attempts = attempts + 1,
-        current_run_id = nextval(pg_get_serial_sequence('task_runs', 'id')),
-        lease_owner = p_claimer, lease_expires_ms = v_now + p_ttl_ms, heartbeat_ms = v_now,
-        started_ms = COALESCE(started_ms, v_now), updated_ms = v_now,
-        deadline_ms = CASE WHEN max_runtime_s IS NULL THEN NULL
-                      ELSE v_now + max_runtime_s * 1000 END,
-        pause_reason = NULL
+    {take}
     WHERE id = v_id RETURNING * INTO v_task;
     INSERT INTO task_runs (id, task_id, attempt, profile, claimer, token_hash, status,
         started_ms, lease_ttl_ms, heartbeat_ms, max_runtime_s{host_column})
@@ -139,6 +149,7 @@ def _claim(*, placed: bool, replace: bool = False, lean: bool = False) -> str:
         may_run=" " + MAY_RUN if placed else "",
         host_column=", host_id" if placed else "",
         host_value=", p_host_id" if placed else "",
+        take=_take("    "),
     )
 
 
@@ -330,13 +341,7 @@ BEGIN{host_check}
         SELECT x.id, x.pause, x.k FROM unnest(v_take, v_take_pauses) WITH ORDINALITY
             AS x(id, pause, k)
     ), claimed AS (
-        UPDATE tasks SET status = 'running', attempts = attempts + 1,
-            current_run_id = nextval(pg_get_serial_sequence('task_runs', 'id')),
-            lease_owner = p_claimer, lease_expires_ms = v_now + p_ttl_ms, heartbeat_ms = v_now,
-            started_ms = COALESCE(started_ms, v_now), updated_ms = v_now,
-            deadline_ms = CASE WHEN max_runtime_s IS NULL THEN NULL
-                          ELSE v_now + max_runtime_s * 1000 END,
-            pause_reason = NULL
+        {take}
         FROM take WHERE tasks.id = take.id
         RETURNING tasks.id, tasks.current_run_id, tasks.attempts, tasks.assignee,
             tasks.max_runtime_s, tasks.lease_expires_ms, take.pause, take.k
@@ -383,6 +388,7 @@ CLAIM_BATCH_0020 = _CLAIM_BATCH.format(
     next=_CANDIDATES_NEXT.format(for_assignee="", may_run=MAY_RUN),
     host_column=", host_id",
     host_value=", p_host_id",
+    take=_take("        "),
 )
 CLAIM_BATCH_SIGNATURE = (
     "kanban_claim_batch(text, bigint, text[], bigint[], text[], integer[], text, integer, "

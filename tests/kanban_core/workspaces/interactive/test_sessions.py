@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from kanban_core import Actor, Kanban
+from kanban_core import Actor, Claim, Kanban
 from kanban_core.board.domain import RunOutcome
+from kanban_core.board.hosts import HostIdentity
 from kanban_core.errors import ValidationError
 from kanban_core.workspaces.interactive import store, turns
-from kanban_core.workspaces.interactive.records import SessionState, TurnStatus, WorkspaceStatus
+from kanban_core.workspaces.interactive.records import (
+    SessionState,
+    TurnStatus,
+    Workspace,
+    WorkspaceStatus,
+)
+from kanban_core.workspaces.interactive.turns import TurnContext
 from tests.kanban_core.workspaces.interactive.conftest import Kit, make_kit, reopen
 
 
@@ -516,9 +523,10 @@ def test_a_pending_turn_whose_task_was_blocked_by_hand_is_ended_not_waited_on(ki
     assert any("paused" in n.get("text", "") for n in kit.notices(ws))
 
 
-def test_a_dead_supervisors_turn_is_settled_on_its_workspaces_host_only(kit: Kit) -> None:
-    """Settling reads the worktree (what the agent left, whether it escaped): another host's
-    gateway must leave it to the workspace's own host, unless that host was revoked."""
+def _turn_on_build_2(
+    kit: Kit,
+) -> tuple[HostIdentity, HostIdentity, Workspace, Claim, TurnContext]:
+    """Hosts build-1 and build-2 enrolled; a workspace made on build-2, its turn begun there."""
     operator = Actor("alice")
     here, there = (
         kit.board.enroll_host(operator, name=name, labels=(), secret=f"s-{name}", readmit=False)
@@ -527,6 +535,13 @@ def test_a_dead_supervisors_turn_is_settled_on_its_workspaces_host_only(kit: Kit
     kit.board.host = there
     ws = kit.create(repos=("api",)).workspace
     claim, context = kit.begin(ws)
+    return here, there, ws, claim, context
+
+
+def test_a_dead_supervisors_turn_is_settled_on_its_workspaces_host_only(kit: Kit) -> None:
+    """Settling reads the worktree (what the agent left, whether it escaped): another host's
+    gateway must leave it to the workspace's own host, unless that host was revoked."""
+    here, there, _ws, claim, context = _turn_on_build_2(kit)
     kit.crash(claim, "the supervisor was killed")
 
     kit.board.host = here
@@ -540,13 +555,7 @@ def test_a_dead_supervisors_turn_is_settled_on_its_workspaces_host_only(kit: Kit
 
 def test_a_revoked_hosts_dead_turn_is_settled_elsewhere_without_its_disk(kit: Kit) -> None:
     operator = Actor("alice")
-    here, there = (
-        kit.board.enroll_host(operator, name=name, labels=(), secret=f"s-{name}", readmit=False)
-        for name in ("build-1", "build-2")
-    )
-    kit.board.host = there
-    ws = kit.create(repos=("api",)).workspace
-    claim, context = kit.begin(ws)
+    here, _there, ws, claim, context = _turn_on_build_2(kit)
     (kit.api / "README.md").write_text("changed on this machine, not by build-2's agent\n")
     kit.board.revoke_host(operator, "build-2")
     kit.board.reclaim(operator, ws.task_id, reason="its host was revoked")
