@@ -128,8 +128,7 @@ def show(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
     if asks:
         # Right under the facts: what the agent is stuck on comes before the history.
         blocks[2:2] = [Heading(f"Waiting for an answer ({len(asks)})")] + [
-            Text(f"{r.ref}  {r.tool_name}: {r.summary}  (kanban allow {r.ref} / deny {r.ref})")
-            for r in asks
+            Text(f"{r.ref}  {r.tool_name}: {r.summary}  ({_answer_hint(ctx, r.ref)})") for r in asks
         ]
     return CommandResult(blocks=tuple(blocks))
 
@@ -330,3 +329,10 @@ def assignees(ctx: CommandContext, args: argparse.Namespace) -> CommandResult:
         for name, c in by_assignee.items()
     )
     return CommandResult(blocks=(Table(("ASSIGNEE", "TASKS"), rows),))
+
+
+def _answer_hint(ctx: CommandContext, ref: str) -> str:
+    """How to answer a request where ``show`` was asked: a chat's commands, or the CLI's."""
+    if ctx.from_chat:
+        return f"/allow {ref} or /deny {ref}"
+    return f"kanban allow {ref} / deny {ref}"

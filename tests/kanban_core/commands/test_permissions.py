@@ -57,6 +57,9 @@ def test_list_and_show_mark_a_waiting_task_until_it_is_answered(run, board, aske
     assert f"running · asks {request.ref}" in output(assert_ok(run("list")))
     shown = assert_ok(run(["show", task.ref]))
     assert "Waiting for an answer (1)" in headings(shown)
+    assert f"(kanban allow {request.ref} / deny {request.ref})" in output(shown)
+    in_chat = assert_ok(run(["show", task.ref], place=("telegram", "42", "")))
+    assert f"(/allow {request.ref} or /deny {request.ref})" in output(in_chat)
     assert assert_ok(run(["list", "--json"])).data[0]["waiting_permission"] == [request.ref]
 
     assert_ok(run(["deny", request.ref, "use", "a", "migration"]))
