@@ -134,35 +134,28 @@ class Follower:
     """A synchronous reader of the log from a cursor that returns each event once, late commits
     included (the CLI's ``tail`` and ``watch``; the web board's hub does the same in asyncio).
 
-    Made before anything is shown from the log, so an event that commits meanwhile below the
-    cursor is a hole it finds, never one it counts as seen unshown. ``at_newest`` starts from the
-    newest event; a cursor handed in is read with its window separately, so only one that nobody
-    was shown events up to (a cursor of the caller's own making) belongs there.
+    Made (``at_newest``) before anything is shown from the log, so an event that commits
+    meanwhile below the cursor is a hole it finds, never one it counts as seen unshown.
     """
 
-    def __init__(
-        self, db: Database, cursor: int, *, batch: int = 200, recent: list[Event] | None = None
-    ) -> None:
+    def __init__(self, db: Database, cursor: int, recent: list[Event], *, batch: int) -> None:
         self.db = db
         self.cursor = cursor
         self.batch = batch
         self._late = may_commit_late(db)
         self._holes = Holes()
         self._seen: dict[int, None] = {}  # insertion-ordered, bounded to the newest few
-        if self._late:
-            # At or below the cursor: seen (shown, or older than what is shown); the ids missing
-            # among the recent ones are writes still open, to be returned when they commit.
-            if recent is None:
-                recent = window_before(db, cursor, limit=MAX_HOLES)
-            self.seen(e.id for e in recent)
-            if recent:
-                self._holes.open(recent[0].id - 1, recent, self._seen)
+        # At or below the cursor: seen (shown, or older than what is shown); the ids missing
+        # among the recent ones are writes still open, to be returned when they commit.
+        self.seen(e.id for e in recent)
+        if recent:
+            self._holes.open(recent[0].id - 1, recent, self._seen)
 
     @classmethod
     def at_newest(cls, db: Database, *, batch: int = 200) -> Follower:
         """A follower from the newest event: its id and the late window read as one snapshot."""
         cursor, recent = start(db, limit=MAX_HOLES)
-        return cls(db, cursor, batch=batch, recent=recent)
+        return cls(db, cursor, recent, batch=batch)
 
     def seen(self, ids: Iterable[int]) -> None:
         """Count these ids as returned already (a snapshot shown beside the follower)."""

@@ -43,7 +43,7 @@ def test_the_follower_returns_each_new_event_once_in_batches(
     board: Kanban, operator: Actor, make_task
 ) -> None:
     task = make_task()
-    follower = late.Follower(board.db, board.max_event_id(), batch=2)
+    follower = late.Follower.at_newest(board.db, batch=2)
     for n in range(3):
         board.comment(operator, task.id, f"c{n}")
     wanted = [e.id for e in board.events_after(follower.cursor)]
@@ -56,7 +56,7 @@ def test_the_follower_returns_each_new_event_once_in_batches(
 
 def test_ids_counted_as_seen_are_not_returned(board: Kanban, operator: Actor, make_task) -> None:
     task = make_task()
-    follower = late.Follower(board.db, board.max_event_id())
+    follower = late.Follower.at_newest(board.db)
     board.comment(operator, task.id, "shown in a snapshot")
     follower.seen([board.max_event_id()])
     assert _ids(follower) == []
@@ -69,7 +69,7 @@ def test_the_follower_finds_a_late_commit_below_its_cursor_once(
     task = make_task()
     open_at_start = OpenWrite(board, task.id, "open at start")
     board.comment(operator, task.id, "visible at start")
-    follower = late.Follower(board.db, board.max_event_id())
+    follower = late.Follower.at_newest(board.db)
     opened_later = OpenWrite(board, task.id, "opened later")
     board.comment(operator, task.id, "committed above it")
     above = board.max_event_id()
