@@ -132,7 +132,7 @@ class Holes:
 
 class Follower:
     """A synchronous reader of the log from a cursor that returns each event once, late commits
-    included (the CLI's ``tail`` and ``watch``; the web board's hub does the same in asyncio).
+    included (the CLI's ``tail`` and ``watch``, and the web board's hub through its executor).
 
     Made (``at_newest``) before anything is shown from the log, so an event that commits
     meanwhile below the cursor is a hole it finds, never one it counts as seen unshown.
