@@ -417,8 +417,7 @@ class Kanban:
     ) -> builtins.list[Claim]:
         """Claim what can be claimed of ``candidates`` (a dispatcher's pass), in their order,
         each within the board's cap and its assignee's (one round trip on PostgreSQL)."""
-        caps = [c.cap for c in candidates if c.cap is not None]
-        ttl = self._claim_ttl(actor, ttl_s, max_running, min(caps, default=None))
+        ttl = self._claim_ttl(actor, ttl_s, max_running, *(c.cap for c in candidates))
         if len(candidates) > _MAX_BATCH:
             raise ValidationError(f"a batch claims at most {_MAX_BATCH} tasks")
         with self.db.transaction(write=True, single=True) as tx:
@@ -431,15 +430,13 @@ class Kanban:
                 host=self.host,
             )
 
-    def _claim_ttl(
-        self, actor: Actor, ttl_s: int | None, max_running: int | None, max_assignee: int | None
-    ) -> int:
+    def _claim_ttl(self, actor: Actor, ttl_s: int | None, *caps: int | None) -> int:
         """The lease a claim takes, once the claimer and its caps are checked."""
         _require_operator(actor, "claim")
         ttl = ttl_s if ttl_s is not None else self.settings.claim_ttl_s
         if not 0 < ttl <= _MAX_TTL_S:
             raise ValidationError(f"--ttl must be between 1 and {_MAX_TTL_S} seconds")
-        for cap in (max_running, max_assignee):
+        for cap in caps:
             if cap is not None and cap < 0:
                 raise ValidationError(f"a cap on running tasks cannot be negative (got {cap})")
         return ttl
