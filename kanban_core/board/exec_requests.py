@@ -143,6 +143,16 @@ def workspace_host(tx: Transaction, task_id: TaskId) -> WorkspaceHost | None:
     return None if row is None else WorkspaceHost(int(row[0]), str(row[1]), row[2] is not None)
 
 
+def workspace_elsewhere(
+    tx: Transaction, task_id: TaskId, here: HostIdentity | None
+) -> WorkspaceHost | None:
+    """The enrolled host holding a workspace's files when that is not ``here`` (this machine's
+    enrollment; None: the implicit host); None when its files are on this machine."""
+    host = workspace_host(tx, task_id)
+    mine = None if here is None else here.host_id
+    return None if host is None or host.host_id == mine else host
+
+
 def create(
     tx: Transaction,
     *,

@@ -140,9 +140,7 @@ def elsewhere(ctx: CommandContext, ws: Any) -> records.WorkspaceHost | None:
         return None  # a request being run: this is the workspace's host
     board = ctx.board()
     with board.db.transaction(write=False) as tx:
-        host = exec_requests.workspace_host(tx, ws.task_id)
-    here = board.host.host_id if board.host is not None else None
-    return None if host is None or host.host_id == here else host
+        return exec_requests.workspace_elsewhere(tx, ws.task_id, board.host)
 
 
 def unsendable(ctx: CommandContext, ws: Any, host: records.WorkspaceHost) -> str | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from kanban_core.board import tasks
 from kanban_core.board.domain import TaskId
-from kanban_core.board.exec_requests import workspace_host
+from kanban_core.board.exec_requests import workspace_elsewhere
 from kanban_core.board.kanban import Kanban
 from kanban_core.storage import Query
 from kanban_core.workspaces.base import WorkspaceError
@@ -124,8 +124,7 @@ def housekeeping(board: Kanban, *, expire: bool = True) -> tuple[int, list[str]]
 def _elsewhere(board: Kanban, task_id: TaskId) -> bool:
     """Whether a workspace's files are on another enrolled host's disk (not this machine's)."""
     with board.db.transaction(write=False) as tx:
-        host = workspace_host(tx, task_id)
-    return host is not None and (board.host is None or board.host.host_id != host.host_id)
+        return workspace_elsewhere(tx, task_id, board.host) is not None
 
 
 class Housekeeper:

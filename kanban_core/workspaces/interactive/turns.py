@@ -16,7 +16,7 @@ from typing import Any
 
 from kanban_core.board import events
 from kanban_core.board.domain import EventKind, RunId, TaskId
-from kanban_core.board.exec_requests import workspace_host
+from kanban_core.board.exec_requests import workspace_elsewhere
 from kanban_core.board.kanban import Kanban
 from kanban_core.errors import KanbanError
 from kanban_core.profiles import worker_prompt
@@ -316,10 +316,10 @@ def settle_all(board: Kanban, *, limit: int = 50) -> int:
     for turn in orphaned:
         with board.db.transaction(write=False) as tx:
             ws = store.get(tx, turn.workspace_id)
-            host = None if ws is None else workspace_host(tx, ws.task_id)
+            host = None if ws is None else workspace_elsewhere(tx, ws.task_id, board.host)
         if ws is None:
             continue
-        if host is None or (board.host is not None and board.host.host_id == host.host_id):
+        if host is None:
             after = _snapshot(ws)
             alerts = _escapes(ws, turn.before_heads, after)
         elif host.revoked:
